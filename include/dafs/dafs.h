@@ -1,0 +1,126 @@
+/*
+ * dafs.h — libdafs, the user-level DAFS client library.
+ *
+ * A session (dafs_session) is a connection to one dafsd export.  Every call
+ * returns 0 (or a byte count) on success and a negative error code on
+ * failure: -errno values (-ENOENT, -EACCES, ...) or the dafs-specific
+ * -DAFS_E* codes below; dafs_strerror() describes either.  All calls on a
+ * session are safe from many threads at once.
+ *
+ * Zero copy: memory registered with dafs_mem_register() is used directly by
+ * the server's RDMA for any pread/pwrite whose buffer lies inside it.  Other
+ * buffers work too: small transfers travel inline in the messages, large ones
+ * are registered for the duration of the call.
+ */
+#ifndef DAFS_DAFS_H
+#define DAFS_DAFS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DAFS_VERSION_MAJOR 0
+#define DAFS_VERSION_MINOR 1
+#define DAFS_DEFAULT_PORT 7070
+
+/* dafs-specific error codes (returned negated). */
+#define DAFS_EBADSESSION 10001 /* session unknown to the server (expired, closed) */
+#define DAFS_ECREDIT 10002     /* server refused a request beyond the credit grant */
+#define DAFS_EVERSION 10003    /* protocol version mismatch */
+#define DAFS_EBADHANDLE 10004  /* malformed or forged file handle */
+#define DAFS_ESERVERFAULT 10005 /* unexpected server-side failure */
+#define DAFS_EBADOP 10006      /* server does not know the operation */
+#define DAFS_EPROTO 10007      /* malformed reply from the server */
+#define DAFS_ETRANSPORT 10008  /* fabric error: connection lost, timeout */
+#define DAFS_EURL 10009        /* malformed dafs:// URL */
+
+const char *dafs_strerror(int err); /* accepts err or -err */
+
+typedef struct dafs_session dafs_session;
+typedef struct dafs_file dafs_file;
+typedef struct dafs_dir dafs_dir;
+typedef struct dafs_mr dafs_mr;
+
+typedef struct dafs_options {
+    const char *provider;  /* NULL: $DAFS_PROVIDER, $FI_PROVIDER, libfabric's default */
+    const char *client_id; /* NULL: "<hostname>:<pid>:<n>" */
+    unsigned max_credits;  /* 0: library default (32) */
+    unsigned timeout_ms;   /* per-request reply timeout; 0: default (30000) */
+} dafs_options;
+
+typedef struct dafs_stat {
+    uint64_t ino;
+    uint32_t mode;  /* S_IF* | permission bits */
+    uint32_t nlink;
+    uint32_t uid, gid;
+    uint64_t size;
+    uint64_t blocks; /* 512-byte blocks allocated */
+    uint64_t rdev;
+    struct timespec_dafs { int64_t tv_sec; uint32_t tv_nsec; } atime, mtime, ctime;
+} dafs_stat;
+
+typedef struct dafs_statfs {
+    uint64_t bsize, frsize, blocks, bfree, bavail, files, ffree;
+    uint32_t namemax;
+} dafs_statfs;
+
+typedef struct dafs_dirent {
+    uint64_t ino;
+    uint32_t type; /* S_IF* bits, 0 if unknown */
+    char name[256];
+} dafs_dirent;
+
+/* Negotiated session parameters, for tools and benchmarks. */
+typedef struct dafs_session_info {
+    char provider[64];
+    uint32_t credits;     /* current grant */
+    uint32_t max_request, max_response, inline_max, max_io, lease_ms;
+    uint64_t session_id;
+    uint64_t server_instance;
+} dafs_session_info;
+
+/* Sessions. url: dafs://HOST[:PORT][/PATH]; PATH is ignored by dafs_connect
+ * (use dafs_url_path() to get it). */
+int dafs_connect(const char *url, const dafs_options *opts, dafs_session **out);
+int dafs_disconnect(dafs_session *s); /* frees s even on error */
+int dafs_session_get_info(dafs_session *s, dafs_session_info *info);
+/* Split a URL: host and port into the given buffers, path (always starting
+ * with '/') into path.  Returns 0 or -DAFS_EURL. */
+int dafs_url_parse(const char *url, char *host, size_t hostlen, unsigned *port, char *path,
+                   size_t pathlen);
+int dafs_null(dafs_session *s); /* round trip that does nothing (renews the lease) */
+
+/* Paths are relative to the export root; leading '/' optional. */
+int dafs_stat(dafs_session *s, const char *path, dafs_stat *st); /* does not follow a final symlink */
+int dafs_statfs(dafs_session *s, const char *path, dafs_statfs *st);
+int dafs_mkdir(dafs_session *s, const char *path, mode_t mode);
+int dafs_rmdir(dafs_session *s, const char *path);
+int dafs_unlink(dafs_session *s, const char *path);
+
+/* Files. flags: O_RDONLY/O_WRONLY/O_RDWR | O_CREAT | O_EXCL | O_TRUNC. */
+int dafs_open(dafs_session *s, const char *path, int flags, mode_t mode, dafs_file **out);
+int dafs_close(dafs_file *f); /* frees f even on error */
+ssize_t dafs_pread(dafs_file *f, void *buf, size_t len, uint64_t offset);
+ssize_t dafs_pwrite(dafs_file *f, const void *buf, size_t len, uint64_t offset);
+int dafs_fsync(dafs_file *f);
+int dafs_fdatasync(dafs_file *f);
+int dafs_fstat(dafs_file *f, dafs_stat *st);
+
+/* Directories: entries in server order, "." and ".." not included.
+ * dafs_readdir returns 1 with *ent filled, 0 at the end, or negative. */
+int dafs_opendir(dafs_session *s, const char *path, dafs_dir **out);
+int dafs_readdir(dafs_dir *d, dafs_dirent *ent);
+int dafs_closedir(dafs_dir *d);
+
+/* Memory registration for zero-copy: register once, use for many I/Os. */
+int dafs_mem_register(dafs_session *s, void *buf, size_t len, dafs_mr **out);
+int dafs_mem_deregister(dafs_mr *mr);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,358 @@
+/*
+ * proto.h — the dafs wire protocol, version 1: message layouts and the one
+ * bounds-checked codec that both dafsd and libdafs use.
+ *
+ * Design (see docs/protocol.md for the op-by-op description):
+ *  - Every message is a fixed 40-byte header followed by an op-specific body.
+ *  - All integers are little-endian and naturally aligned: the codec pads the
+ *    cursor to a multiple of a field's size before writing or reading it, and
+ *    pads every variable-length byte string to a multiple of 8.  Pad bytes are
+ *    written as zero and ignored when read.
+ *  - Decoding never trusts a length from the wire: every count and length is
+ *    checked against the bytes actually received and against the protocol
+ *    maxima below before anything is touched.  Decoded names and inline data
+ *    point into the caller's receive buffer (no copies, no allocation), so a
+ *    decoded message is only valid while that buffer is.
+ *  - Status codes on the wire are dafs status values (DAFS_ST_*), fixed
+ *    numbers that do not depend on the host's errno values.
+ */
+#ifndef DAFS_PROTO_H
+#define DAFS_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DAFS_PROTO_MAGIC 0x53464144u /* "DAFS" read as little-endian u32 */
+#define DAFS_PROTO_VERSION 1
+#define DAFS_HDR_SIZE 40
+
+#define DAFS_FH_MAX 64          /* opaque file handle bytes (as in DAFS) */
+#define DAFS_NAME_MAX 255       /* one path component */
+#define DAFS_CLIENT_ID_MAX 128  /* CONNECT client id string */
+#define DAFS_EPNAME_MAX 256     /* libfabric endpoint name carried in CONNECT */
+#define DAFS_SEG_MAX 16         /* RMA segments in one direct request */
+#define DAFS_MSG_MIN 1024       /* smallest max_request/max_response allowed */
+#define DAFS_MSG_LIMIT (1u << 20) /* largest max_request/max_response allowed */
+
+/* Header flags. */
+#define DAFS_HDR_REPLY 0x0001u
+
+enum dafs_op {
+    DAFS_OP_NULL = 0,        /* lease renewal / ping */
+    DAFS_OP_CONNECT = 1,     /* open a session (session_id 0 in header) */
+    DAFS_OP_DISCONNECT = 2,  /* close the session */
+    DAFS_OP_GETROOT = 3,     /* handle + attributes of the export root */
+    DAFS_OP_LOOKUP = 4,      /* dir fh + name -> fh + attr (never follows a final symlink) */
+    DAFS_OP_GETATTR = 5,     /* fh -> attr */
+    DAFS_OP_OPEN = 6,        /* dir fh + name + flags/mode -> fh + attr (O_CREAT/EXCL/TRUNC) */
+    DAFS_OP_CLOSE = 7,       /* fh -> nothing */
+    DAFS_OP_READ_INLINE = 8, /* data returned in the reply */
+    DAFS_OP_READ_DIRECT = 9, /* server RMA-writes into client segments, then replies */
+    DAFS_OP_WRITE_INLINE = 10, /* data carried in the request */
+    DAFS_OP_WRITE_DIRECT = 11, /* server RMA-reads client segments, then replies */
+    DAFS_OP_COMMIT = 12,     /* fsync / fdatasync of a file */
+    DAFS_OP_REMOVE = 13,     /* unlink a non-directory */
+    DAFS_OP_MKDIR = 14,
+    DAFS_OP_RMDIR = 15,
+    DAFS_OP_READDIR = 16,    /* cookie-based */
+    DAFS_OP_STATFS = 17,
+    DAFS_OP_COUNT            /* one past the last op */
+};
+
+/*
+ * Wire status values.  0 is success.  The POSIX-like ones keep Linux's errno
+ * numbers so that mapping is the identity on Linux, but they are protocol
+ * constants: a port to another OS maps them explicitly.
+ */
+enum dafs_status {
+    DAFS_ST_OK = 0,
+    DAFS_ST_PERM = 1,
+    DAFS_ST_NOENT = 2,
+    DAFS_ST_IO = 5,
+    DAFS_ST_BADF = 9,
+    DAFS_ST_AGAIN = 11,
+    DAFS_ST_NOMEM = 12,
+    DAFS_ST_ACCES = 13,
+    DAFS_ST_EXIST = 17,
+    DAFS_ST_XDEV = 18,
+    DAFS_ST_NOTDIR = 20,
+    DAFS_ST_ISDIR = 21,
+    DAFS_ST_INVAL = 22,
+    DAFS_ST_FBIG = 27,
+    DAFS_ST_NOSPC = 28,
+    DAFS_ST_ROFS = 30,
+    DAFS_ST_MLINK = 31,
+    DAFS_ST_NAMETOOLONG = 36,
+    DAFS_ST_NOSYS = 38,
+    DAFS_ST_NOTEMPTY = 39,
+    DAFS_ST_LOOP = 40,
+    DAFS_ST_OVERFLOW = 75,
+    DAFS_ST_BADMSG = 74,
+    DAFS_ST_NOTSUP = 95,
+    DAFS_ST_STALE = 116,
+    DAFS_ST_DQUOT = 122,
+    /* dafs-specific: same numbers as the public DAFS_E* codes in dafs.h */
+    DAFS_ST_BADSESSION = 10001, /* unknown, expired or closed session */
+    DAFS_ST_CREDIT = 10002,     /* request sent beyond the granted credits */
+    DAFS_ST_VERSION = 10003,    /* protocol version not supported */
+    DAFS_ST_BADHANDLE = 10004,  /* malformed or forged file handle */
+    DAFS_ST_SERVERFAULT = 10005,/* server-side failure not covered above */
+    DAFS_ST_BADOP = 10006,      /* unknown opcode */
+};
+
+/* Fixed message header.  length = header + body, in bytes. */
+typedef struct dafs_hdr {
+    uint32_t magic;
+    uint16_t version;
+    uint16_t opcode;     /* enum dafs_op */
+    uint32_t length;
+    uint16_t flags;      /* DAFS_HDR_REPLY */
+    uint16_t credits;    /* reply: the session's credit grant from now on */
+    uint64_t session_id; /* 0 only in CONNECT */
+    uint64_t xid;        /* chosen by the client, echoed in the reply */
+    int32_t status;      /* reply: enum dafs_status; request: 0 */
+    uint32_t reserved;   /* 0 */
+} dafs_hdr;
+
+typedef struct dafs_fh {
+    uint8_t len; /* 1..DAFS_FH_MAX */
+    uint8_t data[DAFS_FH_MAX];
+} dafs_fh;
+
+/* A counted byte string pointing into a message buffer (not NUL-terminated). */
+typedef struct dafs_bytes {
+    const uint8_t *ptr;
+    uint32_t len;
+} dafs_bytes;
+
+/* File attributes.  type/permission bits use the POSIX S_IF* / 07777 values. */
+typedef struct dafs_attr {
+    uint32_t mode;
+    uint32_t nlink;
+    uint32_t uid;
+    uint32_t gid;
+    uint64_t size;
+    uint64_t used;   /* bytes allocated */
+    uint64_t fileid; /* inode number */
+    uint64_t rdev;
+    int64_t atime_sec, mtime_sec, ctime_sec;
+    uint32_t atime_nsec, mtime_nsec, ctime_nsec;
+} dafs_attr;
+
+/* One remote memory segment of the client, for server-initiated RMA. */
+typedef struct dafs_seg {
+    uint64_t addr; /* address to use in RMA (0-based when the provider is not FI_MR_VIRT_ADDR) */
+    uint64_t key;  /* remote key of the registration */
+    uint64_t len;
+} dafs_seg;
+
+/* OPEN flags on the wire (not host O_* values). */
+#define DAFS_OPEN_RDONLY 0x0000u
+#define DAFS_OPEN_WRONLY 0x0001u
+#define DAFS_OPEN_RDWR 0x0002u
+#define DAFS_OPEN_ACCMODE 0x0003u
+#define DAFS_OPEN_CREAT 0x0010u
+#define DAFS_OPEN_EXCL 0x0020u
+#define DAFS_OPEN_TRUNC 0x0040u
+#define DAFS_OPEN_DIRECTORY 0x0080u
+#define DAFS_OPEN_ALL 0x00f3u
+
+/* WRITE stable_how / COMMIT. */
+enum dafs_stable { DAFS_UNSTABLE = 0, DAFS_DATA_SYNC = 1, DAFS_FILE_SYNC = 2 };
+
+/* Per-request cache hints (DAFS 4.2.4); only carried for now. */
+enum dafs_hint { DAFS_HINT_NORMAL = 0, DAFS_HINT_RANDOM = 1, DAFS_HINT_SEQUENTIAL = 2,
+                 DAFS_HINT_WILLNEED = 3, DAFS_HINT_DONTNEED = 4 };
+
+/* ---- request bodies ---------------------------------------------------- */
+
+typedef struct dafs_connect_req {
+    dafs_bytes client_id;  /* 1..DAFS_CLIENT_ID_MAX bytes */
+    uint64_t boot_verifier;/* a new value releases the old incarnation's state */
+    uint32_t fence_id;
+    uint32_t max_request;  /* proposed limits; server answers with min(its, these) */
+    uint32_t max_response;
+    uint32_t inline_max;   /* largest inline read/write payload */
+    uint16_t max_credits;
+    dafs_bytes ep_name;    /* client's libfabric endpoint name, 1..DAFS_EPNAME_MAX */
+} dafs_connect_req;
+
+typedef struct dafs_fh_req { dafs_fh fh; } dafs_fh_req; /* GETATTR, CLOSE, STATFS */
+
+typedef struct dafs_dirop_req { /* LOOKUP, REMOVE, RMDIR, MKDIR, OPEN */
+    dafs_fh dir;
+    dafs_bytes name;  /* 1..DAFS_NAME_MAX bytes; contents checked by the server */
+    uint32_t flags;   /* OPEN: DAFS_OPEN_*; others 0 */
+    uint32_t mode;    /* OPEN with CREAT, MKDIR: permission bits */
+} dafs_dirop_req;
+
+typedef struct dafs_read_req { /* READ_INLINE, READ_DIRECT */
+    dafs_fh fh;
+    uint64_t offset;
+    uint32_t count;
+    uint32_t hints;
+    uint16_t nsegs;   /* DIRECT only, 1..DAFS_SEG_MAX; sum(len) >= count */
+    dafs_seg segs[DAFS_SEG_MAX];
+} dafs_read_req;
+
+typedef struct dafs_write_req { /* WRITE_INLINE, WRITE_DIRECT */
+    dafs_fh fh;
+    uint64_t offset;
+    uint32_t count;
+    uint32_t stable;  /* enum dafs_stable */
+    uint32_t hints;
+    dafs_bytes data;  /* INLINE only: count bytes */
+    uint16_t nsegs;   /* DIRECT only, 1..DAFS_SEG_MAX; sum(len) >= count */
+    dafs_seg segs[DAFS_SEG_MAX];
+} dafs_write_req;
+
+typedef struct dafs_commit_req {
+    dafs_fh fh;
+    uint64_t offset;
+    uint64_t count;   /* 0 = to end of file */
+    uint32_t stable;  /* DAFS_DATA_SYNC or DAFS_FILE_SYNC */
+} dafs_commit_req;
+
+typedef struct dafs_readdir_req {
+    dafs_fh dir;
+    uint64_t cookie;   /* 0 = start; else a cookie from an earlier entry */
+    uint32_t maxcount; /* largest reply body the client wants */
+} dafs_readdir_req;
+
+typedef struct dafs_request {
+    dafs_hdr hdr;
+    union {
+        dafs_connect_req connect;
+        dafs_fh_req fh;
+        dafs_dirop_req dirop;
+        dafs_read_req read;
+        dafs_write_req write;
+        dafs_commit_req commit;
+        dafs_readdir_req readdir;
+    } u;
+} dafs_request;
+
+/* ---- reply bodies ------------------------------------------------------ */
+
+typedef struct dafs_connect_rep {
+    uint64_t server_instance; /* changes each time dafsd starts */
+    uint32_t max_request;
+    uint32_t max_response;
+    uint32_t inline_max;
+    uint32_t max_io;          /* largest count in one READ/WRITE_DIRECT */
+    uint32_t lease_ms;
+    uint16_t max_segs;        /* segments per direct request the server accepts */
+} dafs_connect_rep;
+
+typedef struct dafs_fh_attr_rep { /* GETROOT, LOOKUP, OPEN, MKDIR */
+    dafs_fh fh;
+    dafs_attr attr;
+    uint8_t created; /* OPEN: 1 when this call created the file */
+} dafs_fh_attr_rep;
+
+typedef struct dafs_attr_rep { dafs_attr attr; } dafs_attr_rep; /* GETATTR */
+
+typedef struct dafs_read_rep {
+    uint32_t count;
+    uint8_t eof;
+    dafs_bytes data; /* READ_INLINE only: count bytes */
+} dafs_read_rep;
+
+typedef struct dafs_write_rep {
+    uint32_t count;
+    uint32_t committed;   /* enum dafs_stable actually achieved */
+    uint64_t verifier;    /* write verifier (server instance) */
+} dafs_write_rep;
+
+typedef struct dafs_commit_rep { uint64_t verifier; } dafs_commit_rep;
+
+/* READDIR reply: entries are validated at decode and walked with
+ * dafs_readdir_next(). */
+typedef struct dafs_dirent_wire {
+    uint64_t fileid;
+    uint64_t cookie; /* pass back to continue after this entry */
+    uint32_t type;   /* S_IF* bits, 0 if unknown */
+    dafs_bytes name;
+} dafs_dirent_wire;
+
+typedef struct dafs_readdir_rep {
+    uint8_t eof;
+    uint32_t nentries;
+    dafs_bytes entries; /* encoded entries, already validated */
+} dafs_readdir_rep;
+
+typedef struct dafs_statfs_rep {
+    uint64_t bsize, frsize, blocks, bfree, bavail, files, ffree;
+    uint32_t namemax;
+} dafs_statfs_rep;
+
+typedef struct dafs_reply {
+    dafs_hdr hdr;
+    union {
+        dafs_connect_rep connect;
+        dafs_fh_attr_rep fh_attr;
+        dafs_attr_rep attr;
+        dafs_read_rep read;
+        dafs_write_rep write;
+        dafs_commit_rep commit;
+        dafs_readdir_rep readdir;
+        dafs_statfs_rep statfs;
+    } u;
+} dafs_reply;
+
+/* ---- codec ------------------------------------------------------------- */
+
+/*
+ * Decode only the header; checks magic, version, length against len, and
+ * reserved == 0.  Returns 0 or a negative dafs status (-DAFS_ST_BADMSG,
+ * -DAFS_ST_VERSION).
+ */
+int dafs_decode_hdr(const void *buf, size_t len, dafs_hdr *out);
+void dafs_encode_hdr(void *buf, const dafs_hdr *h); /* writes DAFS_HDR_SIZE bytes */
+
+/*
+ * Decode a whole request/reply (header + body for hdr.opcode).  A reply whose
+ * status is not OK has an empty body.  Returns 0, or -DAFS_ST_BADMSG for a
+ * malformed message (truncated, oversized counts, bad lengths, trailing
+ * garbage beyond padding), -DAFS_ST_VERSION, or -DAFS_ST_BADOP.
+ */
+int dafs_decode_request(const void *buf, size_t len, dafs_request *out);
+int dafs_decode_reply(const void *buf, size_t len, dafs_reply *out);
+
+/*
+ * Encode a request/reply into buf (capacity cap).  hdr.length is computed and
+ * filled in; magic and version are set.  Returns the encoded length, or
+ * -DAFS_ST_OVERFLOW if it does not fit, -DAFS_ST_INVAL for out-of-range fields.
+ */
+int dafs_encode_request(void *buf, size_t cap, const dafs_request *m);
+int dafs_encode_reply(void *buf, size_t cap, const dafs_reply *m);
+
+/*
+ * Incremental READDIR reply encoding for the server: begin, add entries until
+ * one returns -DAFS_ST_OVERFLOW (that entry was not added), then finish.
+ */
+typedef struct dafs_readdir_enc {
+    uint8_t *buf;
+    size_t cap;
+    size_t pos;
+    uint32_t nentries;
+} dafs_readdir_enc;
+int dafs_readdir_enc_begin(dafs_readdir_enc *e, void *buf, size_t cap, const dafs_hdr *hdr);
+int dafs_readdir_enc_add(dafs_readdir_enc *e, const dafs_dirent_wire *ent);
+int dafs_readdir_enc_finish(dafs_readdir_enc *e, bool eof); /* returns total length */
+
+/* Walk a decoded READDIR reply: returns 1 with *ent filled, 0 at the end. */
+typedef struct dafs_readdir_iter {
+    dafs_bytes rest;
+    uint32_t left;
+} dafs_readdir_iter;
+void dafs_readdir_iter_init(dafs_readdir_iter *it, const dafs_readdir_rep *rep);
+int dafs_readdir_next(dafs_readdir_iter *it, dafs_dirent_wire *ent);
+
+/* Encoded size of an error reply (header only). */
+#define DAFS_ERROR_REPLY_SIZE DAFS_HDR_SIZE
+
+const char *dafs_op_name(uint16_t op); /* "READ_DIRECT", or "UNKNOWN" */
+
+#endif

@@ -1,0 +1,135 @@
+/*
+ * transport.h — dafs's only window onto libfabric.
+ *
+ * One `dfab` is one reliable-datagram endpoint (FI_EP_RDM, FI_MSG|FI_RMA)
+ * with its fabric, domain, address vector and completion queue.  Everything
+ * above this module (server, client library, benchmark) talks in terms of
+ * posting messages and RMA and getting completions back through callbacks;
+ * provider quirks (mr_mode bits, ordering, waiting, inject sizes, splitting
+ * large RMA) stay in here, the way Redis's ae.c hides epoll.
+ *
+ * Completions: every post takes a `dfab_op *` that the caller embeds in its
+ * own struct; when the operation completes, dfab_progress() (called by
+ * whichever thread is progressing) calls op->done exactly once, with status 0
+ * or a negative errno.  Callbacks run in the progressing thread and must be
+ * short; they may post new operations.
+ *
+ * Threads: the endpoint is opened FI_THREAD_SAFE, so any thread may post.
+ * dfab_progress() may be called from several threads, but callers normally
+ * keep one progressing thread at a time (the server's network thread; on the
+ * client, whichever caller is waiting).
+ *
+ * Read-data visibility: dfab_rma_write() with `visible_before_reply` makes
+ * sure that data written into the peer's memory is visible there before any
+ * message sent after the write's completion callback.  When the provider
+ * orders send-after-write (FI_ORDER_SAW on both sides) the write completes
+ * normally and a reply can follow; otherwise it is posted with
+ * FI_DELIVERY_COMPLETE.  Callers therefore always send the reply from the
+ * write's completion callback (or after it), never before.
+ */
+#ifndef DAFS_TRANSPORT_H
+#define DAFS_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct dfab dfab;
+typedef uint64_t dfab_addr;          /* fi_addr_t */
+#define DFAB_ADDR_UNSPEC UINT64_MAX  /* FI_ADDR_UNSPEC / FI_ADDR_NOTAVAIL */
+
+typedef struct dfab_op dfab_op;
+struct dfab_op {
+    /* status: 0 or negative errno.  len: bytes received (receives only).
+     * src: sender's address when the provider reports it, else DFAB_ADDR_UNSPEC. */
+    void (*done)(dfab_op *op, int status, size_t len, dfab_addr src);
+    /* private to the transport (split RMA bookkeeping) */
+    int parts_left;
+    int first_error;
+};
+
+typedef struct dfab_config {
+    const char *provider; /* NULL: DAFS_PROVIDER, then FI_PROVIDER, then libfabric's order */
+    const char *node;     /* host to bind (server) or to reach (client); NULL = "127.0.0.1" */
+    const char *service;  /* port (server) — "0" lets the provider pick; NULL for a client */
+    bool listen;          /* server: bind to node:service (FI_SOURCE) */
+} dfab_config;
+
+typedef struct dfab_limits {
+    char provider[64];     /* e.g. "tcp;ofi_rxm", "shm" */
+    size_t max_msg_size;   /* largest single send or RMA */
+    size_t inject_size;    /* sends at most this big use fi_inject */
+    size_t rma_iov_limit;
+    size_t tx_size, rx_size;
+    uint64_t mr_mode;      /* FI_MR_* bits granted */
+    bool write_then_send_ordered; /* FI_ORDER_SAW honoured */
+    bool virt_addr;        /* remote addresses are virtual addresses */
+} dfab_limits;
+
+/* Registered memory. `remote_addr` is what a peer must use as the RMA address
+ * of `base` (base itself under FI_MR_VIRT_ADDR, else 0). */
+typedef struct dfab_mr {
+    void *base;
+    size_t len;
+    void *desc;            /* fi_mr_desc, for local use */
+    uint64_t key;          /* fi_mr_key, for the peer */
+    uint64_t remote_addr;
+    void *fid;             /* struct fid_mr *, private */
+} dfab_mr;
+
+#define DFAB_ACCESS_LOCAL 0x1u        /* used as a local send/recv/RMA buffer */
+#define DFAB_ACCESS_REMOTE_READ 0x2u  /* the peer may RMA-read it */
+#define DFAB_ACCESS_REMOTE_WRITE 0x4u /* the peer may RMA-write it */
+
+/* One remote segment for RMA. */
+typedef struct dfab_rseg {
+    uint64_t addr;
+    uint64_t key;
+    uint64_t len;
+} dfab_rseg;
+
+/* Open an endpoint.  Returns 0 or negative errno; on failure *errmsg (if
+ * non-NULL) points to a static or thread-local description. */
+int dfab_open(const dfab_config *cfg, dfab **out, const char **errmsg);
+void dfab_close(dfab *f);
+
+const dfab_limits *dfab_get_limits(const dfab *f);
+
+/* This endpoint's address, to send to a peer (e.g. in CONNECT). */
+int dfab_getname(dfab *f, void *addr, size_t *len);
+/* Insert a peer's endpoint name (from dfab_getname on its side). */
+int dfab_insert_name(dfab *f, const void *addr, size_t len, dfab_addr *out);
+/* Client: resolve and insert the server at node:service. */
+int dfab_resolve(dfab *f, const char *node, const char *service, dfab_addr *out);
+/* Forget a peer (session closed). */
+int dfab_remove_addr(dfab *f, dfab_addr addr);
+
+int dfab_mr_reg(dfab *f, void *buf, size_t len, unsigned access, dfab_mr **out);
+void dfab_mr_close(dfab_mr *mr); /* NULL is fine */
+
+/* Post a receive of up to len bytes into buf (inside mr). */
+int dfab_post_recv(dfab *f, void *buf, size_t len, dfab_mr *mr, dfab_op *op);
+/* Send len bytes from buf (inside mr, or NULL when len <= inject_size; the
+ * transport then injects and calls op->done right away if op != NULL). */
+int dfab_send(dfab *f, dfab_addr dst, const void *buf, size_t len, dfab_mr *mr, dfab_op *op);
+
+/* RMA between local [buf, buf+len) (inside mr) and the peer's segments, in
+ * order; split to max_msg_size and rma_iov_limit; op->done once after every
+ * part completes (first error wins).  sum(segs.len) must be >= len. */
+int dfab_rma_write(dfab *f, dfab_addr dst, const void *buf, size_t len, dfab_mr *mr,
+                   const dfab_rseg *segs, size_t nsegs, bool visible_before_reply, dfab_op *op);
+int dfab_rma_read(dfab *f, dfab_addr dst, void *buf, size_t len, dfab_mr *mr,
+                  const dfab_rseg *segs, size_t nsegs, dfab_op *op);
+
+/*
+ * Reap completions and call their callbacks.  Polls briefly (~30 µs of
+ * spinning), then, if timeout_ms != 0 and nothing completed, blocks until a
+ * completion, dfab_wake(), or the timeout (-1 = no timeout).  Never spins for
+ * long on an idle endpoint.  Returns the number of completions handled (>= 0)
+ * or a negative errno.
+ */
+int dfab_progress(dfab *f, int timeout_ms);
+/* Make a blocked dfab_progress() return soon (any thread, signal-safe). */
+void dfab_wake(dfab *f);
+
+#endif
