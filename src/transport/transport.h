@@ -101,6 +101,8 @@ int dfab_getname(dfab *f, void *addr, size_t *len);
 int dfab_insert_name(dfab *f, const void *addr, size_t len, dfab_addr *out);
 /* Client: resolve and insert the server at node:service. */
 int dfab_resolve(dfab *f, const char *node, const char *service, dfab_addr *out);
+/* Server: the port actually bound (useful after service "0"), as text. */
+int dfab_bound_service(dfab *f, char *buf, size_t len);
 /* Forget a peer (session closed). */
 int dfab_remove_addr(dfab *f, dfab_addr addr);
 
