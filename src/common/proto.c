@@ -1,0 +1,1050 @@
+/*
+ * proto.c — the dafs wire codec (protocol version 1), see proto.h and
+ * docs/protocol.md for the layout rules this file implements.
+ *
+ * How it is built:
+ *  - Two cursors, a writer and a reader, own every byte access.  Each field
+ *    is placed at the next offset (from the message start) that is a multiple
+ *    of its size; byte strings and file handles are padded to a multiple of
+ *    8.  Loads and stores go through memcpy plus explicit little-endian
+ *    conversion, so no pointer is ever cast to a wider type (no unaligned
+ *    access, nothing for UBSan to object to).
+ *  - Errors are sticky: a cursor that ran out of room or met an out-of-range
+ *    value remembers it, later puts/gets become no-ops, and the caller checks
+ *    once at the end.  That keeps the per-op functions a plain list of fields
+ *    in wire order, which is also the order of the structs in proto.h.
+ *  - The writer reports -DAFS_ST_INVAL for a field out of range in preference
+ *    to -DAFS_ST_OVERFLOW, so a caller learns about a bug before learning
+ *    that its buffer was small.
+ *  - The reader never reads past the received length and checks every count
+ *    against the protocol maxima before using it.  Decoded byte strings point
+ *    into the caller's buffer; nothing is allocated.
+ *  - The codec checks syntax only (ranges, lengths, layout).  Meaning — name
+ *    contents such as '/', "." or NUL, open flags, session ids, negotiated
+ *    limits — is the server's and the client's business.
+ */
+#include "proto.h"
+
+#include <endian.h>
+#include <string.h>
+
+/* ---- little-endian loads and stores ------------------------------------ */
+
+static void store_u16(uint8_t *p, uint16_t v)
+{
+    uint16_t le = htole16(v);
+    memcpy(p, &le, sizeof le);
+}
+
+static void store_u32(uint8_t *p, uint32_t v)
+{
+    uint32_t le = htole32(v);
+    memcpy(p, &le, sizeof le);
+}
+
+static void store_u64(uint8_t *p, uint64_t v)
+{
+    uint64_t le = htole64(v);
+    memcpy(p, &le, sizeof le);
+}
+
+static uint16_t load_u16(const uint8_t *p)
+{
+    uint16_t le;
+    memcpy(&le, p, sizeof le);
+    return le16toh(le);
+}
+
+static uint32_t load_u32(const uint8_t *p)
+{
+    uint32_t le;
+    memcpy(&le, p, sizeof le);
+    return le32toh(le);
+}
+
+static uint64_t load_u64(const uint8_t *p)
+{
+    uint64_t le;
+    memcpy(&le, p, sizeof le);
+    return le64toh(le);
+}
+
+static size_t round_up(size_t pos, size_t align)
+{
+    return (pos + align - 1) / align * align;
+}
+
+/* ---- writer ------------------------------------------------------------ */
+
+typedef struct writer {
+    uint8_t *buf;
+    size_t cap;
+    size_t pos;
+    int err; /* 0, -DAFS_ST_OVERFLOW or -DAFS_ST_INVAL (which wins) */
+} writer;
+
+static void writer_init(writer *w, void *buf, size_t cap, size_t pos)
+{
+    w->buf = buf;
+    w->cap = cap < DAFS_MSG_LIMIT ? cap : DAFS_MSG_LIMIT;
+    w->pos = pos;
+    w->err = 0;
+}
+
+static void writer_fail(writer *w, int err)
+{
+    if (w->err == 0 || err == -DAFS_ST_INVAL)
+        w->err = err;
+}
+
+/* Check a field's range; a false check marks the writer -DAFS_ST_INVAL. */
+static void writer_require(writer *w, bool ok)
+{
+    if (!ok)
+        writer_fail(w, -DAFS_ST_INVAL);
+}
+
+/* Zero-pad to align, then return room for n bytes (NULL after any error). */
+static uint8_t *writer_reserve(writer *w, size_t align, size_t n)
+{
+    if (w->err != 0)
+        return NULL;
+    size_t start = round_up(w->pos, align);
+    if (start > w->cap || n > w->cap - start) {
+        writer_fail(w, -DAFS_ST_OVERFLOW);
+        return NULL;
+    }
+    memset(w->buf + w->pos, 0, start - w->pos);
+    w->pos = start + n;
+    return w->buf + start;
+}
+
+static void put_pad(writer *w, size_t align)
+{
+    (void)writer_reserve(w, align, 0);
+}
+
+static void put_u8(writer *w, uint8_t v)
+{
+    uint8_t *p = writer_reserve(w, 1, 1);
+    if (p != NULL)
+        *p = v;
+}
+
+static void put_u16(writer *w, uint16_t v)
+{
+    uint8_t *p = writer_reserve(w, 2, 2);
+    if (p != NULL)
+        store_u16(p, v);
+}
+
+static void put_u32(writer *w, uint32_t v)
+{
+    uint8_t *p = writer_reserve(w, 4, 4);
+    if (p != NULL)
+        store_u32(p, v);
+}
+
+static void put_u64(writer *w, uint64_t v)
+{
+    uint8_t *p = writer_reserve(w, 8, 8);
+    if (p != NULL)
+        store_u64(p, v);
+}
+
+/* memmove: the server may pread inline data straight into the reply buffer. */
+static void put_raw(writer *w, const uint8_t *src, size_t n)
+{
+    uint8_t *p = writer_reserve(w, 1, n);
+    if (p != NULL && n > 0)
+        memmove(p, src, n);
+}
+
+/* u32 length, the bytes, zero padding to a multiple of 8. */
+static void put_bytes(writer *w, const dafs_bytes *b, uint32_t min, uint32_t max)
+{
+    writer_require(w, b->len >= min && b->len <= max);
+    writer_require(w, b->len == 0 || b->ptr != NULL);
+    put_u32(w, b->len);
+    put_raw(w, b->ptr, b->len);
+    put_pad(w, 8);
+}
+
+/* u8 length (1..DAFS_FH_MAX), the bytes, zero padding to a multiple of 8. */
+static void put_fh(writer *w, const dafs_fh *fh)
+{
+    writer_require(w, fh->len >= 1 && fh->len <= DAFS_FH_MAX);
+    put_u8(w, fh->len);
+    put_raw(w, fh->data, fh->len <= DAFS_FH_MAX ? fh->len : 0);
+    put_pad(w, 8);
+}
+
+/* ---- reader ------------------------------------------------------------ */
+
+typedef struct reader {
+    const uint8_t *buf;
+    size_t len;
+    size_t pos;
+    bool bad;
+} reader;
+
+static void reader_init(reader *r, const void *buf, size_t len, size_t pos)
+{
+    r->buf = buf;
+    r->len = len;
+    r->pos = pos;
+    r->bad = false;
+}
+
+static void reader_require(reader *r, bool ok)
+{
+    if (!ok)
+        r->bad = true;
+}
+
+/* Skip padding to align, then return the next n bytes (NULL if absent). */
+static const uint8_t *reader_take(reader *r, size_t align, size_t n)
+{
+    if (r->bad)
+        return NULL;
+    size_t start = round_up(r->pos, align);
+    if (start > r->len || n > r->len - start) {
+        r->bad = true;
+        return NULL;
+    }
+    r->pos = start + n;
+    return r->buf + start;
+}
+
+/*
+ * Skip the padding that follows a byte string.  Padding that would run past
+ * the end of the message is tolerated (it may be the message's final
+ * padding); a field that follows it will then find no bytes and fail.
+ */
+static void skip_pad8(reader *r)
+{
+    size_t next = round_up(r->pos, 8);
+    r->pos = next < r->len ? next : r->len;
+}
+
+static uint8_t get_u8(reader *r)
+{
+    const uint8_t *p = reader_take(r, 1, 1);
+    return p != NULL ? *p : 0;
+}
+
+static uint16_t get_u16(reader *r)
+{
+    const uint8_t *p = reader_take(r, 2, 2);
+    return p != NULL ? load_u16(p) : 0;
+}
+
+static uint32_t get_u32(reader *r)
+{
+    const uint8_t *p = reader_take(r, 4, 4);
+    return p != NULL ? load_u32(p) : 0;
+}
+
+static uint64_t get_u64(reader *r)
+{
+    const uint8_t *p = reader_take(r, 8, 8);
+    return p != NULL ? load_u64(p) : 0;
+}
+
+static int64_t get_i64(reader *r)
+{
+    return (int64_t)get_u64(r);
+}
+
+static void get_bytes(reader *r, dafs_bytes *out, uint32_t min, uint32_t max)
+{
+    uint32_t len = get_u32(r);
+    reader_require(r, len >= min && len <= max);
+    const uint8_t *p = reader_take(r, 1, r->bad ? 0 : len);
+    out->ptr = r->bad ? NULL : p;
+    out->len = r->bad ? 0 : len;
+    skip_pad8(r);
+}
+
+static void get_fh(reader *r, dafs_fh *fh)
+{
+    uint8_t len = get_u8(r);
+    reader_require(r, len >= 1 && len <= DAFS_FH_MAX);
+    const uint8_t *p = reader_take(r, 1, r->bad ? 0 : len);
+    if (p != NULL) {
+        fh->len = len;
+        memcpy(fh->data, p, len);
+    }
+    skip_pad8(r);
+}
+
+/* 0 if the body ended cleanly: nothing after it but < 8 bytes of padding. */
+static int reader_finish(const reader *r)
+{
+    if (r->bad || r->len > round_up(r->pos, 8))
+        return -DAFS_ST_BADMSG;
+    return 0;
+}
+
+/* ---- header ------------------------------------------------------------ */
+
+void dafs_encode_hdr(void *buf, const dafs_hdr *h)
+{
+    uint8_t *p = buf;
+    store_u32(p + 0, h->magic);
+    store_u16(p + 4, h->version);
+    store_u16(p + 6, h->opcode);
+    store_u32(p + 8, h->length);
+    store_u16(p + 12, h->flags);
+    store_u16(p + 14, h->credits);
+    store_u64(p + 16, h->session_id);
+    store_u64(p + 24, h->xid);
+    store_u32(p + 32, (uint32_t)h->status);
+    store_u32(p + 36, h->reserved);
+}
+
+int dafs_decode_hdr(const void *buf, size_t len, dafs_hdr *out)
+{
+    memset(out, 0, sizeof *out);
+    if (len < DAFS_HDR_SIZE)
+        return -DAFS_ST_BADMSG;
+    const uint8_t *p = buf;
+    out->magic = load_u32(p + 0);
+    out->version = load_u16(p + 4);
+    out->opcode = load_u16(p + 6);
+    out->length = load_u32(p + 8);
+    out->flags = load_u16(p + 12);
+    out->credits = load_u16(p + 14);
+    out->session_id = load_u64(p + 16);
+    out->xid = load_u64(p + 24);
+    out->status = (int32_t)load_u32(p + 32);
+    out->reserved = load_u32(p + 36);
+    if (out->magic != DAFS_PROTO_MAGIC)
+        return -DAFS_ST_BADMSG;
+    if (out->version != DAFS_PROTO_VERSION)
+        return -DAFS_ST_VERSION;
+    if (out->length != len || out->length > DAFS_MSG_LIMIT || out->reserved != 0)
+        return -DAFS_ST_BADMSG;
+    return 0;
+}
+
+/* ---- shared body pieces ------------------------------------------------ */
+
+static bool is_direct(uint16_t op)
+{
+    return op == DAFS_OP_READ_DIRECT || op == DAFS_OP_WRITE_DIRECT;
+}
+
+/* sum of segment lengths, saturating at UINT64_MAX */
+static uint64_t segs_total(const dafs_seg *segs, uint16_t nsegs)
+{
+    uint64_t total = 0;
+    for (uint16_t i = 0; i < nsegs; i++)
+        total = segs[i].len > UINT64_MAX - total ? UINT64_MAX : total + segs[i].len;
+    return total;
+}
+
+static bool segs_valid(const dafs_seg *segs, uint16_t nsegs, uint32_t count)
+{
+    return nsegs >= 1 && nsegs <= DAFS_SEG_MAX && segs_total(segs, nsegs) >= count;
+}
+
+static void put_segs(writer *w, uint16_t nsegs, const dafs_seg *segs, uint32_t count)
+{
+    writer_require(w, segs_valid(segs, nsegs, count));
+    put_u16(w, nsegs);
+    for (uint16_t i = 0; i < nsegs && i < DAFS_SEG_MAX; i++) {
+        put_u64(w, segs[i].addr);
+        put_u64(w, segs[i].key);
+        put_u64(w, segs[i].len);
+    }
+}
+
+static void get_segs(reader *r, uint16_t *nsegs, dafs_seg *segs, uint32_t count)
+{
+    uint16_t n = get_u16(r);
+    reader_require(r, n >= 1 && n <= DAFS_SEG_MAX);
+    for (uint16_t i = 0; i < n && !r->bad; i++) {
+        segs[i].addr = get_u64(r);
+        segs[i].key = get_u64(r);
+        segs[i].len = get_u64(r);
+    }
+    if (r->bad)
+        return;
+    *nsegs = n;
+    reader_require(r, segs_valid(segs, n, count));
+}
+
+static void put_attr(writer *w, const dafs_attr *a)
+{
+    put_u32(w, a->mode);
+    put_u32(w, a->nlink);
+    put_u32(w, a->uid);
+    put_u32(w, a->gid);
+    put_u64(w, a->size);
+    put_u64(w, a->used);
+    put_u64(w, a->fileid);
+    put_u64(w, a->rdev);
+    put_u64(w, (uint64_t)a->atime_sec);
+    put_u64(w, (uint64_t)a->mtime_sec);
+    put_u64(w, (uint64_t)a->ctime_sec);
+    put_u32(w, a->atime_nsec);
+    put_u32(w, a->mtime_nsec);
+    put_u32(w, a->ctime_nsec);
+}
+
+static void get_attr(reader *r, dafs_attr *a)
+{
+    a->mode = get_u32(r);
+    a->nlink = get_u32(r);
+    a->uid = get_u32(r);
+    a->gid = get_u32(r);
+    a->size = get_u64(r);
+    a->used = get_u64(r);
+    a->fileid = get_u64(r);
+    a->rdev = get_u64(r);
+    a->atime_sec = get_i64(r);
+    a->mtime_sec = get_i64(r);
+    a->ctime_sec = get_i64(r);
+    a->atime_nsec = get_u32(r);
+    a->mtime_nsec = get_u32(r);
+    a->ctime_nsec = get_u32(r);
+}
+
+/* One READDIR entry: u64 fileid, u64 cookie, u32 type, name; 8-aligned. */
+static void put_dirent(writer *w, const dafs_dirent_wire *ent)
+{
+    put_u64(w, ent->fileid);
+    put_u64(w, ent->cookie);
+    put_u32(w, ent->type);
+    put_bytes(w, &ent->name, 1, DAFS_NAME_MAX);
+}
+
+static void get_dirent(reader *r, dafs_dirent_wire *ent)
+{
+    ent->fileid = get_u64(r);
+    ent->cookie = get_u64(r);
+    ent->type = get_u32(r);
+    get_bytes(r, &ent->name, 1, DAFS_NAME_MAX);
+}
+
+/* ---- request bodies ---------------------------------------------------- */
+
+static void put_connect_req(writer *w, const dafs_connect_req *c)
+{
+    put_bytes(w, &c->client_id, 1, DAFS_CLIENT_ID_MAX);
+    put_u64(w, c->boot_verifier);
+    put_u32(w, c->fence_id);
+    put_u32(w, c->max_request);
+    put_u32(w, c->max_response);
+    put_u32(w, c->inline_max);
+    put_u16(w, c->max_credits);
+    put_bytes(w, &c->ep_name, 1, DAFS_EPNAME_MAX);
+}
+
+static void get_connect_req(reader *r, dafs_connect_req *c)
+{
+    get_bytes(r, &c->client_id, 1, DAFS_CLIENT_ID_MAX);
+    c->boot_verifier = get_u64(r);
+    c->fence_id = get_u32(r);
+    c->max_request = get_u32(r);
+    c->max_response = get_u32(r);
+    c->inline_max = get_u32(r);
+    c->max_credits = get_u16(r);
+    get_bytes(r, &c->ep_name, 1, DAFS_EPNAME_MAX);
+}
+
+static void put_dirop_req(writer *w, const dafs_dirop_req *d)
+{
+    put_fh(w, &d->dir);
+    put_bytes(w, &d->name, 1, DAFS_NAME_MAX);
+    put_u32(w, d->flags);
+    put_u32(w, d->mode);
+}
+
+static void get_dirop_req(reader *r, dafs_dirop_req *d)
+{
+    get_fh(r, &d->dir);
+    get_bytes(r, &d->name, 1, DAFS_NAME_MAX);
+    d->flags = get_u32(r);
+    d->mode = get_u32(r);
+}
+
+static void put_read_req(writer *w, const dafs_read_req *q, bool direct)
+{
+    put_fh(w, &q->fh);
+    put_u64(w, q->offset);
+    put_u32(w, q->count);
+    put_u32(w, q->hints);
+    if (direct)
+        put_segs(w, q->nsegs, q->segs, q->count);
+}
+
+static void get_read_req(reader *r, dafs_read_req *q, bool direct)
+{
+    get_fh(r, &q->fh);
+    q->offset = get_u64(r);
+    q->count = get_u32(r);
+    q->hints = get_u32(r);
+    if (direct)
+        get_segs(r, &q->nsegs, q->segs, q->count);
+}
+
+static void put_write_req(writer *w, const dafs_write_req *q, bool direct)
+{
+    put_fh(w, &q->fh);
+    put_u64(w, q->offset);
+    put_u32(w, q->count);
+    put_u32(w, q->stable);
+    put_u32(w, q->hints);
+    if (direct) {
+        put_segs(w, q->nsegs, q->segs, q->count);
+    } else {
+        writer_require(w, q->data.len == q->count);
+        put_bytes(w, &q->data, 0, UINT32_MAX);
+    }
+}
+
+static void get_write_req(reader *r, dafs_write_req *q, bool direct)
+{
+    get_fh(r, &q->fh);
+    q->offset = get_u64(r);
+    q->count = get_u32(r);
+    q->stable = get_u32(r);
+    q->hints = get_u32(r);
+    if (direct) {
+        get_segs(r, &q->nsegs, q->segs, q->count);
+    } else {
+        get_bytes(r, &q->data, 0, UINT32_MAX);
+        reader_require(r, q->data.len == q->count);
+    }
+}
+
+static void put_commit_req(writer *w, const dafs_commit_req *c)
+{
+    put_fh(w, &c->fh);
+    put_u64(w, c->offset);
+    put_u64(w, c->count);
+    put_u32(w, c->stable);
+}
+
+static void get_commit_req(reader *r, dafs_commit_req *c)
+{
+    get_fh(r, &c->fh);
+    c->offset = get_u64(r);
+    c->count = get_u64(r);
+    c->stable = get_u32(r);
+}
+
+static void put_readdir_req(writer *w, const dafs_readdir_req *d)
+{
+    put_fh(w, &d->dir);
+    put_u64(w, d->cookie);
+    put_u32(w, d->maxcount);
+}
+
+static void get_readdir_req(reader *r, dafs_readdir_req *d)
+{
+    get_fh(r, &d->dir);
+    d->cookie = get_u64(r);
+    d->maxcount = get_u32(r);
+}
+
+/* Returns false for an unknown opcode. */
+static bool put_request_body(writer *w, const dafs_request *m)
+{
+    uint16_t op = m->hdr.opcode;
+    switch (op) {
+    case DAFS_OP_NULL:
+    case DAFS_OP_DISCONNECT:
+    case DAFS_OP_GETROOT:
+        return true;
+    case DAFS_OP_CONNECT:
+        put_connect_req(w, &m->u.connect);
+        return true;
+    case DAFS_OP_GETATTR:
+    case DAFS_OP_CLOSE:
+    case DAFS_OP_STATFS:
+        put_fh(w, &m->u.fh.fh);
+        return true;
+    case DAFS_OP_LOOKUP:
+    case DAFS_OP_OPEN:
+    case DAFS_OP_REMOVE:
+    case DAFS_OP_MKDIR:
+    case DAFS_OP_RMDIR:
+        put_dirop_req(w, &m->u.dirop);
+        return true;
+    case DAFS_OP_READ_INLINE:
+    case DAFS_OP_READ_DIRECT:
+        put_read_req(w, &m->u.read, is_direct(op));
+        return true;
+    case DAFS_OP_WRITE_INLINE:
+    case DAFS_OP_WRITE_DIRECT:
+        put_write_req(w, &m->u.write, is_direct(op));
+        return true;
+    case DAFS_OP_COMMIT:
+        put_commit_req(w, &m->u.commit);
+        return true;
+    case DAFS_OP_READDIR:
+        put_readdir_req(w, &m->u.readdir);
+        return true;
+    default:
+        return false;
+    }
+}
+
+static bool get_request_body(reader *r, dafs_request *m)
+{
+    uint16_t op = m->hdr.opcode;
+    switch (op) {
+    case DAFS_OP_NULL:
+    case DAFS_OP_DISCONNECT:
+    case DAFS_OP_GETROOT:
+        return true;
+    case DAFS_OP_CONNECT:
+        get_connect_req(r, &m->u.connect);
+        return true;
+    case DAFS_OP_GETATTR:
+    case DAFS_OP_CLOSE:
+    case DAFS_OP_STATFS:
+        get_fh(r, &m->u.fh.fh);
+        return true;
+    case DAFS_OP_LOOKUP:
+    case DAFS_OP_OPEN:
+    case DAFS_OP_REMOVE:
+    case DAFS_OP_MKDIR:
+    case DAFS_OP_RMDIR:
+        get_dirop_req(r, &m->u.dirop);
+        return true;
+    case DAFS_OP_READ_INLINE:
+    case DAFS_OP_READ_DIRECT:
+        get_read_req(r, &m->u.read, is_direct(op));
+        return true;
+    case DAFS_OP_WRITE_INLINE:
+    case DAFS_OP_WRITE_DIRECT:
+        get_write_req(r, &m->u.write, is_direct(op));
+        return true;
+    case DAFS_OP_COMMIT:
+        get_commit_req(r, &m->u.commit);
+        return true;
+    case DAFS_OP_READDIR:
+        get_readdir_req(r, &m->u.readdir);
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* ---- reply bodies ------------------------------------------------------ */
+
+static void put_connect_rep(writer *w, const dafs_connect_rep *c)
+{
+    put_u64(w, c->server_instance);
+    put_u32(w, c->max_request);
+    put_u32(w, c->max_response);
+    put_u32(w, c->inline_max);
+    put_u32(w, c->max_io);
+    put_u32(w, c->lease_ms);
+    put_u16(w, c->max_segs);
+}
+
+static void get_connect_rep(reader *r, dafs_connect_rep *c)
+{
+    c->server_instance = get_u64(r);
+    c->max_request = get_u32(r);
+    c->max_response = get_u32(r);
+    c->inline_max = get_u32(r);
+    c->max_io = get_u32(r);
+    c->lease_ms = get_u32(r);
+    c->max_segs = get_u16(r);
+}
+
+static void put_fh_attr_rep(writer *w, const dafs_fh_attr_rep *f)
+{
+    writer_require(w, f->created <= 1);
+    put_fh(w, &f->fh);
+    put_attr(w, &f->attr);
+    put_u8(w, f->created);
+}
+
+static void get_fh_attr_rep(reader *r, dafs_fh_attr_rep *f)
+{
+    get_fh(r, &f->fh);
+    get_attr(r, &f->attr);
+    f->created = get_u8(r);
+    reader_require(r, f->created <= 1);
+}
+
+static void put_read_rep(writer *w, const dafs_read_rep *q, bool direct)
+{
+    writer_require(w, q->eof <= 1);
+    put_u32(w, q->count);
+    put_u8(w, q->eof);
+    if (!direct) {
+        writer_require(w, q->data.len == q->count);
+        put_bytes(w, &q->data, 0, UINT32_MAX);
+    }
+}
+
+static void get_read_rep(reader *r, dafs_read_rep *q, bool direct)
+{
+    q->count = get_u32(r);
+    q->eof = get_u8(r);
+    reader_require(r, q->eof <= 1);
+    if (!direct) {
+        get_bytes(r, &q->data, 0, UINT32_MAX);
+        reader_require(r, q->data.len == q->count);
+    }
+}
+
+static void put_write_rep(writer *w, const dafs_write_rep *q)
+{
+    put_u32(w, q->count);
+    put_u32(w, q->committed);
+    put_u64(w, q->verifier);
+}
+
+static void get_write_rep(reader *r, dafs_write_rep *q)
+{
+    q->count = get_u32(r);
+    q->committed = get_u32(r);
+    q->verifier = get_u64(r);
+}
+
+/*
+ * eof, nentries, then the entries, which start 8-aligned.  The entries are
+ * re-encoded one by one (not copied) so that they are checked and their pad
+ * bytes come out zero.
+ */
+static void put_readdir_rep(writer *w, const dafs_readdir_rep *d)
+{
+    writer_require(w, d->eof <= 1);
+    put_u8(w, d->eof);
+    put_u32(w, d->nentries);
+    put_pad(w, 8);
+    reader r;
+    reader_init(&r, d->entries.ptr, d->entries.ptr != NULL ? d->entries.len : 0, 0);
+    dafs_dirent_wire ent;
+    for (uint32_t i = 0; i < d->nentries && !r.bad && w->err != -DAFS_ST_INVAL; i++) {
+        get_dirent(&r, &ent);
+        if (!r.bad)
+            put_dirent(w, &ent);
+    }
+    writer_require(w, reader_finish(&r) == 0);
+}
+
+/* Entries are checked here, once, so that dafs_readdir_next() cannot fail. */
+static void get_readdir_rep(reader *r, dafs_readdir_rep *d)
+{
+    d->eof = get_u8(r);
+    reader_require(r, d->eof <= 1);
+    d->nentries = get_u32(r);
+    const uint8_t *start = reader_take(r, 8, 0);
+    size_t begin = r->pos;
+    dafs_dirent_wire ent;
+    for (uint32_t i = 0; i < d->nentries && !r->bad; i++)
+        get_dirent(r, &ent);
+    if (r->bad)
+        return;
+    d->entries.ptr = start;
+    d->entries.len = (uint32_t)(r->pos - begin);
+}
+
+static void put_statfs_rep(writer *w, const dafs_statfs_rep *s)
+{
+    put_u64(w, s->bsize);
+    put_u64(w, s->frsize);
+    put_u64(w, s->blocks);
+    put_u64(w, s->bfree);
+    put_u64(w, s->bavail);
+    put_u64(w, s->files);
+    put_u64(w, s->ffree);
+    put_u32(w, s->namemax);
+}
+
+static void get_statfs_rep(reader *r, dafs_statfs_rep *s)
+{
+    s->bsize = get_u64(r);
+    s->frsize = get_u64(r);
+    s->blocks = get_u64(r);
+    s->bfree = get_u64(r);
+    s->bavail = get_u64(r);
+    s->files = get_u64(r);
+    s->ffree = get_u64(r);
+    s->namemax = get_u32(r);
+}
+
+static bool put_reply_body(writer *w, const dafs_reply *m)
+{
+    uint16_t op = m->hdr.opcode;
+    switch (op) {
+    case DAFS_OP_NULL:
+    case DAFS_OP_DISCONNECT:
+    case DAFS_OP_CLOSE:
+    case DAFS_OP_REMOVE:
+    case DAFS_OP_RMDIR:
+        return true;
+    case DAFS_OP_CONNECT:
+        put_connect_rep(w, &m->u.connect);
+        return true;
+    case DAFS_OP_GETROOT:
+    case DAFS_OP_LOOKUP:
+    case DAFS_OP_OPEN:
+    case DAFS_OP_MKDIR:
+        put_fh_attr_rep(w, &m->u.fh_attr);
+        return true;
+    case DAFS_OP_GETATTR:
+        put_attr(w, &m->u.attr.attr);
+        return true;
+    case DAFS_OP_READ_INLINE:
+    case DAFS_OP_READ_DIRECT:
+        put_read_rep(w, &m->u.read, is_direct(op));
+        return true;
+    case DAFS_OP_WRITE_INLINE:
+    case DAFS_OP_WRITE_DIRECT:
+        put_write_rep(w, &m->u.write);
+        return true;
+    case DAFS_OP_COMMIT:
+        put_u64(w, m->u.commit.verifier);
+        return true;
+    case DAFS_OP_READDIR:
+        put_readdir_rep(w, &m->u.readdir);
+        return true;
+    case DAFS_OP_STATFS:
+        put_statfs_rep(w, &m->u.statfs);
+        return true;
+    default:
+        return false;
+    }
+}
+
+static bool get_reply_body(reader *r, dafs_reply *m)
+{
+    uint16_t op = m->hdr.opcode;
+    switch (op) {
+    case DAFS_OP_NULL:
+    case DAFS_OP_DISCONNECT:
+    case DAFS_OP_CLOSE:
+    case DAFS_OP_REMOVE:
+    case DAFS_OP_RMDIR:
+        return true;
+    case DAFS_OP_CONNECT:
+        get_connect_rep(r, &m->u.connect);
+        return true;
+    case DAFS_OP_GETROOT:
+    case DAFS_OP_LOOKUP:
+    case DAFS_OP_OPEN:
+    case DAFS_OP_MKDIR:
+        get_fh_attr_rep(r, &m->u.fh_attr);
+        return true;
+    case DAFS_OP_GETATTR:
+        get_attr(r, &m->u.attr.attr);
+        return true;
+    case DAFS_OP_READ_INLINE:
+    case DAFS_OP_READ_DIRECT:
+        get_read_rep(r, &m->u.read, is_direct(op));
+        return true;
+    case DAFS_OP_WRITE_INLINE:
+    case DAFS_OP_WRITE_DIRECT:
+        get_write_rep(r, &m->u.write);
+        return true;
+    case DAFS_OP_COMMIT:
+        m->u.commit.verifier = get_u64(r);
+        return true;
+    case DAFS_OP_READDIR:
+        get_readdir_rep(r, &m->u.readdir);
+        return true;
+    case DAFS_OP_STATFS:
+        get_statfs_rep(r, &m->u.statfs);
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* ---- whole messages ---------------------------------------------------- */
+
+/*
+ * Header fields the encoder owns: magic, version, reserved and the reply
+ * flag are set here; any other flag bit is a caller bug.
+ */
+static void prepare_hdr(writer *w, dafs_hdr *h, bool reply)
+{
+    writer_require(w, (h->flags & ~DAFS_HDR_REPLY) == 0);
+    h->magic = DAFS_PROTO_MAGIC;
+    h->version = DAFS_PROTO_VERSION;
+    h->flags = reply ? DAFS_HDR_REPLY : 0;
+    h->reserved = 0;
+    (void)writer_reserve(w, 1, DAFS_HDR_SIZE);
+}
+
+/* Pad the message to a multiple of 8, then write the header with its length. */
+static int finish_message(writer *w, dafs_hdr *h)
+{
+    put_pad(w, 8);
+    if (w->err != 0)
+        return w->err;
+    h->length = (uint32_t)w->pos;
+    dafs_encode_hdr(w->buf, h);
+    return (int)w->pos;
+}
+
+int dafs_encode_request(void *buf, size_t cap, const dafs_request *m)
+{
+    writer w;
+    writer_init(&w, buf, cap, 0);
+    dafs_hdr h = m->hdr;
+    writer_require(&w, h.status == 0);
+    prepare_hdr(&w, &h, false);
+    writer_require(&w, put_request_body(&w, m));
+    return finish_message(&w, &h);
+}
+
+int dafs_encode_reply(void *buf, size_t cap, const dafs_reply *m)
+{
+    writer w;
+    writer_init(&w, buf, cap, 0);
+    dafs_hdr h = m->hdr;
+    writer_require(&w, h.status >= 0);
+    prepare_hdr(&w, &h, true);
+    if (h.status == DAFS_ST_OK)
+        writer_require(&w, put_reply_body(&w, m));
+    return finish_message(&w, &h);
+}
+
+int dafs_decode_request(const void *buf, size_t len, dafs_request *out)
+{
+    memset(out, 0, sizeof *out);
+    int rc = dafs_decode_hdr(buf, len, &out->hdr);
+    if (rc != 0)
+        return rc;
+    if (out->hdr.flags != 0 || out->hdr.status != 0)
+        return -DAFS_ST_BADMSG;
+    reader r;
+    reader_init(&r, buf, len, DAFS_HDR_SIZE);
+    if (!get_request_body(&r, out))
+        return -DAFS_ST_BADOP;
+    return reader_finish(&r);
+}
+
+int dafs_decode_reply(const void *buf, size_t len, dafs_reply *out)
+{
+    memset(out, 0, sizeof *out);
+    int rc = dafs_decode_hdr(buf, len, &out->hdr);
+    if (rc != 0)
+        return rc;
+    if (out->hdr.flags != DAFS_HDR_REPLY || out->hdr.status < 0)
+        return -DAFS_ST_BADMSG;
+    reader r;
+    reader_init(&r, buf, len, DAFS_HDR_SIZE);
+    /* Error replies are header-only, whatever the opcode (it may be one the
+     * server did not know, answered with DAFS_ST_BADOP). */
+    if (out->hdr.status == DAFS_ST_OK && !get_reply_body(&r, out))
+        return -DAFS_ST_BADOP;
+    return reader_finish(&r);
+}
+
+/* ---- incremental READDIR reply ----------------------------------------- */
+
+/* Offsets of the READDIR reply's fixed fields, right after the header. */
+#define HDR_LENGTH_OFF 8
+#define READDIR_EOF_OFF DAFS_HDR_SIZE
+#define READDIR_NENTRIES_OFF (DAFS_HDR_SIZE + 4)
+#define READDIR_ENTRIES_OFF (DAFS_HDR_SIZE + 8)
+
+int dafs_readdir_enc_begin(dafs_readdir_enc *e, void *buf, size_t cap, const dafs_hdr *hdr)
+{
+    e->buf = buf;
+    e->cap = cap < DAFS_MSG_LIMIT ? cap : DAFS_MSG_LIMIT;
+    e->pos = READDIR_ENTRIES_OFF;
+    e->nentries = 0;
+    if (hdr->opcode != DAFS_OP_READDIR || hdr->status != DAFS_ST_OK ||
+        (hdr->flags & ~DAFS_HDR_REPLY) != 0)
+        return -DAFS_ST_INVAL;
+    if (e->cap < READDIR_ENTRIES_OFF)
+        return -DAFS_ST_OVERFLOW;
+    dafs_hdr h = *hdr;
+    h.magic = DAFS_PROTO_MAGIC;
+    h.version = DAFS_PROTO_VERSION;
+    h.flags = DAFS_HDR_REPLY;
+    h.reserved = 0;
+    h.length = 0; /* set by finish */
+    dafs_encode_hdr(e->buf, &h);
+    memset(e->buf + DAFS_HDR_SIZE, 0, READDIR_ENTRIES_OFF - DAFS_HDR_SIZE);
+    return 0;
+}
+
+int dafs_readdir_enc_add(dafs_readdir_enc *e, const dafs_dirent_wire *ent)
+{
+    writer w;
+    writer_init(&w, e->buf, e->cap, e->pos);
+    put_dirent(&w, ent);
+    if (w.err != 0)
+        return w.err;
+    e->pos = w.pos;
+    e->nentries++;
+    return 0;
+}
+
+int dafs_readdir_enc_finish(dafs_readdir_enc *e, bool eof)
+{
+    if (e->pos < READDIR_ENTRIES_OFF || e->pos > e->cap || e->pos % 8 != 0)
+        return -DAFS_ST_INVAL;
+    e->buf[READDIR_EOF_OFF] = eof ? 1 : 0;
+    store_u32(e->buf + READDIR_NENTRIES_OFF, e->nentries);
+    store_u32(e->buf + HDR_LENGTH_OFF, (uint32_t)e->pos);
+    return (int)e->pos;
+}
+
+void dafs_readdir_iter_init(dafs_readdir_iter *it, const dafs_readdir_rep *rep)
+{
+    it->rest = rep->entries;
+    it->left = rep->nentries;
+}
+
+int dafs_readdir_next(dafs_readdir_iter *it, dafs_dirent_wire *ent)
+{
+    if (it->left == 0 || it->rest.ptr == NULL)
+        return 0;
+    reader r;
+    reader_init(&r, it->rest.ptr, it->rest.len, 0);
+    get_dirent(&r, ent);
+    if (r.bad) { /* only for a hand-made rep: decode validated the rest */
+        it->left = 0;
+        return 0;
+    }
+    it->rest.ptr += r.pos;
+    it->rest.len -= (uint32_t)r.pos;
+    it->left--;
+    return 1;
+}
+
+/* ---- names ------------------------------------------------------------- */
+
+static const char *const op_names[DAFS_OP_COUNT] = {
+    [DAFS_OP_NULL] = "NULL",
+    [DAFS_OP_CONNECT] = "CONNECT",
+    [DAFS_OP_DISCONNECT] = "DISCONNECT",
+    [DAFS_OP_GETROOT] = "GETROOT",
+    [DAFS_OP_LOOKUP] = "LOOKUP",
+    [DAFS_OP_GETATTR] = "GETATTR",
+    [DAFS_OP_OPEN] = "OPEN",
+    [DAFS_OP_CLOSE] = "CLOSE",
+    [DAFS_OP_READ_INLINE] = "READ_INLINE",
+    [DAFS_OP_READ_DIRECT] = "READ_DIRECT",
+    [DAFS_OP_WRITE_INLINE] = "WRITE_INLINE",
+    [DAFS_OP_WRITE_DIRECT] = "WRITE_DIRECT",
+    [DAFS_OP_COMMIT] = "COMMIT",
+    [DAFS_OP_REMOVE] = "REMOVE",
+    [DAFS_OP_MKDIR] = "MKDIR",
+    [DAFS_OP_RMDIR] = "RMDIR",
+    [DAFS_OP_READDIR] = "READDIR",
+    [DAFS_OP_STATFS] = "STATFS",
+};
+
+const char *dafs_op_name(uint16_t op)
+{
+    if (op >= DAFS_OP_COUNT || op_names[op] == NULL)
+        return "UNKNOWN";
+    return op_names[op];
+}
