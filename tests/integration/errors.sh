@@ -4,7 +4,7 @@
 # symlinks that point outside the export, bad URLs, no server at all.  Every
 # failure must exit non-zero with exactly one "dafs: ..." line on stderr.
 . "$(dirname "$0")/lib.sh"
-DAFS_CLI_TIMEOUT=60
+export DAFS_CLI_TIMEOUT=60
 start_server
 e=$WORK/e
 

@@ -9,7 +9,7 @@
 # scratch directory is removed, whether the test passes or fails.
 set -euo pipefail
 
-: "${DAFS_BIN:?DAFS_BIN must point at the build's bin directory}"
+: "${DAFS_BIN:?set DAFS_BIN to the directory holding dafsd and dafs}"
 export FI_TCP_IFACE=${FI_TCP_IFACE:-lo}
 DAFSD=$DAFS_BIN/dafsd
 DAFS=$DAFS_BIN/dafs
