@@ -18,7 +18,7 @@
 # DAFS_TEST_TIMEOUT (per-test timeout in seconds, default 600),
 # DAFS_CTEST_ARGS (extra ctest arguments, e.g. "-LE slow").
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 root=$PWD
 
 export FI_TCP_IFACE=lo

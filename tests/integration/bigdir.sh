@@ -5,7 +5,7 @@
 count=100000
 mkdir "$EXPORT/many"
 (
-  cd "$EXPORT/many"
+  cd "$EXPORT/many" || exit 1
   for ((i = 0; i < count; i++)); do
     : >"entry-$i"
   done
