@@ -1,0 +1,417 @@
+/*
+ * proto_samples.c — sample messages for every opcode and equality checks,
+ * see proto_samples.h.  The READDIR entries are laid out by hand here (not
+ * by the codec) so that the codec's readdir decoder is checked against an
+ * independent writer.
+ */
+#include "proto_samples.h"
+
+#include <string.h>
+
+static const uint8_t name_bytes[] = "a-file.name";
+static const uint8_t client_id_bytes[] = "client-42@host";
+static const uint8_t ep_name_bytes[] = "\x02\x00\x30\x39\x7f\x00\x00\x01 endpoint-addr";
+static const uint8_t data_bytes[] = "inline payload, 37 bytes of it here!";
+
+static dafs_bytes make_bytes(const uint8_t *p, size_t n)
+{
+    dafs_bytes b = {.ptr = p, .len = (uint32_t)n};
+    return b;
+}
+
+static void sample_fh(dafs_fh *fh, uint8_t len, uint8_t seed)
+{
+    memset(fh, 0, sizeof *fh);
+    fh->len = len;
+    for (uint8_t i = 0; i < len; i++)
+        fh->data[i] = (uint8_t)(seed + i * 7);
+}
+
+static void sample_segs(dafs_seg *segs, uint16_t n)
+{
+    for (uint16_t i = 0; i < n; i++) {
+        segs[i].addr = 0x7f0000001000ull + i * 0x10000ull;
+        segs[i].key = 0xabcd0000ull + i;
+        segs[i].len = 4096;
+    }
+}
+
+static void sample_attr(dafs_attr *a)
+{
+    a->mode = 0100644;
+    a->nlink = 2;
+    a->uid = 1000;
+    a->gid = 1001;
+    a->size = 0x123456789ull;
+    a->used = 0x123457000ull;
+    a->fileid = 0xfeedfacecafebeefull;
+    a->rdev = 0x0801;
+    a->atime_sec = 1700000000;
+    a->mtime_sec = -5; /* before the epoch: signed on the wire */
+    a->ctime_sec = 1700000002;
+    a->atime_nsec = 1;
+    a->mtime_nsec = 999999999;
+    a->ctime_nsec = 500;
+}
+
+static void sample_hdr(dafs_hdr *h, uint16_t op)
+{
+    h->opcode = op;
+    h->session_id = op == DAFS_OP_CONNECT ? 0 : 0x1122334455667788ull;
+    h->xid = 0x0102030405060708ull + op;
+    h->credits = 0;
+}
+
+static void sample_request_body(uint16_t op, dafs_request *q)
+{
+    switch (op) {
+    case DAFS_OP_CONNECT:
+        q->u.connect.client_id = make_bytes(client_id_bytes, sizeof client_id_bytes - 1);
+        q->u.connect.boot_verifier = 0x5555aaaa5555aaaaull;
+        q->u.connect.fence_id = 77;
+        q->u.connect.max_request = 65536;
+        q->u.connect.max_response = 131072;
+        q->u.connect.inline_max = 8192;
+        q->u.connect.max_credits = 64;
+        q->u.connect.ep_name = make_bytes(ep_name_bytes, sizeof ep_name_bytes - 1);
+        break;
+    case DAFS_OP_GETATTR:
+    case DAFS_OP_CLOSE:
+    case DAFS_OP_STATFS:
+        sample_fh(&q->u.fh.fh, 33, 0x10);
+        break;
+    case DAFS_OP_LOOKUP:
+    case DAFS_OP_OPEN:
+    case DAFS_OP_REMOVE:
+    case DAFS_OP_MKDIR:
+    case DAFS_OP_RMDIR:
+        sample_fh(&q->u.dirop.dir, 20, 0x20);
+        q->u.dirop.name = make_bytes(name_bytes, sizeof name_bytes - 1);
+        q->u.dirop.flags = op == DAFS_OP_OPEN ? (DAFS_OPEN_RDWR | DAFS_OPEN_CREAT) : 0;
+        q->u.dirop.mode = op == DAFS_OP_OPEN || op == DAFS_OP_MKDIR ? 0755 : 0;
+        break;
+    case DAFS_OP_READ_INLINE:
+    case DAFS_OP_READ_DIRECT:
+        sample_fh(&q->u.read.fh, DAFS_FH_MAX, 0x30);
+        q->u.read.offset = 0x100000000ull;
+        q->u.read.count = op == DAFS_OP_READ_DIRECT ? 3 * 4096 : 512;
+        q->u.read.hints = DAFS_HINT_SEQUENTIAL;
+        if (op == DAFS_OP_READ_DIRECT) {
+            q->u.read.nsegs = 3;
+            sample_segs(q->u.read.segs, 3);
+        }
+        break;
+    case DAFS_OP_WRITE_INLINE:
+    case DAFS_OP_WRITE_DIRECT:
+        sample_fh(&q->u.write.fh, 1, 0x40);
+        q->u.write.offset = 4096;
+        q->u.write.stable = DAFS_DATA_SYNC;
+        q->u.write.hints = DAFS_HINT_RANDOM;
+        if (op == DAFS_OP_WRITE_DIRECT) {
+            q->u.write.count = DAFS_SEG_MAX * 4096;
+            q->u.write.nsegs = DAFS_SEG_MAX;
+            sample_segs(q->u.write.segs, DAFS_SEG_MAX);
+        } else {
+            q->u.write.data = make_bytes(data_bytes, sizeof data_bytes - 1);
+            q->u.write.count = q->u.write.data.len;
+        }
+        break;
+    case DAFS_OP_COMMIT:
+        sample_fh(&q->u.commit.fh, 9, 0x50);
+        q->u.commit.offset = 8192;
+        q->u.commit.count = 0;
+        q->u.commit.stable = DAFS_FILE_SYNC;
+        break;
+    case DAFS_OP_READDIR:
+        sample_fh(&q->u.readdir.dir, 17, 0x60);
+        q->u.readdir.cookie = 0x8000000000000001ull;
+        q->u.readdir.maxcount = 4000;
+        break;
+    default: /* NULL, DISCONNECT, GETROOT: no body */
+        break;
+    }
+}
+
+void sample_request(uint16_t op, dafs_request *q)
+{
+    memset(q, 0, sizeof *q);
+    sample_hdr(&q->hdr, op);
+    sample_request_body(op, q);
+}
+
+/* ---- READDIR entries, written by hand ---------------------------------- */
+
+static uint8_t entries_buf[256];
+
+static size_t put_le(uint8_t *p, uint64_t v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+    return n;
+}
+
+static size_t put_entry(uint8_t *p, uint64_t fileid, uint64_t cookie, uint32_t type,
+                        const char *name)
+{
+    size_t len = strlen(name);
+    size_t pos = 0;
+    pos += put_le(p + pos, fileid, 8);
+    pos += put_le(p + pos, cookie, 8);
+    pos += put_le(p + pos, type, 4);
+    pos += put_le(p + pos, len, 4);
+    memcpy(p + pos, name, len);
+    pos += len;
+    while (pos % 8 != 0)
+        p[pos++] = 0;
+    return pos;
+}
+
+static void sample_readdir(dafs_readdir_rep *d)
+{
+    size_t pos = 0;
+    memset(entries_buf, 0, sizeof entries_buf);
+    pos += put_entry(entries_buf + pos, 11, 1, 0040000, ".");
+    pos += put_entry(entries_buf + pos, 12, 2, 0100000, "12345678"); /* no padding */
+    pos += put_entry(entries_buf + pos, 13, 0xffffffffffffffffull, 0, "last-one");
+    d->eof = 1;
+    d->nentries = 3;
+    d->entries = make_bytes(entries_buf, pos);
+}
+
+static void sample_reply_body(uint16_t op, dafs_reply *r)
+{
+    switch (op) {
+    case DAFS_OP_CONNECT:
+        r->u.connect.server_instance = 0x0123456789abcdefull;
+        r->u.connect.max_request = 65536;
+        r->u.connect.max_response = 131072;
+        r->u.connect.inline_max = 8192;
+        r->u.connect.max_io = 1u << 20;
+        r->u.connect.lease_ms = 30000;
+        r->u.connect.max_segs = DAFS_SEG_MAX;
+        break;
+    case DAFS_OP_GETROOT:
+    case DAFS_OP_LOOKUP:
+    case DAFS_OP_OPEN:
+    case DAFS_OP_MKDIR:
+        sample_fh(&r->u.fh_attr.fh, 40, 0x70);
+        sample_attr(&r->u.fh_attr.attr);
+        r->u.fh_attr.created = op == DAFS_OP_OPEN;
+        break;
+    case DAFS_OP_GETATTR:
+        sample_attr(&r->u.attr.attr);
+        break;
+    case DAFS_OP_READ_INLINE:
+        r->u.read.data = make_bytes(data_bytes, sizeof data_bytes - 1);
+        r->u.read.count = r->u.read.data.len;
+        r->u.read.eof = 1;
+        break;
+    case DAFS_OP_READ_DIRECT:
+        r->u.read.count = 12288;
+        r->u.read.eof = 0;
+        break;
+    case DAFS_OP_WRITE_INLINE:
+    case DAFS_OP_WRITE_DIRECT:
+        r->u.write.count = 4096;
+        r->u.write.committed = DAFS_FILE_SYNC;
+        r->u.write.verifier = 0x0123456789abcdefull;
+        break;
+    case DAFS_OP_COMMIT:
+        r->u.commit.verifier = 0x0123456789abcdefull;
+        break;
+    case DAFS_OP_READDIR:
+        sample_readdir(&r->u.readdir);
+        break;
+    case DAFS_OP_STATFS:
+        r->u.statfs = (dafs_statfs_rep){.bsize = 4096, .frsize = 4096, .blocks = 1000000,
+                                        .bfree = 500000, .bavail = 400000, .files = 65536,
+                                        .ffree = 60000, .namemax = 255};
+        break;
+    default: /* NULL, DISCONNECT, CLOSE, REMOVE, RMDIR: no body */
+        break;
+    }
+}
+
+void sample_reply(uint16_t op, dafs_reply *r)
+{
+    memset(r, 0, sizeof *r);
+    sample_hdr(&r->hdr, op);
+    r->hdr.flags = DAFS_HDR_REPLY;
+    r->hdr.credits = 32;
+    sample_reply_body(op, r);
+}
+
+/* ---- equality ---------------------------------------------------------- */
+
+static bool hdr_equal(const dafs_hdr *a, const dafs_hdr *b)
+{
+    return a->opcode == b->opcode && a->flags == b->flags && a->credits == b->credits &&
+           a->session_id == b->session_id && a->xid == b->xid && a->status == b->status;
+}
+
+static bool fh_equal(const dafs_fh *a, const dafs_fh *b)
+{
+    return a->len == b->len && a->len <= DAFS_FH_MAX && memcmp(a->data, b->data, a->len) == 0;
+}
+
+static bool bytes_equal(const dafs_bytes *a, const dafs_bytes *b)
+{
+    return a->len == b->len && (a->len == 0 || memcmp(a->ptr, b->ptr, a->len) == 0);
+}
+
+static bool segs_equal(uint16_t n, const dafs_seg *a, const dafs_seg *b)
+{
+    for (uint16_t i = 0; i < n && i < DAFS_SEG_MAX; i++)
+        if (a[i].addr != b[i].addr || a[i].key != b[i].key || a[i].len != b[i].len)
+            return false;
+    return true;
+}
+
+static bool attr_equal(const dafs_attr *a, const dafs_attr *b)
+{
+    return a->mode == b->mode && a->nlink == b->nlink && a->uid == b->uid &&
+           a->gid == b->gid && a->size == b->size && a->used == b->used &&
+           a->fileid == b->fileid && a->rdev == b->rdev && a->atime_sec == b->atime_sec &&
+           a->mtime_sec == b->mtime_sec && a->ctime_sec == b->ctime_sec &&
+           a->atime_nsec == b->atime_nsec && a->mtime_nsec == b->mtime_nsec &&
+           a->ctime_nsec == b->ctime_nsec;
+}
+
+static bool read_req_equal(const dafs_read_req *a, const dafs_read_req *b)
+{
+    return fh_equal(&a->fh, &b->fh) && a->offset == b->offset && a->count == b->count &&
+           a->hints == b->hints && a->nsegs == b->nsegs && segs_equal(a->nsegs, a->segs, b->segs);
+}
+
+static bool write_req_equal(const dafs_write_req *a, const dafs_write_req *b)
+{
+    return fh_equal(&a->fh, &b->fh) && a->offset == b->offset && a->count == b->count &&
+           a->stable == b->stable && a->hints == b->hints && bytes_equal(&a->data, &b->data) &&
+           a->nsegs == b->nsegs && segs_equal(a->nsegs, a->segs, b->segs);
+}
+
+static bool request_body_equal(uint16_t op, const dafs_request *a, const dafs_request *b)
+{
+    switch (op) {
+    case DAFS_OP_CONNECT: {
+        const dafs_connect_req *x = &a->u.connect, *y = &b->u.connect;
+        return bytes_equal(&x->client_id, &y->client_id) &&
+               x->boot_verifier == y->boot_verifier && x->fence_id == y->fence_id &&
+               x->max_request == y->max_request && x->max_response == y->max_response &&
+               x->inline_max == y->inline_max && x->max_credits == y->max_credits &&
+               bytes_equal(&x->ep_name, &y->ep_name);
+    }
+    case DAFS_OP_GETATTR:
+    case DAFS_OP_CLOSE:
+    case DAFS_OP_STATFS:
+        return fh_equal(&a->u.fh.fh, &b->u.fh.fh);
+    case DAFS_OP_LOOKUP:
+    case DAFS_OP_OPEN:
+    case DAFS_OP_REMOVE:
+    case DAFS_OP_MKDIR:
+    case DAFS_OP_RMDIR:
+        return fh_equal(&a->u.dirop.dir, &b->u.dirop.dir) &&
+               bytes_equal(&a->u.dirop.name, &b->u.dirop.name) &&
+               a->u.dirop.flags == b->u.dirop.flags && a->u.dirop.mode == b->u.dirop.mode;
+    case DAFS_OP_READ_INLINE:
+    case DAFS_OP_READ_DIRECT:
+        return read_req_equal(&a->u.read, &b->u.read);
+    case DAFS_OP_WRITE_INLINE:
+    case DAFS_OP_WRITE_DIRECT:
+        return write_req_equal(&a->u.write, &b->u.write);
+    case DAFS_OP_COMMIT:
+        return fh_equal(&a->u.commit.fh, &b->u.commit.fh) &&
+               a->u.commit.offset == b->u.commit.offset &&
+               a->u.commit.count == b->u.commit.count && a->u.commit.stable == b->u.commit.stable;
+    case DAFS_OP_READDIR:
+        return fh_equal(&a->u.readdir.dir, &b->u.readdir.dir) &&
+               a->u.readdir.cookie == b->u.readdir.cookie &&
+               a->u.readdir.maxcount == b->u.readdir.maxcount;
+    default:
+        return true;
+    }
+}
+
+bool requests_equal(const dafs_request *a, const dafs_request *b)
+{
+    return hdr_equal(&a->hdr, &b->hdr) && request_body_equal(a->hdr.opcode, a, b);
+}
+
+static bool reply_body_equal(uint16_t op, const dafs_reply *a, const dafs_reply *b)
+{
+    switch (op) {
+    case DAFS_OP_CONNECT:
+        return a->u.connect.server_instance == b->u.connect.server_instance &&
+               a->u.connect.max_request == b->u.connect.max_request &&
+               a->u.connect.max_response == b->u.connect.max_response &&
+               a->u.connect.inline_max == b->u.connect.inline_max &&
+               a->u.connect.max_io == b->u.connect.max_io &&
+               a->u.connect.lease_ms == b->u.connect.lease_ms &&
+               a->u.connect.max_segs == b->u.connect.max_segs;
+    case DAFS_OP_GETROOT:
+    case DAFS_OP_LOOKUP:
+    case DAFS_OP_OPEN:
+    case DAFS_OP_MKDIR:
+        return fh_equal(&a->u.fh_attr.fh, &b->u.fh_attr.fh) &&
+               attr_equal(&a->u.fh_attr.attr, &b->u.fh_attr.attr) &&
+               a->u.fh_attr.created == b->u.fh_attr.created;
+    case DAFS_OP_GETATTR:
+        return attr_equal(&a->u.attr.attr, &b->u.attr.attr);
+    case DAFS_OP_READ_INLINE:
+    case DAFS_OP_READ_DIRECT:
+        return a->u.read.count == b->u.read.count && a->u.read.eof == b->u.read.eof &&
+               bytes_equal(&a->u.read.data, &b->u.read.data);
+    case DAFS_OP_WRITE_INLINE:
+    case DAFS_OP_WRITE_DIRECT:
+        return a->u.write.count == b->u.write.count &&
+               a->u.write.committed == b->u.write.committed &&
+               a->u.write.verifier == b->u.write.verifier;
+    case DAFS_OP_COMMIT:
+        return a->u.commit.verifier == b->u.commit.verifier;
+    case DAFS_OP_READDIR:
+        /* entries compared by walking them: pad bytes may differ */
+        return a->u.readdir.eof == b->u.readdir.eof &&
+               a->u.readdir.nentries == b->u.readdir.nentries;
+    case DAFS_OP_STATFS:
+        return a->u.statfs.bsize == b->u.statfs.bsize &&
+               a->u.statfs.frsize == b->u.statfs.frsize &&
+               a->u.statfs.blocks == b->u.statfs.blocks &&
+               a->u.statfs.bfree == b->u.statfs.bfree &&
+               a->u.statfs.bavail == b->u.statfs.bavail &&
+               a->u.statfs.files == b->u.statfs.files &&
+               a->u.statfs.ffree == b->u.statfs.ffree &&
+               a->u.statfs.namemax == b->u.statfs.namemax;
+    default:
+        return true;
+    }
+}
+
+static bool dirents_equal(const dafs_readdir_rep *a, const dafs_readdir_rep *b)
+{
+    dafs_readdir_iter ia, ib;
+    dafs_dirent_wire ea, eb;
+    dafs_readdir_iter_init(&ia, a);
+    dafs_readdir_iter_init(&ib, b);
+    for (;;) {
+        int ra = dafs_readdir_next(&ia, &ea);
+        int rb = dafs_readdir_next(&ib, &eb);
+        if (ra != rb)
+            return false;
+        if (ra != 1)
+            return true;
+        if (ea.fileid != eb.fileid || ea.cookie != eb.cookie || ea.type != eb.type ||
+            !bytes_equal(&ea.name, &eb.name))
+            return false;
+    }
+}
+
+bool replies_equal(const dafs_reply *a, const dafs_reply *b)
+{
+    if (!hdr_equal(&a->hdr, &b->hdr))
+        return false;
+    if (a->hdr.status != DAFS_ST_OK)
+        return true;
+    if (a->hdr.opcode == DAFS_OP_READDIR && !dirents_equal(&a->u.readdir, &b->u.readdir))
+        return false;
+    return reply_body_equal(a->hdr.opcode, a, b);
+}

@@ -1,0 +1,1094 @@
+/*
+ * test_proto.c — unit tests of the wire codec (src/common/proto.c).
+ *
+ * What is covered:
+ *  - round trips of a populated request and reply for every opcode, and
+ *    header-only error replies;
+ *  - golden byte layouts, written by an independent little "raw" writer in
+ *    this file, so a layout change in the codec cannot go unnoticed;
+ *  - every decode validation rule with a crafted message (truncation at
+ *    every byte, wrong magic/version, length mismatch, trailing bytes, bad
+ *    flags, out-of-range handle/name/id/segment counts, inline length
+ *    mismatch, malformed READDIR entries), with each message copied into a
+ *    buffer of exactly its size so that ASan sees any over-read;
+ *  - every encode validation rule (-DAFS_ST_INVAL, -DAFS_ST_OVERFLOW);
+ *  - the incremental READDIR encoder and the entry iterator.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "proto.h"
+#include "proto_samples.h"
+
+#define BUF_SIZE 8192
+
+/* ---- helpers ----------------------------------------------------------- */
+
+/* Decode from a heap copy of exactly n bytes (ASan catches any over-read). */
+static int decode_request_exact(const uint8_t *p, size_t n, dafs_request *out)
+{
+    uint8_t *copy = malloc(n > 0 ? n : 1);
+    assert_non_null(copy);
+    if (n > 0)
+        memcpy(copy, p, n);
+    int rc = dafs_decode_request(copy, n, out);
+    free(copy);
+    return rc;
+}
+
+static int decode_reply_exact(const uint8_t *p, size_t n, dafs_reply *out)
+{
+    uint8_t *copy = malloc(n > 0 ? n : 1);
+    assert_non_null(copy);
+    if (n > 0)
+        memcpy(copy, p, n);
+    int rc = dafs_decode_reply(copy, n, out);
+    free(copy);
+    return rc;
+}
+
+static void store_le(uint8_t *p, uint64_t v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t load_le(const uint8_t *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+static void set_length(uint8_t *msg, size_t len)
+{
+    store_le(msg + 8, len, 4);
+}
+
+/* An independent writer of the layout rules, for crafted messages. */
+typedef struct raw {
+    uint8_t b[4096];
+    size_t pos;
+    uint16_t op;
+    uint16_t flags;
+    int32_t status;
+} raw;
+
+static void raw_align(raw *r, size_t a)
+{
+    while (r->pos % a != 0)
+        r->b[r->pos++] = 0;
+}
+
+static void raw_le(raw *r, uint64_t v, size_t n)
+{
+    raw_align(r, n);
+    store_le(r->b + r->pos, v, n);
+    r->pos += n;
+}
+
+static void raw_str(raw *r, uint32_t len, uint8_t fill)
+{
+    raw_le(r, len, 4);
+    memset(r->b + r->pos, fill, len);
+    r->pos += len;
+    raw_align(r, 8);
+}
+
+static void raw_fh(raw *r, uint8_t len)
+{
+    r->b[r->pos++] = len;
+    memset(r->b + r->pos, 0xf0, len);
+    r->pos += len;
+    raw_align(r, 8);
+}
+
+static void raw_seg(raw *r, uint64_t len)
+{
+    raw_le(r, 0x1000, 8);
+    raw_le(r, 0x42, 8);
+    raw_le(r, len, 8);
+}
+
+static void raw_begin(raw *r, uint16_t op, bool reply)
+{
+    memset(r, 0, sizeof *r);
+    r->pos = DAFS_HDR_SIZE;
+    r->op = op;
+    r->flags = reply ? DAFS_HDR_REPLY : 0;
+}
+
+static size_t raw_end(raw *r)
+{
+    raw_align(r, 8);
+    store_le(r->b + 0, DAFS_PROTO_MAGIC, 4);
+    store_le(r->b + 4, DAFS_PROTO_VERSION, 2);
+    store_le(r->b + 6, r->op, 2);
+    store_le(r->b + 8, r->pos, 4);
+    store_le(r->b + 12, r->flags, 2);
+    store_le(r->b + 14, 0, 2);
+    store_le(r->b + 16, 1, 8);
+    store_le(r->b + 24, 2, 8);
+    store_le(r->b + 32, (uint32_t)r->status, 4);
+    store_le(r->b + 36, 0, 4);
+    return r->pos;
+}
+
+static int raw_decode_request(raw *r)
+{
+    dafs_request q;
+    size_t n = raw_end(r);
+    return decode_request_exact(r->b, n, &q);
+}
+
+static int raw_decode_reply(raw *r)
+{
+    dafs_reply p;
+    size_t n = raw_end(r);
+    return decode_reply_exact(r->b, n, &p);
+}
+
+static int encode_req(uint8_t *buf, const dafs_request *q)
+{
+    return dafs_encode_request(buf, BUF_SIZE, q);
+}
+
+static int encode_rep(uint8_t *buf, const dafs_reply *p)
+{
+    return dafs_encode_reply(buf, BUF_SIZE, p);
+}
+
+/* ---- round trips ------------------------------------------------------- */
+
+static void test_roundtrip_requests(void **state)
+{
+    (void)state;
+    for (uint16_t op = 0; op < DAFS_OP_COUNT; op++) {
+        dafs_request q, d;
+        uint8_t buf[BUF_SIZE];
+        sample_request(op, &q);
+        int n = encode_req(buf, &q);
+        assert_true(n >= DAFS_HDR_SIZE);
+        assert_int_equal(n % 8, 0);
+        assert_int_equal(load_le(buf + 8, 4), n);
+        assert_int_equal(dafs_decode_request(buf, (size_t)n, &d), 0);
+        assert_int_equal(d.hdr.magic, DAFS_PROTO_MAGIC);
+        assert_int_equal(d.hdr.version, DAFS_PROTO_VERSION);
+        assert_int_equal(d.hdr.length, n);
+        assert_int_equal(d.hdr.flags, 0);
+        assert_true(requests_equal(&q, &d));
+        /* exactly enough room works, one byte less does not */
+        assert_int_equal(dafs_encode_request(buf, (size_t)n, &q), n);
+        assert_int_equal(dafs_encode_request(buf, (size_t)n - 1, &q), -DAFS_ST_OVERFLOW);
+    }
+}
+
+static void test_roundtrip_replies(void **state)
+{
+    (void)state;
+    for (uint16_t op = 0; op < DAFS_OP_COUNT; op++) {
+        dafs_reply p, d;
+        uint8_t buf[BUF_SIZE];
+        sample_reply(op, &p);
+        int n = encode_rep(buf, &p);
+        assert_true(n >= DAFS_HDR_SIZE);
+        assert_int_equal(n % 8, 0);
+        assert_int_equal(dafs_decode_reply(buf, (size_t)n, &d), 0);
+        assert_int_equal(d.hdr.flags, DAFS_HDR_REPLY);
+        assert_int_equal(d.hdr.credits, 32);
+        assert_true(replies_equal(&p, &d));
+        assert_int_equal(dafs_encode_reply(buf, (size_t)n, &p), n);
+        assert_int_equal(dafs_encode_reply(buf, (size_t)n - 1, &p), -DAFS_ST_OVERFLOW);
+    }
+}
+
+static void test_error_replies_are_header_only(void **state)
+{
+    (void)state;
+    uint8_t buf[BUF_SIZE];
+    for (uint16_t op = 0; op < DAFS_OP_COUNT; op++) {
+        dafs_reply p, d;
+        sample_reply(op, &p);
+        p.hdr.status = DAFS_ST_NOENT;
+        assert_int_equal(encode_rep(buf, &p), DAFS_ERROR_REPLY_SIZE);
+        assert_int_equal(dafs_decode_reply(buf, DAFS_ERROR_REPLY_SIZE, &d), 0);
+        assert_int_equal(d.hdr.status, DAFS_ST_NOENT);
+        assert_int_equal(d.hdr.xid, p.hdr.xid);
+        assert_int_equal(d.hdr.opcode, op);
+    }
+    /* an error reply to an opcode we do not know still decodes */
+    dafs_reply p = {.hdr = {.opcode = 999, .xid = 5, .status = DAFS_ST_BADOP}}, d;
+    assert_int_equal(encode_rep(buf, &p), DAFS_HDR_SIZE);
+    assert_int_equal(dafs_decode_reply(buf, DAFS_HDR_SIZE, &d), 0);
+    assert_int_equal(d.hdr.opcode, 999);
+    assert_int_equal(d.hdr.status, DAFS_ST_BADOP);
+}
+
+/* ---- golden layouts ---------------------------------------------------- */
+
+static void test_golden_lookup(void **state)
+{
+    (void)state;
+    static const uint8_t expect[72] = {
+        0x44, 0x41, 0x46, 0x53, 0x01, 0x00, 0x04, 0x00, /* magic, version 1, op 4 */
+        0x48, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x00, /* length 72, flags 0, credits 3 */
+        0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* session 7 */
+        0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* xid 9 */
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* status, reserved */
+        0x03, 0x61, 0x62, 0x63, 0x00, 0x00, 0x00, 0x00, /* fh len 3 "abc" pad */
+        0x05, 0x00, 0x00, 0x00, 0x68, 0x65, 0x6c, 0x6c, /* name len 5 "hell" */
+        0x6f, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* "o" pad */
+        0x00, 0x00, 0x00, 0x00, 0xed, 0x01, 0x00, 0x00, /* flags 0, mode 0755 */
+    };
+    dafs_request q;
+    memset(&q, 0, sizeof q);
+    q.hdr.opcode = DAFS_OP_LOOKUP;
+    q.hdr.credits = 3;
+    q.hdr.session_id = 7;
+    q.hdr.xid = 9;
+    q.u.dirop.dir.len = 3;
+    memcpy(q.u.dirop.dir.data, "abc", 3);
+    q.u.dirop.name = (dafs_bytes){.ptr = (const uint8_t *)"hello", .len = 5};
+    q.u.dirop.mode = 0755;
+    uint8_t buf[BUF_SIZE];
+    assert_int_equal(encode_req(buf, &q), sizeof expect);
+    assert_memory_equal(buf, expect, sizeof expect);
+}
+
+/* Same message from the raw writer, and a READ_DIRECT and an inline read
+ * reply, compared byte for byte with the codec's output. */
+static void test_golden_against_raw(void **state)
+{
+    (void)state;
+    uint8_t buf[BUF_SIZE];
+    raw r;
+    dafs_request q;
+
+    /* READ_DIRECT: fh 64, offset, count, hints, nsegs u16 then 8-aligned segs */
+    sample_request(DAFS_OP_READ_DIRECT, &q);
+    q.hdr.session_id = 1;
+    q.hdr.xid = 2;
+    raw_begin(&r, DAFS_OP_READ_DIRECT, false);
+    raw_fh(&r, DAFS_FH_MAX);
+    memcpy(r.b + DAFS_HDR_SIZE + 1, q.u.read.fh.data, DAFS_FH_MAX);
+    raw_le(&r, q.u.read.offset, 8);
+    raw_le(&r, q.u.read.count, 4);
+    raw_le(&r, q.u.read.hints, 4);
+    raw_le(&r, 3, 2);
+    for (int i = 0; i < 3; i++) {
+        raw_le(&r, q.u.read.segs[i].addr, 8);
+        raw_le(&r, q.u.read.segs[i].key, 8);
+        raw_le(&r, q.u.read.segs[i].len, 8);
+    }
+    size_t n = raw_end(&r);
+    assert_int_equal(n, 40 + 72 + 8 + 4 + 4 + 8 + 72);
+    assert_int_equal(encode_req(buf, &q), n);
+    assert_memory_equal(buf, r.b, n);
+
+    /* READ_INLINE reply: count@40, eof@44, data length@48, data@52 */
+    dafs_reply p;
+    sample_reply(DAFS_OP_READ_INLINE, &p);
+    p.hdr.session_id = 1;
+    p.hdr.xid = 2;
+    p.hdr.credits = 0;
+    raw_begin(&r, DAFS_OP_READ_INLINE, true);
+    raw_le(&r, p.u.read.count, 4);
+    raw_le(&r, p.u.read.eof, 1);
+    raw_le(&r, p.u.read.data.len, 4);
+    memcpy(r.b + r.pos, p.u.read.data.ptr, p.u.read.data.len);
+    r.pos += p.u.read.data.len;
+    n = raw_end(&r);
+    assert_int_equal(encode_rep(buf, &p), n);
+    assert_memory_equal(buf, r.b, n);
+    assert_memory_equal(buf + 52, p.u.read.data.ptr, p.u.read.data.len);
+}
+
+/* ---- truncation -------------------------------------------------------- */
+
+/*
+ * Cut a valid message at every length.  Without fixing hdr.length every cut
+ * must fail; with hdr.length patched to the cut, every cut before the end
+ * of the body must fail and only the final padding may be dropped.
+ */
+static void check_truncations(const uint8_t *msg, size_t n, bool reply)
+{
+    uint8_t cut[BUF_SIZE];
+    size_t first_ok = n + 1;
+    for (size_t len = 0; len < n; len++) {
+        dafs_request q;
+        dafs_reply p;
+        int rc = reply ? decode_reply_exact(msg, len, &p) : decode_request_exact(msg, len, &q);
+        assert_int_equal(rc, -DAFS_ST_BADMSG);
+        if (len < DAFS_HDR_SIZE)
+            continue;
+        memcpy(cut, msg, len);
+        set_length(cut, len);
+        rc = reply ? decode_reply_exact(cut, len, &p) : decode_request_exact(cut, len, &q);
+        if (rc == 0 && first_ok > n)
+            first_ok = len;
+        if (first_ok <= n)
+            assert_int_equal(rc, 0);
+        else
+            assert_int_equal(rc, -DAFS_ST_BADMSG);
+    }
+    if (first_ok <= n)
+        assert_true(n - first_ok < 8);
+}
+
+static void test_truncation(void **state)
+{
+    (void)state;
+    uint8_t buf[BUF_SIZE];
+    for (uint16_t op = 0; op < DAFS_OP_COUNT; op++) {
+        dafs_request q;
+        dafs_reply p;
+        sample_request(op, &q);
+        int n = encode_req(buf, &q);
+        assert_true(n > 0);
+        check_truncations(buf, (size_t)n, false);
+        sample_reply(op, &p);
+        n = encode_rep(buf, &p);
+        assert_true(n > 0);
+        check_truncations(buf, (size_t)n, true);
+    }
+}
+
+/* GETATTR with a 3-byte handle: the body ends at 44, the encoder pads to 48. */
+static void test_final_padding_optional(void **state)
+{
+    (void)state;
+    raw r;
+    raw_begin(&r, DAFS_OP_GETATTR, false);
+    raw_fh(&r, 3);
+    size_t n = raw_end(&r);
+    assert_int_equal(n, 48);
+    dafs_request q;
+    for (size_t len = 44; len <= 48; len++) {
+        set_length(r.b, len);
+        assert_int_equal(decode_request_exact(r.b, len, &q), 0);
+        assert_int_equal(q.u.fh.fh.len, 3);
+    }
+    /* anything beyond the padding is trailing garbage */
+    memset(r.b + 48, 0, 8);
+    for (size_t len = 49; len <= 56; len++) {
+        set_length(r.b, len);
+        assert_int_equal(decode_request_exact(r.b, len, &q), -DAFS_ST_BADMSG);
+    }
+}
+
+static void test_pad_bytes_ignored_on_read(void **state)
+{
+    (void)state;
+    uint8_t buf[BUF_SIZE], again[BUF_SIZE];
+    dafs_request q, d;
+    sample_request(DAFS_OP_LOOKUP, &q);
+    int n = encode_req(buf, &q);
+    assert_true(n > 0);
+    /* fh is 20 bytes: pad at 61..63; name is 11 bytes at 68: pad at 79 */
+    buf[61] = buf[62] = buf[63] = 0xee;
+    buf[79] = 0xee;
+    assert_int_equal(dafs_decode_request(buf, (size_t)n, &d), 0);
+    assert_true(requests_equal(&q, &d));
+    assert_int_equal(encode_req(again, &d), n);
+    assert_int_equal(again[61], 0);
+    assert_int_equal(again[79], 0);
+}
+
+/* ---- header validation ------------------------------------------------- */
+
+static int encode_sample_request(uint8_t *buf, uint16_t op)
+{
+    dafs_request q;
+    sample_request(op, &q);
+    int n = encode_req(buf, &q);
+    assert_true(n > 0);
+    return n;
+}
+
+/* Decode a copy of a good request with one header field overwritten. */
+static int mutated_request(const uint8_t *good, int n, size_t off, uint64_t val, size_t width)
+{
+    uint8_t buf[BUF_SIZE];
+    dafs_request q;
+    memcpy(buf, good, (size_t)n);
+    store_le(buf + off, val, width);
+    return decode_request_exact(buf, (size_t)n, &q);
+}
+
+static void test_header_errors(void **state)
+{
+    (void)state;
+    uint8_t good[BUF_SIZE], buf[BUF_SIZE];
+    dafs_request q;
+    dafs_reply p;
+    dafs_hdr h;
+    int n = encode_sample_request(good, DAFS_OP_GETATTR);
+
+    assert_int_equal(dafs_decode_hdr(good, (size_t)n, &h), 0);
+    assert_int_equal(dafs_decode_hdr(good, DAFS_HDR_SIZE - 1, &h), -DAFS_ST_BADMSG);
+
+    assert_int_equal(mutated_request(good, n, 0, 0x53464145u, 4), -DAFS_ST_BADMSG);         /* magic */
+    assert_int_equal(mutated_request(good, n, 4, 2, 2), -DAFS_ST_VERSION);                  /* version */
+    assert_int_equal(mutated_request(good, n, 4, 0, 2), -DAFS_ST_VERSION);
+    assert_int_equal(mutated_request(good, n, 6, DAFS_OP_COUNT, 2), -DAFS_ST_BADOP);        /* opcode */
+    assert_int_equal(mutated_request(good, n, 6, 0xffff, 2), -DAFS_ST_BADOP);
+    assert_int_equal(mutated_request(good, n, 8, (uint64_t)n + 8, 4), -DAFS_ST_BADMSG);     /* length > received */
+    assert_int_equal(mutated_request(good, n, 8, (uint64_t)n - 8, 4), -DAFS_ST_BADMSG);     /* length < received */
+    assert_int_equal(mutated_request(good, n, 8, 0, 4), -DAFS_ST_BADMSG);
+    assert_int_equal(mutated_request(good, n, 12, DAFS_HDR_REPLY, 2), -DAFS_ST_BADMSG);     /* reply flag on a request */
+    assert_int_equal(mutated_request(good, n, 12, 0x8000, 2), -DAFS_ST_BADMSG);             /* unknown flag */
+    assert_int_equal(mutated_request(good, n, 32, DAFS_ST_NOENT, 4), -DAFS_ST_BADMSG);      /* status in a request */
+    assert_int_equal(mutated_request(good, n, 36, 1, 4), -DAFS_ST_BADMSG);                  /* reserved */
+    assert_int_equal(mutated_request(good, n, 16, 0, 8), 0);                                /* session id: not the codec's */
+    assert_int_equal(mutated_request(good, n, 14, 0xffff, 2), 0);                           /* credits: not the codec's */
+
+    /* unknown opcode: the header is still returned, so the server can echo xid */
+    memcpy(buf, good, (size_t)n);
+    store_le(buf + 6, 200, 2);
+    assert_int_equal(dafs_decode_request(buf, (size_t)n, &q), -DAFS_ST_BADOP);
+    assert_int_equal(q.hdr.opcode, 200);
+    assert_int_equal(q.hdr.xid, load_le(good + 24, 8));
+
+    /* the wrong version is reported as such with the header filled in */
+    memcpy(buf, good, (size_t)n);
+    store_le(buf + 4, 7, 2);
+    assert_int_equal(dafs_decode_hdr(buf, (size_t)n, &h), -DAFS_ST_VERSION);
+    assert_int_equal(h.version, 7);
+
+    /* a request is not a reply and vice versa */
+    assert_int_equal(decode_reply_exact(good, (size_t)n, &p), -DAFS_ST_BADMSG);
+    dafs_reply rep;
+    sample_reply(DAFS_OP_GETATTR, &rep);
+    int m = encode_rep(buf, &rep);
+    assert_true(m > 0);
+    assert_int_equal(decode_request_exact(buf, (size_t)m, &q), -DAFS_ST_BADMSG);
+    assert_int_equal(decode_reply_exact(buf, (size_t)m, &p), 0);
+    store_le(buf + 12, DAFS_HDR_REPLY | 0x0100, 2);
+    assert_int_equal(decode_reply_exact(buf, (size_t)m, &p), -DAFS_ST_BADMSG);
+    store_le(buf + 12, DAFS_HDR_REPLY, 2);
+    store_le(buf + 6, DAFS_OP_COUNT, 2);
+    assert_int_equal(decode_reply_exact(buf, (size_t)m, &p), -DAFS_ST_BADOP);
+    store_le(buf + 6, DAFS_OP_GETATTR, 2);
+    store_le(buf + 32, (uint32_t)-5, 4); /* negative status */
+    assert_int_equal(decode_reply_exact(buf, (size_t)m, &p), -DAFS_ST_BADMSG);
+    store_le(buf + 32, DAFS_ST_IO, 4);   /* error reply carrying a body */
+    assert_int_equal(decode_reply_exact(buf, (size_t)m, &p), -DAFS_ST_BADMSG);
+}
+
+static void test_trailing_garbage(void **state)
+{
+    (void)state;
+    uint8_t buf[BUF_SIZE];
+    dafs_request q;
+    for (uint16_t op = 0; op < DAFS_OP_COUNT; op++) {
+        int n = encode_sample_request(buf, op);
+        memset(buf + n, 0, 8);
+        /* a receive buffer larger than the message: caller passed too much */
+        assert_int_equal(decode_request_exact(buf, (size_t)n + 8, &q), -DAFS_ST_BADMSG);
+        /* the header agrees, but 8 bytes follow the body */
+        set_length(buf, (size_t)n + 8);
+        assert_int_equal(decode_request_exact(buf, (size_t)n + 8, &q), -DAFS_ST_BADMSG);
+    }
+    /* also for replies, including error replies */
+    dafs_reply p = {.hdr = {.opcode = DAFS_OP_NULL, .status = DAFS_ST_IO}}, d;
+    int n = encode_rep(buf, &p);
+    assert_int_equal(n, DAFS_HDR_SIZE);
+    memset(buf + n, 0, 8);
+    set_length(buf, DAFS_HDR_SIZE + 8);
+    assert_int_equal(decode_reply_exact(buf, DAFS_HDR_SIZE + 8, &d), -DAFS_ST_BADMSG);
+}
+
+static void test_oversized_length_field(void **state)
+{
+    (void)state;
+    /* a message longer than DAFS_MSG_LIMIT is refused even if it is all there */
+    size_t big = DAFS_MSG_LIMIT + 8;
+    uint8_t *buf = calloc(1, big);
+    assert_non_null(buf);
+    dafs_request q;
+    sample_request(DAFS_OP_NULL, &q);
+    assert_int_equal(dafs_encode_request(buf, big, &q), DAFS_HDR_SIZE);
+    set_length(buf, big);
+    dafs_hdr h;
+    assert_int_equal(dafs_decode_hdr(buf, big, &h), -DAFS_ST_BADMSG);
+    free(buf);
+}
+
+/* ---- body validation, crafted with the raw writer ---------------------- */
+
+static void test_fh_len_range(void **state)
+{
+    (void)state;
+    raw r;
+    static const int cases[][2] = {{0, -DAFS_ST_BADMSG}, {1, 0}, {64, 0},
+                                   {65, -DAFS_ST_BADMSG}, {255, -DAFS_ST_BADMSG}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        raw_begin(&r, DAFS_OP_GETATTR, false);
+        raw_fh(&r, (uint8_t)cases[i][0]);
+        assert_int_equal(raw_decode_request(&r), cases[i][1]);
+        /* same handle inside an fh+attr reply */
+        raw_begin(&r, DAFS_OP_LOOKUP, true);
+        raw_fh(&r, (uint8_t)cases[i][0]);
+        for (int k = 0; k < 4; k++)
+            raw_le(&r, 1, 4);
+        for (int k = 0; k < 7; k++)
+            raw_le(&r, 1, 8);
+        for (int k = 0; k < 3; k++)
+            raw_le(&r, 1, 4);
+        raw_le(&r, 0, 1);
+        assert_int_equal(raw_decode_reply(&r), cases[i][1]);
+    }
+}
+
+static int dirop_with_name(uint16_t op, uint32_t name_len)
+{
+    raw r;
+    raw_begin(&r, op, false);
+    raw_fh(&r, 8);
+    raw_str(&r, name_len, 'x');
+    raw_le(&r, 0, 4);
+    raw_le(&r, 0, 4);
+    return raw_decode_request(&r);
+}
+
+static void test_name_len_range(void **state)
+{
+    (void)state;
+    static const uint16_t ops[] = {DAFS_OP_LOOKUP, DAFS_OP_OPEN, DAFS_OP_REMOVE,
+                                   DAFS_OP_MKDIR, DAFS_OP_RMDIR};
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+        assert_int_equal(dirop_with_name(ops[i], 0), -DAFS_ST_BADMSG);
+        assert_int_equal(dirop_with_name(ops[i], 1), 0);
+        assert_int_equal(dirop_with_name(ops[i], DAFS_NAME_MAX), 0);
+        assert_int_equal(dirop_with_name(ops[i], DAFS_NAME_MAX + 1), -DAFS_ST_BADMSG);
+    }
+    /* a length far beyond the message */
+    raw r;
+    raw_begin(&r, DAFS_OP_LOOKUP, false);
+    raw_fh(&r, 8);
+    raw_le(&r, 0xffffffffu, 4);
+    raw_le(&r, 0, 8);
+    assert_int_equal(raw_decode_request(&r), -DAFS_ST_BADMSG);
+}
+
+static int connect_with(uint32_t id_len, uint32_t ep_len)
+{
+    raw r;
+    raw_begin(&r, DAFS_OP_CONNECT, false);
+    raw_str(&r, id_len, 'c');
+    raw_le(&r, 1, 8);
+    for (int k = 0; k < 4; k++)
+        raw_le(&r, 4096, 4);
+    raw_le(&r, 8, 2);
+    raw_str(&r, ep_len, 'e');
+    return raw_decode_request(&r);
+}
+
+static void test_connect_ranges(void **state)
+{
+    (void)state;
+    assert_int_equal(connect_with(1, 1), 0);
+    assert_int_equal(connect_with(DAFS_CLIENT_ID_MAX, DAFS_EPNAME_MAX), 0);
+    assert_int_equal(connect_with(0, 16), -DAFS_ST_BADMSG);
+    assert_int_equal(connect_with(DAFS_CLIENT_ID_MAX + 1, 16), -DAFS_ST_BADMSG);
+    assert_int_equal(connect_with(16, 0), -DAFS_ST_BADMSG);
+    assert_int_equal(connect_with(16, DAFS_EPNAME_MAX + 1), -DAFS_ST_BADMSG);
+}
+
+static int direct_with(uint16_t op, uint32_t count, uint16_t nsegs_field, uint16_t nsegs_real,
+                       uint64_t seg_len)
+{
+    raw r;
+    raw_begin(&r, op, false);
+    raw_fh(&r, 16);
+    raw_le(&r, 0, 8);
+    raw_le(&r, count, 4);
+    if (op == DAFS_OP_WRITE_DIRECT)
+        raw_le(&r, DAFS_UNSTABLE, 4);
+    raw_le(&r, 0, 4);
+    raw_le(&r, nsegs_field, 2);
+    for (uint16_t i = 0; i < nsegs_real; i++)
+        raw_seg(&r, seg_len);
+    return raw_decode_request(&r);
+}
+
+static void test_direct_segments(void **state)
+{
+    (void)state;
+    static const uint16_t ops[] = {DAFS_OP_READ_DIRECT, DAFS_OP_WRITE_DIRECT};
+    for (size_t i = 0; i < 2; i++) {
+        uint16_t op = ops[i];
+        assert_int_equal(direct_with(op, 4096, 1, 1, 4096), 0);
+        assert_int_equal(direct_with(op, 0, 1, 1, 0), 0);
+        assert_int_equal(direct_with(op, 65536, 16, 16, 4096), 0);
+        assert_int_equal(direct_with(op, 0, 0, 0, 0), -DAFS_ST_BADMSG);
+        assert_int_equal(direct_with(op, 4096, 17, 17, 4096), -DAFS_ST_BADMSG);
+        assert_int_equal(direct_with(op, 4096, 0xffff, 2, 4096), -DAFS_ST_BADMSG);
+        assert_int_equal(direct_with(op, 4096, 3, 2, 4096), -DAFS_ST_BADMSG); /* short */
+        assert_int_equal(direct_with(op, 4096, 1, 2, 4096), -DAFS_ST_BADMSG); /* extra */
+        assert_int_equal(direct_with(op, 4097, 1, 1, 4096), -DAFS_ST_BADMSG); /* too small */
+        /* a length sum beyond u64 saturates instead of wrapping to a small value */
+        assert_int_equal(direct_with(op, 4096, 2, 2, 0x8000000000000000ull), 0);
+    }
+}
+
+static int write_inline_with(uint32_t count, uint32_t data_len)
+{
+    raw r;
+    raw_begin(&r, DAFS_OP_WRITE_INLINE, false);
+    raw_fh(&r, 16);
+    raw_le(&r, 0, 8);
+    raw_le(&r, count, 4);
+    raw_le(&r, DAFS_FILE_SYNC, 4);
+    raw_le(&r, 0, 4);
+    raw_str(&r, data_len, 'd');
+    return raw_decode_request(&r);
+}
+
+static int read_inline_reply_with(uint32_t count, uint8_t eof, uint32_t data_len)
+{
+    raw r;
+    raw_begin(&r, DAFS_OP_READ_INLINE, true);
+    raw_le(&r, count, 4);
+    raw_le(&r, eof, 1);
+    raw_str(&r, data_len, 'd');
+    return raw_decode_reply(&r);
+}
+
+static void test_inline_lengths(void **state)
+{
+    (void)state;
+    assert_int_equal(write_inline_with(0, 0), 0);
+    assert_int_equal(write_inline_with(100, 100), 0);
+    assert_int_equal(write_inline_with(100, 99), -DAFS_ST_BADMSG);
+    assert_int_equal(write_inline_with(99, 100), -DAFS_ST_BADMSG);
+    assert_int_equal(write_inline_with(0xffffffffu, 8), -DAFS_ST_BADMSG);
+    assert_int_equal(read_inline_reply_with(10, 0, 10), 0);
+    assert_int_equal(read_inline_reply_with(10, 1, 10), 0);
+    assert_int_equal(read_inline_reply_with(10, 2, 10), -DAFS_ST_BADMSG);
+    assert_int_equal(read_inline_reply_with(11, 0, 10), -DAFS_ST_BADMSG);
+
+    /* a data length far larger than the message */
+    raw r;
+    raw_begin(&r, DAFS_OP_READ_INLINE, true);
+    raw_le(&r, 0x7fffffff, 4);
+    raw_le(&r, 0, 1);
+    raw_le(&r, 0x7fffffff, 4);
+    assert_int_equal(raw_decode_reply(&r), -DAFS_ST_BADMSG);
+}
+
+static void test_bool_fields(void **state)
+{
+    (void)state;
+    uint8_t buf[BUF_SIZE];
+    dafs_reply p, d;
+    sample_reply(DAFS_OP_OPEN, &p);
+    int n = encode_rep(buf, &p);
+    assert_true(n > 0);
+    /* created is the last body byte: 40 + 48 (fh 40) + 84 (attr) = 172 */
+    assert_int_equal(buf[172], 1);
+    buf[172] = 2;
+    assert_int_equal(decode_reply_exact(buf, (size_t)n, &d), -DAFS_ST_BADMSG);
+    sample_reply(DAFS_OP_READDIR, &p);
+    n = encode_rep(buf, &p);
+    assert_true(n > 0);
+    buf[40] = 2; /* eof */
+    assert_int_equal(decode_reply_exact(buf, (size_t)n, &d), -DAFS_ST_BADMSG);
+}
+
+/* READDIR reply with `claimed` entries in nentries and `real` entries present */
+static int readdir_reply_with(uint32_t claimed, uint32_t real, uint32_t bad_name_len)
+{
+    raw r;
+    raw_begin(&r, DAFS_OP_READDIR, true);
+    raw_le(&r, 1, 1);
+    raw_le(&r, claimed, 4);
+    raw_align(&r, 8);
+    for (uint32_t i = 0; i < real; i++) {
+        raw_le(&r, 100 + i, 8);
+        raw_le(&r, i + 1, 8);
+        raw_le(&r, 0100000, 4);
+        raw_str(&r, i == real - 1 && bad_name_len != 0 ? bad_name_len : 5 + i, 'n');
+    }
+    return raw_decode_reply(&r);
+}
+
+static void test_readdir_reply_validation(void **state)
+{
+    (void)state;
+    assert_int_equal(readdir_reply_with(0, 0, 0), 0);
+    assert_int_equal(readdir_reply_with(3, 3, 0), 0);
+    assert_int_equal(readdir_reply_with(4, 3, 0), -DAFS_ST_BADMSG);
+    assert_int_equal(readdir_reply_with(2, 3, 0), -DAFS_ST_BADMSG);
+    assert_int_equal(readdir_reply_with(0xffffffffu, 3, 0), -DAFS_ST_BADMSG);
+    assert_int_equal(readdir_reply_with(3, 3, DAFS_NAME_MAX), 0);
+    assert_int_equal(readdir_reply_with(3, 3, DAFS_NAME_MAX + 1), -DAFS_ST_BADMSG);
+    /* a zero-length name: raw_str(0) then the next field follows at once */
+    raw r;
+    raw_begin(&r, DAFS_OP_READDIR, true);
+    raw_le(&r, 0, 1);
+    raw_le(&r, 1, 4);
+    raw_le(&r, 1, 8);
+    raw_le(&r, 1, 8);
+    raw_le(&r, 0, 4);
+    raw_str(&r, 0, 0);
+    assert_int_equal(raw_decode_reply(&r), -DAFS_ST_BADMSG);
+}
+
+/* ---- encoder validation ------------------------------------------------ */
+
+static void expect_request_inval(const dafs_request *q)
+{
+    uint8_t buf[BUF_SIZE];
+    assert_int_equal(encode_req(buf, q), -DAFS_ST_INVAL);
+    /* an invalid field is reported even when the buffer is also too small */
+    assert_int_equal(dafs_encode_request(buf, 44, q), -DAFS_ST_INVAL);
+}
+
+static void expect_reply_inval(const dafs_reply *p)
+{
+    uint8_t buf[BUF_SIZE];
+    assert_int_equal(encode_rep(buf, p), -DAFS_ST_INVAL);
+}
+
+static void test_encode_request_inval(void **state)
+{
+    (void)state;
+    dafs_request q;
+    char longname[DAFS_EPNAME_MAX + 2];
+    memset(longname, 'z', sizeof longname);
+
+    sample_request(DAFS_OP_GETATTR, &q);
+    q.u.fh.fh.len = 0;
+    expect_request_inval(&q);
+    q.u.fh.fh.len = DAFS_FH_MAX + 1;
+    expect_request_inval(&q);
+
+    sample_request(DAFS_OP_LOOKUP, &q);
+    q.u.dirop.name.len = 0;
+    expect_request_inval(&q);
+    q.u.dirop.name = (dafs_bytes){(const uint8_t *)longname, DAFS_NAME_MAX + 1};
+    expect_request_inval(&q);
+    q.u.dirop.name = (dafs_bytes){NULL, 3};
+    expect_request_inval(&q);
+
+    sample_request(DAFS_OP_CONNECT, &q);
+    q.u.connect.client_id = (dafs_bytes){(const uint8_t *)longname, DAFS_CLIENT_ID_MAX + 1};
+    expect_request_inval(&q);
+    sample_request(DAFS_OP_CONNECT, &q);
+    q.u.connect.ep_name = (dafs_bytes){(const uint8_t *)longname, DAFS_EPNAME_MAX + 1};
+    expect_request_inval(&q);
+    q.u.connect.ep_name.len = 0;
+    expect_request_inval(&q);
+
+    sample_request(DAFS_OP_READ_DIRECT, &q);
+    q.u.read.nsegs = 0;
+    expect_request_inval(&q);
+    q.u.read.nsegs = DAFS_SEG_MAX + 1;
+    expect_request_inval(&q);
+    sample_request(DAFS_OP_READ_DIRECT, &q);
+    q.u.read.count += 1; /* segments no longer cover count */
+    expect_request_inval(&q);
+
+    sample_request(DAFS_OP_WRITE_DIRECT, &q);
+    q.u.write.nsegs = 0;
+    expect_request_inval(&q);
+
+    sample_request(DAFS_OP_WRITE_INLINE, &q);
+    q.u.write.count += 1;
+    expect_request_inval(&q);
+
+    sample_request(DAFS_OP_NULL, &q);
+    q.hdr.status = DAFS_ST_IO;
+    expect_request_inval(&q);
+    sample_request(DAFS_OP_NULL, &q);
+    q.hdr.flags = 0x0004;
+    expect_request_inval(&q);
+    sample_request(DAFS_OP_NULL, &q);
+    q.hdr.opcode = DAFS_OP_COUNT;
+    expect_request_inval(&q);
+
+    /* the reply flag is set/cleared by the encoder, not an error */
+    uint8_t buf[BUF_SIZE];
+    sample_request(DAFS_OP_NULL, &q);
+    q.hdr.flags = DAFS_HDR_REPLY;
+    assert_int_equal(encode_req(buf, &q), DAFS_HDR_SIZE);
+    assert_int_equal(load_le(buf + 12, 2), 0);
+}
+
+static void test_encode_reply_inval(void **state)
+{
+    (void)state;
+    dafs_reply p;
+    sample_reply(DAFS_OP_LOOKUP, &p);
+    p.u.fh_attr.fh.len = 0;
+    expect_reply_inval(&p);
+    sample_reply(DAFS_OP_OPEN, &p);
+    p.u.fh_attr.created = 2;
+    expect_reply_inval(&p);
+    sample_reply(DAFS_OP_READ_INLINE, &p);
+    p.u.read.count -= 1;
+    expect_reply_inval(&p);
+    sample_reply(DAFS_OP_READ_DIRECT, &p);
+    p.u.read.eof = 3;
+    expect_reply_inval(&p);
+    sample_reply(DAFS_OP_READDIR, &p);
+    p.u.readdir.nentries = 4;
+    expect_reply_inval(&p);
+    sample_reply(DAFS_OP_READDIR, &p);
+    p.u.readdir.nentries = 2; /* third entry left over */
+    expect_reply_inval(&p);
+    sample_reply(DAFS_OP_NULL, &p);
+    p.hdr.status = -DAFS_ST_IO; /* a negative status is a caller bug */
+    expect_reply_inval(&p);
+    sample_reply(DAFS_OP_NULL, &p);
+    p.hdr.opcode = 4000;
+    expect_reply_inval(&p);
+
+    uint8_t buf[BUF_SIZE];
+    sample_reply(DAFS_OP_NULL, &p);
+    p.hdr.flags = 0; /* the encoder sets the reply flag */
+    assert_int_equal(encode_rep(buf, &p), DAFS_HDR_SIZE);
+    assert_int_equal(load_le(buf + 12, 2), DAFS_HDR_REPLY);
+}
+
+static void test_encode_overflow(void **state)
+{
+    (void)state;
+    uint8_t buf[BUF_SIZE];
+    dafs_request q;
+    sample_request(DAFS_OP_NULL, &q);
+    assert_int_equal(dafs_encode_request(buf, 0, &q), -DAFS_ST_OVERFLOW);
+    assert_int_equal(dafs_encode_request(buf, DAFS_HDR_SIZE - 1, &q), -DAFS_ST_OVERFLOW);
+    assert_int_equal(dafs_encode_request(buf, DAFS_HDR_SIZE, &q), DAFS_HDR_SIZE);
+
+    /* no message beyond DAFS_MSG_LIMIT, whatever the buffer */
+    size_t big = DAFS_MSG_LIMIT + 4096;
+    uint8_t *data = calloc(1, big);
+    uint8_t *out = calloc(1, big);
+    assert_non_null(data);
+    assert_non_null(out);
+    sample_request(DAFS_OP_WRITE_INLINE, &q);
+    q.u.write.data = (dafs_bytes){data, DAFS_MSG_LIMIT};
+    q.u.write.count = DAFS_MSG_LIMIT;
+    assert_int_equal(dafs_encode_request(out, big, &q), -DAFS_ST_OVERFLOW);
+    q.u.write.data.len = q.u.write.count = DAFS_MSG_LIMIT - 128;
+    int n = dafs_encode_request(out, big, &q);
+    assert_true(n > 0 && (size_t)n <= DAFS_MSG_LIMIT);
+    dafs_request d;
+    assert_int_equal(dafs_decode_request(out, (size_t)n, &d), 0);
+    assert_int_equal(d.u.write.data.len, DAFS_MSG_LIMIT - 128);
+    free(data);
+    free(out);
+}
+
+/* The server may read file data straight into the reply buffer. */
+static void test_read_inline_in_place(void **state)
+{
+    (void)state;
+    uint8_t buf[BUF_SIZE];
+    dafs_reply p, d;
+    sample_reply(DAFS_OP_READ_INLINE, &p);
+    memset(buf + 52, 'Q', 100);
+    p.u.read.data = (dafs_bytes){buf + 52, 100};
+    p.u.read.count = 100;
+    int n = encode_rep(buf, &p);
+    assert_int_equal(n, 152);
+    assert_int_equal(dafs_decode_reply(buf, (size_t)n, &d), 0);
+    assert_int_equal(d.u.read.data.len, 100);
+    assert_ptr_equal(d.u.read.data.ptr, buf + 52);
+    assert_int_equal(d.u.read.data.ptr[99], 'Q');
+}
+
+/* ---- READDIR encoder and iterator -------------------------------------- */
+
+static void test_readdir_encoder(void **state)
+{
+    (void)state;
+    uint8_t buf[1024];
+    dafs_hdr h = {.opcode = DAFS_OP_READDIR, .session_id = 3, .xid = 4, .credits = 9};
+    dafs_readdir_enc e;
+    assert_int_equal(dafs_readdir_enc_begin(&e, buf, sizeof buf, &h), 0);
+    char names[64][16];
+    uint32_t added = 0;
+    for (;;) {
+        snprintf(names[added], sizeof names[added], "entry-%03u", added); /* 9 bytes */
+        dafs_dirent_wire ent = {.fileid = 1000 + added, .cookie = added + 1, .type = 0100000,
+                                .name = {(const uint8_t *)names[added], 9}};
+        size_t before = e.pos;
+        int rc = dafs_readdir_enc_add(&e, &ent);
+        if (rc != 0) {
+            assert_int_equal(rc, -DAFS_ST_OVERFLOW);
+            assert_int_equal(e.pos, before);
+            break;
+        }
+        added++;
+        assert_true(added < 64);
+    }
+    /* each entry takes 8+8+4+4+16 = 40 bytes after the 48-byte start */
+    assert_int_equal(added, (sizeof buf - 48) / 40);
+    assert_int_equal(e.nentries, added);
+    int n = dafs_readdir_enc_finish(&e, false);
+    assert_int_equal(n, 48 + 40 * added);
+
+    dafs_reply d;
+    assert_int_equal(dafs_decode_reply(buf, (size_t)n, &d), 0);
+    assert_int_equal(d.hdr.xid, 4);
+    assert_int_equal(d.hdr.credits, 9);
+    assert_int_equal(d.hdr.flags, DAFS_HDR_REPLY);
+    assert_int_equal(d.u.readdir.eof, 0);
+    assert_int_equal(d.u.readdir.nentries, added);
+
+    dafs_readdir_iter it;
+    dafs_dirent_wire ent;
+    uint32_t seen = 0;
+    dafs_readdir_iter_init(&it, &d.u.readdir);
+    while (dafs_readdir_next(&it, &ent) == 1) {
+        assert_int_equal(ent.fileid, 1000 + seen);
+        assert_int_equal(ent.cookie, seen + 1);
+        assert_int_equal(ent.type, 0100000);
+        assert_int_equal(ent.name.len, 9);
+        assert_memory_equal(ent.name.ptr, names[seen], 9);
+        seen++;
+    }
+    assert_int_equal(seen, added);
+    assert_int_equal(dafs_readdir_next(&it, &ent), 0);
+
+    /* re-encoding the decoded reply gives the same bytes */
+    uint8_t again[1024];
+    assert_int_equal(dafs_encode_reply(again, sizeof again, &d), n);
+    assert_memory_equal(again, buf, (size_t)n);
+}
+
+static void test_readdir_encoder_edges(void **state)
+{
+    (void)state;
+    uint8_t buf[256];
+    dafs_hdr h = {.opcode = DAFS_OP_READDIR};
+    dafs_readdir_enc e;
+
+    assert_int_equal(dafs_readdir_enc_begin(&e, buf, 47, &h), -DAFS_ST_OVERFLOW);
+    h.opcode = DAFS_OP_LOOKUP;
+    assert_int_equal(dafs_readdir_enc_begin(&e, buf, sizeof buf, &h), -DAFS_ST_INVAL);
+    h.opcode = DAFS_OP_READDIR;
+    h.status = DAFS_ST_NOENT;
+    assert_int_equal(dafs_readdir_enc_begin(&e, buf, sizeof buf, &h), -DAFS_ST_INVAL);
+    h.status = 0;
+
+    /* empty directory at eof */
+    assert_int_equal(dafs_readdir_enc_begin(&e, buf, 48, &h), 0);
+    dafs_dirent_wire ent = {.fileid = 1, .cookie = 1, .name = {(const uint8_t *)"a", 1}};
+    assert_int_equal(dafs_readdir_enc_add(&e, &ent), -DAFS_ST_OVERFLOW);
+    int n = dafs_readdir_enc_finish(&e, true);
+    assert_int_equal(n, 48);
+    dafs_reply d;
+    assert_int_equal(dafs_decode_reply(buf, (size_t)n, &d), 0);
+    assert_int_equal(d.u.readdir.eof, 1);
+    assert_int_equal(d.u.readdir.nentries, 0);
+    dafs_readdir_iter it;
+    dafs_readdir_iter_init(&it, &d.u.readdir);
+    assert_int_equal(dafs_readdir_next(&it, &ent), 0);
+
+    /* bad names are refused, and nothing is added */
+    assert_int_equal(dafs_readdir_enc_begin(&e, buf, sizeof buf, &h), 0);
+    char longname[DAFS_NAME_MAX + 1];
+    memset(longname, 'l', sizeof longname);
+    ent.name = (dafs_bytes){(const uint8_t *)longname, DAFS_NAME_MAX + 1};
+    assert_int_equal(dafs_readdir_enc_add(&e, &ent), -DAFS_ST_INVAL);
+    ent.name.len = 0;
+    assert_int_equal(dafs_readdir_enc_add(&e, &ent), -DAFS_ST_INVAL);
+    assert_int_equal(e.nentries, 0);
+    assert_int_equal(e.pos, 48);
+    /* a 255-byte name does not fit in 256 - 48 bytes */
+    ent.name.len = DAFS_NAME_MAX;
+    assert_int_equal(dafs_readdir_enc_add(&e, &ent), -DAFS_ST_OVERFLOW);
+    ent.name.len = 8; /* exactly 32 bytes */
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(dafs_readdir_enc_add(&e, &ent), 0);
+    assert_int_equal(dafs_readdir_enc_add(&e, &ent), -DAFS_ST_OVERFLOW);
+    n = dafs_readdir_enc_finish(&e, true);
+    assert_int_equal(n, 48 + 6 * 32);
+    assert_int_equal(dafs_decode_reply(buf, (size_t)n, &d), 0);
+    assert_int_equal(d.u.readdir.nentries, 6);
+}
+
+/* A hand-made rep that claims more entries than it holds stops cleanly. */
+static void test_readdir_iter_handmade(void **state)
+{
+    (void)state;
+    dafs_reply p;
+    sample_reply(DAFS_OP_READDIR, &p);
+    dafs_readdir_rep rep = p.u.readdir;
+    rep.nentries = 10;
+    dafs_readdir_iter it;
+    dafs_dirent_wire ent;
+    int count = 0;
+    dafs_readdir_iter_init(&it, &rep);
+    while (dafs_readdir_next(&it, &ent) == 1)
+        count++;
+    assert_int_equal(count, 3);
+    assert_int_equal(dafs_readdir_next(&it, &ent), 0);
+
+    dafs_readdir_rep empty = {.nentries = 5};
+    dafs_readdir_iter_init(&it, &empty);
+    assert_int_equal(dafs_readdir_next(&it, &ent), 0);
+}
+
+/* ---- names ------------------------------------------------------------- */
+
+static void test_op_names(void **state)
+{
+    (void)state;
+    assert_string_equal(dafs_op_name(DAFS_OP_NULL), "NULL");
+    assert_string_equal(dafs_op_name(DAFS_OP_READ_DIRECT), "READ_DIRECT");
+    assert_string_equal(dafs_op_name(DAFS_OP_STATFS), "STATFS");
+    assert_string_equal(dafs_op_name(DAFS_OP_COUNT), "UNKNOWN");
+    assert_string_equal(dafs_op_name(0xffff), "UNKNOWN");
+    for (uint16_t op = 0; op < DAFS_OP_COUNT; op++) {
+        assert_non_null(dafs_op_name(op));
+        assert_string_not_equal(dafs_op_name(op), "UNKNOWN");
+        for (uint16_t other = 0; other < op; other++)
+            assert_string_not_equal(dafs_op_name(op), dafs_op_name(other));
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_roundtrip_requests),
+        cmocka_unit_test(test_roundtrip_replies),
+        cmocka_unit_test(test_error_replies_are_header_only),
+        cmocka_unit_test(test_golden_lookup),
+        cmocka_unit_test(test_golden_against_raw),
+        cmocka_unit_test(test_truncation),
+        cmocka_unit_test(test_final_padding_optional),
+        cmocka_unit_test(test_pad_bytes_ignored_on_read),
+        cmocka_unit_test(test_header_errors),
+        cmocka_unit_test(test_trailing_garbage),
+        cmocka_unit_test(test_oversized_length_field),
+        cmocka_unit_test(test_fh_len_range),
+        cmocka_unit_test(test_name_len_range),
+        cmocka_unit_test(test_connect_ranges),
+        cmocka_unit_test(test_direct_segments),
+        cmocka_unit_test(test_inline_lengths),
+        cmocka_unit_test(test_bool_fields),
+        cmocka_unit_test(test_readdir_reply_validation),
+        cmocka_unit_test(test_encode_request_inval),
+        cmocka_unit_test(test_encode_reply_inval),
+        cmocka_unit_test(test_encode_overflow),
+        cmocka_unit_test(test_read_inline_in_place),
+        cmocka_unit_test(test_readdir_encoder),
+        cmocka_unit_test(test_readdir_encoder_edges),
+        cmocka_unit_test(test_readdir_iter_handmade),
+        cmocka_unit_test(test_op_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
