@@ -52,7 +52,9 @@ typedef struct dafs_options {
     unsigned timeout_ms;   /* per-request reply timeout; 0: default (30000) */
 } dafs_options;
 
-typedef struct dafs_stat {
+/* Like POSIX stat/struct stat, the attribute types are used with their
+ * struct tags (a typedef would clash with the functions of the same name). */
+struct dafs_stat {
     uint64_t ino;
     uint32_t mode;  /* S_IF* | permission bits */
     uint32_t nlink;
@@ -61,12 +63,12 @@ typedef struct dafs_stat {
     uint64_t blocks; /* 512-byte blocks allocated */
     uint64_t rdev;
     struct timespec_dafs { int64_t tv_sec; uint32_t tv_nsec; } atime, mtime, ctime;
-} dafs_stat;
+};
 
-typedef struct dafs_statfs {
+struct dafs_statfs {
     uint64_t bsize, frsize, blocks, bfree, bavail, files, ffree;
     uint32_t namemax;
-} dafs_statfs;
+};
 
 typedef struct dafs_dirent {
     uint64_t ino;
@@ -95,8 +97,8 @@ int dafs_url_parse(const char *url, char *host, size_t hostlen, unsigned *port, 
 int dafs_null(dafs_session *s); /* round trip that does nothing (renews the lease) */
 
 /* Paths are relative to the export root; leading '/' optional. */
-int dafs_stat(dafs_session *s, const char *path, dafs_stat *st); /* does not follow a final symlink */
-int dafs_statfs(dafs_session *s, const char *path, dafs_statfs *st);
+int dafs_stat(dafs_session *s, const char *path, struct dafs_stat *st); /* does not follow a final symlink */
+int dafs_statfs(dafs_session *s, const char *path, struct dafs_statfs *st);
 int dafs_mkdir(dafs_session *s, const char *path, mode_t mode);
 int dafs_rmdir(dafs_session *s, const char *path);
 int dafs_unlink(dafs_session *s, const char *path);
@@ -108,7 +110,7 @@ ssize_t dafs_pread(dafs_file *f, void *buf, size_t len, uint64_t offset);
 ssize_t dafs_pwrite(dafs_file *f, const void *buf, size_t len, uint64_t offset);
 int dafs_fsync(dafs_file *f);
 int dafs_fdatasync(dafs_file *f);
-int dafs_fstat(dafs_file *f, dafs_stat *st);
+int dafs_fstat(dafs_file *f, struct dafs_stat *st);
 
 /* Directories: entries in server order, "." and ".." not included.
  * dafs_readdir returns 1 with *ent filled, 0 at the end, or negative. */

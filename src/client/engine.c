@@ -1,0 +1,373 @@
+/*
+ * engine.c — the request engine of libdafs: slots, credits, waiting.
+ *
+ * Every request owns a slot: a registered send buffer plus the state of one
+ * outstanding request.  The xid sent on the wire is generation << 16 | index,
+ * so the receive callback finds the slot in O(1) and drops a late reply meant
+ * for an earlier use of the same slot (after a timeout, say).
+ *
+ * Credits: a caller takes a slot only while fewer than the server's latest
+ * grant (carried in every reply header) are outstanding; otherwise it waits.
+ *
+ * Progress ("the caller progresses"): there is no progress thread.  Of all
+ * the threads waiting for something (a reply, a credit), one at a time holds
+ * the progress role and calls dfab_progress(), which polls briefly and then
+ * blocks in the provider.  Completions for other slots are recorded and the
+ * waiters woken through one condition variable; when the progressor's own
+ * wait is over it gives the role up and wakes the others, one of which takes
+ * it.  So while any request is outstanding some thread is inside libfabric —
+ * which the tcp provider needs for the server's RMA to move — and an idle
+ * client burns no CPU.
+ *
+ * A reply that does not arrive within the session timeout breaks the session:
+ * every later call fails with -DAFS_ETRANSPORT.  (The server might still act
+ * on the request, and a late RMA into a reused buffer would be worse than a
+ * dead session.)  Reconnecting is a later feature.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "client.h"
+
+uint64_t engine_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void break_session_locked(dafs_session *s, int err)
+{
+    if (s->broken == 0)
+        s->broken = err;
+    pthread_cond_broadcast(&s->cond);
+}
+
+static void repost_rx(client_rx *rx)
+{
+    dafs_session *s = rx->s;
+    int rc = dfab_post_recv(s->fab, rx->buf, s->recv_size, s->recv_mr, &rx->op);
+    if (rc < 0) {
+        pthread_mutex_lock(&s->lock);
+        break_session_locked(s, -DAFS_ETRANSPORT);
+        pthread_mutex_unlock(&s->lock);
+    }
+}
+
+/* Is h the awaited reply of a slot?  Called with the lock held. */
+static client_slot *slot_for_reply_locked(dafs_session *s, const dafs_hdr *h)
+{
+    uint64_t index = h->xid & 0xffffu;
+    if (index >= s->nslots)
+        return NULL;
+    client_slot *slot = &s->slots[index];
+    if (!slot->busy || !slot->sent || slot->replied || slot->xid != h->xid)
+        return NULL;
+    return slot;
+}
+
+static void update_grant_locked(dafs_session *s, uint16_t credits)
+{
+    uint32_t grant = credits == 0 ? 1u : credits; /* 0 would stall us forever */
+    if (grant > s->nslots)
+        grant = s->nslots;
+    s->grant = grant;
+}
+
+static void rx_done(dfab_op *op, int status, size_t len, dfab_addr src)
+{
+    client_rx *rx = (client_rx *)op;
+    dafs_session *s = rx->s;
+    (void)src;
+    if (status < 0) {
+        pthread_mutex_lock(&s->lock);
+        if (!s->stopping)
+            break_session_locked(s, -DAFS_ETRANSPORT);
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
+    dafs_hdr h;
+    if (dafs_decode_hdr(rx->buf, len, &h) != 0 || !(h.flags & DAFS_HDR_REPLY)) {
+        repost_rx(rx); /* garbage or not a reply: drop it */
+        return;
+    }
+    pthread_mutex_lock(&s->lock);
+    client_slot *slot = slot_for_reply_locked(s, &h);
+    if (slot != NULL) {
+        update_grant_locked(s, h.credits);
+        slot->rx = rx;
+        slot->rx_len = len;
+        slot->replied = true;
+        pthread_cond_broadcast(&s->cond);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (slot == NULL)
+        repost_rx(rx); /* stale (timed-out slot reused) or unknown xid */
+}
+
+static void send_done(dfab_op *op, int status, size_t len, dfab_addr src)
+{
+    client_slot *slot = (client_slot *)op;
+    dafs_session *s = slot->s;
+    (void)len;
+    (void)src;
+    pthread_mutex_lock(&s->lock);
+    slot->send_done = true;
+    slot->send_status = status;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static int alloc_registered(dafs_session *s, size_t bytes, uint8_t **mem, dfab_mr **mr)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, 4096, bytes) != 0)
+        return -ENOMEM;
+    memset(p, 0, bytes);
+    int rc = dfab_mr_reg(s->fab, p, bytes, DFAB_ACCESS_LOCAL, mr);
+    if (rc < 0) {
+        free(p);
+        return rc;
+    }
+    *mem = p;
+    return 0;
+}
+
+int engine_init(dafs_session *s, uint32_t nslots, size_t send_size, size_t recv_size)
+{
+    s->nslots = nslots;
+    s->nrecv = nslots + CLIENT_EXTRA_RECVS;
+    s->send_size = send_size;
+    s->recv_size = recv_size;
+    s->grant = 1;
+    s->slots = calloc(s->nslots, sizeof *s->slots);
+    s->rx = calloc(s->nrecv, sizeof *s->rx);
+    if (s->slots == NULL || s->rx == NULL)
+        return -ENOMEM;
+    int rc = alloc_registered(s, (size_t)s->nslots * send_size, &s->send_mem, &s->send_mr);
+    if (rc < 0)
+        return rc;
+    rc = alloc_registered(s, (size_t)s->nrecv * recv_size, &s->recv_mem, &s->recv_mr);
+    if (rc < 0)
+        return rc;
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        client_slot *slot = &s->slots[i];
+        slot->send_op.done = send_done;
+        slot->s = s;
+        slot->index = i;
+        slot->sbuf = s->send_mem + (size_t)i * send_size;
+    }
+    for (uint32_t i = 0; i < s->nrecv; i++) {
+        client_rx *rx = &s->rx[i];
+        rx->op.done = rx_done;
+        rx->s = s;
+        rx->buf = s->recv_mem + (size_t)i * recv_size;
+        rc = dfab_post_recv(s->fab, rx->buf, recv_size, s->recv_mr, &rx->op);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Frees buffers; the endpoint must already be closed (no more callbacks). */
+void engine_fini(dafs_session *s)
+{
+    free(s->send_mem);
+    free(s->recv_mem);
+    free(s->slots);
+    free(s->rx);
+    s->send_mem = s->recv_mem = NULL;
+    s->slots = NULL;
+    s->rx = NULL;
+}
+
+static void deadline_to_timespec(uint64_t deadline_ms, struct timespec *ts)
+{
+    ts->tv_sec = (time_t)(deadline_ms / 1000u);
+    ts->tv_nsec = (long)(deadline_ms % 1000u) * 1000000L;
+}
+
+/*
+ * One step of waiting, lock held on entry and exit: either progress the
+ * endpoint (if nobody else does) or sleep until something changes.
+ * Returns -ETIMEDOUT once deadline_ms has passed.
+ */
+static int wait_step_locked(dafs_session *s, uint64_t deadline_ms)
+{
+    uint64_t now = engine_now_ms();
+    if (now >= deadline_ms)
+        return -ETIMEDOUT;
+    uint64_t left = deadline_ms - now;
+    int slice = left < (uint64_t)CLIENT_PROGRESS_SLICE_MS ? (int)left : CLIENT_PROGRESS_SLICE_MS;
+    if (!s->progressing) {
+        s->progressing = true;
+        pthread_mutex_unlock(&s->lock);
+        int rc = dfab_progress(s->fab, slice);
+        pthread_mutex_lock(&s->lock);
+        s->progressing = false;
+        if (rc < 0)
+            break_session_locked(s, -DAFS_ETRANSPORT);
+        pthread_cond_broadcast(&s->cond); /* let another waiter take the role */
+        return 0;
+    }
+    struct timespec ts;
+    deadline_to_timespec(now + (uint64_t)slice, &ts);
+    int rc = pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+    if (rc != 0 && rc != ETIMEDOUT)
+        return -rc;
+    return 0;
+}
+
+static client_slot *free_slot_locked(dafs_session *s)
+{
+    for (uint32_t i = 0; i < s->nslots; i++)
+        if (!s->slots[i].busy)
+            return &s->slots[i];
+    return NULL;
+}
+
+int engine_acquire(dafs_session *s, bool blocking, client_slot **out)
+{
+    uint64_t deadline = engine_now_ms() + s->timeout_ms;
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        if (s->broken != 0) {
+            int err = s->broken;
+            pthread_mutex_unlock(&s->lock);
+            return err;
+        }
+        client_slot *slot = s->outstanding < s->grant ? free_slot_locked(s) : NULL;
+        if (slot != NULL) {
+            slot->busy = true;
+            slot->sent = slot->send_done = slot->replied = false;
+            slot->send_status = 0;
+            slot->rx = NULL;
+            slot->generation++;
+            slot->xid = (slot->generation << 16) | slot->index;
+            s->outstanding++;
+            pthread_mutex_unlock(&s->lock);
+            *out = slot;
+            return 0;
+        }
+        if (!blocking) {
+            pthread_mutex_unlock(&s->lock);
+            return -EAGAIN;
+        }
+        int rc = wait_step_locked(s, deadline);
+        if (rc < 0) {
+            if (rc == -ETIMEDOUT)
+                break_session_locked(s, -DAFS_ETRANSPORT);
+            pthread_mutex_unlock(&s->lock);
+            return -DAFS_ETRANSPORT;
+        }
+    }
+}
+
+int engine_send(client_slot *slot, dafs_request *req)
+{
+    dafs_session *s = slot->s;
+    req->hdr.session_id = req->hdr.opcode == DAFS_OP_CONNECT ? 0 : s->session_id;
+    req->hdr.xid = slot->xid;
+    req->hdr.flags = 0;
+    req->hdr.credits = 0;
+    req->hdr.status = 0;
+    req->hdr.reserved = 0;
+    slot->opcode = req->hdr.opcode;
+    int len = dafs_encode_request(slot->sbuf, s->send_size, req);
+    if (len < 0)
+        return len == -DAFS_ST_OVERFLOW ? -ENAMETOOLONG : -EINVAL;
+    pthread_mutex_lock(&s->lock);
+    slot->sent = true;
+    s->last_send_ms = engine_now_ms();
+    pthread_mutex_unlock(&s->lock);
+    int rc = dfab_send(s->fab, s->server, slot->sbuf, (size_t)len, s->send_mr, &slot->send_op);
+    if (rc < 0) {
+        pthread_mutex_lock(&s->lock);
+        slot->sent = false;
+        slot->send_done = true;
+        slot->send_status = rc;
+        pthread_mutex_unlock(&s->lock);
+        return -DAFS_ETRANSPORT;
+    }
+    return 0;
+}
+
+static int wait_reply_locked(client_slot *slot)
+{
+    dafs_session *s = slot->s;
+    uint64_t deadline = engine_now_ms() + s->timeout_ms;
+    for (;;) {
+        if (slot->send_done && slot->send_status < 0)
+            return -DAFS_ETRANSPORT;
+        if (slot->replied && slot->send_done)
+            return 0;
+        if (s->broken != 0)
+            return s->broken;
+        int rc = wait_step_locked(s, deadline);
+        if (rc == -ETIMEDOUT) {
+            break_session_locked(s, -DAFS_ETRANSPORT);
+            return -DAFS_ETRANSPORT;
+        }
+        if (rc < 0)
+            return rc;
+    }
+}
+
+int engine_wait(client_slot *slot, dafs_reply *rep)
+{
+    dafs_session *s = slot->s;
+    pthread_mutex_lock(&s->lock);
+    int rc = wait_reply_locked(slot);
+    pthread_mutex_unlock(&s->lock);
+    if (rc < 0)
+        return rc;
+    if (dafs_decode_reply(slot->rx->buf, slot->rx_len, rep) != 0 || rep->hdr.opcode != slot->opcode)
+        return -DAFS_EPROTO;
+    if (rep->hdr.status != DAFS_ST_OK)
+        return client_map_status(rep->hdr.status);
+    return 0;
+}
+
+void engine_release(client_slot *slot)
+{
+    dafs_session *s = slot->s;
+    client_rx *rx = slot->rx;
+    slot->rx = NULL;
+    if (rx != NULL)
+        repost_rx(rx);
+    pthread_mutex_lock(&s->lock);
+    slot->busy = false;
+    s->outstanding--;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
+int engine_call(dafs_session *s, dafs_request *req, dafs_reply *rep, client_slot **slot_out)
+{
+    client_slot *slot = NULL;
+    *slot_out = NULL;
+    int rc = engine_acquire(s, true, &slot);
+    if (rc < 0)
+        return rc;
+    rc = engine_send(slot, req);
+    if (rc == 0)
+        rc = engine_wait(slot, rep);
+    if (rc < 0) {
+        engine_release(slot);
+        return rc;
+    }
+    *slot_out = slot;
+    return 0;
+}
+
+int engine_call_simple(dafs_session *s, dafs_request *req)
+{
+    dafs_reply rep;
+    client_slot *slot = NULL;
+    int rc = engine_call(s, req, &rep, &slot);
+    if (rc == 0)
+        engine_release(slot);
+    return rc;
+}

@@ -1,0 +1,100 @@
+/*
+ * errors.c — from wire status to libdafs error code, and dafs_strerror.
+ *
+ * Wire statuses are protocol constants (proto.h).  The POSIX-like ones share
+ * Linux's errno numbers, but the mapping below is written out anyway so that
+ * the library stays right on a system whose errno values differ, and so that
+ * an unknown status from a newer or broken server becomes -DAFS_EPROTO rather
+ * than some unrelated errno.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "client.h"
+
+struct status_map {
+    int32_t status;
+    int err;
+};
+
+static const struct status_map status_table[] = {
+    {DAFS_ST_PERM, EPERM},
+    {DAFS_ST_NOENT, ENOENT},
+    {DAFS_ST_IO, EIO},
+    {DAFS_ST_BADF, EBADF},
+    {DAFS_ST_AGAIN, EAGAIN},
+    {DAFS_ST_NOMEM, ENOMEM},
+    {DAFS_ST_ACCES, EACCES},
+    {DAFS_ST_EXIST, EEXIST},
+    {DAFS_ST_XDEV, EXDEV},
+    {DAFS_ST_NOTDIR, ENOTDIR},
+    {DAFS_ST_ISDIR, EISDIR},
+    {DAFS_ST_INVAL, EINVAL},
+    {DAFS_ST_FBIG, EFBIG},
+    {DAFS_ST_NOSPC, ENOSPC},
+    {DAFS_ST_ROFS, EROFS},
+    {DAFS_ST_MLINK, EMLINK},
+    {DAFS_ST_NAMETOOLONG, ENAMETOOLONG},
+    {DAFS_ST_NOSYS, ENOSYS},
+    {DAFS_ST_NOTEMPTY, ENOTEMPTY},
+    {DAFS_ST_LOOP, ELOOP},
+    {DAFS_ST_OVERFLOW, EOVERFLOW},
+    {DAFS_ST_BADMSG, EBADMSG},
+    {DAFS_ST_NOTSUP, EOPNOTSUPP},
+    {DAFS_ST_STALE, ESTALE},
+    {DAFS_ST_DQUOT, EDQUOT},
+    {DAFS_ST_BADSESSION, DAFS_EBADSESSION},
+    {DAFS_ST_CREDIT, DAFS_ECREDIT},
+    {DAFS_ST_VERSION, DAFS_EVERSION},
+    {DAFS_ST_BADHANDLE, DAFS_EBADHANDLE},
+    {DAFS_ST_SERVERFAULT, DAFS_ESERVERFAULT},
+    {DAFS_ST_BADOP, DAFS_EBADOP},
+};
+
+int client_map_status(int32_t status)
+{
+    if (status == DAFS_ST_OK)
+        return 0;
+    for (size_t i = 0; i < sizeof status_table / sizeof status_table[0]; i++)
+        if (status_table[i].status == status)
+            return -status_table[i].err;
+    return -DAFS_EPROTO;
+}
+
+static const char *dafs_specific_message(int err)
+{
+    switch (err) {
+    case DAFS_EBADSESSION: return "Session unknown to the server";
+    case DAFS_ECREDIT: return "Request beyond the server's credit grant";
+    case DAFS_EVERSION: return "Protocol version mismatch";
+    case DAFS_EBADHANDLE: return "Malformed or stale file handle";
+    case DAFS_ESERVERFAULT: return "Server fault";
+    case DAFS_EBADOP: return "Operation not supported by the server";
+    case DAFS_EPROTO: return "Malformed reply from the server";
+    case DAFS_ETRANSPORT: return "Transport error (connection lost or timed out)";
+    case DAFS_EURL: return "Malformed dafs:// URL";
+    default: return NULL;
+    }
+}
+
+const char *dafs_strerror(int err)
+{
+    static __thread char unknown[48];
+    if (err < 0)
+        err = -err;
+    if (err == 0)
+        return "Success";
+    const char *msg = dafs_specific_message(err);
+    if (msg != NULL)
+        return msg;
+    if (err < 10000) {
+        char buf[128];
+        /* GNU strerror_r returns a pointer to a static or to buf. */
+        const char *m = strerror_r(err, buf, sizeof buf);
+        if (m != buf)
+            return m;
+    }
+    (void)snprintf(unknown, sizeof unknown, "Unknown error %d", err);
+    return unknown;
+}

@@ -1,0 +1,353 @@
+/*
+ * file.c — open/close and the data path: pread, pwrite, fsync, fstat.
+ *
+ * A call is cut into chunks.  Chunks up to the negotiated inline limit travel
+ * in the messages (READ_INLINE / WRITE_INLINE): for small I/O one message
+ * each way beats a registration plus an RMA.  Larger calls go DIRECT in
+ * chunks of up to max_io: the server RMA-writes into (READ) or RMA-reads from
+ * (WRITE) the caller's buffer.  That buffer is
+ *   - the caller's own registration when it lies inside a region from
+ *     dafs_mem_register (true zero copy, nothing on the I/O path), or
+ *   - registered for the duration of the call otherwise (one registration per
+ *     call, covering every chunk).  Pre-registered bounce buffers would trade
+ *     that registration for a memcpy; which wins by size is for dafs-bench to
+ *     measure — registration is cheap on tcp and shm, where we run now.
+ * Up to CLIENT_PIPELINE_DEPTH chunks of one call are in flight at once (never
+ * more than the credit grant: the engine enforces it), and replies are taken
+ * in order, so the byte count returned is always a contiguous prefix.  A
+ * short read (EOF) or short write ends the call with what was done.
+ *
+ * O_APPEND is refused with -EINVAL: protocol v1 has no atomic append.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "client.h"
+
+#define OPEN_IGNORED_FLAGS (O_CLOEXEC | O_LARGEFILE | O_NOCTTY)
+
+static int map_open_flags(int flags, uint32_t *out)
+{
+    uint32_t w;
+    switch (flags & O_ACCMODE) {
+    case O_RDONLY: w = DAFS_OPEN_RDONLY; break;
+    case O_WRONLY: w = DAFS_OPEN_WRONLY; break;
+    case O_RDWR: w = DAFS_OPEN_RDWR; break;
+    default: return -EINVAL;
+    }
+    int rest = flags & ~(O_ACCMODE | OPEN_IGNORED_FLAGS);
+    if (rest & O_CREAT)
+        w |= DAFS_OPEN_CREAT;
+    if (rest & O_EXCL)
+        w |= DAFS_OPEN_EXCL;
+    if (rest & O_TRUNC)
+        w |= DAFS_OPEN_TRUNC;
+    if ((rest & ~(O_CREAT | O_EXCL | O_TRUNC)) != 0)
+        return -EINVAL; /* O_APPEND, O_DIRECTORY, O_NOFOLLOW, ...: not supported */
+    *out = w;
+    return 0;
+}
+
+static int send_close(dafs_session *s, const dafs_fh *fh)
+{
+    dafs_request req;
+    memset(&req, 0, sizeof req);
+    req.hdr.opcode = DAFS_OP_CLOSE;
+    req.u.fh.fh = *fh;
+    return engine_call_simple(s, &req);
+}
+
+int dafs_open(dafs_session *s, const char *path, int flags, mode_t mode, dafs_file **out)
+{
+    if (s == NULL || out == NULL)
+        return -EINVAL;
+    *out = NULL;
+    dafs_request req;
+    memset(&req, 0, sizeof req);
+    int rc = map_open_flags(flags, &req.u.dirop.flags);
+    if (rc < 0)
+        return rc;
+    char name[DAFS_NAME_MAX + 1];
+    bool has_name;
+    rc = path_resolve_parent(s, path, &req.u.dirop.dir, name, &has_name);
+    if (rc < 0)
+        return rc;
+    if (!has_name)
+        return -EISDIR;
+    req.hdr.opcode = DAFS_OP_OPEN;
+    req.u.dirop.name = (dafs_bytes){(const uint8_t *)name, (uint32_t)strlen(name)};
+    req.u.dirop.mode = (uint32_t)mode & 07777u;
+    dafs_reply rep;
+    client_slot *slot;
+    rc = engine_call(s, &req, &rep, &slot);
+    if (rc < 0)
+        return rc;
+    dafs_fh fh = rep.u.fh_attr.fh;
+    uint32_t ftype = rep.u.fh_attr.attr.mode;
+    engine_release(slot);
+    if (S_ISDIR(ftype)) { /* directories are read with dafs_opendir */
+        (void)send_close(s, &fh);
+        return -EISDIR;
+    }
+    dafs_file *f = calloc(1, sizeof *f);
+    if (f == NULL) {
+        (void)send_close(s, &fh);
+        return -ENOMEM;
+    }
+    f->s = s;
+    f->fh = fh;
+    f->flags = flags;
+    *out = f;
+    return 0;
+}
+
+int dafs_close(dafs_file *f)
+{
+    if (f == NULL)
+        return -EINVAL;
+    int rc = send_close(f->s, &f->fh);
+    free(f);
+    return rc;
+}
+
+/* ---- the chunked data path ---- */
+
+typedef struct io_chunk {
+    client_slot *slot;
+    size_t pos; /* offset in the caller's buffer */
+    size_t len;
+} io_chunk;
+
+typedef struct io_call {
+    dafs_file *f;
+    bool write;
+    uint8_t *buf;
+    size_t len;
+    uint64_t offset;
+    dfab_mr *mr;       /* NULL: inline chunks only */
+    bool own_mr;       /* registered for this call */
+    size_t chunk_max;
+    io_chunk queue[CLIENT_PIPELINE_DEPTH];
+    unsigned head, count;
+    size_t next;       /* next byte of buf to submit */
+    size_t done;       /* contiguous bytes completed */
+    bool stop;         /* short transfer or error: submit no more */
+    int err;
+} io_call;
+
+static void build_request(io_call *io, const io_chunk *c, dafs_request *req)
+{
+    dafs_session *s = io->f->s;
+    bool direct = c->len > s->inline_max;
+    memset(req, 0, sizeof *req);
+    dafs_seg seg = {0};
+    if (direct) {
+        seg.addr = io->mr->remote_addr + (uint64_t)(io->buf + c->pos - (uint8_t *)io->mr->base);
+        seg.key = io->mr->key;
+        seg.len = c->len;
+    }
+    if (io->write) {
+        dafs_write_req *w = &req->u.write;
+        req->hdr.opcode = direct ? DAFS_OP_WRITE_DIRECT : DAFS_OP_WRITE_INLINE;
+        w->fh = io->f->fh;
+        w->offset = io->offset + c->pos;
+        w->count = (uint32_t)c->len;
+        w->stable = DAFS_UNSTABLE;
+        if (direct) {
+            w->nsegs = 1;
+            w->segs[0] = seg;
+        } else {
+            w->data = (dafs_bytes){io->buf + c->pos, (uint32_t)c->len};
+        }
+    } else {
+        dafs_read_req *r = &req->u.read;
+        req->hdr.opcode = direct ? DAFS_OP_READ_DIRECT : DAFS_OP_READ_INLINE;
+        r->fh = io->f->fh;
+        r->offset = io->offset + c->pos;
+        r->count = (uint32_t)c->len;
+        if (direct) {
+            r->nsegs = 1;
+            r->segs[0] = seg;
+        }
+    }
+}
+
+static void fail_io(io_call *io, int err)
+{
+    if (io->err == 0)
+        io->err = err;
+    io->stop = true;
+}
+
+/* Submit the next chunk.  Returns -EAGAIN when no credit is free right now. */
+static int submit_chunk(io_call *io, bool blocking)
+{
+    io_chunk c = {.pos = io->next, .len = io->len - io->next};
+    if (c.len > io->chunk_max)
+        c.len = io->chunk_max;
+    int rc = engine_acquire(io->f->s, blocking, &c.slot);
+    if (rc == -EAGAIN)
+        return rc;
+    if (rc < 0) {
+        fail_io(io, rc);
+        return rc;
+    }
+    dafs_request req;
+    build_request(io, &c, &req);
+    rc = engine_send(c.slot, &req);
+    if (rc < 0) {
+        engine_release(c.slot);
+        fail_io(io, rc);
+        return rc;
+    }
+    io->queue[(io->head + io->count) % CLIENT_PIPELINE_DEPTH] = c;
+    io->count++;
+    io->next += c.len;
+    return 0;
+}
+
+/* Check a reply's count and, for inline reads, copy the data out. */
+static int take_reply(io_call *io, const io_chunk *c, const dafs_reply *rep, size_t *count)
+{
+    if (io->write) {
+        *count = rep->u.write.count;
+    } else {
+        *count = rep->u.read.count;
+        bool inline_read = rep->hdr.opcode == DAFS_OP_READ_INLINE;
+        if (inline_read && rep->u.read.data.len != *count)
+            return -DAFS_EPROTO;
+        if (inline_read && *count <= c->len)
+            memcpy(io->buf + c->pos, rep->u.read.data.ptr, *count);
+    }
+    return *count > c->len ? -DAFS_EPROTO : 0;
+}
+
+static void complete_oldest(io_call *io)
+{
+    io_chunk c = io->queue[io->head];
+    io->head = (io->head + 1) % CLIENT_PIPELINE_DEPTH;
+    io->count--;
+    dafs_reply rep;
+    size_t count = 0;
+    int rc = engine_wait(c.slot, &rep);
+    if (rc == 0)
+        rc = take_reply(io, &c, &rep, &count);
+    engine_release(c.slot);
+    if (rc < 0) {
+        fail_io(io, rc);
+        return;
+    }
+    if (io->err != 0 || io->done != c.pos)
+        return; /* an earlier chunk fell short: this one does not count */
+    io->done += count;
+    if (count < c.len)
+        io->stop = true; /* EOF, or the server wrote less */
+}
+
+static void run_io(io_call *io)
+{
+    while ((io->next < io->len && !io->stop) || io->count > 0) {
+        bool can_submit = io->next < io->len && !io->stop && io->count < CLIENT_PIPELINE_DEPTH;
+        if (can_submit && submit_chunk(io, io->count == 0) != -EAGAIN)
+            continue;
+        if (io->count > 0)
+            complete_oldest(io);
+    }
+}
+
+/* Pick the transfer mode and registration for a call. */
+static void setup_io(io_call *io)
+{
+    dafs_session *s = io->f->s;
+    io->chunk_max = s->inline_max;
+    bool direct_possible = s->max_io > s->inline_max;
+    if (io->len <= s->inline_max || !direct_possible)
+        return;
+    io->mr = mem_find_region(s, io->buf, io->len);
+    if (io->mr == NULL) {
+        unsigned access = DFAB_ACCESS_LOCAL |
+                          (io->write ? DFAB_ACCESS_REMOTE_READ : DFAB_ACCESS_REMOTE_WRITE);
+        if (dfab_mr_reg(s->fab, io->buf, io->len, access, &io->mr) < 0) {
+            io->mr = NULL; /* cannot register: inline chunks still work */
+            return;
+        }
+        io->own_mr = true;
+    }
+    io->chunk_max = s->max_io;
+}
+
+static ssize_t do_io(dafs_file *f, bool write, void *buf, size_t len, uint64_t offset)
+{
+    if (f == NULL || (buf == NULL && len != 0))
+        return -EINVAL;
+    int acc = f->flags & O_ACCMODE;
+    if ((write && acc == O_RDONLY) || (!write && acc == O_WRONLY))
+        return -EBADF;
+    if (offset > (uint64_t)INT64_MAX)
+        return -EINVAL;
+    if (len > (size_t)SSIZE_MAX)
+        len = (size_t)SSIZE_MAX;
+    if ((uint64_t)len > (uint64_t)INT64_MAX - offset)
+        return -EFBIG;
+    if (len == 0)
+        return 0;
+    io_call io = {.f = f, .write = write, .buf = buf, .len = len, .offset = offset};
+    setup_io(&io);
+    if (io.chunk_max == 0)
+        return -DAFS_EPROTO; /* the server allows neither inline nor direct I/O */
+    run_io(&io);
+    if (io.own_mr)
+        dfab_mr_close(io.mr);
+    if (io.done > 0 || io.err == 0)
+        return (ssize_t)io.done;
+    return io.err;
+}
+
+ssize_t dafs_pread(dafs_file *f, void *buf, size_t len, uint64_t offset)
+{
+    return do_io(f, false, buf, len, offset);
+}
+
+ssize_t dafs_pwrite(dafs_file *f, const void *buf, size_t len, uint64_t offset)
+{
+    /* The buffer is only read (RMA-read by the server, or copied inline). */
+    return do_io(f, true, (void *)(uintptr_t)buf, len, offset);
+}
+
+static int commit(dafs_file *f, uint32_t stable)
+{
+    if (f == NULL)
+        return -EINVAL;
+    dafs_request req;
+    memset(&req, 0, sizeof req);
+    req.hdr.opcode = DAFS_OP_COMMIT;
+    req.u.commit.fh = f->fh;
+    req.u.commit.stable = stable;
+    return engine_call_simple(f->s, &req);
+}
+
+int dafs_fsync(dafs_file *f)
+{
+    return commit(f, DAFS_FILE_SYNC);
+}
+
+int dafs_fdatasync(dafs_file *f)
+{
+    return commit(f, DAFS_DATA_SYNC);
+}
+
+int dafs_fstat(dafs_file *f, struct dafs_stat *st)
+{
+    if (f == NULL || st == NULL)
+        return -EINVAL;
+    dafs_attr attr;
+    int rc = client_getattr(f->s, &f->fh, &attr);
+    if (rc < 0)
+        return rc;
+    attr_to_stat(&attr, st);
+    return 0;
+}
