@@ -63,8 +63,6 @@ trap _cleanup EXIT
 # exporting $EXPORT; wait (up to 15 s) until it is serving; set PORT and URL.
 start_server() {
   local ready=$WORK/ready i
-  [ -x "$DAFSD" ] || fail "no dafsd at $DAFSD (not built?)"
-  [ -x "$DAFS" ] || fail "no dafs CLI at $DAFS (not built?)"
   rm -f "$ready"
   mkdir -p "$WORK/state"
   "$DAFSD" --export "$EXPORT" --listen 127.0.0.1:0 --state-dir "$WORK/state" \
@@ -150,3 +148,6 @@ expect_error() {
   grep -q '^dafs: ' "$out.err" || fail "'$*' stderr does not start with 'dafs: ': $(cat "$out.err")"
   log "as expected: $(cat "$out.err")"
 }
+
+[ -x "$DAFSD" ] || fail "no dafsd at $DAFSD (not built?)"
+[ -x "$DAFS" ] || fail "no dafs CLI at $DAFS (not built?)"
