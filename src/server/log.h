@@ -1,0 +1,16 @@
+/*
+ * log.h — dafsd's stderr log: one line per notable event.  Errors always
+ * print; informational lines (session open/close/expire) only with
+ * --verbose, so a quiet server prints nothing while it works.
+ */
+#ifndef DAFSD_LOG_H
+#define DAFSD_LOG_H
+
+#include <stdbool.h>
+
+extern bool dafsd_verbose;
+
+void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,284 @@
+/*
+ * main.c — dafsd: command line, signals, startup and shutdown.
+ *
+ *   dafsd --export DIR [--listen HOST[:PORT]] [--provider NAME]
+ *         [--state-dir DIR] [--threads N] [--credits N] [--lease-ms MS]
+ *         [--ready-file FILE] [-f] [--verbose]
+ *
+ * Startup: open the export and the handle key, open the fabric endpoint,
+ * start the workers, post the receive pool, then (optionally) write the bound
+ * port to --ready-file (tmp + rename, so a reader never sees half a file) and
+ * run the network loop in the main thread.  SIGTERM/SIGINT set a flag and wake
+ * the loop (dfab_wake is signal-safe); the loop stops taking requests,
+ * finishes those in flight (bounded wait), and everything is torn down in
+ * reverse order.  dafsd always stays in the foreground.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "dafs/dafs.h"
+#include "dispatch.h"
+#include "log.h"
+#include "server.h"
+#include "worker.h"
+
+#define DRAIN_MS 5000
+
+static server the_server;
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: dafsd --export DIR [options]\n"
+            "  --export DIR        directory to export (required)\n"
+            "  --listen HOST[:PORT] address to bind (default 127.0.0.1:%d; port 0 = any)\n"
+            "  --provider NAME     libfabric provider (default: DAFS_PROVIDER, FI_PROVIDER)\n"
+            "  --state-dir DIR     server state (default /var/lib/dafs)\n"
+            "  --threads N         worker threads (default 4)\n"
+            "  --credits N         per-session credit ceiling (default 32)\n"
+            "  --lease-ms MS       session lease (default 30000)\n"
+            "  --ready-file FILE   write the bound port here once serving\n"
+            "  -f, --foreground    stay in the foreground (always the case)\n"
+            "  -v, --verbose       log session events\n"
+            "  -h, --help          this text\n"
+            "  -V, --version       print the version\n",
+            DAFS_DEFAULT_PORT);
+}
+
+static void die_usage(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "dafsd: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (see dafsd --help)\n");
+    exit(2);
+}
+
+static unsigned parse_unsigned(const char *opt, const char *s, unsigned lo, unsigned hi)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-' || v < lo || v > hi) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "invalid %s value '%%s' (expected %u..%u)", opt, lo, hi);
+        die_usage(msg, s);
+    }
+    return (unsigned)v;
+}
+
+/* HOST, HOST:PORT, [V6]:PORT or [V6]. */
+static void parse_listen(server_config *cfg, char *arg)
+{
+    static char port[16];
+    char *host = arg, *colon;
+    if (arg[0] == '[') {
+        char *close = strchr(arg, ']');
+        if (!close || (close[1] != '\0' && close[1] != ':'))
+            die_usage("invalid --listen address '%s'", arg);
+        host = arg + 1;
+        *close = '\0';
+        colon = close[1] == ':' ? close + 1 : NULL;
+    } else {
+        colon = strrchr(arg, ':');
+    }
+    if (colon) {
+        *colon = '\0';
+        unsigned p = parse_unsigned("--listen port", colon + 1, 0, 65535);
+        snprintf(port, sizeof(port), "%u", p);
+        cfg->listen_service = port;
+    }
+    if (host[0] == '\0')
+        die_usage("invalid --listen address '%s' (empty host)", arg);
+    cfg->listen_node = host;
+}
+
+static void parse_args(int argc, char **argv, server_config *cfg)
+{
+    static char default_port[16];
+    snprintf(default_port, sizeof(default_port), "%d", DAFS_DEFAULT_PORT);
+    *cfg = (server_config){
+        .listen_node = "127.0.0.1",
+        .listen_service = default_port,
+        .state_dir = "/var/lib/dafs",
+        .threads = 4,
+        .credits = 32,
+        .lease_ms = 30000,
+        .max_request = 16384,
+        .max_response = 16384,
+        .inline_max = 8192,
+        .max_io = 1u << 20,
+        .rx_buffers = 512,
+        .max_sessions = 1024,
+    };
+    enum { O_EXPORT = 256, O_LISTEN, O_PROVIDER, O_STATE, O_THREADS, O_CREDITS, O_LEASE, O_READY };
+    static const struct option opts[] = {
+        {"export", required_argument, NULL, O_EXPORT},
+        {"listen", required_argument, NULL, O_LISTEN},
+        {"provider", required_argument, NULL, O_PROVIDER},
+        {"state-dir", required_argument, NULL, O_STATE},
+        {"threads", required_argument, NULL, O_THREADS},
+        {"credits", required_argument, NULL, O_CREDITS},
+        {"lease-ms", required_argument, NULL, O_LEASE},
+        {"ready-file", required_argument, NULL, O_READY},
+        {"foreground", no_argument, NULL, 'f'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":fvhV", opts, NULL)) != -1) {
+        switch (c) {
+        case O_EXPORT: cfg->export_dir = optarg; break;
+        case O_LISTEN: parse_listen(cfg, optarg); break;
+        case O_PROVIDER: cfg->provider = optarg; break;
+        case O_STATE: cfg->state_dir = optarg; break;
+        case O_THREADS: cfg->threads = parse_unsigned("--threads", optarg, 1, 256); break;
+        case O_CREDITS: cfg->credits = parse_unsigned("--credits", optarg, 1, 4096); break;
+        case O_LEASE: cfg->lease_ms = parse_unsigned("--lease-ms", optarg, 10, 86400000); break;
+        case O_READY: cfg->ready_file = optarg; break;
+        case 'f': break;
+        case 'v': dafsd_verbose = true; break;
+        case 'h': usage(stdout); exit(0);
+        case 'V': printf("dafsd %d.%d\n", DAFS_VERSION_MAJOR, DAFS_VERSION_MINOR); exit(0);
+        case ':': die_usage("option '%s' needs an argument", argv[optind - 1]); break;
+        default: die_usage("unknown option '%s'", argv[optind - 1]); break;
+        }
+    }
+    if (optind < argc)
+        die_usage("unexpected argument '%s'", argv[optind]);
+    if (!cfg->export_dir)
+        die_usage("%s", "missing --export DIR");
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    the_server.stopping = 1;
+    if (the_server.fabric)
+        dfab_wake(the_server.fabric);
+}
+
+static int install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
+        return -1;
+    sa.sa_handler = SIG_IGN;
+    return sigaction(SIGPIPE, &sa, NULL);
+}
+
+static int write_ready_file(const char *path, const char *port)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+        return -ENAMETOOLONG;
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -errno;
+    int ok = fprintf(f, "%s\n", port) > 0;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        int err = errno ? errno : EIO;
+        unlink(tmp);
+        return -err;
+    }
+    return 0;
+}
+
+static int start(server *srv)
+{
+    const char *why = NULL;
+    int rc = export_open(&srv->exp, srv->cfg.export_dir, srv->cfg.state_dir, &why);
+    if (rc != 0) {
+        log_error("%s: %s: %s", srv->cfg.export_dir, why, strerror(-rc));
+        return -1;
+    }
+    if (getrandom(&srv->instance, sizeof(srv->instance), 0) != (ssize_t)sizeof(srv->instance)) {
+        log_error("getrandom failed: %s", strerror(errno));
+        return -1;
+    }
+    dfab_config fc = {.provider = srv->cfg.provider, .node = srv->cfg.listen_node,
+                      .service = srv->cfg.listen_service, .listen = true};
+    rc = dfab_open(&fc, &srv->fabric, &why);
+    if (rc != 0) {
+        log_error("cannot listen on %s:%s: %s", srv->cfg.listen_node, srv->cfg.listen_service,
+                  why ? why : strerror(-rc));
+        return -1;
+    }
+    srv->limits = dfab_get_limits(srv->fabric);
+    if (srv->limits->max_msg_size < srv->cfg.max_request) {
+        log_error("provider %s: messages limited to %zu bytes", srv->limits->provider,
+                  srv->limits->max_msg_size);
+        return -1;
+    }
+    if (session_table_init(&srv->sessions, srv->fabric, srv->cfg.max_sessions,
+                           srv->cfg.rx_buffers) != 0 ||
+        workers_start(srv, &why) != 0 || dispatch_start(srv, &why) != 0) {
+        log_error("startup failed: %s", why ? why : "session table");
+        return -1;
+    }
+    char port[32];
+    rc = dfab_bound_service(srv->fabric, port, sizeof(port));
+    if (rc != 0) {
+        log_error("cannot tell the bound port: %s", strerror(-rc));
+        return -1;
+    }
+    if (srv->cfg.ready_file && (rc = write_ready_file(srv->cfg.ready_file, port)) != 0) {
+        log_error("%s: %s", srv->cfg.ready_file, strerror(-rc));
+        return -1;
+    }
+    log_info("serving %s on %s:%s (%s), instance %016llx", srv->cfg.export_dir,
+             srv->cfg.listen_node, port, srv->limits->provider,
+             (unsigned long long)srv->instance);
+    return 0;
+}
+
+static void shutdown_server(server *srv, bool drained)
+{
+    if (!drained) {
+        /* A worker is stuck on a fabric operation of a vanished peer; its
+         * buffers are still posted, so leave teardown to process exit. */
+        log_error("in-flight requests did not finish within %d ms; exiting", DRAIN_MS);
+        return;
+    }
+    workers_stop(srv);
+    dispatch_close_mrs(srv);
+    if (srv->sessions.fabric)
+        session_table_destroy(&srv->sessions);
+    if (srv->fabric)
+        dfab_close(srv->fabric);
+    srv->fabric = NULL;
+    dispatch_free(srv);
+    export_close(&srv->exp);
+}
+
+int main(int argc, char **argv)
+{
+    server *srv = &the_server;
+    parse_args(argc, argv, &srv->cfg);
+    if (install_signals() != 0) {
+        log_error("cannot install signal handlers: %s", strerror(errno));
+        return 1;
+    }
+    if (start(srv) != 0) {
+        srv->draining = true;
+        shutdown_server(srv, true);
+        return 1;
+    }
+    int drained = dispatch_run(srv, DRAIN_MS) == 0;
+    log_info("shutting down");
+    shutdown_server(srv, drained);
+    return 0;
+}

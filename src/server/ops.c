@@ -1,0 +1,506 @@
+/*
+ * ops.c — the file operations, one function each, run on worker threads.
+ *
+ * The server keeps no per-open state: OPEN checks that the file can be
+ * opened as asked and returns its handle; every READ/WRITE/COMMIT opens the
+ * object by handle again (open_by_handle_at), does its I/O through the
+ * worker's io_uring and closes it.  (An fd cache keyed by handle is the
+ * obvious later optimisation; it must be invalidated on REMOVE/RMDIR.)
+ *
+ * Every count from the wire is bounded before use: inline transfers by the
+ * session's inline_max, direct ones by max_io (the bounce buffer) and by the
+ * total length of the client's segments; offset + count must not overflow
+ * a signed 64-bit file offset.  Reads at or past end of file return count 0
+ * and eof.
+ */
+#include "ops.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "worker.h"
+
+/* Read/write counts must keep offset + count within off_t. */
+static int check_range(uint64_t offset, uint64_t count)
+{
+    if (offset > (uint64_t)INT64_MAX || count > (uint64_t)INT64_MAX - offset)
+        return DAFS_ST_INVAL;
+    return DAFS_ST_OK;
+}
+
+static int check_segs(const op_ctx *c, const dafs_seg *segs, unsigned nsegs, uint32_t count)
+{
+    if (nsegs == 0 || nsegs > DAFS_SEG_MAX || nsegs > c->sess->limits.max_segs)
+        return DAFS_ST_INVAL;
+    if (count > c->sess->limits.max_io)
+        return DAFS_ST_INVAL;
+    uint64_t total = 0;
+    for (unsigned i = 0; i < nsegs; i++) {
+        if (segs[i].len > UINT64_MAX - total)
+            return DAFS_ST_INVAL;
+        total += segs[i].len;
+    }
+    return total >= count ? DAFS_ST_OK : DAFS_ST_INVAL;
+}
+
+/* Fill fh + attr of the object open as fd. */
+static int reply_fh_attr(op_ctx *c, int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return export_errno_status(errno);
+    export_fill_attr(&st, &c->rep.u.fh_attr.attr);
+    return export_make_fh(&c->srv->exp, fd, &c->rep.u.fh_attr.fh);
+}
+
+/* Open the directory named by fh as O_PATH. */
+static int open_dir(op_ctx *c, const dafs_fh *fh, int *fd)
+{
+    struct stat st;
+    int status = export_open_fh(&c->srv->exp, fh, O_PATH, fd, &st);
+    if (status == DAFS_ST_OK && !S_ISDIR(st.st_mode)) {
+        close(*fd);
+        *fd = -1;
+        status = DAFS_ST_NOTDIR;
+    }
+    return status;
+}
+
+/* Open a regular file by handle for data I/O. */
+static int open_data(op_ctx *c, const dafs_fh *fh, int oflags, int *fd, struct stat *st)
+{
+    int status = export_open_fh(&c->srv->exp, fh, oflags | O_NONBLOCK, fd, st);
+    if (status == DAFS_ST_OK && !S_ISREG(st->st_mode)) {
+        close(*fd);
+        *fd = -1;
+        status = S_ISDIR(st->st_mode) ? DAFS_ST_ISDIR : DAFS_ST_INVAL;
+    }
+    return status;
+}
+
+static int op_getroot(op_ctx *c)
+{
+    return reply_fh_attr(c, c->srv->exp.root_fd);
+}
+
+static int op_getattr(op_ctx *c)
+{
+    int fd;
+    struct stat st;
+    int status = export_open_fh(&c->srv->exp, &c->req->u.fh.fh, O_PATH, &fd, &st);
+    if (status != DAFS_ST_OK)
+        return status;
+    close(fd);
+    export_fill_attr(&st, &c->rep.u.attr.attr);
+    return DAFS_ST_OK;
+}
+
+static int op_close(op_ctx *c)
+{
+    int fd;
+    struct stat st;
+    int status = export_open_fh(&c->srv->exp, &c->req->u.fh.fh, O_PATH, &fd, &st);
+    if (status == DAFS_ST_OK)
+        close(fd);
+    return status;
+}
+
+static int op_lookup(op_ctx *c)
+{
+    const dafs_dirop_req *r = &c->req->u.dirop;
+    int dirfd, fd;
+    int status = open_dir(c, &r->dir, &dirfd);
+    if (status != DAFS_ST_OK)
+        return status;
+    if (r->name.len == 1 && r->name.ptr[0] == '.') { /* "." is the directory itself */
+        status = reply_fh_attr(c, dirfd);
+        close(dirfd);
+        return status;
+    }
+    status = export_openat(&c->srv->exp, dirfd, &r->name, O_PATH, 0, &fd);
+    close(dirfd);
+    if (status != DAFS_ST_OK)
+        return status;
+    status = reply_fh_attr(c, fd);
+    close(fd);
+    return status;
+}
+
+static int open_flags_from_wire(uint32_t w, int *oflags)
+{
+    if ((w & ~DAFS_OPEN_ALL) != 0)
+        return DAFS_ST_INVAL;
+    switch (w & DAFS_OPEN_ACCMODE) {
+    case DAFS_OPEN_RDONLY: *oflags = O_RDONLY; break;
+    case DAFS_OPEN_WRONLY: *oflags = O_WRONLY; break;
+    case DAFS_OPEN_RDWR: *oflags = O_RDWR; break;
+    default: return DAFS_ST_INVAL;
+    }
+    if (w & DAFS_OPEN_CREAT)
+        *oflags |= O_CREAT;
+    if (w & DAFS_OPEN_EXCL)
+        *oflags |= O_EXCL;
+    if (w & DAFS_OPEN_TRUNC)
+        *oflags |= O_TRUNC;
+    if (w & DAFS_OPEN_DIRECTORY)
+        *oflags |= O_DIRECTORY;
+    return DAFS_ST_OK;
+}
+
+/*
+ * O_CREAT without O_EXCL: try an exclusive create first so that we know
+ * whether this call created the file, and fall back to opening an existing
+ * one (a few rounds, in case of a concurrent unlink).
+ */
+static int open_maybe_create(op_ctx *c, int dirfd, int oflags, unsigned mode, int *fd)
+{
+    const dafs_bytes *name = &c->req->u.dirop.name;
+    const dafs_export *e = &c->srv->exp;
+    if (!(oflags & O_CREAT) || (oflags & O_EXCL)) {
+        int status = export_openat(e, dirfd, name, oflags | O_NONBLOCK, mode, fd);
+        c->rep.u.fh_attr.created = status == DAFS_ST_OK && (oflags & O_CREAT);
+        return status;
+    }
+    for (int round = 0; round < 4; round++) {
+        int status = export_openat(e, dirfd, name, oflags | O_EXCL | O_NONBLOCK, mode, fd);
+        if (status != DAFS_ST_EXIST) {
+            c->rep.u.fh_attr.created = status == DAFS_ST_OK;
+            return status;
+        }
+        status = export_openat(e, dirfd, name, (oflags & ~O_CREAT) | O_NONBLOCK, 0, fd);
+        if (status != DAFS_ST_NOENT)
+            return status;
+    }
+    return DAFS_ST_AGAIN;
+}
+
+static int op_open(op_ctx *c)
+{
+    const dafs_dirop_req *r = &c->req->u.dirop;
+    int oflags, dirfd, fd;
+    int status = open_flags_from_wire(r->flags, &oflags);
+    if (status != DAFS_ST_OK)
+        return status;
+    status = export_check_name(&r->name);
+    if (status != DAFS_ST_OK)
+        return status;
+    status = open_dir(c, &r->dir, &dirfd);
+    if (status != DAFS_ST_OK)
+        return status;
+    status = open_maybe_create(c, dirfd, oflags, r->mode, &fd);
+    close(dirfd);
+    if (status != DAFS_ST_OK)
+        return status;
+    uint8_t created = c->rep.u.fh_attr.created;
+    status = reply_fh_attr(c, fd);
+    c->rep.u.fh_attr.created = created;
+    close(fd);
+    return status;
+}
+
+static int op_mkdir(op_ctx *c)
+{
+    const dafs_dirop_req *r = &c->req->u.dirop;
+    int dirfd, fd;
+    int status = export_check_name(&r->name);
+    if (status != DAFS_ST_OK)
+        return status;
+    status = open_dir(c, &r->dir, &dirfd);
+    if (status != DAFS_ST_OK)
+        return status;
+    char cname[DAFS_NAME_MAX + 1];
+    memcpy(cname, r->name.ptr, r->name.len);
+    cname[r->name.len] = '\0';
+    if (mkdirat(dirfd, cname, r->mode & 07777) != 0) {
+        status = export_errno_status(errno);
+        close(dirfd);
+        return status;
+    }
+    status = export_openat(&c->srv->exp, dirfd, &r->name, O_PATH | O_DIRECTORY, 0, &fd);
+    close(dirfd);
+    if (status != DAFS_ST_OK)
+        return status;
+    status = reply_fh_attr(c, fd);
+    close(fd);
+    return status;
+}
+
+static int unlink_name(op_ctx *c, int atflags)
+{
+    const dafs_dirop_req *r = &c->req->u.dirop;
+    int dirfd;
+    int status = export_check_name(&r->name);
+    if (status != DAFS_ST_OK)
+        return status;
+    status = open_dir(c, &r->dir, &dirfd);
+    if (status != DAFS_ST_OK)
+        return status;
+    char cname[DAFS_NAME_MAX + 1];
+    memcpy(cname, r->name.ptr, r->name.len);
+    cname[r->name.len] = '\0';
+    if (unlinkat(dirfd, cname, atflags) != 0)
+        status = export_errno_status(errno);
+    close(dirfd);
+    return status;
+}
+
+static int op_remove(op_ctx *c) { return unlink_name(c, 0); }
+static int op_rmdir(op_ctx *c) { return unlink_name(c, AT_REMOVEDIR); }
+
+/* READ_INLINE and READ_DIRECT. */
+static int op_read(op_ctx *c, bool direct)
+{
+    const dafs_read_req *r = &c->req->u.read;
+    int status = check_range(r->offset, r->count);
+    if (status == DAFS_ST_OK && direct)
+        status = check_segs(c, r->segs, r->nsegs, r->count);
+    if (status == DAFS_ST_OK && !direct && r->count > c->sess->limits.inline_max)
+        status = DAFS_ST_INVAL;
+    if (status != DAFS_ST_OK)
+        return status;
+    int fd;
+    struct stat st;
+    status = open_data(c, &r->fh, O_RDONLY, &fd, &st);
+    if (status != DAFS_ST_OK)
+        return status;
+    size_t got = 0;
+    int rc = worker_file_read(c->w, fd, c->w->bounce, r->count, r->offset, &got);
+    close(fd);
+    if (rc < 0)
+        return export_errno_status(-rc);
+    if (direct && got > 0) {
+        rc = worker_rma_write(c->w, c->sess->addr, got, r->segs, r->nsegs);
+        if (rc < 0)
+            return DAFS_ST_IO;
+    }
+    c->rep.u.read.count = (uint32_t)got;
+    c->rep.u.read.eof = got < r->count || r->offset + got >= (uint64_t)st.st_size;
+    if (!direct)
+        c->rep.u.read.data = (dafs_bytes){.ptr = c->w->bounce, .len = (uint32_t)got};
+    return DAFS_ST_OK;
+}
+
+static int sync_as_asked(op_ctx *c, int fd, uint32_t stable, uint32_t *committed)
+{
+    int rc = 0;
+    if (stable == DAFS_DATA_SYNC)
+        rc = worker_file_sync(c->w, fd, true);
+    else if (stable == DAFS_FILE_SYNC)
+        rc = worker_file_sync(c->w, fd, false);
+    if (rc < 0)
+        return export_errno_status(-rc);
+    *committed = stable;
+    return DAFS_ST_OK;
+}
+
+/* WRITE_INLINE and WRITE_DIRECT. */
+static int op_write(op_ctx *c, bool direct)
+{
+    const dafs_write_req *r = &c->req->u.write;
+    int status = check_range(r->offset, r->count);
+    if (status == DAFS_ST_OK && r->stable > DAFS_FILE_SYNC)
+        status = DAFS_ST_INVAL;
+    if (status == DAFS_ST_OK && direct)
+        status = check_segs(c, r->segs, r->nsegs, r->count);
+    if (status == DAFS_ST_OK && !direct &&
+        (r->count > c->sess->limits.inline_max || r->data.len != r->count))
+        status = DAFS_ST_INVAL;
+    if (status != DAFS_ST_OK)
+        return status;
+    int fd;
+    struct stat st;
+    status = open_data(c, &r->fh, O_WRONLY, &fd, &st);
+    if (status != DAFS_ST_OK)
+        return status;
+    const uint8_t *data = r->data.ptr;
+    int rc = 0;
+    if (direct && r->count > 0) {
+        rc = worker_rma_read(c->w, c->sess->addr, r->count, r->segs, r->nsegs);
+        data = c->w->bounce;
+        if (rc < 0)
+            status = DAFS_ST_IO;
+    }
+    if (status == DAFS_ST_OK && r->count > 0) {
+        rc = worker_file_write(c->w, fd, data, r->count, r->offset);
+        if (rc < 0)
+            status = export_errno_status(-rc);
+    }
+    if (status == DAFS_ST_OK)
+        status = sync_as_asked(c, fd, r->stable, &c->rep.u.write.committed);
+    close(fd);
+    c->rep.u.write.count = r->count;
+    c->rep.u.write.verifier = c->srv->instance;
+    return status;
+}
+
+static int op_commit(op_ctx *c)
+{
+    const dafs_commit_req *r = &c->req->u.commit;
+    if (r->stable != DAFS_DATA_SYNC && r->stable != DAFS_FILE_SYNC)
+        return DAFS_ST_INVAL;
+    int fd;
+    struct stat st;
+    int status = open_data(c, &r->fh, O_RDONLY, &fd, &st);
+    if (status != DAFS_ST_OK)
+        return status;
+    uint32_t committed;
+    status = sync_as_asked(c, fd, r->stable, &committed);
+    close(fd);
+    c->rep.u.commit.verifier = c->srv->instance;
+    return status;
+}
+
+static int op_statfs(op_ctx *c)
+{
+    int fd;
+    struct stat st;
+    int status = export_open_fh(&c->srv->exp, &c->req->u.fh.fh, O_PATH, &fd, &st);
+    if (status != DAFS_ST_OK)
+        return status;
+    struct statvfs vfs;
+    int rc = fstatvfs(fd, &vfs);
+    int err = errno;
+    close(fd);
+    if (rc != 0)
+        return export_errno_status(err);
+    dafs_statfs_rep *o = &c->rep.u.statfs;
+    o->bsize = vfs.f_bsize;
+    o->frsize = vfs.f_frsize;
+    o->blocks = vfs.f_blocks;
+    o->bfree = vfs.f_bfree;
+    o->bavail = vfs.f_bavail;
+    o->files = vfs.f_files;
+    o->ffree = vfs.f_ffree;
+    o->namemax = (uint32_t)vfs.f_namemax;
+    return DAFS_ST_OK;
+}
+
+/* ---- READDIR ---------------------------------------------------------- */
+
+struct linux_dirent64 {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+
+static uint32_t dtype_to_mode(unsigned char t)
+{
+    switch (t) {
+    case DT_REG: return S_IFREG;
+    case DT_DIR: return S_IFDIR;
+    case DT_LNK: return S_IFLNK;
+    case DT_CHR: return S_IFCHR;
+    case DT_BLK: return S_IFBLK;
+    case DT_FIFO: return S_IFIFO;
+    case DT_SOCK: return S_IFSOCK;
+    default: return 0;
+    }
+}
+
+static bool is_dot_or_dotdot(const char *n)
+{
+    return n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0'));
+}
+
+/* Add the entries of one getdents64 batch.  Returns 1 if the reply is full,
+ * 0 to continue. */
+static int readdir_add_batch(dafs_readdir_enc *e, const uint8_t *buf, long n)
+{
+    for (long pos = 0; pos + (long)sizeof(struct linux_dirent64) <= n;) {
+        const struct linux_dirent64 *d = (const struct linux_dirent64 *)(buf + pos);
+        if (d->d_reclen == 0 || pos + d->d_reclen > n)
+            break;
+        pos += d->d_reclen;
+        if (is_dot_or_dotdot(d->d_name))
+            continue;
+        dafs_dirent_wire ent = {
+            .fileid = d->d_ino,
+            .cookie = (uint64_t)d->d_off,
+            .type = dtype_to_mode(d->d_type),
+            .name = {.ptr = (const uint8_t *)d->d_name, .len = (uint32_t)strlen(d->d_name)},
+        };
+        if (dafs_readdir_enc_add(e, &ent) != 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int op_readdir(op_ctx *c)
+{
+    const dafs_readdir_req *r = &c->req->u.readdir;
+    if (r->cookie > (uint64_t)INT64_MAX)
+        return DAFS_ST_INVAL;
+    int fd;
+    struct stat st;
+    int status = export_open_fh(&c->srv->exp, &r->dir, O_RDONLY | O_DIRECTORY, &fd, &st);
+    if (status != DAFS_ST_OK)
+        return status;
+    if (lseek(fd, (off_t)r->cookie, SEEK_SET) < 0) {
+        status = export_errno_status(errno);
+        close(fd);
+        return status;
+    }
+    size_t cap = (size_t)DAFS_HDR_SIZE + r->maxcount;
+    if (cap > c->reply_cap)
+        cap = c->reply_cap;
+    dafs_readdir_enc e;
+    if (dafs_readdir_enc_begin(&e, c->reply_buf, cap, &c->rep.hdr) != 0) {
+        close(fd);
+        return DAFS_ST_INVAL;
+    }
+    /* 8-byte alignment for struct linux_dirent64 */
+    uint64_t space[2048];
+    uint8_t *buf = (uint8_t *)space;
+    bool eof = false, full = false;
+    while (!eof && !full) {
+        long n = getdents64(fd, buf, sizeof(space));
+        if (n < 0) {
+            status = export_errno_status(errno);
+            break;
+        }
+        if (n == 0)
+            eof = true;
+        else
+            full = readdir_add_batch(&e, buf, n) != 0;
+    }
+    close(fd);
+    if (status != DAFS_ST_OK)
+        return status;
+    if (full && e.nentries == 0)
+        return DAFS_ST_INVAL; /* maxcount too small for even one entry */
+    int len = dafs_readdir_enc_finish(&e, eof);
+    if (len < 0)
+        return DAFS_ST_SERVERFAULT;
+    c->encoded_len = len;
+    return DAFS_ST_OK;
+}
+
+int ops_execute(op_ctx *c)
+{
+    switch (c->req->hdr.opcode) {
+    case DAFS_OP_GETROOT: return op_getroot(c);
+    case DAFS_OP_LOOKUP: return op_lookup(c);
+    case DAFS_OP_GETATTR: return op_getattr(c);
+    case DAFS_OP_OPEN: return op_open(c);
+    case DAFS_OP_CLOSE: return op_close(c);
+    case DAFS_OP_READ_INLINE: return op_read(c, false);
+    case DAFS_OP_READ_DIRECT: return op_read(c, true);
+    case DAFS_OP_WRITE_INLINE: return op_write(c, false);
+    case DAFS_OP_WRITE_DIRECT: return op_write(c, true);
+    case DAFS_OP_COMMIT: return op_commit(c);
+    case DAFS_OP_REMOVE: return op_remove(c);
+    case DAFS_OP_MKDIR: return op_mkdir(c);
+    case DAFS_OP_RMDIR: return op_rmdir(c);
+    case DAFS_OP_READDIR: return op_readdir(c);
+    case DAFS_OP_STATFS: return op_statfs(c);
+    default: return DAFS_ST_BADOP;
+    }
+}

@@ -1,0 +1,93 @@
+/*
+ * session.h — the session table: who is connected, their negotiated limits,
+ * credit grants and leases.
+ *
+ * The network thread creates, looks up, expires and closes sessions; workers
+ * only hold references and report finished requests.  One mutex guards the
+ * table (operations on it are short and never do I/O).
+ */
+#ifndef DAFSD_SESSION_H
+#define DAFSD_SESSION_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "proto.h"
+#include "transport.h"
+
+#define SESSION_BUCKETS 1024
+#define SESSION_TOMBSTONES 1024
+
+typedef struct session {
+    uint64_t id;
+    dfab_addr addr;                 /* the client's endpoint, for replies and RMA */
+    char client_id[DAFS_CLIENT_ID_MAX];
+    uint32_t client_id_len;
+    uint64_t boot_verifier;
+    dafs_connect_rep limits;        /* what CONNECT granted */
+    uint16_t max_credits;           /* negotiated ceiling of the grant */
+    uint16_t grant;                 /* advertised in every reply header */
+    uint16_t limit;                 /* enforced; > grant only while lowering */
+    bool grant_seen;                /* a reply carrying the current grant went out */
+    uint32_t outstanding;           /* admitted requests not yet answered */
+    int64_t last_active_ms;
+    int refs;                       /* the table's own + one per in-flight request */
+    bool closed;
+    struct session *next;           /* hash chain */
+} session;
+
+typedef struct session_table {
+    pthread_mutex_t mu;
+    dfab *fabric;
+    session *buckets[SESSION_BUCKETS];
+    unsigned count;
+    unsigned max_sessions;
+    unsigned rx_pool;               /* receive buffers shared by all sessions */
+    /* Recently closed or expired sessions: id -> address, so that a late
+     * request still gets a BADSESSION reply; the address leaves the AV when
+     * its tombstone is recycled. */
+    struct { uint64_t id; dfab_addr addr; } tomb[SESSION_TOMBSTONES];
+    unsigned tomb_next;
+} session_table;
+
+int session_table_init(session_table *t, dfab *f, unsigned max_sessions, unsigned rx_pool);
+void session_table_destroy(session_table *t); /* closes every session */
+
+/* Parameters of a new session, negotiated by the caller. */
+typedef struct session_params {
+    const dafs_connect_req *req;
+    dafs_connect_rep limits;
+    uint16_t max_credits;
+    dfab_addr addr;
+} session_params;
+
+/* Create a session (closing older incarnations of the same client id).
+ * Returns DAFS_ST_OK with a referenced *out, or DAFS_ST_AGAIN when full. */
+int session_create(session_table *t, const session_params *p, int64_t now_ms, session **out);
+
+/* Find a live session and take a reference; NULL if unknown/closed. */
+session *session_acquire(session_table *t, uint64_t id);
+void session_release(session_table *t, session *s);
+
+/* Credit check for one incoming request (renews the lease).  True: admitted
+ * and counted as outstanding; false: beyond the credits, refuse it. */
+bool session_admit(session_table *t, session *s, int64_t now_ms);
+/* Current grant, to put in a reply header; marks that the client has it. */
+uint16_t session_grant_for_reply(session_table *t, session *s);
+/* An admitted request has been answered. */
+void session_request_done(session_table *t, session *s);
+
+/* Close a session (DISCONNECT).  False if it was already closed. */
+bool session_close(session_table *t, session *s, const char *why);
+/* Address of a recently closed session, for a BADSESSION reply. */
+bool session_tomb_addr(session_table *t, uint64_t id, dfab_addr *addr);
+/* Remember an address that belongs to no session (refused CONNECT), so it
+ * leaves the AV later. */
+void session_tomb_add(session_table *t, uint64_t id, dfab_addr addr);
+/* Expire sessions idle longer than their lease.  Returns how many. */
+unsigned session_expire_idle(session_table *t, int64_t now_ms);
+
+int64_t session_now_ms(void);
+
+#endif

@@ -1,0 +1,357 @@
+/*
+ * worker.c — the worker pool.
+ *
+ * The network thread never touches files: it queues each admitted request
+ * (with its receive buffer) on one shared FIFO, and a worker takes it,
+ * executes it (ops.c), sends the reply from its own registered reply buffer,
+ * waits for the send to complete, then reposts the receive buffer.  The
+ * queue can never hold more than the receive pool, so it needs no bound of
+ * its own.
+ *
+ * Each worker owns an io_uring for file data (read/write/fsync: submit one
+ * SQE and wait, looping over short transfers) and a registered bounce buffer
+ * of max_io bytes for RMA.  Fabric operations a worker posts (reply sends,
+ * RMA) complete in the network thread's dfab_progress(); the completion
+ * callback signals the worker's condition variable.  A worker therefore has
+ * at most one fabric operation outstanding, which keeps buffer reuse obvious.
+ */
+#include "worker.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dispatch.h"
+#include "log.h"
+#include "ops.h"
+
+#define URING_DEPTH 8
+#define SEND_RETRIES 10000
+
+/* ---- waiting for fabric completions ---------------------------------- */
+
+static void fabric_wait_done(dfab_op *op, int status, size_t len, dfab_addr src)
+{
+    (void)len;
+    (void)src;
+    fabric_wait *fw = (fabric_wait *)((char *)op - offsetof(fabric_wait, op));
+    pthread_mutex_lock(&fw->mu);
+    fw->status = status;
+    fw->done = true;
+    pthread_cond_signal(&fw->cv);
+    pthread_mutex_unlock(&fw->mu);
+}
+
+static void fabric_wait_arm(fabric_wait *fw)
+{
+    memset(&fw->op, 0, sizeof(fw->op));
+    fw->op.done = fabric_wait_done;
+    fw->done = false;
+    fw->status = 0;
+}
+
+static int fabric_wait_for(fabric_wait *fw)
+{
+    pthread_mutex_lock(&fw->mu);
+    while (!fw->done)
+        pthread_cond_wait(&fw->cv, &fw->mu);
+    int st = fw->status;
+    pthread_mutex_unlock(&fw->mu);
+    return st;
+}
+
+/* Post with fi_*-style EAGAIN retries (queue full): back off briefly. */
+static bool retry_later(int rc, int *tries)
+{
+    if (rc != -EAGAIN || ++*tries > SEND_RETRIES)
+        return false;
+    usleep(50);
+    return true;
+}
+
+int worker_rma_write(worker *w, dfab_addr dst, size_t len, const dafs_seg *segs, unsigned nsegs)
+{
+    dfab_rseg rs[DAFS_SEG_MAX];
+    for (unsigned i = 0; i < nsegs; i++)
+        rs[i] = (dfab_rseg){.addr = segs[i].addr, .key = segs[i].key, .len = segs[i].len};
+    int rc, tries = 0;
+    do {
+        fabric_wait_arm(&w->wait);
+        rc = dfab_rma_write(w->srv->fabric, dst, w->bounce, len, w->bounce_mr, rs, nsegs, true,
+                            &w->wait.op);
+    } while (retry_later(rc, &tries));
+    return rc != 0 ? rc : fabric_wait_for(&w->wait);
+}
+
+int worker_rma_read(worker *w, dfab_addr src, size_t len, const dafs_seg *segs, unsigned nsegs)
+{
+    dfab_rseg rs[DAFS_SEG_MAX];
+    for (unsigned i = 0; i < nsegs; i++)
+        rs[i] = (dfab_rseg){.addr = segs[i].addr, .key = segs[i].key, .len = segs[i].len};
+    int rc, tries = 0;
+    do {
+        fabric_wait_arm(&w->wait);
+        rc = dfab_rma_read(w->srv->fabric, src, w->bounce, len, w->bounce_mr, rs, nsegs,
+                           &w->wait.op);
+    } while (retry_later(rc, &tries));
+    return rc != 0 ? rc : fabric_wait_for(&w->wait);
+}
+
+static int send_reply(worker *w, dfab_addr dst, size_t len)
+{
+    int rc, tries = 0;
+    do {
+        fabric_wait_arm(&w->wait);
+        rc = dfab_send(w->srv->fabric, dst, w->reply, len, w->reply_mr, &w->wait.op);
+    } while (retry_later(rc, &tries));
+    return rc != 0 ? rc : fabric_wait_for(&w->wait);
+}
+
+/* ---- file I/O through io_uring ---------------------------------------- */
+
+enum uring_op { URING_READ, URING_WRITE, URING_FSYNC, URING_FDATASYNC };
+
+static int uring_one(worker *w, enum uring_op what, int fd, void *buf, unsigned len, uint64_t off)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
+    if (!sqe)
+        return -EBUSY;
+    switch (what) {
+    case URING_READ: io_uring_prep_read(sqe, fd, buf, len, off); break;
+    case URING_WRITE: io_uring_prep_write(sqe, fd, buf, len, off); break;
+    case URING_FSYNC: io_uring_prep_fsync(sqe, fd, 0); break;
+    case URING_FDATASYNC: io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC); break;
+    }
+    int rc = io_uring_submit(&w->ring);
+    if (rc < 0)
+        return rc;
+    struct io_uring_cqe *cqe;
+    do {
+        rc = io_uring_wait_cqe(&w->ring, &cqe);
+    } while (rc == -EINTR);
+    if (rc < 0)
+        return rc;
+    int res = cqe->res;
+    io_uring_cqe_seen(&w->ring, cqe);
+    return res;
+}
+
+int worker_file_read(worker *w, int fd, void *buf, size_t len, uint64_t off, size_t *got)
+{
+    size_t done = 0;
+    int again = 0;
+    while (done < len) {
+        int r = uring_one(w, URING_READ, fd, (uint8_t *)buf + done, (unsigned)(len - done),
+                          off + done);
+        if ((r == -EINTR || r == -EAGAIN) && ++again < 100)
+            continue;
+        if (r < 0)
+            return r;
+        if (r == 0)
+            break; /* end of file */
+        done += (size_t)r;
+    }
+    *got = done;
+    return 0;
+}
+
+int worker_file_write(worker *w, int fd, const void *buf, size_t len, uint64_t off)
+{
+    size_t done = 0;
+    int again = 0;
+    while (done < len) {
+        int r = uring_one(w, URING_WRITE, fd, (uint8_t *)buf + done, (unsigned)(len - done),
+                          off + done);
+        if ((r == -EINTR || r == -EAGAIN) && ++again < 100)
+            continue;
+        if (r < 0)
+            return r;
+        if (r == 0)
+            return -EIO;
+        done += (size_t)r;
+    }
+    return 0;
+}
+
+int worker_file_sync(worker *w, int fd, bool datasync)
+{
+    int r = uring_one(w, datasync ? URING_FDATASYNC : URING_FSYNC, fd, NULL, 0, 0);
+    return r < 0 ? r : 0;
+}
+
+/* ---- the queue -------------------------------------------------------- */
+
+void workers_submit(server *srv, rx_slot *slot)
+{
+    work_queue *q = &srv->queue;
+    slot->next = NULL;
+    pthread_mutex_lock(&q->mu);
+    if (q->tail)
+        q->tail->next = slot;
+    else
+        q->head = slot;
+    q->tail = slot;
+    q->busy++;
+    pthread_cond_signal(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+}
+
+static rx_slot *queue_pop(work_queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    while (!q->head && !q->stop)
+        pthread_cond_wait(&q->cv, &q->mu);
+    rx_slot *slot = q->head;
+    if (slot) {
+        q->head = slot->next;
+        if (!q->head)
+            q->tail = NULL;
+    }
+    pthread_mutex_unlock(&q->mu);
+    return slot;
+}
+
+static void queue_finished_one(work_queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    q->busy--;
+    pthread_mutex_unlock(&q->mu);
+}
+
+unsigned workers_busy(server *srv)
+{
+    pthread_mutex_lock(&srv->queue.mu);
+    unsigned n = srv->queue.busy;
+    pthread_mutex_unlock(&srv->queue.mu);
+    return n;
+}
+
+/* ---- executing one request -------------------------------------------- */
+
+static void execute_request(worker *w, rx_slot *slot)
+{
+    server *srv = w->srv;
+    session *s = slot->sess;
+    op_ctx c;
+    memset(&c, 0, sizeof(c));
+    c.srv = srv;
+    c.w = w;
+    c.sess = s;
+    c.req = &slot->req;
+    c.reply_buf = w->reply;
+    c.reply_cap = s->limits.max_response;
+    reply_hdr_init(&c.rep.hdr, &slot->req.hdr, s->id, 0, DAFS_ST_OK);
+    c.rep.hdr.credits = session_grant_for_reply(&srv->sessions, s);
+
+    int status = ops_execute(&c);
+    int len = c.encoded_len;
+    if (status != DAFS_ST_OK || len <= 0) {
+        c.rep.hdr.status = status;
+        len = dafs_encode_reply(w->reply, c.reply_cap, &c.rep);
+    }
+    if (len < 0) {
+        log_error("cannot encode %s reply (status %d)", dafs_op_name(slot->req.hdr.opcode), -len);
+        c.rep.hdr.status = DAFS_ST_SERVERFAULT;
+        len = dafs_encode_reply(w->reply, c.reply_cap, &c.rep);
+    }
+    /* The request is finished before the reply leaves, so a client that
+     * sends its next request the moment it sees the reply is within credits. */
+    session_request_done(&srv->sessions, s);
+    if (len > 0) {
+        int rc = send_reply(w, s->addr, (size_t)len);
+        if (rc != 0)
+            log_error("reply to session %016llx failed: %s", (unsigned long long)s->id,
+                      strerror(-rc));
+    }
+    session_release(&srv->sessions, s);
+    slot->sess = NULL;
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    server *srv = w->srv;
+    rx_slot *slot;
+    while ((slot = queue_pop(&srv->queue)) != NULL) {
+        execute_request(w, slot);
+        rx_repost(srv, slot);
+        queue_finished_one(&srv->queue);
+    }
+    return NULL;
+}
+
+/* ---- start and stop --------------------------------------------------- */
+
+static int worker_init(server *srv, worker *w, unsigned index, const char **why)
+{
+    w->srv = srv;
+    w->index = index;
+    pthread_mutex_init(&w->wait.mu, NULL);
+    pthread_cond_init(&w->wait.cv, NULL);
+    if (io_uring_queue_init(URING_DEPTH, &w->ring, 0) < 0) {
+        *why = "io_uring_queue_init failed";
+        return -1;
+    }
+    w->ring_ready = true;
+    w->bounce = aligned_alloc(4096, srv->cfg.max_io);
+    w->reply = aligned_alloc(4096, srv->cfg.max_response);
+    if (!w->bounce || !w->reply) {
+        *why = "out of memory for worker buffers";
+        return -1;
+    }
+    if (dfab_mr_reg(srv->fabric, w->bounce, srv->cfg.max_io, DFAB_ACCESS_LOCAL, &w->bounce_mr) ||
+        dfab_mr_reg(srv->fabric, w->reply, srv->cfg.max_response, DFAB_ACCESS_LOCAL,
+                    &w->reply_mr)) {
+        *why = "cannot register worker buffers";
+        return -1;
+    }
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+        *why = "cannot create worker thread";
+        return -1;
+    }
+    w->started = true;
+    return 0;
+}
+
+int workers_start(server *srv, const char **why)
+{
+    pthread_mutex_init(&srv->queue.mu, NULL);
+    pthread_cond_init(&srv->queue.cv, NULL);
+    srv->workers = calloc(srv->cfg.threads, sizeof(worker));
+    if (!srv->workers) {
+        *why = "out of memory";
+        return -1;
+    }
+    srv->nworkers = srv->cfg.threads;
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        if (worker_init(srv, &srv->workers[i], i, why) != 0)
+            return -1;
+    return 0;
+}
+
+void workers_stop(server *srv)
+{
+    if (!srv->workers)
+        return;
+    pthread_mutex_lock(&srv->queue.mu);
+    srv->queue.stop = true;
+    pthread_cond_broadcast(&srv->queue.cv);
+    pthread_mutex_unlock(&srv->queue.mu);
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        worker *w = &srv->workers[i];
+        if (w->started)
+            pthread_join(w->thread, NULL);
+        dfab_mr_close(w->bounce_mr);
+        dfab_mr_close(w->reply_mr);
+        free(w->bounce);
+        free(w->reply);
+        if (w->ring_ready)
+            io_uring_queue_exit(&w->ring);
+        pthread_mutex_destroy(&w->wait.mu);
+        pthread_cond_destroy(&w->wait.cv);
+    }
+    free(srv->workers);
+    srv->workers = NULL;
+}
