@@ -1,0 +1,76 @@
+/*
+ * make_corpus.c — writes the fuzz seed corpus: one valid encoded request and
+ * reply for every opcode (from tests/unit/proto_samples.c), an error reply
+ * and a READDIR reply built with the incremental encoder.  Usage:
+ *   make_corpus DIR
+ * The files in fuzz/corpus/ were made with it; rerun it after a protocol
+ * change.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "proto.h"
+#include "proto_samples.h"
+
+static int write_file(const char *dir, const char *kind, const char *name, const void *buf,
+                      int n)
+{
+    char path[512];
+    if (n <= 0) {
+        fprintf(stderr, "make_corpus: encoding %s %s failed: %d\n", kind, name, n);
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/%s-%s", dir, kind, name);
+    FILE *f = fopen(path, "wb");
+    if (f == NULL) {
+        perror(path);
+        return -1;
+    }
+    size_t written = fwrite(buf, 1, (size_t)n, f);
+    if (fclose(f) != 0 || written != (size_t)n) {
+        perror(path);
+        return -1;
+    }
+    return 0;
+}
+
+static int write_readdir_seed(const char *dir)
+{
+    static uint8_t buf[512];
+    dafs_hdr h = {.opcode = DAFS_OP_READDIR, .session_id = 1, .xid = 2, .credits = 4};
+    dafs_readdir_enc e;
+    if (dafs_readdir_enc_begin(&e, buf, sizeof buf, &h) != 0)
+        return -1;
+    static const char *const names[] = {".", "..", "file", "a-much-longer-name.txt"};
+    for (unsigned i = 0; i < 4; i++) {
+        dafs_dirent_wire ent = {.fileid = 100 + i, .cookie = i + 1, .type = 0100000,
+                                .name = {(const uint8_t *)names[i], (uint32_t)strlen(names[i])}};
+        if (dafs_readdir_enc_add(&e, &ent) != 0)
+            return -1;
+    }
+    return write_file(dir, "rep", "READDIR-enc", buf, dafs_readdir_enc_finish(&e, true));
+}
+
+int main(int argc, char **argv)
+{
+    static uint8_t buf[8192];
+    if (argc != 2) {
+        fprintf(stderr, "usage: make_corpus DIR\n");
+        return 2;
+    }
+    int failed = 0;
+    for (uint16_t op = 0; op < DAFS_OP_COUNT; op++) {
+        dafs_request q;
+        dafs_reply p;
+        sample_request(op, &q);
+        failed |= write_file(argv[1], "req", dafs_op_name(op), buf,
+                             dafs_encode_request(buf, sizeof buf, &q));
+        sample_reply(op, &p);
+        failed |= write_file(argv[1], "rep", dafs_op_name(op), buf,
+                             dafs_encode_reply(buf, sizeof buf, &p));
+    }
+    dafs_reply err = {.hdr = {.opcode = DAFS_OP_LOOKUP, .xid = 3, .status = DAFS_ST_NOENT}};
+    failed |= write_file(argv[1], "rep", "error", buf, dafs_encode_reply(buf, sizeof buf, &err));
+    failed |= write_readdir_seed(argv[1]);
+    return failed ? 1 : 0;
+}
