@@ -64,6 +64,7 @@
 #define MAX_NESTED_PROGRESS 4          /* EAGAIN retries from inside callbacks */
 #define SHM_SLEEP_MIN_NS 50000L
 #define SHM_SLEEP_MAX_NS 1000000L
+#define SHM_BUSY_WINDOW_NS 2000000L    /* naps stay short this long after traffic */
 #define CQ_BATCH 16
 #define SHM_NAME_PREFIX "dafs_shm_"
 
@@ -83,6 +84,7 @@ struct dfab {
     int cq_wait_fd;            /* -1 when the CQ has no wait fd */
     int wake_fd;               /* eventfd for dfab_wake */
     atomic_uint_fast64_t next_requested_key;
+    _Atomic int64_t last_activity_ns;  /* last completion or post, for nap lengths */
     char bound_service[32];
 };
 
@@ -648,6 +650,8 @@ typedef ssize_t (*post_fn)(dfab *f, void *arg);
 static int post_with_retry(dfab *f, post_fn post, void *arg)
 {
     int64_t deadline = 0;
+    if (f->cq_wait_fd < 0)
+        atomic_store(&f->last_activity_ns, now_ns()); /* an answer may be due soon */
     for (;;) {
         ssize_t ret = post(f, arg);
         if (ret != -FI_EAGAIN)
@@ -937,6 +941,7 @@ static int reap(dfab *f)
         }
         if (n < 0)
             return to_errno(n);
+        atomic_store(&f->last_activity_ns, now_ns());
         for (ssize_t i = 0; i < n; i++)
             complete_entry(&entries[i], f->reports_source ? srcs[i] : FI_ADDR_NOTAVAIL);
         handled += (int)n;
@@ -983,11 +988,24 @@ static int wait_fd(dfab *f, int64_t deadline, bool *woken)
     return 0;
 }
 
-/* No wait fd (shm): sleep on the wake fd for a growing slice of time. */
-static int wait_sleep(dfab *f, int64_t deadline, int64_t *slice, bool *woken)
+/* How long to nap between CQ polls when there is no wait fd: short while
+ * traffic is recent (a reply is likely due), long once the endpoint idles. */
+static int64_t nap_slice(dfab *f)
+{
+    int64_t idle = now_ns() - atomic_load(&f->last_activity_ns);
+    if (idle < SHM_BUSY_WINDOW_NS)
+        return SHM_SLEEP_MIN_NS;
+    if (idle < 10 * SHM_BUSY_WINDOW_NS)
+        return 4 * SHM_SLEEP_MIN_NS;
+    return SHM_SLEEP_MAX_NS;
+}
+
+/* No wait fd (shm): sleep on the wake fd for a while. */
+static int wait_sleep(dfab *f, int64_t deadline, bool *woken)
 {
     int64_t left = remaining_ns(deadline);
-    int64_t nap = *slice < left ? *slice : left;
+    int64_t slice = nap_slice(f);
+    int64_t nap = slice < left ? slice : left;
     struct pollfd pfd = {.fd = f->wake_fd, .events = POLLIN};
     struct timespec ts = {nap / 1000000000LL, nap % 1000000000LL};
     int ret = ppoll(&pfd, 1, &ts, NULL);
@@ -997,11 +1015,10 @@ static int wait_sleep(dfab *f, int64_t deadline, int64_t *slice, bool *woken)
         drain_wake(f);
         *woken = true;
     }
-    *slice = *slice * 2 < SHM_SLEEP_MAX_NS ? *slice * 2 : SHM_SLEEP_MAX_NS;
     return 0;
 }
 
-static int progress_locked_depth(dfab *f, int timeout_ms)
+static int progress_at_depth(dfab *f, int timeout_ms)
 {
     int64_t start = now_ns();
     int handled;
@@ -1013,11 +1030,9 @@ static int progress_locked_depth(dfab *f, int timeout_ms)
     if (timeout_ms == 0)
         return 0;
     int64_t deadline = timeout_ms < 0 ? -1 : start + (int64_t)timeout_ms * 1000000LL;
-    int64_t slice = SHM_SLEEP_MIN_NS;
     bool woken = false;
     while (!woken && remaining_ns(deadline) > 0) {
-        int ret = f->cq_wait_fd >= 0 ? wait_fd(f, deadline, &woken)
-                                     : wait_sleep(f, deadline, &slice, &woken);
+        int ret = f->cq_wait_fd >= 0 ? wait_fd(f, deadline, &woken) : wait_sleep(f, deadline, &woken);
         if (ret < 0)
             return ret;
         handled = reap(f);
@@ -1030,7 +1045,7 @@ static int progress_locked_depth(dfab *f, int timeout_ms)
 int dfab_progress(dfab *f, int timeout_ms)
 {
     progress_depth++;
-    int ret = progress_locked_depth(f, timeout_ms);
+    int ret = progress_at_depth(f, timeout_ms);
     progress_depth--;
     return ret;
 }

@@ -660,7 +660,7 @@ static pid_t spawn(int (*fn)(void *), void *arg)
     pid_t pid = fork();
     CHECK(pid >= 0, "fork: %s", strerror(errno));
     if (pid == 0)
-        _exit(fn(arg));
+        exit(fn(arg)); /* exit, not _exit: lets LeakSanitizer check the child */
     return pid;
 }
 
