@@ -23,6 +23,8 @@
  *    no ports; a name without the "fi_shm://" prefix is used verbatim as the
  *    shared-memory region name, so (node, service) maps deterministically to
  *    "dafs_shm_<service>" and a client given the same port finds the server.
+ *  - Test hook: $DAFS_FABRIC_MAX_MSG (>= 4096) lowers max_msg_size so tests
+ *    can exercise splitting and EMSGSIZE on providers that allow SIZE_MAX.
  *  - Waiting: dfab_progress() spins on fi_cq_read for ~30 us, then blocks in
  *    poll() on the CQ's wait fd plus an eventfd used by dfab_wake().  shm
  *    cannot give a wait fd (fi_cq_open fails) and its FI_WAIT_UNSPEC spins,
@@ -271,6 +273,14 @@ static void fill_limits(dfab *f)
     dfab_limits *l = &f->limits;
     snprintf(l->provider, sizeof l->provider, "%s", info->fabric_attr->prov_name);
     l->max_msg_size = info->ep_attr->max_msg_size;
+    /* test hook: a smaller limit makes the RMA splitting and the EMSGSIZE
+     * paths testable on providers whose limit is SIZE_MAX */
+    const char *clamp = getenv("DAFS_FABRIC_MAX_MSG");
+    if (clamp) {
+        unsigned long long v = strtoull(clamp, NULL, 10);
+        if (v >= 4096 && v < l->max_msg_size)
+            l->max_msg_size = (size_t)v;
+    }
     l->inject_size = info->tx_attr->inject_size;
     l->rma_iov_limit = info->tx_attr->rma_iov_limit ? info->tx_attr->rma_iov_limit : 1;
     l->tx_size = info->tx_attr->size;

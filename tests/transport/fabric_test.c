@@ -45,7 +45,7 @@
         }                                                                                      \
     } while (0)
 
-enum { MSG_HELLO = 1, MSG_PING, MSG_WRITE, MSG_READ, MSG_BW, MSG_BIG, MSG_BYE, MSG_REPLY };
+enum { MSG_HELLO = 1, MSG_PING, MSG_WRITE, MSG_READ, MSG_BW, MSG_BIG, MSG_BYE, MSG_FLOOD, MSG_REPLY };
 
 #define MAX_SEGS 8
 #define NRECV 8
@@ -55,6 +55,7 @@ enum { MSG_HELLO = 1, MSG_PING, MSG_WRITE, MSG_READ, MSG_BW, MSG_BIG, MSG_BYE, M
 #define BW_DEPTH 8
 #define BW_OPS 256
 #define LAT_ITERS 2000
+#define FLOOD 5000 /* more than any provider's tx queue: exercises -FI_EAGAIN */
 
 struct msg {
     uint32_t type;
@@ -244,6 +245,18 @@ static void server_bandwidth(struct server *s, const struct msg *req)
     s->out->extra = (uint64_t)(now_ns() - start);
 }
 
+/* Receive FLOOD messages the client posts back to back, reposting as we go. */
+static void server_flood(struct server *s)
+{
+    for (int i = 0; i < FLOOD; i++) {
+        struct slot *in = wait_msg(s->f);
+        CHECK(in->status == 0 && in->m.type == MSG_PING && in->m.seq == (uint64_t)i,
+              "flood message %d: status %d type %u seq %" PRIu64, i, in->status, in->m.type,
+              in->m.seq);
+        post_slot(s->f, in, s->slots_mr);
+    }
+}
+
 static void server_handle_hello(struct server *s, struct slot *in)
 {
     CHECK(in->len == sizeof in->m && in->m.namelen <= sizeof in->m.name, "bad hello");
@@ -288,6 +301,10 @@ static bool server_serve_one(struct server *s, uint64_t *src_checked)
         break;
     case MSG_BW:
         server_bandwidth(s, &req);
+        break;
+    case MSG_FLOOD:
+        send_msg(s->f, s->client, s->out, s->out_mr); /* go ahead */
+        server_flood(s);
         break;
     case MSG_BIG:
         /* last request: tcp;ofi_rxm drops the connection after truncating */
@@ -505,6 +522,9 @@ static void client_oversized(struct client *c)
         struct flag_op fo = {.op.done = flag_done};
         int ret = dfab_send(c->f, c->server, c->big, l->max_msg_size + 1, c->big_mr, &fo.op);
         CHECK(ret == -EMSGSIZE, "send > max_msg_size returned %d", ret);
+        ret = dfab_post_recv(c->f, c->big, l->max_msg_size + 1, c->big_mr, &fo.op);
+        CHECK(ret == -EMSGSIZE, "recv > max_msg_size returned %d", ret);
+        fprintf(stderr, "[client] ok: > max_msg_size (%zu) refused\n", l->max_msg_size);
     }
     /* larger than the peer's receive buffer: the server must see an error
      * (and then stops; the provider may have dropped the connection) */
@@ -519,11 +539,42 @@ static void client_oversized(struct client *c)
     fprintf(stderr, "[client] ok: oversized messages rejected (send status %d)\n", fo.status);
 }
 
+/* Post FLOOD sends without waiting, more than the tx queue holds, so posts hit
+ * -FI_EAGAIN and the transport must progress and retry. */
+static void client_flood(struct client *c)
+{
+    request(c, MSG_FLOOD);
+    call(c); /* the server is now receiving */
+    struct msg *msgs = calloc(FLOOD, sizeof *msgs);
+    struct flag_op *ops = calloc(FLOOD, sizeof *ops);
+    dfab_mr *mr;
+    CHECK(msgs && ops, "oom");
+    CHECK(dfab_mr_reg(c->f, msgs, FLOOD * sizeof *msgs, DFAB_ACCESS_LOCAL, &mr) == 0, "mr");
+    for (int i = 0; i < FLOOD; i++) {
+        msgs[i].type = MSG_PING;
+        msgs[i].seq = (uint64_t)i;
+        ops[i].op.done = flag_done;
+        int ret = dfab_send(c->f, c->server, &msgs[i], sizeof msgs[i], mr, &ops[i].op);
+        CHECK(ret == 0, "flood send %d: %s", i, strerror(-ret));
+    }
+    for (int i = 0; i < FLOOD; i++) {
+        wait_flag(c->f, &ops[i]);
+        CHECK(ops[i].status == 0, "flood send %d completion: %s", i, strerror(-ops[i].status));
+    }
+    struct slot *in = wait_msg(c->f); /* the server's reply to FLOOD */
+    CHECK(in->status == 0 && in->m.seq == c->seq, "flood end reply");
+    post_slot(c->f, in, c->slots_mr);
+    dfab_mr_close(mr);
+    free(msgs);
+    free(ops);
+    fprintf(stderr, "[client] ok: %d back-to-back sends\n", FLOOD);
+}
+
 static void client_bad_input(struct client *c)
 {
     struct flag_op fo = {.op.done = flag_done};
     /* large send without an MR (needs a descriptor) */
-    int ret = dfab_send(c->f, c->server, c->big, 1 << 20, NULL, &fo.op);
+    int ret = dfab_send(c->f, c->server, c->big, 8192, NULL, &fo.op);
     CHECK(ret == -EINVAL, "no-mr send %d", ret);
     /* buffer outside the MR */
     ret = dfab_send(c->f, c->server, c->big + BIG_BUF - 10, 4096, c->big_mr, &fo.op);
@@ -575,6 +626,7 @@ static int client_main(const char *port)
     if (!getenv("FABRIC_TEST_NO_MEASURE"))
         client_measure(&c);
     client_bad_input(&c);
+    client_flood(&c);
     client_pings(&c, 10);
     client_oversized(&c); /* last: the provider may drop the connection */
     dfab_mr_close(c.slots_mr);
@@ -601,6 +653,21 @@ static int bad_provider_main(void)
     fprintf(stderr, "[bad-provider] ok: %s\n", err);
     ret = dfab_open(NULL, NULL, NULL);
     CHECK(ret == -EINVAL, "NULL out accepted");
+    /* default choice skips net/sockets/shm and prefers tcp;ofi_rxm */
+    unsetenv("FI_PROVIDER");
+    unsetenv("DAFS_PROVIDER");
+    ret = dfab_open(NULL, &f, &err);
+    CHECK(ret == 0, "default open: %s", err);
+    CHECK(strcmp(dfab_get_limits(f)->provider, "tcp;ofi_rxm") == 0, "default provider %s",
+          dfab_get_limits(f)->provider);
+    dfab_close(f);
+    setenv("DAFS_PROVIDER", "shm", 1);
+    ret = dfab_open(NULL, &f, &err);
+    CHECK(ret == 0, "DAFS_PROVIDER=shm open: %s", err);
+    CHECK(strcmp(dfab_get_limits(f)->provider, "shm") == 0, "DAFS_PROVIDER gave %s",
+          dfab_get_limits(f)->provider);
+    dfab_close(f);
+    fprintf(stderr, "[bad-provider] ok: default is tcp;ofi_rxm, DAFS_PROVIDER honoured\n");
     return 0;
 }
 
@@ -689,6 +756,35 @@ static bool reap_child(pid_t pid, const char *what, int timeout_s)
     return false;
 }
 
+/* One server + client run; `max_msg` (if set) lowers max_msg_size in both. */
+static int run_pair(const char *max_msg)
+{
+    if (max_msg) {
+        setenv("DAFS_FABRIC_MAX_MSG", max_msg, 1);
+        setenv("FABRIC_TEST_NO_MEASURE", "1", 1);
+        fprintf(stderr, "[parent] --- again with max_msg_size %s ---\n", max_msg);
+    }
+    int fds[2];
+    CHECK(pipe(fds) == 0, "pipe");
+    pid_t server = spawn(run_server, &fds[1]);
+    close(fds[1]);
+    char port[32] = {0};
+    ssize_t n = read(fds[0], port, sizeof port - 1);
+    close(fds[0]);
+    int failures = 0;
+    if (n <= 0) {
+        fprintf(stderr, "[parent] server did not report a port\n");
+        failures += !reap_child(server, "server", 5);
+        return failures ? failures : 1;
+    }
+    pid_t client = spawn(run_client, port);
+    failures += !reap_child(client, "client", 240);
+    failures += !reap_child(server, "server", failures ? 1 : 10);
+    unsetenv("DAFS_FABRIC_MAX_MSG");
+    unsetenv("FABRIC_TEST_NO_MEASURE");
+    return failures;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -709,21 +805,9 @@ int main(int argc, char **argv)
     failures += !reap_child(spawn(run_idle, NULL), "idle client", 30);
     failures += !reap_child(spawn(run_idle, "listen"), "idle server", 30);
 
-    int fds[2];
-    CHECK(pipe(fds) == 0, "pipe");
-    pid_t server = spawn(run_server, &fds[1]);
-    close(fds[1]);
-    char port[32] = {0};
-    ssize_t n = read(fds[0], port, sizeof port - 1);
-    close(fds[0]);
-    if (n <= 0) {
-        fprintf(stderr, "[parent] server did not report a port\n");
-        reap_child(server, "server", 5);
-        return 1;
-    }
-    pid_t client = spawn(run_client, port);
-    failures += !reap_child(client, "client", 240);
-    failures += !reap_child(server, "server", 10);
+    failures += run_pair(NULL);
+    /* again with max_msg_size lowered, so RMA is split and EMSGSIZE is hit */
+    failures += run_pair("262144");
     fprintf(stderr, "[parent] %s: %s (%d failure(s))\n", provider, failures ? "FAIL" : "PASS",
             failures);
     return failures ? 1 : 0;
