@@ -676,8 +676,12 @@ static int post_with_retry(dfab *f, post_fn post, void *arg)
             if (pr < 0)
                 return pr;
         } else {
-            struct fid *fid = &f->cq->fid;
-            (void)fi_trywait(f->fabric, &fid, 1); /* nudges progress, reads nothing */
+            /* too deep to run more callbacks: a zero-count read drives the
+             * provider's progress (util CQs: shm, rxm) without taking any
+             * completion off the queue */
+            ssize_t pr = fi_cq_read(f->cq, NULL, 0);
+            if (pr < 0 && pr != -FI_EAGAIN && pr != -FI_EAVAIL)
+                return to_errno(pr);
             sched_yield();
         }
     }

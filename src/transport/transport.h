@@ -91,6 +91,9 @@ typedef struct dfab_rseg {
 /* Open an endpoint.  Returns 0 or negative errno; on failure *errmsg (if
  * non-NULL) points to a static or thread-local description. */
 int dfab_open(const dfab_config *cfg, dfab **out, const char **errmsg);
+/* Close every dfab_mr of this endpoint first (the domain cannot close under
+ * live registrations).  Operations still pending are dropped without their
+ * callbacks being called. */
 void dfab_close(dfab *f);
 
 const dfab_limits *dfab_get_limits(const dfab *f);

@@ -715,8 +715,8 @@ static int idle_main(bool listen)
     CHECK(ret == 0 && wall < 1000 * 1000000LL, "wake took %.1f ms", wall / 1e6);
     fprintf(stderr, "[%s] ok: idle progress %.1f ms CPU over 300 ms; woken after %.1f ms\n",
             role, cpu * 1e3, wall / 1e6);
-    dfab_close(f); /* closes the posted receive too */
-    dfab_mr_close(mr);
+    dfab_mr_close(mr); /* MRs first: the domain cannot close under them */
+    dfab_close(f);     /* drops the still-posted receive */
     return 0;
 }
 
