@@ -471,6 +471,15 @@ static int open_shm_any_port(const dfab_config *cfg, dfab **out, const char **er
     return ret;
 }
 
+/* The service becomes part of a shm region name: keep it short and flat. */
+static bool shm_service_ok(const char *service)
+{
+    if (!service)
+        return true;
+    size_t len = strlen(service);
+    return len > 0 && len <= 32 && !strpbrk(service, "/:");
+}
+
 int dfab_open(const dfab_config *cfg, dfab **out, const char **errmsg)
 {
     static const dfab_config defaults = {0};
@@ -487,6 +496,11 @@ int dfab_open(const dfab_config *cfg, dfab **out, const char **errmsg)
     int ret = choose_provider(requested_provider(cfg), prov, sizeof prov, errmsg);
     if (ret)
         return ret;
+    if (strcmp(prov, "shm") == 0 && !shm_service_ok(cfg->service)) {
+        *errmsg = set_err("shm service '%s' must be a short name without '/' or ':'",
+                          cfg->service);
+        return -EINVAL;
+    }
     bool any_port = !cfg->service || strcmp(cfg->service, "0") == 0;
     if (strcmp(prov, "shm") == 0 && cfg->listen && any_port)
         return open_shm_any_port(cfg, out, errmsg);
@@ -549,6 +563,8 @@ static int resolve_shm(dfab *f, const char *service, dfab_addr *out)
 int dfab_resolve(dfab *f, const char *node, const char *service, dfab_addr *out)
 {
     if (!service || !out)
+        return -EINVAL;
+    if (f->is_shm && !shm_service_ok(service))
         return -EINVAL;
     if (f->is_shm)
         return resolve_shm(f, service, out);
@@ -706,7 +722,9 @@ int dfab_post_recv(dfab *f, void *buf, size_t len, dfab_mr *mr, dfab_op *op)
         return len > f->limits.max_msg_size ? -EMSGSIZE : -EINVAL;
     if (!mr || !inside_mr(mr, buf, len))
         return -EINVAL;
-    struct recv_args a = {buf, len, mr ? mr->desc : NULL, op};
+    struct recv_args a = {buf, len, mr->desc, op};
+    op->parts_left = 0;
+    op->first_error = 0;
     return post_with_retry(f, post_recv_once, &a);
 }
 
@@ -739,6 +757,10 @@ int dfab_send(dfab *f, dfab_addr dst, const void *buf, size_t len, dfab_mr *mr, 
     if (mr && !inside_mr(mr, buf, len))
         return -EINVAL;
     struct send_args a = {buf, len, mr ? mr->desc : NULL, dst, op, inject};
+    if (op) {
+        op->parts_left = 0;
+        op->first_error = 0;
+    }
     int ret = post_with_retry(f, post_send_once, &a);
     if (ret == 0 && inject && op)
         op->done(op, 0, len, DFAB_ADDR_UNSPEC);
@@ -821,14 +843,13 @@ static size_t count_parts(const dfab *f, size_t len, const dfab_rseg *segs, size
 }
 
 /* Drop `n` parts of a split op; calls done when it was the last. */
-static void finish_parts(dfab_op *op, int n, int status, size_t len)
+static void finish_parts(dfab_op *op, int n, int status)
 {
     if (status)
         __atomic_compare_exchange_n(&op->first_error, &(int){0}, status, false,
                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
     if (__atomic_sub_fetch(&op->parts_left, n, __ATOMIC_ACQ_REL) == 0)
-        op->done(op, __atomic_load_n(&op->first_error, __ATOMIC_ACQUIRE), len,
-                 DFAB_ADDR_UNSPEC);
+        op->done(op, __atomic_load_n(&op->first_error, __ATOMIC_ACQUIRE), 0, DFAB_ADDR_UNSPEC);
 }
 
 static int rma(dfab *f, bool is_write, dfab_addr dst, void *buf, size_t len, dfab_mr *mr,
@@ -873,7 +894,7 @@ static int rma(dfab *f, bool is_write, dfab_addr dst, void *buf, size_t len, dfa
         return ret;
     }
     /* parts never posted count as finished, with the error */
-    finish_parts(op, (int)(parts - posted) + 1, ret, len);
+    finish_parts(op, (int)(parts - posted) + 1, ret);
     return 0;
 }
 
@@ -894,9 +915,11 @@ int dfab_rma_read(dfab *f, dfab_addr dst, void *buf, size_t len, dfab_mr *mr,
 
 /* ------------------------------------------------------------ progress -- */
 
-static bool is_split_rma(uint64_t flags)
+/* RMA ops carry a part count (> 0 until the last part completes); sends and
+ * receives are posted with 0, so completion flags need not be trusted. */
+static bool is_rma_part(dfab_op *op)
 {
-    return (flags & FI_RMA) && (flags & (FI_READ | FI_WRITE));
+    return __atomic_load_n(&op->parts_left, __ATOMIC_ACQUIRE) > 0;
 }
 
 static void complete_entry(const struct fi_cq_data_entry *e, fi_addr_t src)
@@ -908,8 +931,8 @@ static void complete_entry(const struct fi_cq_data_entry *e, fi_addr_t src)
     dfab_op *op = e->op_context;
     if (!op)
         return;
-    if (is_split_rma(e->flags)) {
-        finish_parts(op, 1, 0, e->len);
+    if (is_rma_part(op)) {
+        finish_parts(op, 1, 0);
         return;
     }
     op->done(op, 0, e->len, src == FI_ADDR_NOTAVAIL ? DFAB_ADDR_UNSPEC : src);
@@ -928,8 +951,8 @@ static int complete_error(dfab *f)
         return 1;
     dfab_op *op = err.op_context;
     int status = err.err ? to_errno(err.err) : -EIO;
-    if (is_split_rma(err.flags))
-        finish_parts(op, 1, status, 0);
+    if (is_rma_part(op))
+        finish_parts(op, 1, status);
     else
         op->done(op, status, 0, DFAB_ADDR_UNSPEC);
     return 1;
