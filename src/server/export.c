@@ -80,7 +80,7 @@ static int read_or_create_key(int dirfd, uint8_t key[EXPORT_KEY_BYTES], const ch
 int export_open(dafs_export *e, const char *root, const char *state_dir, const char **why)
 {
     memset(e, 0, sizeof(*e));
-    e->root_fd = -1;
+    e->root_fd = e->mount_fd = -1;
     if (sodium_init() < 0) {
         *why = "libsodium initialisation failed";
         return -EIO;
@@ -99,7 +99,8 @@ int export_open(dafs_export *e, const char *root, const char *state_dir, const c
     if (rc != 0)
         return rc;
     e->root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (e->root_fd < 0) {
+    e->mount_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (e->root_fd < 0 || e->mount_fd < 0) {
         *why = "cannot open the export directory";
         return -errno;
     }
@@ -119,7 +120,9 @@ void export_close(dafs_export *e)
 {
     if (e->root_fd >= 0)
         close(e->root_fd);
-    e->root_fd = -1;
+    if (e->mount_fd >= 0)
+        close(e->mount_fd);
+    e->root_fd = e->mount_fd = -1;
     sodium_memzero(e->key, sizeof(e->key));
 }
 
@@ -204,7 +207,7 @@ int export_open_fh(const dafs_export *e, const dafs_fh *fh, int flags, int *fd, 
     kh.fh.handle_type = (int)((uint32_t)fh->data[1] | (uint32_t)fh->data[2] << 8 |
                               (uint32_t)fh->data[3] << 16 | (uint32_t)fh->data[4] << 24);
     memcpy(kh.fh.f_handle, fh->data + FH_PREFIX, kh.fh.handle_bytes);
-    int f = open_by_handle_at(e->root_fd, &kh.fh, flags | O_CLOEXEC | O_NOCTTY);
+    int f = open_by_handle_at(e->mount_fd, &kh.fh, flags | O_CLOEXEC | O_NOCTTY);
     if (f < 0)
         return errno == ESTALE || errno == ENOENT ? DAFS_ST_STALE : export_errno_status(errno);
     if (fstat(f, st) != 0) {
@@ -231,13 +234,20 @@ int export_openat(const dafs_export *e, int dirfd, const dafs_bytes *name, int f
     memcpy(cname, name->ptr, name->len);
     cname[name->len] = '\0';
     struct open_how how = {
-        .flags = (uint64_t)(flags | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW),
+        .flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW | ((flags & O_PATH) ? 0 : O_NOCTTY)),
         .mode = (flags & O_CREAT) ? (mode & 07777) : 0,
         .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV,
     };
     long f = syscall(SYS_openat2, dirfd, cname, &how, sizeof(how));
-    if (f < 0)
-        return export_errno_status(errno);
+    if (f < 0) {
+        int err = errno;
+        struct stat ls;
+        /* O_DIRECTORY on a symlink says ENOTDIR; report the link as such */
+        if (err == ENOTDIR && fstatat(dirfd, cname, &ls, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISLNK(ls.st_mode))
+            err = ELOOP;
+        return export_errno_status(err);
+    }
     struct stat sb;
     if (fstat((int)f, &sb) != 0 || sb.st_dev != e->dev) {
         close((int)f);

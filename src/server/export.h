@@ -18,6 +18,7 @@
 
 typedef struct dafs_export {
     int root_fd;                  /* O_PATH | O_DIRECTORY */
+    int mount_fd;                 /* O_RDONLY root: open_by_handle_at refuses O_PATH fds */
     dev_t dev;                    /* st_dev of the root: objects elsewhere are refused */
     ino_t root_ino;
     uint8_t key[EXPORT_KEY_BYTES];/* MAC key of file handles, from STATE_DIR/handle.key */

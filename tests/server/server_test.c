@@ -1,0 +1,937 @@
+/*
+ * server_test.c — robustness tests of a real dafsd, spoken to in raw
+ * protocol (dafs_transport + the wire codec; no libdafs).
+ *
+ * Usage: server_test DAFSD_PATH
+ * The provider comes from FI_PROVIDER (CTest runs it for "tcp;ofi_rxm" and
+ * "shm").  The test makes a scratch directory (mkdtemp) with an export and
+ * a state dir, starts dafsd --listen 127.0.0.1:0 --ready-file, runs every
+ * check against it, and stops it by PID (SIGTERM must exit 0 promptly).
+ * A second dafsd with --lease-ms 300 checks lease expiry.  Each check that
+ * fails prints one line; the exit status is the number of failures (capped).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proto.h"
+#include "transport.h"
+
+static int failures;
+#define CHECK(cond, ...)                                                                  \
+    do {                                                                                  \
+        if (!(cond)) {                                                                    \
+            fprintf(stderr, "FAIL %s:%d: ", __func__, __LINE__);                         \
+            fprintf(stderr, __VA_ARGS__);                                                 \
+            fprintf(stderr, "\n");                                                        \
+            failures++;                                                                   \
+            return;                                                                       \
+        }                                                                                 \
+    } while (0)
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- the dafsd process -------------------------------------------------- */
+
+typedef struct daemon_proc {
+    pid_t pid;
+    char port[16];
+} daemon_proc;
+
+static const char *dafsd_path;
+static char scratch[256], export_dir[300], state_dir[300];
+
+static int start_dafsd(daemon_proc *d, const char *lease_ms)
+{
+    char ready[320];
+    snprintf(ready, sizeof(ready), "%s/ready.%s", scratch, lease_ms ? lease_ms : "default");
+    unlink(ready);
+    d->pid = fork();
+    if (d->pid < 0)
+        return -1;
+    if (d->pid == 0) {
+        const char *argv[20];
+        int n = 0;
+        argv[n++] = dafsd_path;
+        argv[n++] = "--export";
+        argv[n++] = export_dir;
+        argv[n++] = "--state-dir";
+        argv[n++] = state_dir;
+        argv[n++] = "--listen";
+        argv[n++] = "127.0.0.1:0";
+        argv[n++] = "--ready-file";
+        argv[n++] = ready;
+        argv[n++] = "--threads";
+        argv[n++] = "2";
+        if (lease_ms) {
+            argv[n++] = "--lease-ms";
+            argv[n++] = lease_ms;
+        }
+        argv[n] = NULL;
+        execv(dafsd_path, (char *const *)argv);
+        _exit(127);
+    }
+    for (int i = 0; i < 200; i++) {
+        FILE *f = fopen(ready, "r");
+        if (f) {
+            bool ok = fgets(d->port, sizeof(d->port), f) != NULL;
+            fclose(f);
+            if (ok) {
+                d->port[strcspn(d->port, "\n")] = '\0';
+                return 0;
+            }
+        }
+        if (waitpid(d->pid, NULL, WNOHANG) == d->pid)
+            return -1;
+        usleep(50000);
+    }
+    return -1;
+}
+
+/* SIGTERM; returns the exit status, or -1 if it did not exit within 5 s. */
+static int stop_dafsd(daemon_proc *d)
+{
+    kill(d->pid, SIGTERM);
+    for (int i = 0; i < 500; i++) {
+        int st;
+        if (waitpid(d->pid, &st, WNOHANG) == d->pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        usleep(10000);
+    }
+    kill(d->pid, SIGKILL);
+    waitpid(d->pid, NULL, 0);
+    return -1;
+}
+
+static bool dafsd_alive(daemon_proc *d)
+{
+    return waitpid(d->pid, NULL, WNOHANG) == 0;
+}
+
+/* ---- a raw protocol client ---------------------------------------------- */
+
+#define MSG 16384
+#define NRX 128
+#define DATA_BYTES (4u << 20)
+
+typedef struct rx_buf {
+    dfab_op op;
+    struct client *c;
+    int index;
+} rx_buf;
+
+typedef struct client {
+    dfab *f;
+    dfab_addr srv;
+    uint8_t *mem;      /* tx slot + NRX rx slots, MSG bytes each */
+    dfab_mr *mr;
+    rx_buf rx[NRX];
+    int ready[NRX];    /* FIFO of completed rx slots */
+    size_t ready_len[NRX];
+    int nready;
+    dfab_op tx_op;
+    bool tx_done;
+    int tx_status;
+    uint8_t last[MSG]; /* copy of the last reply taken */
+    uint8_t *data;     /* DATA_BYTES, registered for remote access */
+    dfab_mr *data_mr;
+    uint64_t session;
+    uint64_t xid;
+    uint16_t credits;
+    dafs_connect_rep limits;
+} client;
+
+static void rx_done(dfab_op *op, int status, size_t len, dfab_addr src)
+{
+    (void)src;
+    rx_buf *r = (rx_buf *)op;
+    if (status < 0)
+        return;
+    r->c->ready[r->c->nready] = r->index;
+    r->c->ready_len[r->c->nready] = len;
+    r->c->nready++;
+}
+
+static int post_rx(client *c, int i)
+{
+    memset(&c->rx[i].op, 0, sizeof(c->rx[i].op));
+    c->rx[i].op.done = rx_done;
+    c->rx[i].c = c;
+    c->rx[i].index = i;
+    return dfab_post_recv(c->f, c->mem + (size_t)(i + 1) * MSG, MSG, c->mr, &c->rx[i].op);
+}
+
+static void tx_done(dfab_op *op, int status, size_t len, dfab_addr src)
+{
+    (void)len;
+    (void)src;
+    client *c = (client *)((char *)op - offsetof(client, tx_op));
+    c->tx_done = true;
+    c->tx_status = status;
+}
+
+static int client_open(client *c, const char *port)
+{
+    memset(c, 0, sizeof(*c));
+    dfab_config cfg = {.node = "127.0.0.1"};
+    const char *why = NULL;
+    if (dfab_open(&cfg, &c->f, &why) != 0) {
+        fprintf(stderr, "dfab_open: %s\n", why ? why : "?");
+        return -1;
+    }
+    if (dfab_resolve(c->f, "127.0.0.1", port, &c->srv) != 0)
+        return -1;
+    c->mem = aligned_alloc(4096, (size_t)(NRX + 1) * MSG);
+    c->data = aligned_alloc(4096, DATA_BYTES);
+    if (!c->mem || !c->data)
+        return -1;
+    if (dfab_mr_reg(c->f, c->mem, (size_t)(NRX + 1) * MSG, DFAB_ACCESS_LOCAL, &c->mr) != 0 ||
+        dfab_mr_reg(c->f, c->data, DATA_BYTES,
+                    DFAB_ACCESS_LOCAL | DFAB_ACCESS_REMOTE_READ | DFAB_ACCESS_REMOTE_WRITE,
+                    &c->data_mr) != 0)
+        return -1;
+    for (int i = 0; i < NRX; i++)
+        if (post_rx(c, i) != 0)
+            return -1;
+    return 0;
+}
+
+static void client_close(client *c)
+{
+    dfab_mr_close(c->mr);
+    dfab_mr_close(c->data_mr);
+    dfab_close(c->f);
+    free(c->mem);
+    free(c->data);
+}
+
+/* Send len raw bytes (copied into the tx slot) and wait for the send. */
+static int send_raw(client *c, const void *buf, size_t len)
+{
+    memcpy(c->mem, buf, len);
+    memset(&c->tx_op, 0, sizeof(c->tx_op));
+    c->tx_op.done = tx_done;
+    c->tx_done = false;
+    int rc;
+    while ((rc = dfab_send(c->f, c->srv, c->mem, len, c->mr, &c->tx_op)) == -EAGAIN)
+        dfab_progress(c->f, 0);
+    if (rc != 0)
+        return rc;
+    int64_t deadline = now_ms() + 5000;
+    while (!c->tx_done && now_ms() < deadline)
+        dfab_progress(c->f, 10);
+    return c->tx_done ? c->tx_status : -ETIMEDOUT;
+}
+
+/* Take the next reply (any xid) within timeout_ms, decoded into *rep (its
+ * byte strings point into c->last). */
+static int take_reply(client *c, int timeout_ms, dafs_reply *rep)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    while (c->nready == 0 && now_ms() < deadline)
+        dfab_progress(c->f, 10);
+    if (c->nready == 0)
+        return -ETIMEDOUT;
+    int i = c->ready[0];
+    size_t len = c->ready_len[0];
+    memmove(c->ready, c->ready + 1, sizeof(int) * (size_t)(c->nready - 1));
+    memmove(c->ready_len, c->ready_len + 1, sizeof(size_t) * (size_t)(c->nready - 1));
+    c->nready--;
+    memcpy(c->last, c->mem + (size_t)(i + 1) * MSG, len);
+    if (post_rx(c, i) != 0)
+        return -EIO;
+    int rc = dafs_decode_reply(c->last, len, rep);
+    if (rc == 0 && rep->hdr.credits)
+        c->credits = rep->hdr.credits;
+    return rc;
+}
+
+static int encode(client *c, dafs_request *req, uint8_t *buf)
+{
+    req->hdr.session_id = c->session;
+    req->hdr.xid = ++c->xid;
+    return dafs_encode_request(buf, MSG, req);
+}
+
+/* One request, one reply: returns the reply status (or a negative error). */
+static int call(client *c, dafs_request *req, dafs_reply *rep)
+{
+    uint8_t buf[MSG];
+    int len = encode(c, req, buf);
+    if (len < 0)
+        return len - 100000;
+    if (send_raw(c, buf, (size_t)len) != 0)
+        return -EIO;
+    for (;;) {
+        int rc = take_reply(c, 5000, rep);
+        if (rc != 0)
+            return rc;
+        if (rep->hdr.xid == req->hdr.xid)
+            return rep->hdr.status;
+    }
+}
+
+static void init_req(dafs_request *r, uint16_t op)
+{
+    memset(r, 0, sizeof(*r));
+    r->hdr.opcode = op;
+}
+
+static int do_connect(client *c, const char *client_id, uint64_t boot, uint16_t credits)
+{
+    uint8_t name[DAFS_EPNAME_MAX];
+    size_t nlen = sizeof(name);
+    if (dfab_getname(c->f, name, &nlen) != 0)
+        return -EIO;
+    dafs_request req;
+    init_req(&req, DAFS_OP_CONNECT);
+    req.u.connect = (dafs_connect_req){
+        .client_id = {(const uint8_t *)client_id, (uint32_t)strlen(client_id)},
+        .boot_verifier = boot,
+        .max_request = MSG,
+        .max_response = MSG,
+        .inline_max = 8192,
+        .max_credits = credits,
+        .ep_name = {name, (uint32_t)nlen},
+    };
+    c->session = 0;
+    dafs_reply rep;
+    int st = call(c, &req, &rep);
+    if (st == 0) {
+        c->session = rep.hdr.session_id;
+        c->limits = rep.u.connect;
+    }
+    return st;
+}
+
+static int simple(client *c, uint16_t op)
+{
+    dafs_request req;
+    dafs_reply rep;
+    init_req(&req, op);
+    return call(c, &req, &rep);
+}
+
+static int getroot(client *c, dafs_fh *fh)
+{
+    dafs_request req;
+    dafs_reply rep;
+    init_req(&req, DAFS_OP_GETROOT);
+    int st = call(c, &req, &rep);
+    if (st == 0)
+        *fh = rep.u.fh_attr.fh;
+    return st;
+}
+
+static int dirop(client *c, uint16_t op, const dafs_fh *dir, const char *name, uint32_t flags,
+                 dafs_fh *fh, dafs_attr *attr)
+{
+    dafs_request req;
+    dafs_reply rep;
+    init_req(&req, op);
+    req.u.dirop.dir = *dir;
+    req.u.dirop.name = (dafs_bytes){(const uint8_t *)name, (uint32_t)strlen(name)};
+    req.u.dirop.flags = flags;
+    req.u.dirop.mode = 0644;
+    int st = call(c, &req, &rep);
+    if (st == 0 && fh)
+        *fh = rep.u.fh_attr.fh;
+    if (st == 0 && attr)
+        *attr = rep.u.fh_attr.attr;
+    return st;
+}
+
+static int write_inline(client *c, const dafs_fh *fh, uint64_t off, const void *data, uint32_t n)
+{
+    dafs_request req;
+    dafs_reply rep;
+    init_req(&req, DAFS_OP_WRITE_INLINE);
+    req.u.write.fh = *fh;
+    req.u.write.offset = off;
+    req.u.write.count = n;
+    req.u.write.stable = DAFS_FILE_SYNC;
+    req.u.write.data = (dafs_bytes){data, n};
+    int st = call(c, &req, &rep);
+    if (st == 0 && rep.u.write.count != n)
+        return -EIO;
+    return st;
+}
+
+/* Read inline into out; returns status, *got and *eof. */
+static int read_inline(client *c, const dafs_fh *fh, uint64_t off, uint32_t n, void *out,
+                       uint32_t *got, bool *eof)
+{
+    dafs_request req;
+    dafs_reply rep;
+    init_req(&req, DAFS_OP_READ_INLINE);
+    req.u.read.fh = *fh;
+    req.u.read.offset = off;
+    req.u.read.count = n;
+    int st = call(c, &req, &rep);
+    if (st == 0) {
+        *got = rep.u.read.count;
+        *eof = rep.u.read.eof;
+        if (out && rep.u.read.data.len)
+            memcpy(out, rep.u.read.data.ptr, rep.u.read.data.len);
+    }
+    return st;
+}
+
+/* segments of the client's data buffer: (offset, len) pairs */
+static void make_segs(client *c, dafs_seg *segs, const size_t *offs, const size_t *lens, int n)
+{
+    for (int i = 0; i < n; i++)
+        segs[i] = (dafs_seg){.addr = c->data_mr->remote_addr + offs[i], .key = c->data_mr->key,
+                             .len = lens[i]};
+}
+
+static int direct(client *c, uint16_t op, const dafs_fh *fh, uint64_t off, uint32_t count,
+                  const dafs_seg *segs, int nsegs, uint32_t *got)
+{
+    dafs_request req;
+    dafs_reply rep;
+    init_req(&req, op);
+    if (op == DAFS_OP_READ_DIRECT) {
+        req.u.read.fh = *fh;
+        req.u.read.offset = off;
+        req.u.read.count = count;
+        req.u.read.nsegs = (uint16_t)nsegs;
+        memcpy(req.u.read.segs, segs, sizeof(dafs_seg) * (size_t)nsegs);
+    } else {
+        req.u.write.fh = *fh;
+        req.u.write.offset = off;
+        req.u.write.count = count;
+        req.u.write.stable = DAFS_DATA_SYNC;
+        req.u.write.nsegs = (uint16_t)nsegs;
+        memcpy(req.u.write.segs, segs, sizeof(dafs_seg) * (size_t)nsegs);
+    }
+    int st = call(c, &req, &rep);
+    if (st == 0 && got)
+        *got = op == DAFS_OP_READ_DIRECT ? rep.u.read.count : rep.u.write.count;
+    return st;
+}
+
+/* ---- the checks --------------------------------------------------------- */
+
+static const char *port;
+
+static void test_round_trip(void)
+{
+    client c;
+    CHECK(client_open(&c, port) == 0, "client open");
+    CHECK(do_connect(&c, "rt", 1, 8) == 0, "connect");
+    CHECK(c.session != 0 && c.credits >= 2, "session %llx credits %u",
+          (unsigned long long)c.session, c.credits);
+    CHECK(c.limits.max_io >= 65536 && c.limits.inline_max >= 1024, "limits");
+    CHECK(simple(&c, DAFS_OP_NULL) == 0, "null");
+    dafs_fh root, fh;
+    dafs_attr attr;
+    CHECK(getroot(&c, &root) == 0, "getroot");
+    int st = dirop(&c, DAFS_OP_OPEN, &root, "hello", DAFS_OPEN_RDWR | DAFS_OPEN_CREAT, &fh, &attr);
+    CHECK(st == 0, "open creat: %d", st);
+    const char msg[] = "hello, dafs";
+    CHECK(write_inline(&c, &fh, 0, msg, sizeof(msg)) == 0, "write inline");
+    char buf[8192];
+    uint32_t got = 0;
+    bool eof = false;
+    CHECK(read_inline(&c, &fh, 0, sizeof(buf), buf, &got, &eof) == 0, "read inline");
+    CHECK(got == sizeof(msg) && eof && memcmp(buf, msg, got) == 0, "read back %u bytes", got);
+    /* past EOF */
+    CHECK(read_inline(&c, &fh, 1000, 100, buf, &got, &eof) == 0 && got == 0 && eof, "past eof");
+    /* lookup gives the same handle; OPEN EXCL of an existing file fails */
+    dafs_fh fh2;
+    CHECK(dirop(&c, DAFS_OP_LOOKUP, &root, "hello", 0, &fh2, &attr) == 0, "lookup");
+    CHECK(fh2.len == fh.len && memcmp(fh2.data, fh.data, fh.len) == 0, "stable handle");
+    CHECK(attr.size == sizeof(msg), "size %llu", (unsigned long long)attr.size);
+    CHECK(dirop(&c, DAFS_OP_OPEN, &root, "hello", DAFS_OPEN_RDWR | DAFS_OPEN_CREAT |
+                DAFS_OPEN_EXCL, NULL, NULL) == DAFS_ST_EXIST, "excl");
+    CHECK(dirop(&c, DAFS_OP_LOOKUP, &root, "nope", 0, NULL, NULL) == DAFS_ST_NOENT, "noent");
+    /* directories */
+    dafs_fh dir;
+    CHECK(dirop(&c, DAFS_OP_MKDIR, &root, "sub", 0, &dir, &attr) == 0 && S_ISDIR(attr.mode),
+          "mkdir");
+    CHECK(dirop(&c, DAFS_OP_REMOVE, &root, "sub", 0, NULL, NULL) == DAFS_ST_ISDIR, "remove dir");
+    CHECK(dirop(&c, DAFS_OP_RMDIR, &root, "sub", 0, NULL, NULL) == 0, "rmdir");
+    CHECK(dirop(&c, DAFS_OP_LOOKUP, &dir, ".", 0, NULL, NULL) == DAFS_ST_STALE, "stale dir");
+    dafs_request req;
+    dafs_reply rep;
+    init_req(&req, DAFS_OP_STATFS);
+    req.u.fh.fh = root;
+    CHECK(call(&c, &req, &rep) == 0 && rep.u.statfs.bsize > 0, "statfs");
+    init_req(&req, DAFS_OP_COMMIT);
+    req.u.commit.fh = fh;
+    req.u.commit.stable = DAFS_FILE_SYNC;
+    CHECK(call(&c, &req, &rep) == 0 && rep.u.commit.verifier == c.limits.server_instance,
+          "commit");
+    CHECK(simple(&c, DAFS_OP_DISCONNECT) == 0, "disconnect");
+    CHECK(simple(&c, DAFS_OP_NULL) == DAFS_ST_BADSESSION, "after disconnect");
+    client_close(&c);
+}
+
+static int raw_status(client *c, const void *buf, size_t len, int timeout_ms);
+
+/* READ_DIRECT whose count (patched on the wire, since the encoder refuses
+ * it) is one more than the segments hold. */
+static int direct_short_segs(client *c, const dafs_fh *fh, uint32_t total, const dafs_seg *segs,
+                             int nsegs)
+{
+    dafs_request req;
+    init_req(&req, DAFS_OP_READ_DIRECT);
+    req.u.read.fh = *fh;
+    req.u.read.count = total;
+    req.u.read.nsegs = (uint16_t)nsegs;
+    memcpy(req.u.read.segs, segs, sizeof(dafs_seg) * (size_t)nsegs);
+    uint8_t buf[MSG];
+    int len = encode(c, &req, buf);
+    if (len < 0)
+        return len;
+    size_t at = DAFS_HDR_SIZE + ((1u + fh->len + 7u) & ~7u) + 8;
+    uint32_t patched = total + 1;
+    memcpy(buf + at, &patched, 4); /* little-endian host */
+    return raw_status(c, buf, (size_t)len, 2000);
+}
+
+static void test_direct(void)
+{
+    client c;
+    CHECK(client_open(&c, port) == 0, "client open");
+    CHECK(do_connect(&c, "direct", 1, 8) == 0, "connect");
+    dafs_fh root, fh;
+    CHECK(getroot(&c, &root) == 0, "getroot");
+    CHECK(dirop(&c, DAFS_OP_OPEN, &root, "big", DAFS_OPEN_RDWR | DAFS_OPEN_CREAT, &fh, NULL) == 0,
+          "open");
+    const uint32_t n = 300000;
+    for (uint32_t i = 0; i < n; i++)
+        c.data[i] = (uint8_t)(i * 7 + 3);
+    size_t woffs[3] = {0, 100000, 200000}, wlens[3] = {100000, 100000, 100000};
+    dafs_seg segs[3];
+    make_segs(&c, segs, woffs, wlens, 3);
+    uint32_t got = 0;
+    CHECK(direct(&c, DAFS_OP_WRITE_DIRECT, &fh, 4096, n, segs, 3, &got) == 0 && got == n,
+          "write direct");
+    /* read back into a different, oddly split area */
+    size_t roffs[3] = {1u << 20, (1u << 20) + 5000, 2u << 20}, rlens[3] = {5000, 95000, 200000};
+    make_segs(&c, segs, roffs, rlens, 3);
+    CHECK(direct(&c, DAFS_OP_READ_DIRECT, &fh, 4096, n, segs, 3, &got) == 0 && got == n,
+          "read direct got %u", got);
+    CHECK(memcmp(c.data + roffs[0], c.data, 5000) == 0 &&
+              memcmp(c.data + roffs[1], c.data + 5000, 95000) == 0 &&
+              memcmp(c.data + roffs[2], c.data + 100000, 200000) == 0,
+          "direct data mismatch");
+    /* segments too small, count above max_io, no segments */
+    int st = direct_short_segs(&c, &fh, n, segs, 3);
+    CHECK(st == DAFS_ST_INVAL || st == DAFS_ST_BADMSG, "segs too small: %d", st);
+    size_t boff[1] = {0}, blen[1] = {DATA_BYTES};
+    make_segs(&c, segs, boff, blen, 1);
+    CHECK(direct(&c, DAFS_OP_READ_DIRECT, &fh, 0, c.limits.max_io + 1, segs, 1, NULL) ==
+              DAFS_ST_INVAL,
+          "over max_io");
+    /* read past EOF through the direct path */
+    CHECK(direct(&c, DAFS_OP_READ_DIRECT, &fh, 1u << 30, 4096, segs, 1, &got) == 0 && got == 0,
+          "direct past eof");
+    client_close(&c);
+}
+
+static void test_offsets(void)
+{
+    client c;
+    CHECK(client_open(&c, port) == 0, "client open");
+    CHECK(do_connect(&c, "offsets", 1, 8) == 0, "connect");
+    dafs_fh root, fh;
+    CHECK(getroot(&c, &root) == 0, "getroot");
+    CHECK(dirop(&c, DAFS_OP_OPEN, &root, "hello", DAFS_OPEN_RDWR, &fh, NULL) == 0, "open");
+    uint32_t got;
+    bool eof;
+    char buf[16];
+    CHECK(read_inline(&c, &fh, UINT64_MAX, 10, buf, &got, &eof) == DAFS_ST_INVAL, "u64 max");
+    CHECK(read_inline(&c, &fh, INT64_MAX - 5, 10, buf, &got, &eof) == DAFS_ST_INVAL, "overflow");
+    int st = write_inline(&c, &fh, INT64_MAX - 2, "abcdef", 6);
+    CHECK(st == DAFS_ST_INVAL || st == DAFS_ST_FBIG, "write overflow: %d", st);
+    st = write_inline(&c, &fh, (uint64_t)1 << 62, "abcdef", 6);
+    CHECK(st == DAFS_ST_INVAL || st == DAFS_ST_FBIG, "write huge offset: %d", st);
+    CHECK(read_inline(&c, &fh, 0, c.limits.inline_max + 1, NULL, &got, &eof) == DAFS_ST_INVAL,
+          "inline over limit");
+    client_close(&c);
+}
+
+/* Replies expected for a raw message: returns the status or -ETIMEDOUT. */
+static int raw_status(client *c, const void *buf, size_t len, int timeout_ms)
+{
+    dafs_reply rep;
+    if (send_raw(c, buf, len) != 0)
+        return -EIO;
+    int rc = take_reply(c, timeout_ms, &rep);
+    return rc != 0 ? rc : rep.hdr.status;
+}
+
+static void test_hostile(void)
+{
+    client c;
+    CHECK(client_open(&c, port) == 0, "client open");
+    CHECK(do_connect(&c, "hostile", 1, 8) == 0, "connect");
+    dafs_fh root;
+    CHECK(getroot(&c, &root) == 0, "getroot");
+    uint8_t buf[MSG];
+    /* garbage: no reply (not even our magic), server keeps going */
+    for (size_t i = 0; i < 200; i++)
+        buf[i] = (uint8_t)(i * 131 + 17);
+    CHECK(raw_status(&c, buf, 200, 300) == -ETIMEDOUT, "garbage answered");
+    CHECK(raw_status(&c, buf, 3, 300) == -ETIMEDOUT, "3 bytes answered");
+    CHECK(simple(&c, DAFS_OP_NULL) == 0, "null after garbage");
+    /* truncated GETATTR */
+    dafs_request req;
+    init_req(&req, DAFS_OP_GETATTR);
+    req.u.fh.fh = root;
+    int len = encode(&c, &req, buf);
+    CHECK(len > DAFS_HDR_SIZE, "encode");
+    CHECK(raw_status(&c, buf, (size_t)len - 8, 2000) == DAFS_ST_BADMSG, "truncated");
+    CHECK(raw_status(&c, buf, DAFS_HDR_SIZE, 2000) == DAFS_ST_BADMSG, "header only");
+    /* wrong version */
+    len = encode(&c, &req, buf);
+    buf[4] = 99;
+    CHECK(raw_status(&c, buf, (size_t)len, 2000) == DAFS_ST_VERSION, "version");
+    /* unknown opcode */
+    len = encode(&c, &req, buf);
+    buf[6] = 0xe7;
+    buf[7] = 0x03;
+    int st = raw_status(&c, buf, (size_t)len, 2000);
+    CHECK(st == DAFS_ST_BADOP || st == DAFS_ST_BADMSG, "unknown opcode: %d", st);
+    /* forged handles */
+    dafs_reply rep;
+    dafs_fh bad = root;
+    bad.data[bad.len / 2] ^= 0x40;
+    init_req(&req, DAFS_OP_GETATTR);
+    req.u.fh.fh = bad;
+    CHECK(call(&c, &req, &rep) == DAFS_ST_BADHANDLE, "modified handle");
+    bad = root;
+    bad.len = 3;
+    req.u.fh.fh = bad;
+    CHECK(call(&c, &req, &rep) == DAFS_ST_BADHANDLE, "short handle");
+    memset(&bad, 0xa5, sizeof(bad));
+    bad.len = DAFS_FH_MAX;
+    req.u.fh.fh = bad;
+    CHECK(call(&c, &req, &rep) == DAFS_ST_BADHANDLE, "random handle");
+    init_req(&req, DAFS_OP_READ_INLINE);
+    req.u.read.fh = bad;
+    req.u.read.count = 100;
+    CHECK(call(&c, &req, &rep) == DAFS_ST_BADHANDLE, "read with random handle");
+    /* a request flagged as a reply */
+    init_req(&req, DAFS_OP_NULL);
+    len = encode(&c, &req, buf);
+    buf[12] |= 1;
+    CHECK(raw_status(&c, buf, (size_t)len, 2000) == DAFS_ST_BADMSG, "reply flag");
+    /* unknown session */
+    uint64_t saved = c.session;
+    c.session = 0x1234567887654321ull;
+    st = simple(&c, DAFS_OP_NULL);
+    c.session = saved;
+    CHECK(st == DAFS_ST_BADSESSION || st == -ETIMEDOUT, "unknown session: %d", st);
+    CHECK(simple(&c, DAFS_OP_NULL) == 0, "null after hostile input");
+    client_close(&c);
+}
+
+/* LOOKUP with a name that the encoder refuses: encode a 1- or 255-byte name
+ * and patch its length on the wire. */
+static int lookup_patched(client *c, const dafs_fh *root, uint32_t wire_len)
+{
+    char name[256];
+    uint32_t enc_len = wire_len == 0 ? 1 : 255;
+    memset(name, 'a', sizeof(name));
+    dafs_request req;
+    init_req(&req, DAFS_OP_LOOKUP);
+    req.u.dirop.dir = *root;
+    req.u.dirop.name = (dafs_bytes){(const uint8_t *)name, enc_len};
+    uint8_t buf[MSG];
+    int len = encode(c, &req, buf);
+    if (len < 0)
+        return -EINVAL;
+    size_t at = DAFS_HDR_SIZE + ((1u + root->len + 7u) & ~7u);
+    buf[at] = (uint8_t)wire_len;
+    buf[at + 1] = (uint8_t)(wire_len >> 8);
+    if (wire_len == 256)
+        buf[at + 4 + 255] = 'a';
+    return raw_status(c, buf, (size_t)len, 2000);
+}
+
+static void test_names(void)
+{
+    client c;
+    CHECK(client_open(&c, port) == 0, "client open");
+    CHECK(do_connect(&c, "names", 1, 8) == 0, "connect");
+    dafs_fh root, fh;
+    dafs_attr attr;
+    CHECK(getroot(&c, &root) == 0, "getroot");
+    CHECK(dirop(&c, DAFS_OP_LOOKUP, &root, "..", 0, NULL, NULL) == DAFS_ST_INVAL, "..");
+    CHECK(dirop(&c, DAFS_OP_LOOKUP, &root, "a/b", 0, NULL, NULL) == DAFS_ST_INVAL, "a/b");
+    CHECK(dirop(&c, DAFS_OP_OPEN, &root, "../x", DAFS_OPEN_CREAT | DAFS_OPEN_WRONLY, NULL,
+                NULL) == DAFS_ST_INVAL,
+          "open ../x");
+    CHECK(dirop(&c, DAFS_OP_MKDIR, &root, "..", 0, NULL, NULL) == DAFS_ST_INVAL, "mkdir ..");
+    CHECK(dirop(&c, DAFS_OP_REMOVE, &root, "/etc", 0, NULL, NULL) == DAFS_ST_INVAL, "rm /etc");
+    int st = lookup_patched(&c, &root, 0);
+    CHECK(st == DAFS_ST_BADMSG || st == DAFS_ST_INVAL, "empty name: %d", st);
+    st = lookup_patched(&c, &root, 256);
+    CHECK(st == DAFS_ST_BADMSG || st == DAFS_ST_NAMETOOLONG, "256-byte name: %d", st);
+    /* symlinks: LOOKUP gives the link itself; OPEN refuses; no data leaks */
+    CHECK(dirop(&c, DAFS_OP_LOOKUP, &root, "pw", 0, &fh, &attr) == 0, "lookup link");
+    CHECK(S_ISLNK(attr.mode), "pw is not reported as a symlink (mode %o)", attr.mode);
+    CHECK(dirop(&c, DAFS_OP_OPEN, &root, "pw", DAFS_OPEN_RDONLY, NULL, NULL) == DAFS_ST_LOOP,
+          "open link");
+    char buf[4096];
+    uint32_t got = 0;
+    bool eof;
+    st = read_inline(&c, &fh, 0, sizeof(buf), buf, &got, &eof);
+    CHECK(st != 0, "read through a symlink handle succeeded (%u bytes)", got);
+    CHECK(dirop(&c, DAFS_OP_LOOKUP, &root, "up", 0, &fh, &attr) == 0 && S_ISLNK(attr.mode),
+          "lookup ../.. link");
+    st = dirop(&c, DAFS_OP_OPEN, &root, "up", DAFS_OPEN_RDONLY | DAFS_OPEN_DIRECTORY, NULL, NULL);
+    CHECK(st == DAFS_ST_LOOP, "open ../.. link: %d", st);
+    CHECK(dirop(&c, DAFS_OP_LOOKUP, &fh, "etc", 0, NULL, NULL) == DAFS_ST_NOTDIR,
+          "lookup beneath a link");
+    CHECK(dirop(&c, DAFS_OP_OPEN, &root, "pw", DAFS_OPEN_WRONLY | DAFS_OPEN_CREAT, NULL, NULL) ==
+              DAFS_ST_LOOP,
+          "creat through link");
+    client_close(&c);
+}
+
+/* READDIR a directory of many files in small replies; checks every name once. */
+static void test_readdir(void)
+{
+    enum { NFILES = 3000 };
+    char path[512];
+    snprintf(path, sizeof(path), "%s/many", export_dir);
+    CHECK(mkdir(path, 0755) == 0, "mkdir many");
+    for (int i = 0; i < NFILES; i++) {
+        snprintf(path, sizeof(path), "%s/many/f%05d", export_dir, i);
+        int fd = open(path, O_CREAT | O_WRONLY, 0644);
+        CHECK(fd >= 0, "create %s", path);
+        close(fd);
+    }
+    client c;
+    CHECK(client_open(&c, port) == 0, "client open");
+    CHECK(do_connect(&c, "readdir", 1, 8) == 0, "connect");
+    dafs_fh root, dir;
+    CHECK(getroot(&c, &root) == 0, "getroot");
+    CHECK(dirop(&c, DAFS_OP_LOOKUP, &root, "many", 0, &dir, NULL) == 0, "lookup many");
+    static bool seen[NFILES];
+    int total = 0, calls = 0;
+    uint64_t cookie = 0;
+    for (;;) {
+        dafs_request req;
+        dafs_reply rep;
+        init_req(&req, DAFS_OP_READDIR);
+        req.u.readdir.dir = dir;
+        req.u.readdir.cookie = cookie;
+        req.u.readdir.maxcount = 4096;
+        CHECK(call(&c, &req, &rep) == 0, "readdir call %d", calls);
+        calls++;
+        dafs_readdir_iter it;
+        dafs_dirent_wire e;
+        dafs_readdir_iter_init(&it, &rep.u.readdir);
+        while (dafs_readdir_next(&it, &e) == 1) {
+            int idx;
+            CHECK(e.name.len == 6 && sscanf((const char *)e.name.ptr, "f%05d", &idx) == 1 &&
+                      idx >= 0 && idx < NFILES && !seen[idx],
+                  "bad or repeated entry");
+            seen[idx] = true;
+            total++;
+            cookie = e.cookie;
+        }
+        if (rep.u.readdir.eof)
+            break;
+        CHECK(rep.u.readdir.nentries > 0 && calls < 10000, "no progress");
+    }
+    CHECK(total == NFILES, "saw %d of %d entries in %d calls", total, NFILES, calls);
+    dafs_request req;
+    dafs_reply rep;
+    init_req(&req, DAFS_OP_READDIR);
+    req.u.readdir.dir = dir;
+    req.u.readdir.maxcount = 8;
+    CHECK(call(&c, &req, &rep) == DAFS_ST_INVAL, "tiny maxcount");
+    client_close(&c);
+}
+
+/* Flood a session granted 2 credits with slow requests: some must be
+ * refused with CREDIT, all must be answered, and the server stays up. */
+static void test_credits(void)
+{
+    client c;
+    CHECK(client_open(&c, port) == 0, "client open");
+    CHECK(do_connect(&c, "credits", 1, 2) == 0, "connect");
+    CHECK(c.credits == 2, "grant %u", c.credits);
+    dafs_fh root, fh;
+    CHECK(getroot(&c, &root) == 0, "getroot");
+    CHECK(dirop(&c, DAFS_OP_OPEN, &root, "flood", DAFS_OPEN_RDWR | DAFS_OPEN_CREAT, &fh, NULL) ==
+              0,
+          "open");
+    enum { N = 64 };
+    static uint8_t data[4096];
+    uint64_t first = c.xid + 1;
+    for (int i = 0; i < N; i++) {
+        dafs_request req;
+        init_req(&req, DAFS_OP_WRITE_INLINE);
+        req.u.write.fh = fh;
+        req.u.write.offset = (uint64_t)i * sizeof(data);
+        req.u.write.count = sizeof(data);
+        req.u.write.stable = DAFS_FILE_SYNC;
+        req.u.write.data = (dafs_bytes){data, sizeof(data)};
+        uint8_t buf[MSG];
+        int len = encode(&c, &req, buf);
+        CHECK(len > 0 && send_raw(&c, buf, (size_t)len) == 0, "send %d", i);
+    }
+    int ok = 0, refused = 0, other = 0;
+    for (int i = 0; i < N; i++) {
+        dafs_reply rep;
+        CHECK(take_reply(&c, 10000, &rep) == 0, "reply %d of %d missing", i, N);
+        CHECK(rep.hdr.xid >= first && rep.hdr.xid < first + N, "xid");
+        if (rep.hdr.status == 0)
+            ok++;
+        else if (rep.hdr.status == DAFS_ST_CREDIT)
+            refused++;
+        else
+            other++;
+    }
+    fprintf(stderr, "credits: %d executed, %d refused with CREDIT\n", ok, refused);
+    CHECK(ok >= 2 && refused > 0 && other == 0, "ok %d refused %d other %d", ok, refused, other);
+    CHECK(simple(&c, DAFS_OP_NULL) == 0, "null after flood");
+    client c2;
+    CHECK(client_open(&c2, port) == 0, "second client");
+    CHECK(do_connect(&c2, "credits-2", 1, 8) == 0 && simple(&c2, DAFS_OP_NULL) == 0,
+          "second session");
+    client_close(&c2);
+    client_close(&c);
+}
+
+/* A new boot verifier for the same client id ends the old incarnation. */
+static void test_incarnation(void)
+{
+    client a, b;
+    CHECK(client_open(&a, port) == 0 && client_open(&b, port) == 0, "client open");
+    CHECK(do_connect(&a, "incarnation", 1, 4) == 0, "connect a");
+    CHECK(do_connect(&b, "incarnation", 1, 4) == 0, "connect b (same boot)");
+    CHECK(simple(&a, DAFS_OP_NULL) == 0, "a alive");
+    CHECK(do_connect(&b, "incarnation", 2, 4) == 0, "connect b (new boot)");
+    CHECK(simple(&a, DAFS_OP_NULL) == DAFS_ST_BADSESSION, "old incarnation survived");
+    CHECK(simple(&b, DAFS_OP_NULL) == 0, "new incarnation");
+    client_close(&a);
+    client_close(&b);
+}
+
+static void test_lease(void)
+{
+    daemon_proc d;
+    CHECK(start_dafsd(&d, "300") == 0, "start dafsd --lease-ms 300");
+    client c;
+    if (client_open(&c, d.port) != 0 || do_connect(&c, "lease", 1, 4) != 0) {
+        stop_dafsd(&d);
+        CHECK(false, "connect");
+    }
+    int st1 = simple(&c, DAFS_OP_NULL);
+    usleep(1000 * 1000);
+    int st2 = simple(&c, DAFS_OP_NULL);
+    client_close(&c);
+    int rc = stop_dafsd(&d);
+    CHECK(st1 == 0, "null before expiry: %d", st1);
+    CHECK(st2 == DAFS_ST_BADSESSION, "after expiry: %d", st2);
+    CHECK(rc == 0, "dafsd exit %d", rc);
+}
+
+static void test_fresh_session(daemon_proc *d)
+{
+    CHECK(dafsd_alive(d), "dafsd died");
+    client c;
+    CHECK(client_open(&c, port) == 0, "client open");
+    CHECK(do_connect(&c, "fresh", 7, 8) == 0, "connect");
+    dafs_fh root;
+    CHECK(getroot(&c, &root) == 0 && simple(&c, DAFS_OP_NULL) == 0, "fresh session");
+    client_close(&c);
+}
+
+static void prepare_scratch(void)
+{
+    snprintf(scratch, sizeof(scratch), "/tmp/dafsd-test-XXXXXX");
+    if (!mkdtemp(scratch)) {
+        perror("mkdtemp");
+        exit(1);
+    }
+    snprintf(export_dir, sizeof(export_dir), "%s/export", scratch);
+    snprintf(state_dir, sizeof(state_dir), "%s/state", scratch);
+    char path[400];
+    snprintf(path, sizeof(path), "%s/pw", export_dir);
+    if (mkdir(export_dir, 0755) != 0 || symlink("/etc/passwd", path) != 0) {
+        perror("scratch");
+        exit(1);
+    }
+    snprintf(path, sizeof(path), "%s/up", export_dir);
+    if (symlink("../..", path) != 0) {
+        perror("symlink");
+        exit(1);
+    }
+}
+
+static void remove_scratch(void)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", scratch);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", scratch);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: server_test DAFSD_PATH\n");
+        return 2;
+    }
+    dafsd_path = argv[1];
+    setenv("FI_TCP_IFACE", "lo", 0);
+    setvbuf(stderr, NULL, _IOLBF, 0);
+    prepare_scratch();
+    daemon_proc d;
+    if (start_dafsd(&d, NULL) != 0) {
+        fprintf(stderr, "FAIL: dafsd did not start\n");
+        remove_scratch();
+        return 1;
+    }
+    port = d.port;
+    fprintf(stderr, "dafsd pid %d port %s provider %s\n", (int)d.pid, port,
+            getenv("FI_PROVIDER") ? getenv("FI_PROVIDER") : "(default)");
+    struct { const char *name; void (*fn)(void); } tests[] = {
+        {"round_trip", test_round_trip}, {"direct", test_direct},
+        {"offsets", test_offsets},       {"hostile", test_hostile},
+        {"names", test_names},           {"readdir", test_readdir},
+        {"credits", test_credits},       {"incarnation", test_incarnation},
+        {"lease", test_lease},
+    };
+    for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+        int before = failures;
+        int64_t t0 = now_ms();
+        tests[i].fn();
+        fprintf(stderr, "%s %s (%lld ms)\n", failures == before ? "ok  " : "FAIL", tests[i].name,
+                (long long)(now_ms() - t0));
+    }
+    test_fresh_session(&d);
+    int64_t t0 = now_ms();
+    int rc = stop_dafsd(&d);
+    if (rc != 0 || now_ms() - t0 > 3000) {
+        fprintf(stderr, "FAIL: SIGTERM: exit %d after %lld ms\n", rc, (long long)(now_ms() - t0));
+        failures++;
+    }
+    remove_scratch();
+    fprintf(stderr, "%d failure(s)\n", failures);
+    return failures > 100 ? 100 : failures;
+}
