@@ -78,12 +78,31 @@ int client_getattr(dafs_session *s, const dafs_fh *fh, dafs_attr *attr)
     return getattr(s, fh, attr);
 }
 
+/* Reject bad components before any LOOKUP is sent, so that the answer does
+ * not depend on how far the walk gets. */
+static int check_path(const char *path)
+{
+    if (path[0] == '\0')
+        return -ENOENT;
+    const char *p = path;
+    char name[DAFS_NAME_MAX + 1];
+    int n;
+    while ((n = next_component(&p, name)) != 0) {
+        if (n < 0)
+            return n;
+        if (strcmp(name, "..") == 0)
+            return -EINVAL;
+    }
+    return 0;
+}
+
 int path_resolve(dafs_session *s, const char *path, dafs_fh *fh, dafs_attr *attr)
 {
     if (s == NULL || path == NULL)
         return -EINVAL;
-    if (path[0] == '\0')
-        return -ENOENT;
+    int bad = check_path(path);
+    if (bad < 0)
+        return bad;
     dafs_fh cur = s->root;
     dafs_attr cur_attr;
     bool have_attr = false;
@@ -124,8 +143,9 @@ int path_resolve_parent(dafs_session *s, const char *path, dafs_fh *dir, char *n
 {
     if (s == NULL || path == NULL)
         return -EINVAL;
-    if (path[0] == '\0')
-        return -ENOENT;
+    int bad = check_path(path);
+    if (bad < 0)
+        return bad;
     size_t len = strlen(path);
     if (len >= PATH_MAX_LEN)
         return -ENAMETOOLONG;
