@@ -1,5 +1,5 @@
 /*
- * fabric.c — the libfabric endpoint behind transport.h.
+ * fabric.c — opening the libfabric endpoint behind transport.h; addressing.
  *
  * One dfab owns a fabric, domain, completion queue, address vector and one
  * FI_EP_RDM endpoint (FI_MSG|FI_RMA, FI_THREAD_SAFE).  Everything provider
@@ -25,73 +25,29 @@
  *    "dafs_shm_<service>" and a client given the same port finds the server.
  *  - Test hook: $DAFS_FABRIC_MAX_MSG (>= 4096) lowers max_msg_size so tests
  *    can exercise splitting and EMSGSIZE on providers that allow SIZE_MAX.
- *  - Waiting: dfab_progress() spins on fi_cq_read for ~30 us, then blocks in
- *    poll() on the CQ's wait fd plus an eventfd used by dfab_wake().  shm
- *    cannot give a wait fd (fi_cq_open fails) and its FI_WAIT_UNSPEC spins,
- *    so for a CQ without a fd we sleep on the eventfd with a backoff growing
- *    from 50 us to 1 ms, keeping an idle process near 0 % CPU.
+ *  - Waiting: a CQ with a wait fd when the provider offers one, else
+ *    FI_WAIT_NONE (shm); see fabric_progress.c.
  *
- * Completion contexts are always the caller's dfab_op.  Split RMA posts
- * several parts with the same op and counts them down in op->parts_left
- * (atomically: parts may complete on another progressing thread while the
- * poster is still posting); the last part calls op->done with the first
- * error seen.
+ * This file opens/closes the endpoint and handles addresses; memory and
+ * posting live in fabric_ops.c, completions and waiting in
+ * fabric_progress.c.
  */
-#include "transport.h"
+#include "fabric_internal.h"
 
-#include <errno.h>
-#include <poll.h>
-#include <sched.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include <rdma/fabric.h>
 #include <rdma/fi_cm.h>
 #include <rdma/fi_domain.h>
 #include <rdma/fi_endpoint.h>
-#include <rdma/fi_errno.h>
-#include <rdma/fi_rma.h>
-
-#define DFAB_FI_VERSION FI_VERSION(1, 17)
-#define SPIN_NS 30000L                 /* poll the CQ this long before blocking */
-#define EAGAIN_RETRY_NS 5000000000LL   /* give up a post stuck on -FI_EAGAIN after 5 s */
-#define MAX_NESTED_PROGRESS 4          /* EAGAIN retries from inside callbacks */
-#define SHM_SLEEP_MIN_NS 50000L
-#define SHM_SLEEP_MAX_NS 1000000L
-#define SHM_BUSY_WINDOW_NS 2000000L    /* naps stay short this long after traffic */
-#define CQ_BATCH 16
-#define SHM_NAME_PREFIX "dafs_shm_"
-
-struct dfab {
-    struct fi_info *info;
-    struct fid_fabric *fabric;
-    struct fid_domain *domain;
-    struct fid_cq *cq;
-    struct fid_av *av;
-    struct fid_ep *ep;
-    dfab_limits limits;
-    bool is_shm;
-    bool reports_source;       /* FI_SOURCE granted: fi_cq_readfrom is meaningful */
-    bool mr_local;             /* FI_MR_LOCAL: descriptors required */
-    bool mr_endpoint;          /* FI_MR_ENDPOINT: bind MRs to the ep */
-    bool mr_prov_key;          /* FI_MR_PROV_KEY: provider picks keys */
-    int cq_wait_fd;            /* -1 when the CQ has no wait fd */
-    int wake_fd;               /* eventfd for dfab_wake */
-    atomic_uint_fast64_t next_requested_key;
-    _Atomic int64_t last_activity_ns;  /* last completion or post, for nap lengths */
-    char bound_service[32];
-};
 
 static _Thread_local char errbuf[256];
-static _Thread_local int progress_depth;
 
 __attribute__((format(printf, 1, 2))) static const char *set_err(const char *fmt, ...)
 {
@@ -100,25 +56,6 @@ __attribute__((format(printf, 1, 2))) static const char *set_err(const char *fmt
     vsnprintf(errbuf, sizeof errbuf, fmt, ap);
     va_end(ap);
     return errbuf;
-}
-
-/* libfabric returns -FI_Exxx, which equal -Exxx for the errno range; map the
- * libfabric-only codes to something an errno user understands. */
-static int to_errno(ssize_t ret)
-{
-    int e = (int)(ret < 0 ? -ret : ret);
-    if (e == FI_ETRUNC)
-        return -EMSGSIZE;
-    if (e >= FI_ERRNO_OFFSET)
-        return -EIO;
-    return -e;
-}
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 /* ---------------------------------------------------------------- open -- */
@@ -199,7 +136,7 @@ static int choose_provider(const char *requested, char *out, size_t outlen, cons
         else
             *errmsg = set_err("no usable libfabric provider (FI_PROVIDER='%s'): %s", fp ? fp : "",
                               fi_strerror(-ret));
-        return ret == -FI_ENODATA ? -ENOENT : to_errno(ret);
+        return ret == -FI_ENODATA ? -ENOENT : fabric_errno(ret);
     }
     const struct fi_info *best = NULL;
     int best_rank = 1 << 30;
@@ -262,7 +199,7 @@ static int get_final_info(const dfab_config *cfg, const char *prov, struct fi_in
     if (ret) {
         *errmsg = set_err("libfabric provider '%s' cannot serve this endpoint: %s", prov,
                           fi_strerror(-ret));
-        return to_errno(ret);
+        return fabric_errno(ret);
     }
     return 0;
 }
@@ -356,7 +293,7 @@ static int open_objects(dfab *f, const char **errmsg)
                               fi_strerror(-ret));
         else
             *errmsg = set_err("%s failed: %s", step, fi_strerror(-ret));
-        return ret == -FI_EBUSY && f->is_shm ? -EADDRINUSE : to_errno(ret);
+        return ret == -FI_EBUSY && f->is_shm ? -EADDRINUSE : fabric_errno(ret);
     }
     return 0;
 }
@@ -402,7 +339,7 @@ static int record_bound_service(dfab *f, const dfab_config *cfg)
     memset(&name, 0, sizeof name);
     int ret = fi_getname(&f->ep->fid, &name, &len);
     if (ret)
-        return to_errno(ret);
+        return fabric_errno(ret);
     unsigned port;
     if (len >= sizeof name.in4 && name.sa.sa_family == AF_INET)
         port = ntohs(name.in4.sin_port);
@@ -459,7 +396,7 @@ static int open_with_provider(const dfab_config *cfg, const char *prov, dfab **o
 /* shm has no ports: for service "0" pick random numbers until a name is free. */
 static int open_shm_any_port(const dfab_config *cfg, dfab **out, const char **errmsg)
 {
-    unsigned seed = (unsigned)(now_ns() ^ getpid());
+    unsigned seed = (unsigned)(fabric_now_ns() ^ getpid());
     int ret = -EADDRINUSE;
     for (int attempt = 0; attempt < 64 && ret == -EADDRINUSE; attempt++) {
         char service[16];
@@ -526,7 +463,7 @@ const dfab_limits *dfab_get_limits(const dfab *f)
 int dfab_getname(dfab *f, void *addr, size_t *len)
 {
     int ret = fi_getname(&f->ep->fid, addr, len);
-    return ret == -FI_ETOOSMALL ? -ENOSPC : to_errno(ret);
+    return ret == -FI_ETOOSMALL ? -ENOSPC : fabric_errno(ret);
 }
 
 int dfab_insert_name(dfab *f, const void *addr, size_t len, dfab_addr *out)
@@ -546,7 +483,7 @@ int dfab_insert_name(dfab *f, const void *addr, size_t len, dfab_addr *out)
     }
     int ret = fi_av_insert(f->av, name, 1, &fa, 0, NULL);
     if (ret != 1)
-        return ret < 0 ? to_errno(ret) : -EINVAL;
+        return ret < 0 ? fabric_errno(ret) : -EINVAL;
     *out = fa;
     return 0;
 }
@@ -581,7 +518,7 @@ int dfab_resolve(dfab *f, const char *node, const char *service, dfab_addr *out)
     int ret = fi_getinfo(DFAB_FI_VERSION, node ? node : "127.0.0.1", service, 0, hints, &info);
     fi_freeinfo(hints);
     if (ret)
-        return ret == -FI_ENODATA ? -EHOSTUNREACH : to_errno(ret);
+        return ret == -FI_ENODATA ? -EHOSTUNREACH : fabric_errno(ret);
     if (!info->dest_addr) {
         fi_freeinfo(info);
         return -EHOSTUNREACH;
@@ -602,494 +539,5 @@ int dfab_bound_service(dfab *f, char *buf, size_t len)
 int dfab_remove_addr(dfab *f, dfab_addr addr)
 {
     fi_addr_t fa = addr;
-    return to_errno(fi_av_remove(f->av, &fa, 1, 0));
-}
-
-/* -------------------------------------------------------------- memory -- */
-
-static uint64_t access_flags(unsigned access)
-{
-    uint64_t flags = 0;
-    if (access & DFAB_ACCESS_LOCAL)
-        flags |= FI_SEND | FI_RECV | FI_READ | FI_WRITE;
-    if (access & DFAB_ACCESS_REMOTE_READ)
-        flags |= FI_REMOTE_READ;
-    if (access & DFAB_ACCESS_REMOTE_WRITE)
-        flags |= FI_REMOTE_WRITE;
-    return flags;
-}
-
-int dfab_mr_reg(dfab *f, void *buf, size_t len, unsigned access, dfab_mr **out)
-{
-    if (!buf || len == 0 || !out || access == 0)
-        return -EINVAL;
-    dfab_mr *mr = calloc(1, sizeof *mr);
-    if (!mr)
-        return -ENOMEM;
-    uint64_t requested_key = f->mr_prov_key ? 0 : atomic_fetch_add(&f->next_requested_key, 1);
-    struct fid_mr *fmr = NULL;
-    int ret = fi_mr_reg(f->domain, buf, len, access_flags(access), 0, requested_key, 0, &fmr,
-                        NULL);
-    if (!ret && f->mr_endpoint) {
-        ret = fi_mr_bind(fmr, &f->ep->fid, 0);
-        if (!ret)
-            ret = fi_mr_enable(fmr);
-    }
-    if (ret) {
-        if (fmr)
-            fi_close(&fmr->fid);
-        free(mr);
-        return to_errno(ret);
-    }
-    mr->base = buf;
-    mr->len = len;
-    mr->desc = fi_mr_desc(fmr);
-    mr->key = fi_mr_key(fmr);
-    mr->remote_addr = f->limits.virt_addr ? (uint64_t)(uintptr_t)buf : 0;
-    mr->fid = fmr;
-    *out = mr;
-    return 0;
-}
-
-void dfab_mr_close(dfab_mr *mr)
-{
-    if (!mr)
-        return;
-    if (mr->fid)
-        fi_close(&((struct fid_mr *)mr->fid)->fid);
-    free(mr);
-}
-
-static bool inside_mr(const dfab_mr *mr, const void *buf, size_t len)
-{
-    uintptr_t b = (uintptr_t)buf, base = (uintptr_t)mr->base;
-    return b >= base && len <= mr->len && b - base <= mr->len - len;
-}
-
-/* ---------------------------------------------------------- posting ops -- */
-
-/* Run `post` until it stops returning -FI_EAGAIN, progressing in between.
- * Bounded in time, and in nesting: a callback that posts into a full queue
- * may progress (and so run other callbacks) only a few levels deep. */
-typedef ssize_t (*post_fn)(dfab *f, void *arg);
-
-static int post_with_retry(dfab *f, post_fn post, void *arg)
-{
-    int64_t deadline = 0;
-    if (f->cq_wait_fd < 0)
-        atomic_store(&f->last_activity_ns, now_ns()); /* an answer may be due soon */
-    for (;;) {
-        ssize_t ret = post(f, arg);
-        if (ret != -FI_EAGAIN)
-            return ret ? to_errno(ret) : 0;
-        int64_t now = now_ns();
-        if (!deadline)
-            deadline = now + EAGAIN_RETRY_NS;
-        else if (now > deadline)
-            return -ETIMEDOUT;
-        if (progress_depth < MAX_NESTED_PROGRESS) {
-            int pr = dfab_progress(f, 0);
-            if (pr < 0)
-                return pr;
-        } else {
-            /* too deep to run more callbacks: a zero-count read drives the
-             * provider's progress (util CQs: shm, rxm) without taking any
-             * completion off the queue */
-            ssize_t pr = fi_cq_read(f->cq, NULL, 0);
-            if (pr < 0 && pr != -FI_EAGAIN && pr != -FI_EAVAIL)
-                return to_errno(pr);
-            sched_yield();
-        }
-    }
-}
-
-struct recv_args {
-    void *buf;
-    size_t len;
-    void *desc;
-    dfab_op *op;
-};
-
-static ssize_t post_recv_once(dfab *f, void *arg)
-{
-    struct recv_args *a = arg;
-    return fi_recv(f->ep, a->buf, a->len, a->desc, FI_ADDR_UNSPEC, a->op);
-}
-
-int dfab_post_recv(dfab *f, void *buf, size_t len, dfab_mr *mr, dfab_op *op)
-{
-    if (!buf || !op || !op->done || len > f->limits.max_msg_size)
-        return len > f->limits.max_msg_size ? -EMSGSIZE : -EINVAL;
-    if (!mr || !inside_mr(mr, buf, len))
-        return -EINVAL;
-    struct recv_args a = {buf, len, mr->desc, op};
-    op->parts_left = 0;
-    op->first_error = 0;
-    return post_with_retry(f, post_recv_once, &a);
-}
-
-struct send_args {
-    const void *buf;
-    size_t len;
-    void *desc;
-    fi_addr_t dst;
-    dfab_op *op;
-    bool inject;
-};
-
-static ssize_t post_send_once(dfab *f, void *arg)
-{
-    struct send_args *a = arg;
-    if (a->inject)
-        return fi_inject(f->ep, a->buf, a->len, a->dst);
-    return fi_send(f->ep, a->buf, a->len, a->desc, a->dst, a->op);
-}
-
-int dfab_send(dfab *f, dfab_addr dst, const void *buf, size_t len, dfab_mr *mr, dfab_op *op)
-{
-    if (len > f->limits.max_msg_size)
-        return -EMSGSIZE;
-    if ((!buf && len) || (op && !op->done))
-        return -EINVAL;
-    bool inject = len <= f->limits.inject_size;
-    if (!inject && (!op || !mr))
-        return -EINVAL; /* the contract: only injected sends may go without an MR */
-    if (mr && !inside_mr(mr, buf, len))
-        return -EINVAL;
-    struct send_args a = {buf, len, mr ? mr->desc : NULL, dst, op, inject};
-    if (op) {
-        op->parts_left = 0;
-        op->first_error = 0;
-    }
-    int ret = post_with_retry(f, post_send_once, &a);
-    if (ret == 0 && inject && op)
-        op->done(op, 0, len, DFAB_ADDR_UNSPEC);
-    return ret;
-}
-
-/* One RMA part: one local iov and up to rma_iov_limit remote iovs. */
-struct rma_part {
-    struct fi_msg_rma msg;
-    struct iovec local;
-    void *desc;
-    struct fi_rma_iov remote[8];
-    uint64_t flags;
-    bool is_write;
-};
-
-static ssize_t post_rma_once(dfab *f, void *arg)
-{
-    struct rma_part *p = arg;
-    if (p->is_write)
-        return fi_writemsg(f->ep, &p->msg, p->flags);
-    return fi_readmsg(f->ep, &p->msg, p->flags);
-}
-
-/* Cursor over the remote segments while splitting. */
-struct seg_cursor {
-    const dfab_rseg *segs;
-    size_t nsegs;
-    size_t index;
-    uint64_t offset; /* within segs[index] */
-};
-
-/* Fill the next part's remote iovs, covering at most `want` bytes; returns the
- * bytes covered (0 only when the segments run out). */
-static size_t next_part(struct seg_cursor *c, size_t want, size_t iov_limit,
-                        struct fi_rma_iov *iov, size_t *niov)
-{
-    size_t covered = 0;
-    *niov = 0;
-    while (covered < want && *niov < iov_limit && c->index < c->nsegs) {
-        const dfab_rseg *s = &c->segs[c->index];
-        uint64_t avail = s->len - c->offset;
-        if (avail == 0) {
-            c->index++;
-            c->offset = 0;
-            continue;
-        }
-        size_t take = want - covered < avail ? want - covered : (size_t)avail;
-        iov[*niov].addr = s->addr + c->offset;
-        iov[*niov].len = take;
-        iov[*niov].key = s->key;
-        (*niov)++;
-        covered += take;
-        c->offset += take;
-    }
-    return covered;
-}
-
-static size_t part_limit(const dfab *f)
-{
-    size_t max = f->limits.max_msg_size;
-    return max ? max : SIZE_MAX;
-}
-
-static size_t count_parts(const dfab *f, size_t len, const dfab_rseg *segs, size_t nsegs,
-                          size_t iov_limit)
-{
-    struct seg_cursor c = {segs, nsegs, 0, 0};
-    struct fi_rma_iov iov[8];
-    size_t niov, parts = 0, done = 0;
-    while (done < len) {
-        size_t want = len - done < part_limit(f) ? len - done : part_limit(f);
-        size_t got = next_part(&c, want, iov_limit, iov, &niov);
-        if (got == 0)
-            return 0;
-        done += got;
-        parts++;
-    }
-    return parts;
-}
-
-/* Drop `n` parts of a split op; calls done when it was the last. */
-static void finish_parts(dfab_op *op, int n, int status)
-{
-    if (status)
-        __atomic_compare_exchange_n(&op->first_error, &(int){0}, status, false,
-                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
-    if (__atomic_sub_fetch(&op->parts_left, n, __ATOMIC_ACQ_REL) == 0)
-        op->done(op, __atomic_load_n(&op->first_error, __ATOMIC_ACQUIRE), 0, DFAB_ADDR_UNSPEC);
-}
-
-static int rma(dfab *f, bool is_write, dfab_addr dst, void *buf, size_t len, dfab_mr *mr,
-               const dfab_rseg *segs, size_t nsegs, uint64_t flags, dfab_op *op)
-{
-    size_t iov_limit = f->limits.rma_iov_limit < 8 ? f->limits.rma_iov_limit : 8;
-    if (!op || !op->done || (!buf && len) || (nsegs && !segs) || len == 0)
-        return -EINVAL;
-    if (!mr || !inside_mr(mr, buf, len))
-        return -EINVAL;
-    size_t parts = count_parts(f, len, segs, nsegs, iov_limit);
-    if (parts == 0 || parts > (size_t)(1 << 30))
-        return -EINVAL; /* segments shorter than len */
-    /* +1 guard so no completion finishes the op while we are still posting */
-    op->parts_left = (int)parts + 1;
-    op->first_error = 0;
-    struct seg_cursor c = {segs, nsegs, 0, 0};
-    size_t done = 0, posted = 0;
-    int ret = 0;
-    while (done < len) {
-        struct rma_part p = {.flags = flags, .is_write = is_write, .desc = mr ? mr->desc : NULL};
-        size_t niov;
-        size_t want = len - done < part_limit(f) ? len - done : part_limit(f);
-        size_t got = next_part(&c, want, iov_limit, p.remote, &niov);
-        p.local.iov_base = (char *)buf + done;
-        p.local.iov_len = got;
-        p.msg = (struct fi_msg_rma){.msg_iov = &p.local,
-                                    .desc = &p.desc,
-                                    .iov_count = 1,
-                                    .addr = dst,
-                                    .rma_iov = p.remote,
-                                    .rma_iov_count = niov,
-                                    .context = op};
-        ret = post_with_retry(f, post_rma_once, &p);
-        if (ret)
-            break;
-        posted++;
-        done += got;
-    }
-    if (ret && posted == 0) {
-        op->parts_left = 0;
-        return ret;
-    }
-    /* parts never posted count as finished, with the error */
-    finish_parts(op, (int)(parts - posted) + 1, ret);
-    return 0;
-}
-
-int dfab_rma_write(dfab *f, dfab_addr dst, const void *buf, size_t len, dfab_mr *mr,
-                   const dfab_rseg *segs, size_t nsegs, bool visible_before_reply, dfab_op *op)
-{
-    uint64_t flags = FI_COMPLETION;
-    if (visible_before_reply && !f->limits.write_then_send_ordered)
-        flags |= FI_DELIVERY_COMPLETE;
-    return rma(f, true, dst, (void *)buf, len, mr, segs, nsegs, flags, op);
-}
-
-int dfab_rma_read(dfab *f, dfab_addr dst, void *buf, size_t len, dfab_mr *mr,
-                  const dfab_rseg *segs, size_t nsegs, dfab_op *op)
-{
-    return rma(f, false, dst, buf, len, mr, segs, nsegs, FI_COMPLETION, op);
-}
-
-/* ------------------------------------------------------------ progress -- */
-
-/* RMA ops carry a part count (> 0 until the last part completes); sends and
- * receives are posted with 0, so completion flags need not be trusted. */
-static bool is_rma_part(dfab_op *op)
-{
-    return __atomic_load_n(&op->parts_left, __ATOMIC_ACQUIRE) > 0;
-}
-
-static void complete_entry(const struct fi_cq_data_entry *e, fi_addr_t src)
-{
-    /* remote-CQ-data completions carry no context of ours (shm even reports
-     * garbage there); we never request them, so ignore them if they appear */
-    if ((e->flags & FI_REMOTE_CQ_DATA) || (e->flags & (FI_REMOTE_READ | FI_REMOTE_WRITE)))
-        return;
-    dfab_op *op = e->op_context;
-    if (!op)
-        return;
-    if (is_rma_part(op)) {
-        finish_parts(op, 1, 0);
-        return;
-    }
-    op->done(op, 0, e->len, src == FI_ADDR_NOTAVAIL ? DFAB_ADDR_UNSPEC : src);
-}
-
-static int complete_error(dfab *f)
-{
-    struct fi_cq_err_entry err;
-    memset(&err, 0, sizeof err);
-    ssize_t ret = fi_cq_readerr(f->cq, &err, 0);
-    if (ret == -FI_EAGAIN)
-        return 0;
-    if (ret < 0)
-        return to_errno(ret);
-    if ((err.flags & FI_REMOTE_CQ_DATA) || !err.op_context)
-        return 1;
-    dfab_op *op = err.op_context;
-    int status = err.err ? to_errno(err.err) : -EIO;
-    if (is_rma_part(op))
-        finish_parts(op, 1, status);
-    else
-        op->done(op, status, 0, DFAB_ADDR_UNSPEC);
-    return 1;
-}
-
-/* Read and dispatch what the CQ holds now; returns completions handled. */
-static int reap(dfab *f)
-{
-    struct fi_cq_data_entry entries[CQ_BATCH];
-    fi_addr_t srcs[CQ_BATCH];
-    int handled = 0;
-    for (;;) {
-        ssize_t n = f->reports_source ? fi_cq_readfrom(f->cq, entries, CQ_BATCH, srcs)
-                                      : fi_cq_read(f->cq, entries, CQ_BATCH);
-        if (n == -FI_EAGAIN)
-            return handled;
-        if (n == -FI_EAVAIL) {
-            int r = complete_error(f);
-            if (r < 0)
-                return r;
-            handled += r;
-            continue;
-        }
-        if (n < 0)
-            return to_errno(n);
-        atomic_store(&f->last_activity_ns, now_ns());
-        for (ssize_t i = 0; i < n; i++)
-            complete_entry(&entries[i], f->reports_source ? srcs[i] : FI_ADDR_NOTAVAIL);
-        handled += (int)n;
-        if (n < CQ_BATCH)
-            return handled;
-    }
-}
-
-static void drain_wake(dfab *f)
-{
-    uint64_t v;
-    ssize_t ret = read(f->wake_fd, &v, sizeof v);
-    (void)ret; /* EAGAIN: another thread drained it first */
-}
-
-static int64_t remaining_ns(int64_t deadline)
-{
-    if (deadline < 0)
-        return INT64_MAX;
-    int64_t left = deadline - now_ns();
-    return left > 0 ? left : 0;
-}
-
-/* Block on [cq fd, wake fd] until something is readable or the deadline. */
-static int wait_fd(dfab *f, int64_t deadline, bool *woken)
-{
-    struct fid *fid = &f->cq->fid;
-    int ret = fi_trywait(f->fabric, &fid, 1);
-    if (ret == -FI_EAGAIN)
-        return 0; /* completions (or internal work) pending: go read */
-    if (ret)
-        return to_errno(ret);
-    struct pollfd pfd[2] = {{.fd = f->cq_wait_fd, .events = POLLIN},
-                            {.fd = f->wake_fd, .events = POLLIN}};
-    int64_t left = remaining_ns(deadline);
-    struct timespec ts = {left / 1000000000LL, left % 1000000000LL};
-    ret = ppoll(pfd, 2, left == INT64_MAX ? NULL : &ts, NULL);
-    if (ret < 0 && errno != EINTR)
-        return -errno;
-    if (ret > 0 && (pfd[1].revents & POLLIN)) {
-        drain_wake(f);
-        *woken = true;
-    }
-    return 0;
-}
-
-/* How long to nap between CQ polls when there is no wait fd: short while
- * traffic is recent (a reply is likely due), long once the endpoint idles. */
-static int64_t nap_slice(dfab *f)
-{
-    int64_t idle = now_ns() - atomic_load(&f->last_activity_ns);
-    if (idle < SHM_BUSY_WINDOW_NS)
-        return SHM_SLEEP_MIN_NS;
-    if (idle < 10 * SHM_BUSY_WINDOW_NS)
-        return 4 * SHM_SLEEP_MIN_NS;
-    return SHM_SLEEP_MAX_NS;
-}
-
-/* No wait fd (shm): sleep on the wake fd for a while. */
-static int wait_sleep(dfab *f, int64_t deadline, bool *woken)
-{
-    int64_t left = remaining_ns(deadline);
-    int64_t slice = nap_slice(f);
-    int64_t nap = slice < left ? slice : left;
-    struct pollfd pfd = {.fd = f->wake_fd, .events = POLLIN};
-    struct timespec ts = {nap / 1000000000LL, nap % 1000000000LL};
-    int ret = ppoll(&pfd, 1, &ts, NULL);
-    if (ret < 0 && errno != EINTR)
-        return -errno;
-    if (ret > 0) {
-        drain_wake(f);
-        *woken = true;
-    }
-    return 0;
-}
-
-static int progress_at_depth(dfab *f, int timeout_ms)
-{
-    int64_t start = now_ns();
-    int handled;
-    do {
-        handled = reap(f);
-        if (handled != 0)
-            return handled;
-    } while (now_ns() - start < SPIN_NS);
-    if (timeout_ms == 0)
-        return 0;
-    int64_t deadline = timeout_ms < 0 ? -1 : start + (int64_t)timeout_ms * 1000000LL;
-    bool woken = false;
-    while (!woken && remaining_ns(deadline) > 0) {
-        int ret = f->cq_wait_fd >= 0 ? wait_fd(f, deadline, &woken) : wait_sleep(f, deadline, &woken);
-        if (ret < 0)
-            return ret;
-        handled = reap(f);
-        if (handled != 0)
-            return handled;
-    }
-    return 0;
-}
-
-int dfab_progress(dfab *f, int timeout_ms)
-{
-    progress_depth++;
-    int ret = progress_at_depth(f, timeout_ms);
-    progress_depth--;
-    return ret;
-}
-
-void dfab_wake(dfab *f)
-{
-    uint64_t one = 1;
-    ssize_t ret = write(f->wake_fd, &one, sizeof one);
-    (void)ret; /* full counter (EAGAIN) means a wake is already pending */
+    return fabric_errno(fi_av_remove(f->av, &fa, 1, 0));
 }
