@@ -79,7 +79,7 @@ static double one_stat(target *t)
     double t0 = bench_now();
     int rc;
     if (t->s) {
-        dafs_stat st;
+        struct dafs_stat st;
         rc = dafs_stat(t->s, t->stat_path, &st);
     } else {
         struct stat st;
