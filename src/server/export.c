@@ -77,14 +77,8 @@ static int read_or_create_key(int dirfd, uint8_t key[EXPORT_KEY_BYTES], const ch
     return 0;
 }
 
-int export_open(dafs_export *e, const char *root, const char *state_dir, const char **why)
+static int open_state_key(dafs_export *e, const char *state_dir, const char **why)
 {
-    memset(e, 0, sizeof(*e));
-    e->root_fd = e->mount_fd = -1;
-    if (sodium_init() < 0) {
-        *why = "libsodium initialisation failed";
-        return -EIO;
-    }
     if (mkdir(state_dir, 0700) != 0 && errno != EEXIST) {
         *why = "cannot create the state directory";
         return -errno;
@@ -96,24 +90,32 @@ int export_open(dafs_export *e, const char *root, const char *state_dir, const c
     }
     int rc = read_or_create_key(sfd, e->key, why);
     close(sfd);
-    if (rc != 0)
-        return rc;
+    return rc;
+}
+
+int export_open(dafs_export *e, const char *root, const char *state_dir, const char **why)
+{
+    memset(e, 0, sizeof(*e));
+    e->root_fd = e->mount_fd = -1;
+    if (sodium_init() < 0) {
+        *why = "libsodium initialisation failed";
+        return -EIO;
+    }
+    /* the export first: a typo in --export must not create a state dir */
+    struct stat st;
     e->root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    e->mount_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (e->root_fd < 0 || e->mount_fd < 0) {
+    if (e->root_fd < 0 || fstat(e->root_fd, &st) != 0) {
         *why = "cannot open the export directory";
         return -errno;
     }
-    struct stat st;
-    if (fstat(e->root_fd, &st) != 0) {
-        *why = "cannot stat the export directory";
-        rc = -errno;
-        export_close(e);
-        return rc;
+    e->mount_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (e->mount_fd < 0) {
+        *why = "cannot open the export directory for reading";
+        return -errno;
     }
     e->dev = st.st_dev;
     e->root_ino = st.st_ino;
-    return 0;
+    return open_state_key(e, state_dir, why);
 }
 
 void export_close(dafs_export *e)

@@ -257,9 +257,10 @@ static void shutdown_server(server *srv, bool drained)
     dispatch_close_mrs(srv);
     if (srv->sessions.fabric)
         session_table_destroy(&srv->sessions);
-    if (srv->fabric)
-        dfab_close(srv->fabric);
-    srv->fabric = NULL;
+    dfab *f = srv->fabric;
+    srv->fabric = NULL; /* the signal handler must not wake a closed endpoint */
+    if (f)
+        dfab_close(f);
     dispatch_free(srv);
     export_close(&srv->exp);
 }
