@@ -12,8 +12,7 @@
 #include "proto.h"
 #include "proto_samples.h"
 
-static int write_file(const char *dir, const char *kind, const char *name, const void *buf,
-                      int n)
+static int write_file(const char *dir, const char *kind, const char *name, const void *buf, int n)
 {
     char path[512];
     if (n <= 0) {
@@ -43,7 +42,9 @@ static int write_readdir_seed(const char *dir)
         return -1;
     static const char *const names[] = {".", "..", "file", "a-much-longer-name.txt"};
     for (unsigned i = 0; i < 4; i++) {
-        dafs_dirent_wire ent = {.fileid = 100 + i, .cookie = i + 1, .type = 0100000,
+        dafs_dirent_wire ent = {.fileid = 100 + i,
+                                .cookie = i + 1,
+                                .type = 0100000,
                                 .name = {(const uint8_t *)names[i], (uint32_t)strlen(names[i])}};
         if (dafs_readdir_enc_add(&e, &ent) != 0)
             return -1;

@@ -155,6 +155,10 @@ static void put_u64(writer *w, uint64_t v)
 /* memmove: the server may pread inline data straight into the reply buffer. */
 static void put_raw(writer *w, const uint8_t *src, size_t n)
 {
+    if (src == NULL && n > 0) {
+        writer_fail(w, -DAFS_ST_INVAL);
+        return;
+    }
     uint8_t *p = writer_reserve(w, 1, n);
     if (p != NULL && n > 0)
         memmove(p, src, n);
@@ -164,7 +168,6 @@ static void put_raw(writer *w, const uint8_t *src, size_t n)
 static void put_bytes(writer *w, const dafs_bytes *b, uint32_t min, uint32_t max)
 {
     writer_require(w, b->len >= min && b->len <= max);
-    writer_require(w, b->len == 0 || b->ptr != NULL);
     put_u32(w, b->len);
     put_raw(w, b->ptr, b->len);
     put_pad(w, 8);
@@ -947,10 +950,10 @@ int dafs_decode_reply(const void *buf, size_t len, dafs_reply *out)
 /* ---- incremental READDIR reply ----------------------------------------- */
 
 /* Offsets of the READDIR reply's fixed fields, right after the header. */
-#define HDR_LENGTH_OFF 8
-#define READDIR_EOF_OFF DAFS_HDR_SIZE
+#define HDR_LENGTH_OFF       8
+#define READDIR_EOF_OFF      DAFS_HDR_SIZE
 #define READDIR_NENTRIES_OFF (DAFS_HDR_SIZE + 4)
-#define READDIR_ENTRIES_OFF (DAFS_HDR_SIZE + 8)
+#define READDIR_ENTRIES_OFF  (DAFS_HDR_SIZE + 8)
 
 int dafs_readdir_enc_begin(dafs_readdir_enc *e, void *buf, size_t cap, const dafs_hdr *hdr)
 {

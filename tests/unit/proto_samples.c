@@ -223,9 +223,14 @@ static void sample_reply_body(uint16_t op, dafs_reply *r)
         sample_readdir(&r->u.readdir);
         break;
     case DAFS_OP_STATFS:
-        r->u.statfs = (dafs_statfs_rep){.bsize = 4096, .frsize = 4096, .blocks = 1000000,
-                                        .bfree = 500000, .bavail = 400000, .files = 65536,
-                                        .ffree = 60000, .namemax = 255};
+        r->u.statfs = (dafs_statfs_rep){.bsize = 4096,
+                                        .frsize = 4096,
+                                        .blocks = 1000000,
+                                        .bfree = 500000,
+                                        .bavail = 400000,
+                                        .files = 65536,
+                                        .ffree = 60000,
+                                        .namemax = 255};
         break;
     default: /* NULL, DISCONNECT, CLOSE, REMOVE, RMDIR: no body */
         break;
@@ -269,12 +274,11 @@ static bool segs_equal(uint16_t n, const dafs_seg *a, const dafs_seg *b)
 
 static bool attr_equal(const dafs_attr *a, const dafs_attr *b)
 {
-    return a->mode == b->mode && a->nlink == b->nlink && a->uid == b->uid &&
-           a->gid == b->gid && a->size == b->size && a->used == b->used &&
-           a->fileid == b->fileid && a->rdev == b->rdev && a->atime_sec == b->atime_sec &&
-           a->mtime_sec == b->mtime_sec && a->ctime_sec == b->ctime_sec &&
-           a->atime_nsec == b->atime_nsec && a->mtime_nsec == b->mtime_nsec &&
-           a->ctime_nsec == b->ctime_nsec;
+    return a->mode == b->mode && a->nlink == b->nlink && a->uid == b->uid && a->gid == b->gid &&
+           a->size == b->size && a->used == b->used && a->fileid == b->fileid &&
+           a->rdev == b->rdev && a->atime_sec == b->atime_sec && a->mtime_sec == b->mtime_sec &&
+           a->ctime_sec == b->ctime_sec && a->atime_nsec == b->atime_nsec &&
+           a->mtime_nsec == b->mtime_nsec && a->ctime_nsec == b->ctime_nsec;
 }
 
 static bool read_req_equal(const dafs_read_req *a, const dafs_read_req *b)
@@ -295,11 +299,10 @@ static bool request_body_equal(uint16_t op, const dafs_request *a, const dafs_re
     switch (op) {
     case DAFS_OP_CONNECT: {
         const dafs_connect_req *x = &a->u.connect, *y = &b->u.connect;
-        return bytes_equal(&x->client_id, &y->client_id) &&
-               x->boot_verifier == y->boot_verifier && x->fence_id == y->fence_id &&
-               x->max_request == y->max_request && x->max_response == y->max_response &&
-               x->inline_max == y->inline_max && x->max_credits == y->max_credits &&
-               bytes_equal(&x->ep_name, &y->ep_name);
+        return bytes_equal(&x->client_id, &y->client_id) && x->boot_verifier == y->boot_verifier &&
+               x->fence_id == y->fence_id && x->max_request == y->max_request &&
+               x->max_response == y->max_response && x->inline_max == y->inline_max &&
+               x->max_credits == y->max_credits && bytes_equal(&x->ep_name, &y->ep_name);
     }
     case DAFS_OP_GETATTR:
     case DAFS_OP_CLOSE:
@@ -321,8 +324,8 @@ static bool request_body_equal(uint16_t op, const dafs_request *a, const dafs_re
         return write_req_equal(&a->u.write, &b->u.write);
     case DAFS_OP_COMMIT:
         return fh_equal(&a->u.commit.fh, &b->u.commit.fh) &&
-               a->u.commit.offset == b->u.commit.offset &&
-               a->u.commit.count == b->u.commit.count && a->u.commit.stable == b->u.commit.stable;
+               a->u.commit.offset == b->u.commit.offset && a->u.commit.count == b->u.commit.count &&
+               a->u.commit.stable == b->u.commit.stable;
     case DAFS_OP_READDIR:
         return fh_equal(&a->u.readdir.dir, &b->u.readdir.dir) &&
                a->u.readdir.cookie == b->u.readdir.cookie &&
@@ -373,14 +376,10 @@ static bool reply_body_equal(uint16_t op, const dafs_reply *a, const dafs_reply 
         return a->u.readdir.eof == b->u.readdir.eof &&
                a->u.readdir.nentries == b->u.readdir.nentries;
     case DAFS_OP_STATFS:
-        return a->u.statfs.bsize == b->u.statfs.bsize &&
-               a->u.statfs.frsize == b->u.statfs.frsize &&
-               a->u.statfs.blocks == b->u.statfs.blocks &&
-               a->u.statfs.bfree == b->u.statfs.bfree &&
-               a->u.statfs.bavail == b->u.statfs.bavail &&
-               a->u.statfs.files == b->u.statfs.files &&
-               a->u.statfs.ffree == b->u.statfs.ffree &&
-               a->u.statfs.namemax == b->u.statfs.namemax;
+        return a->u.statfs.bsize == b->u.statfs.bsize && a->u.statfs.frsize == b->u.statfs.frsize &&
+               a->u.statfs.blocks == b->u.statfs.blocks && a->u.statfs.bfree == b->u.statfs.bfree &&
+               a->u.statfs.bavail == b->u.statfs.bavail && a->u.statfs.files == b->u.statfs.files &&
+               a->u.statfs.ffree == b->u.statfs.ffree && a->u.statfs.namemax == b->u.statfs.namemax;
     default:
         return true;
     }

@@ -435,20 +435,24 @@ static void test_header_errors(void **state)
     assert_int_equal(dafs_decode_hdr(good, (size_t)n, &h), 0);
     assert_int_equal(dafs_decode_hdr(good, DAFS_HDR_SIZE - 1, &h), -DAFS_ST_BADMSG);
 
-    assert_int_equal(mutated_request(good, n, 0, 0x53464145u, 4), -DAFS_ST_BADMSG);         /* magic */
-    assert_int_equal(mutated_request(good, n, 4, 2, 2), -DAFS_ST_VERSION);                  /* version */
+    assert_int_equal(mutated_request(good, n, 0, 0x53464145u, 4), -DAFS_ST_BADMSG); /* magic */
+    assert_int_equal(mutated_request(good, n, 4, 2, 2), -DAFS_ST_VERSION);          /* version */
     assert_int_equal(mutated_request(good, n, 4, 0, 2), -DAFS_ST_VERSION);
-    assert_int_equal(mutated_request(good, n, 6, DAFS_OP_COUNT, 2), -DAFS_ST_BADOP);        /* opcode */
+    assert_int_equal(mutated_request(good, n, 6, DAFS_OP_COUNT, 2), -DAFS_ST_BADOP); /* opcode */
     assert_int_equal(mutated_request(good, n, 6, 0xffff, 2), -DAFS_ST_BADOP);
-    assert_int_equal(mutated_request(good, n, 8, (uint64_t)n + 8, 4), -DAFS_ST_BADMSG);     /* length > received */
-    assert_int_equal(mutated_request(good, n, 8, (uint64_t)n - 8, 4), -DAFS_ST_BADMSG);     /* length < received */
+    assert_int_equal(mutated_request(good, n, 8, (uint64_t)n + 8, 4),
+                     -DAFS_ST_BADMSG); /* length > received */
+    assert_int_equal(mutated_request(good, n, 8, (uint64_t)n - 8, 4),
+                     -DAFS_ST_BADMSG); /* length < received */
     assert_int_equal(mutated_request(good, n, 8, 0, 4), -DAFS_ST_BADMSG);
-    assert_int_equal(mutated_request(good, n, 12, DAFS_HDR_REPLY, 2), -DAFS_ST_BADMSG);     /* reply flag on a request */
-    assert_int_equal(mutated_request(good, n, 12, 0x8000, 2), -DAFS_ST_BADMSG);             /* unknown flag */
-    assert_int_equal(mutated_request(good, n, 32, DAFS_ST_NOENT, 4), -DAFS_ST_BADMSG);      /* status in a request */
-    assert_int_equal(mutated_request(good, n, 36, 1, 4), -DAFS_ST_BADMSG);                  /* reserved */
-    assert_int_equal(mutated_request(good, n, 16, 0, 8), 0);                                /* session id: not the codec's */
-    assert_int_equal(mutated_request(good, n, 14, 0xffff, 2), 0);                           /* credits: not the codec's */
+    assert_int_equal(mutated_request(good, n, 12, DAFS_HDR_REPLY, 2),
+                     -DAFS_ST_BADMSG); /* reply flag on a request */
+    assert_int_equal(mutated_request(good, n, 12, 0x8000, 2), -DAFS_ST_BADMSG); /* unknown flag */
+    assert_int_equal(mutated_request(good, n, 32, DAFS_ST_NOENT, 4),
+                     -DAFS_ST_BADMSG);                                     /* status in a request */
+    assert_int_equal(mutated_request(good, n, 36, 1, 4), -DAFS_ST_BADMSG); /* reserved */
+    assert_int_equal(mutated_request(good, n, 16, 0, 8), 0);      /* session id: not the codec's */
+    assert_int_equal(mutated_request(good, n, 14, 0xffff, 2), 0); /* credits: not the codec's */
 
     /* unknown opcode: the header is still returned, so the server can echo xid */
     memcpy(buf, good, (size_t)n);
@@ -479,7 +483,7 @@ static void test_header_errors(void **state)
     store_le(buf + 6, DAFS_OP_GETATTR, 2);
     store_le(buf + 32, (uint32_t)-5, 4); /* negative status */
     assert_int_equal(decode_reply_exact(buf, (size_t)m, &p), -DAFS_ST_BADMSG);
-    store_le(buf + 32, DAFS_ST_IO, 4);   /* error reply carrying a body */
+    store_le(buf + 32, DAFS_ST_IO, 4); /* error reply carrying a body */
     assert_int_equal(decode_reply_exact(buf, (size_t)m, &p), -DAFS_ST_BADMSG);
 }
 
@@ -528,8 +532,8 @@ static void test_fh_len_range(void **state)
 {
     (void)state;
     raw r;
-    static const int cases[][2] = {{0, -DAFS_ST_BADMSG}, {1, 0}, {64, 0},
-                                   {65, -DAFS_ST_BADMSG}, {255, -DAFS_ST_BADMSG}};
+    static const int cases[][2] = {
+        {0, -DAFS_ST_BADMSG}, {1, 0}, {64, 0}, {65, -DAFS_ST_BADMSG}, {255, -DAFS_ST_BADMSG}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         raw_begin(&r, DAFS_OP_GETATTR, false);
         raw_fh(&r, (uint8_t)cases[i][0]);
@@ -562,8 +566,8 @@ static int dirop_with_name(uint16_t op, uint32_t name_len)
 static void test_name_len_range(void **state)
 {
     (void)state;
-    static const uint16_t ops[] = {DAFS_OP_LOOKUP, DAFS_OP_OPEN, DAFS_OP_REMOVE,
-                                   DAFS_OP_MKDIR, DAFS_OP_RMDIR};
+    static const uint16_t ops[] = {DAFS_OP_LOOKUP, DAFS_OP_OPEN, DAFS_OP_REMOVE, DAFS_OP_MKDIR,
+                                   DAFS_OP_RMDIR};
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
         assert_int_equal(dirop_with_name(ops[i], 0), -DAFS_ST_BADMSG);
         assert_int_equal(dirop_with_name(ops[i], 1), 0);
@@ -921,7 +925,9 @@ static void test_readdir_encoder(void **state)
     uint32_t added = 0;
     for (;;) {
         snprintf(names[added], sizeof names[added], "entry-%03u", added); /* 9 bytes */
-        dafs_dirent_wire ent = {.fileid = 1000 + added, .cookie = added + 1, .type = 0100000,
+        dafs_dirent_wire ent = {.fileid = 1000 + added,
+                                .cookie = added + 1,
+                                .type = 0100000,
                                 .name = {(const uint8_t *)names[added], 9}};
         size_t before = e.pos;
         int rc = dafs_readdir_enc_add(&e, &ent);
