@@ -818,6 +818,38 @@ static void test_credits(void)
     client_close(&c);
 }
 
+/* Many sessions share the receive pool: grants go down as sessions come
+ * and back up as they leave. */
+static void test_grants(void)
+{
+    enum { NSESS = 40 };
+    client c;
+    CHECK(client_open(&c, port) == 0, "client open");
+    CHECK(do_connect(&c, "grants-base", 1, 32) == 0, "connect base");
+    uint64_t base = c.session;
+    CHECK(simple(&c, DAFS_OP_NULL) == 0, "null");
+    unsigned before = c.credits;
+    uint64_t ids[NSESS];
+    for (int i = 0; i < NSESS; i++) {
+        CHECK(do_connect(&c, "grants", 1, 32) == 0, "connect %d", i);
+        ids[i] = c.session;
+    }
+    unsigned during = c.credits;
+    c.session = base;
+    CHECK(simple(&c, DAFS_OP_NULL) == 0, "base null");
+    CHECK(c.credits == during && during <= 512 / NSESS && during >= 2,
+          "grant with %d more sessions: %u (before %u)", NSESS, c.credits, before);
+    for (int i = 0; i < NSESS; i++) {
+        c.session = ids[i];
+        CHECK(simple(&c, DAFS_OP_DISCONNECT) == 0, "disconnect %d", i);
+    }
+    c.session = base;
+    CHECK(simple(&c, DAFS_OP_NULL) == 0, "base null after");
+    CHECK(c.credits > during, "grant not raised again: %u -> %u", during, c.credits);
+    CHECK(simple(&c, DAFS_OP_DISCONNECT) == 0, "disconnect base");
+    client_close(&c);
+}
+
 /* A new boot verifier for the same client id ends the old incarnation. */
 static void test_incarnation(void)
 {
@@ -876,8 +908,10 @@ static int run_dafsd(const char *a1, const char *a2, const char *a3)
     pid_t pid = fork();
     if (pid == 0) {
         int devnull = open("/dev/null", O_WRONLY);
-        if (devnull >= 0)
+        if (devnull >= 0) {
+            dup2(devnull, 1);
             dup2(devnull, 2);
+        }
         execl(dafsd_path, dafsd_path, a1, a2, a3, (char *)NULL);
         _exit(127);
     }
@@ -951,7 +985,8 @@ int main(int argc, char **argv)
         {"round_trip", test_round_trip}, {"direct", test_direct},
         {"offsets", test_offsets},       {"hostile", test_hostile},
         {"names", test_names},           {"readdir", test_readdir},
-        {"credits", test_credits},       {"incarnation", test_incarnation},
+        {"credits", test_credits},       {"grants", test_grants},
+        {"incarnation", test_incarnation},
         {"lease", test_lease},
     };
     for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
