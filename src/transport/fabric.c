@@ -23,6 +23,8 @@
  *    no ports; a name without the "fi_shm://" prefix is used verbatim as the
  *    shared-memory region name, so (node, service) maps deterministically to
  *    "dafs_shm_<service>" and a client given the same port finds the server.
+ *    An flock on "<name>.lock" makes stale regions of crashed servers safe to
+ *    remove (see shm_claim_name).
  *  - Test hook: $DAFS_FABRIC_MAX_MSG (>= 4096) lowers max_msg_size so tests
  *    can exercise splitting and EMSGSIZE on providers that allow SIZE_MAX.
  *  - Waiting: a CQ with a wait fd when the provider offers one, else
@@ -38,7 +40,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -351,6 +357,70 @@ static int record_bound_service(dfab *f, const dfab_config *cfg)
     return 0;
 }
 
+/* A crashed shm server leaves its region behind and libfabric then refuses
+ * the name (-FI_EBUSY) forever.  So every dafs shm listener holds an flock on
+ * "<name>.lock" for its lifetime: holding the lock proves any region of that
+ * name is stale, and we unlink it before libfabric creates a fresh one.  The
+ * lock file is removed on close; a locker that finds its file already
+ * unlinked (inode changed) retries, so two listeners never share a name. */
+static int lock_name_file(const char *lock_name, int *lock_fd)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/dev/shm/%s", lock_name);
+    for (int attempt = 0; attempt < 8; attempt++) {
+        int fd = shm_open(lock_name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0)
+            return -errno;
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            int e = errno == EWOULDBLOCK ? -EADDRINUSE : -errno;
+            close(fd);
+            return e;
+        }
+        struct stat held, named;
+        if (fstat(fd, &held) == 0 && stat(path, &named) == 0 && held.st_ino == named.st_ino &&
+            held.st_dev == named.st_dev) {
+            *lock_fd = fd;
+            return 0;
+        }
+        close(fd); /* unlinked by its previous owner meanwhile: try again */
+    }
+    return -EADDRINUSE;
+}
+
+static int shm_claim_name(const char *service, int *lock_fd, const char **errmsg)
+{
+    char name[64], lock_name[80];
+    snprintf(name, sizeof name, SHM_NAME_PREFIX "%s", service ? service : "0");
+    snprintf(lock_name, sizeof lock_name, "%s.lock", name);
+    int ret = lock_name_file(lock_name, lock_fd);
+    if (ret) {
+        if (ret == -EADDRINUSE)
+            *errmsg = set_err("shm address '%s' is in use by another server", name);
+        else
+            *errmsg = set_err("cannot lock %s: %s", lock_name, strerror(-ret));
+        return ret;
+    }
+    if (shm_unlink(name) != 0 && errno != ENOENT) {
+        ret = -errno;
+        close(*lock_fd);
+        *lock_fd = -1;
+        *errmsg = set_err("cannot remove stale shm region %s: %s", name, strerror(-ret));
+        return ret;
+    }
+    return 0;
+}
+
+/* Called with the lock held, after the region is gone. */
+static void shm_release_name(dfab *f)
+{
+    char lock_name[80];
+    snprintf(lock_name, sizeof lock_name, SHM_NAME_PREFIX "%s.lock", f->bound_service);
+    if (f->bound_service[0])
+        shm_unlink(lock_name); /* best effort: a leftover lock file is harmless */
+    close(f->shm_lock_fd);
+    f->shm_lock_fd = -1;
+}
+
 static int open_with_provider(const dfab_config *cfg, const char *prov, dfab **out,
                               const char **errmsg)
 {
@@ -366,7 +436,12 @@ static int open_with_provider(const dfab_config *cfg, const char *prov, dfab **o
         return e;
     }
     atomic_init(&f->next_requested_key, 1);
-    int ret = get_final_info(cfg, prov, &f->info, errmsg);
+    f->shm_lock_fd = -1;
+    int ret = 0;
+    if (strcmp(prov, "shm") == 0 && cfg->listen)
+        ret = shm_claim_name(cfg->service, &f->shm_lock_fd, errmsg);
+    if (!ret)
+        ret = get_final_info(cfg, prov, &f->info, errmsg);
     if (!ret) {
         fill_limits(f);
         if (f->limits.mr_mode & FI_MR_RAW) {
@@ -385,6 +460,8 @@ static int open_with_provider(const dfab_config *cfg, const char *prov, dfab **o
     }
     if (ret) {
         close_objects(f);
+        if (f->shm_lock_fd >= 0)
+            close(f->shm_lock_fd);
         close(f->wake_fd);
         free(f);
         return ret;
@@ -449,6 +526,8 @@ void dfab_close(dfab *f)
     if (!f)
         return;
     close_objects(f);
+    if (f->shm_lock_fd >= 0)
+        shm_release_name(f); /* after the region is gone */
     close(f->wake_fd);
     free(f);
 }

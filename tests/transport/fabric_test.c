@@ -720,6 +720,44 @@ static int idle_main(bool listen)
     return 0;
 }
 
+/* shm: a second listener on a name in use is refused; a crashed listener's
+ * leftover region does not block a restart on the same port. */
+static int shm_names_main(void)
+{
+    role = "shm-names";
+    char service[16];
+    snprintf(service, sizeof service, "%d", 30000 + getpid() % 20000);
+    dfab_config cfg = {.provider = "shm", .service = service, .listen = true};
+    int fds[2];
+    CHECK(pipe(fds) == 0, "pipe");
+    pid_t holder = fork();
+    CHECK(holder >= 0, "fork");
+    if (holder == 0) {
+        dfab *f = open_or_die(&cfg);
+        (void)f;
+        CHECK(write(fds[1], "x", 1) == 1, "pipe");
+        for (;;)
+            pause(); /* killed below, leaving its region behind */
+    }
+    char c;
+    CHECK(read(fds[0], &c, 1) == 1, "holder did not open");
+    dfab *f = NULL;
+    const char *err = NULL;
+    int ret = dfab_open(&cfg, &f, &err);
+    CHECK(ret == -EADDRINUSE, "second listener on %s: %d (%s)", service, ret, err ? err : "");
+    fprintf(stderr, "[shm-names] ok: in use: %s\n", err);
+    kill(holder, SIGKILL);
+    CHECK(waitpid(holder, NULL, 0) == holder, "waitpid");
+    char path[64];
+    snprintf(path, sizeof path, "/dev/shm/dafs_shm_%s", service);
+    CHECK(access(path, F_OK) == 0, "expected a stale region at %s", path);
+    f = open_or_die(&cfg);
+    dfab_close(f);
+    CHECK(access(path, F_OK) != 0, "region %s left after close", path);
+    fprintf(stderr, "[shm-names] ok: restart over a crashed listener's region\n");
+    return 0;
+}
+
 /* ----------------------------------------------------------- parent -- */
 
 static pid_t spawn(int (*fn)(void *), void *arg)
@@ -735,6 +773,7 @@ static int run_server(void *arg) { return server_main(*(int *)arg); }
 static int run_client(void *arg) { return client_main(arg); }
 static int run_bad_provider(void *arg) { (void)arg; return bad_provider_main(); }
 static int run_idle(void *arg) { return idle_main(arg != NULL); }
+static int run_shm_names(void *arg) { (void)arg; return shm_names_main(); }
 
 /* Wait for pid with a deadline; kill it (by pid) if it hangs. */
 static bool reap_child(pid_t pid, const char *what, int timeout_s)
@@ -804,6 +843,8 @@ int main(int argc, char **argv)
     failures += !reap_child(spawn(run_bad_provider, NULL), "bad provider", 30);
     failures += !reap_child(spawn(run_idle, NULL), "idle client", 30);
     failures += !reap_child(spawn(run_idle, "listen"), "idle server", 30);
+    if (strcmp(provider, "shm") == 0)
+        failures += !reap_child(spawn(run_shm_names, NULL), "shm names", 30);
 
     failures += run_pair(NULL);
     /* again with max_msg_size lowered, so RMA is split and EMSGSIZE is hit */
