@@ -190,7 +190,7 @@ static void format_time(int64_t sec, uint32_t nsec, char *buf, size_t len, bool 
     char base[64];
     (void)strftime(base, sizeof base, precise ? "%Y-%m-%d %H:%M:%S" : "%Y-%m-%d %H:%M", &tm);
     if (precise)
-        (void)snprintf(buf, len, "%s.%09u", base, nsec);
+        (void)snprintf(buf, len, "%.32s.%09u", base, nsec % 1000000000u);
     else
         (void)snprintf(buf, len, "%s", base);
 }
@@ -366,8 +366,8 @@ static int cmd_get_or_cat(cli *c, const char *url, const char *local)
 {
     if (open_session(c, url) != 0)
         return 1;
-    dafs_file *f;
-    uint64_t size;
+    dafs_file *f = NULL;
+    uint64_t size = 0;
     int status = open_remote_for_read(c, url, &f, &size);
     if (status != 0)
         return close_session(c, url, status);
@@ -586,7 +586,7 @@ static int cmd_stat(cli *c, int argc, char **argv)
     int rc = dafs_stat(c->s, c->path, &st);
     if (rc < 0)
         return close_session(c, url, fail_dafs(c, url, rc));
-    char mode[11], at[64], mt[64], ct[64];
+    char mode[11], at[80], mt[80], ct[80];
     mode_string(st.mode, mode);
     format_time(st.atime.tv_sec, st.atime.tv_nsec, at, sizeof at, true);
     format_time(st.mtime.tv_sec, st.mtime.tv_nsec, mt, sizeof mt, true);
