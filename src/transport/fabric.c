@@ -36,18 +36,18 @@
  */
 #include "fabric_internal.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 
 #include <rdma/fi_cm.h>
 #include <rdma/fi_domain.h>
@@ -91,8 +91,8 @@ static struct fi_info *make_hints(const char *prov, uint64_t extra_caps, bool wa
     hints->caps = FI_MSG | FI_RMA | extra_caps;
     hints->mode = 0;
     hints->domain_attr->threading = FI_THREAD_SAFE;
-    hints->domain_attr->mr_mode = FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED |
-                                  FI_MR_PROV_KEY | FI_MR_ENDPOINT;
+    hints->domain_attr->mr_mode =
+        FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED | FI_MR_PROV_KEY | FI_MR_ENDPOINT;
     if (want_saw) {
         hints->tx_attr->msg_order = FI_ORDER_SAW;
         hints->rx_attr->msg_order = FI_ORDER_SAW;
@@ -113,7 +113,7 @@ static int default_rank(const struct fi_info *info)
     static const char *const skipped[] = {"net", "sockets", "shm", "net;ofi_rxm",
                                           "sockets;ofi_rxm"};
     static const char *const hardware[] = {"verbs;ofi_rxm", "efa", "psm3", "psm2",
-                                           "cxi", "opx", "ucx"};
+                                           "cxi",           "opx", "ucx"};
     for (size_t i = 0; i < sizeof skipped / sizeof skipped[0]; i++)
         if (provider_is(info, skipped[i]))
             return -1;
@@ -137,8 +137,9 @@ static int choose_provider(const char *requested, char *out, size_t outlen, cons
     if (ret) {
         const char *fp = getenv("FI_PROVIDER");
         if (requested)
-            *errmsg = set_err("no libfabric provider '%s' with FI_EP_RDM+FI_MSG+FI_RMA (%s)",
-                              requested, fi_strerror(-ret));
+            *errmsg = set_err("no libfabric provider '%s' with FI_EP_RDM+FI_MSG+FI_RMA (%s)%s%s%s",
+                              requested, fi_strerror(-ret), fp ? "; FI_PROVIDER='" : "",
+                              fp ? fp : "", fp ? "' also filters" : "");
         else
             *errmsg = set_err("no usable libfabric provider (FI_PROVIDER='%s'): %s", fp ? fp : "",
                               fi_strerror(-ret));
@@ -194,8 +195,8 @@ static int get_final_info(const dfab_config *cfg, const char *prov, struct fi_in
             }
             ret = fi_getinfo(DFAB_FI_VERSION, NULL, NULL, 0, hints, out);
         } else if (cfg->listen) {
-            ret = fi_getinfo(DFAB_FI_VERSION, node, cfg->service ? cfg->service : "0",
-                             FI_SOURCE, hints, out);
+            ret = fi_getinfo(DFAB_FI_VERSION, node, cfg->service ? cfg->service : "0", FI_SOURCE,
+                             hints, out);
         } else {
             /* the destination lets libfabric pick a route-appropriate source */
             ret = fi_getinfo(DFAB_FI_VERSION, node, "0", 0, hints, out);
@@ -229,8 +230,8 @@ static void fill_limits(dfab *f)
     l->tx_size = info->tx_attr->size;
     l->rx_size = info->rx_attr->size;
     l->mr_mode = (uint64_t)info->domain_attr->mr_mode;
-    l->write_then_send_ordered = (info->tx_attr->msg_order & FI_ORDER_SAW) &&
-                                 (info->rx_attr->msg_order & FI_ORDER_SAW);
+    l->write_then_send_ordered =
+        (info->tx_attr->msg_order & FI_ORDER_SAW) && (info->rx_attr->msg_order & FI_ORDER_SAW);
     l->virt_addr = (info->domain_attr->mr_mode & FI_MR_VIRT_ADDR) != 0;
     f->mr_local = (info->domain_attr->mr_mode & FI_MR_LOCAL) != 0;
     f->mr_endpoint = (info->domain_attr->mr_mode & FI_MR_ENDPOINT) != 0;
@@ -295,8 +296,7 @@ static int open_objects(dfab *f, const char **errmsg)
     }
     if (ret) {
         if (ret == -FI_EBUSY && f->is_shm)
-            *errmsg = set_err("shm endpoint name already in use (%s: %s)", step,
-                              fi_strerror(-ret));
+            *errmsg = set_err("shm endpoint name already in use (%s: %s)", step, fi_strerror(-ret));
         else
             *errmsg = set_err("%s failed: %s", step, fi_strerror(-ret));
         return ret == -FI_EBUSY && f->is_shm ? -EADDRINUSE : fabric_errno(ret);
@@ -511,8 +511,7 @@ int dfab_open(const dfab_config *cfg, dfab **out, const char **errmsg)
     if (ret)
         return ret;
     if (strcmp(prov, "shm") == 0 && !shm_service_ok(cfg->service)) {
-        *errmsg = set_err("shm service '%s' must be a short name without '/' or ':'",
-                          cfg->service);
+        *errmsg = set_err("shm service '%s' must be a short name without '/' or ':'", cfg->service);
         return -EINVAL;
     }
     bool any_port = !cfg->service || strcmp(cfg->service, "0") == 0;

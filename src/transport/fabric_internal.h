@@ -31,13 +31,13 @@ struct dfab {
     struct fid_ep *ep;
     dfab_limits limits;
     bool is_shm;
-    bool reports_source;       /* FI_SOURCE granted: fi_cq_readfrom is meaningful */
-    bool mr_local;             /* FI_MR_LOCAL: descriptors required */
-    bool mr_endpoint;          /* FI_MR_ENDPOINT: bind MRs to the ep */
-    bool mr_prov_key;          /* FI_MR_PROV_KEY: provider picks keys */
-    int cq_wait_fd;            /* -1 when the CQ has no wait fd */
-    int wake_fd;               /* eventfd for dfab_wake */
-    int shm_lock_fd;           /* shm listener: flock held on "<name>.lock", else -1 */
+    bool reports_source; /* FI_SOURCE granted: fi_cq_readfrom is meaningful */
+    bool mr_local;       /* FI_MR_LOCAL: descriptors required */
+    bool mr_endpoint;    /* FI_MR_ENDPOINT: bind MRs to the ep */
+    bool mr_prov_key;    /* FI_MR_PROV_KEY: provider picks keys */
+    int cq_wait_fd;      /* -1 when the CQ has no wait fd */
+    int wake_fd;         /* eventfd for dfab_wake */
+    int shm_lock_fd;     /* shm listener: flock held on "<name>.lock", else -1 */
     atomic_uint_fast64_t next_requested_key;
     _Atomic int64_t last_activity_ns; /* last completion or post, for nap lengths */
     char bound_service[32];

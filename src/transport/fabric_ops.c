@@ -23,9 +23,9 @@
 #include <rdma/fi_endpoint.h>
 #include <rdma/fi_rma.h>
 
-#define EAGAIN_RETRY_NS 5000000000LL /* give up a post stuck on -FI_EAGAIN after 5 s */
-#define MAX_NESTED_PROGRESS 4        /* EAGAIN retries from inside callbacks */
-#define MAX_RMA_IOV 8
+#define EAGAIN_RETRY_NS     5000000000LL /* give up a post stuck on -FI_EAGAIN after 5 s */
+#define MAX_NESTED_PROGRESS 4            /* EAGAIN retries from inside callbacks */
+#define MAX_RMA_IOV         8
 
 /* -------------------------------------------------------------- memory -- */
 
@@ -50,8 +50,7 @@ int dfab_mr_reg(dfab *f, void *buf, size_t len, unsigned access, dfab_mr **out)
         return -ENOMEM;
     uint64_t requested_key = f->mr_prov_key ? 0 : atomic_fetch_add(&f->next_requested_key, 1);
     struct fid_mr *fmr = NULL;
-    int ret = fi_mr_reg(f->domain, buf, len, access_flags(access), 0, requested_key, 0, &fmr,
-                        NULL);
+    int ret = fi_mr_reg(f->domain, buf, len, access_flags(access), 0, requested_key, 0, &fmr, NULL);
     if (!ret && f->mr_endpoint) {
         ret = fi_mr_bind(fmr, &f->ep->fid, 0);
         if (!ret)
@@ -217,8 +216,8 @@ struct seg_cursor {
 
 /* Fill the next part's remote iovs, covering at most `want` bytes; returns the
  * bytes covered (0 only when the segments run out). */
-static size_t next_part(struct seg_cursor *c, size_t want, size_t iov_limit,
-                        struct fi_rma_iov *iov, size_t *niov)
+static size_t next_part(struct seg_cursor *c, size_t want, size_t iov_limit, struct fi_rma_iov *iov,
+                        size_t *niov)
 {
     size_t covered = 0;
     *niov = 0;
@@ -268,8 +267,8 @@ static size_t count_parts(const dfab *f, size_t len, const dfab_rseg *segs, size
 void fabric_finish_rma_parts(dfab_op *op, int n, int status)
 {
     if (status)
-        __atomic_compare_exchange_n(&op->first_error, &(int){0}, status, false,
-                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+        __atomic_compare_exchange_n(&op->first_error, &(int){0}, status, false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE);
     if (__atomic_sub_fetch(&op->parts_left, n, __ATOMIC_ACQ_REL) == 0)
         op->done(op, __atomic_load_n(&op->first_error, __ATOMIC_ACQUIRE), 0, DFAB_ADDR_UNSPEC);
 }
@@ -277,7 +276,8 @@ void fabric_finish_rma_parts(dfab_op *op, int n, int status)
 static int rma(dfab *f, bool is_write, dfab_addr dst, void *buf, size_t len, dfab_mr *mr,
                const dfab_rseg *segs, size_t nsegs, uint64_t flags, dfab_op *op)
 {
-    size_t iov_limit = f->limits.rma_iov_limit < MAX_RMA_IOV ? f->limits.rma_iov_limit : MAX_RMA_IOV;
+    size_t iov_limit =
+        f->limits.rma_iov_limit < MAX_RMA_IOV ? f->limits.rma_iov_limit : MAX_RMA_IOV;
     if (!op || !op->done || (!buf && len) || (nsegs && !segs) || len == 0)
         return -EINVAL;
     if (!mr || !inside_mr(mr, buf, len))
@@ -329,8 +329,8 @@ int dfab_rma_write(dfab *f, dfab_addr dst, const void *buf, size_t len, dfab_mr 
     return rma(f, true, dst, (void *)buf, len, mr, segs, nsegs, flags, op);
 }
 
-int dfab_rma_read(dfab *f, dfab_addr dst, void *buf, size_t len, dfab_mr *mr,
-                  const dfab_rseg *segs, size_t nsegs, dfab_op *op)
+int dfab_rma_read(dfab *f, dfab_addr dst, void *buf, size_t len, dfab_mr *mr, const dfab_rseg *segs,
+                  size_t nsegs, dfab_op *op)
 {
     return rma(f, false, dst, buf, len, mr, segs, nsegs, FI_COMPLETION, op);
 }

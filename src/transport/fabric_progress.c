@@ -21,7 +21,7 @@
 #include <rdma/fi_domain.h>
 #include <rdma/fi_eq.h>
 
-#define SPIN_NS 30000L              /* poll the CQ this long before blocking */
+#define SPIN_NS  30000L /* poll the CQ this long before blocking */
 #define CQ_BATCH 16
 
 static _Thread_local int progress_depth;
@@ -190,7 +190,8 @@ static int progress_at_depth(dfab *f, int timeout_ms)
     int64_t deadline = timeout_ms < 0 ? -1 : start + (int64_t)timeout_ms * 1000000LL;
     bool woken = false;
     while (!woken && remaining_ns(deadline) > 0) {
-        int ret = f->cq_wait_fd >= 0 ? wait_fd(f, deadline, &woken) : wait_sleep(f, deadline, &woken);
+        int ret =
+            f->cq_wait_fd >= 0 ? wait_fd(f, deadline, &woken) : wait_sleep(f, deadline, &woken);
         if (ret < 0)
             return ret;
         handled = reap(f);

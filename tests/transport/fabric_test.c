@@ -35,27 +35,37 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CHECK(cond, ...)                                                                       \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            fprintf(stderr, "[%s] FAIL %s:%d: %s: ", role, __FILE__, __LINE__, #cond);          \
-            fprintf(stderr, __VA_ARGS__);                                                      \
-            fprintf(stderr, "\n");                                                             \
-            exit(1);                                                                           \
-        }                                                                                      \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "[%s] FAIL %s:%d: %s: ", role, __FILE__, __LINE__, #cond);             \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+            exit(1);                                                                               \
+        }                                                                                          \
     } while (0)
 
-enum { MSG_HELLO = 1, MSG_PING, MSG_WRITE, MSG_READ, MSG_BW, MSG_BIG, MSG_BYE, MSG_FLOOD, MSG_REPLY };
+enum {
+    MSG_HELLO = 1,
+    MSG_PING,
+    MSG_WRITE,
+    MSG_READ,
+    MSG_BW,
+    MSG_BIG,
+    MSG_BYE,
+    MSG_FLOOD,
+    MSG_REPLY
+};
 
-#define MAX_SEGS 8
-#define NRECV 8
-#define WAIT_MS 30000
-#define BIG_BUF (64u << 20)
-#define BW_SLOT (1u << 20)
-#define BW_DEPTH 8
-#define BW_OPS 256
+#define MAX_SEGS  8
+#define NRECV     8
+#define WAIT_MS   30000
+#define BIG_BUF   (64u << 20)
+#define BW_SLOT   (1u << 20)
+#define BW_DEPTH  8
+#define BW_OPS    256
 #define LAT_ITERS 2000
-#define FLOOD 5000 /* more than any provider's tx queue: exercises -FI_EAGAIN */
+#define FLOOD     5000 /* more than any provider's tx queue: exercises -FI_EAGAIN */
 
 struct msg {
     uint32_t type;
@@ -201,12 +211,12 @@ static void server_rma(struct server *s, const struct msg *req, bool write)
     CHECK(req->len <= BIG_BUF && req->nsegs <= MAX_SEGS, "bad request");
     if (write) {
         fill_pattern(s->big, req->len, req->seed);
-        ret = dfab_rma_write(s->f, s->client, s->big, req->len, s->big_mr, req->segs,
-                             req->nsegs, true, &fo.op);
+        ret = dfab_rma_write(s->f, s->client, s->big, req->len, s->big_mr, req->segs, req->nsegs,
+                             true, &fo.op);
     } else {
         memset(s->big, 0, req->len);
-        ret = dfab_rma_read(s->f, s->client, s->big, req->len, s->big_mr, req->segs,
-                            req->nsegs, &fo.op);
+        ret = dfab_rma_read(s->f, s->client, s->big, req->len, s->big_mr, req->segs, req->nsegs,
+                            &fo.op);
     }
     CHECK(ret == 0, "rma post: %s", strerror(-ret));
     wait_flag(s->f, &fo);
@@ -228,8 +238,7 @@ static void server_bandwidth(struct server *s, const struct msg *req)
                 continue;
             CHECK(ops[i].status == 0, "bw completion: %s", strerror(-ops[i].status));
             ops[i] = (struct flag_op){.op.done = flag_done};
-            dfab_rseg seg = {req->segs[0].addr + (uint64_t)i * BW_SLOT, req->segs[0].key,
-                             BW_SLOT};
+            dfab_rseg seg = {req->segs[0].addr + (uint64_t)i * BW_SLOT, req->segs[0].key, BW_SLOT};
             int ret = dfab_rma_write(s->f, s->client, s->big + (size_t)i * BW_SLOT, BW_SLOT,
                                      s->big_mr, &seg, 1, false, &ops[i].op);
             CHECK(ret == 0, "bw write: %s", strerror(-ret));
@@ -327,16 +336,14 @@ static int server_main(int port_fd)
     CHECK(ret == 0 && strcmp(port, "0") != 0, "bound service '%s'", port);
     const dfab_limits *l = dfab_get_limits(s.f);
     fprintf(stderr,
-            "[server] %s port %s max_msg %zu inject %zu rma_iov %zu mr_mode 0x%" PRIx64
-            " saw %d\n",
+            "[server] %s port %s max_msg %zu inject %zu rma_iov %zu mr_mode 0x%" PRIx64 " saw %d\n",
             l->provider, port, l->max_msg_size, l->inject_size, l->rma_iov_limit, l->mr_mode,
             l->write_then_send_ordered);
     s.slots = calloc(NRECV, sizeof *s.slots);
     s.out = calloc(1, sizeof *s.out);
     s.big = malloc(BIG_BUF);
     CHECK(s.slots && s.out && s.big, "oom");
-    CHECK(dfab_mr_reg(s.f, s.slots, NRECV * sizeof *s.slots, DFAB_ACCESS_LOCAL, &s.slots_mr) ==
-              0,
+    CHECK(dfab_mr_reg(s.f, s.slots, NRECV * sizeof *s.slots, DFAB_ACCESS_LOCAL, &s.slots_mr) == 0,
           "mr");
     CHECK(dfab_mr_reg(s.f, s.out, sizeof *s.out, DFAB_ACCESS_LOCAL, &s.out_mr) == 0, "mr");
     CHECK(dfab_mr_reg(s.f, s.big, BIG_BUF, DFAB_ACCESS_LOCAL, &s.big_mr) == 0, "mr");
@@ -348,6 +355,8 @@ static int server_main(int port_fd)
     while (server_serve_one(&s, &src_checked))
         ;
     fprintf(stderr, "[server] source address reported on %" PRIu64 " receives\n", src_checked);
+    ret = dfab_remove_addr(s.f, s.client);
+    CHECK(ret == 0, "remove_addr: %s", strerror(-ret));
     dfab_mr_close(s.slots_mr);
     dfab_mr_close(s.out_mr);
     dfab_mr_close(s.big_mr);
@@ -425,8 +434,7 @@ static size_t make_segs(struct client *c, size_t len, uint32_t nsegs, dfab_rseg 
     return (size_t)off; /* extent used */
 }
 
-static uint64_t gather_checksum(struct client *c, const dfab_rseg *segs, uint32_t nsegs,
-                                size_t len)
+static uint64_t gather_checksum(struct client *c, const dfab_rseg *segs, uint32_t nsegs, size_t len)
 {
     uint8_t *tmp = malloc(len);
     CHECK(tmp, "oom");
@@ -471,12 +479,13 @@ static void client_read_test(struct client *c, size_t len, uint32_t nsegs)
     c->out->nsegs = nsegs;
     make_segs(c, len, nsegs, c->out->segs);
     for (uint32_t i = 0; i < nsegs; i++)
-        fill_pattern(c->big + (c->out->segs[i].addr - c->big_mr->remote_addr),
-                     c->out->segs[i].len, i + len);
+        fill_pattern(c->big + (c->out->segs[i].addr - c->big_mr->remote_addr), c->out->segs[i].len,
+                     i + len);
     uint64_t expected = gather_checksum(c, c->out->segs, nsegs, len);
     struct msg reply = call(c);
-    CHECK(reply.sum == expected, "RMA read of %zu bytes in %u segs: server sum %" PRIx64
-          " expected %" PRIx64, len, nsegs, reply.sum, expected);
+    CHECK(reply.sum == expected,
+          "RMA read of %zu bytes in %u segs: server sum %" PRIx64 " expected %" PRIx64, len, nsegs,
+          reply.sum, expected);
     fprintf(stderr, "[client] ok: RMA read %zu bytes, %u segment(s)\n", len, nsegs);
 }
 
@@ -531,7 +540,8 @@ static void client_oversized(struct client *c)
     request(c, MSG_BIG);
     c->out->seq = ++c->seq;
     send_msg(c->f, c->server, c->out, c->out_mr);
-    size_t big = sizeof(struct msg) + 512; /* eager-sized: rendezvous truncation kills rxm connections */
+    size_t big =
+        sizeof(struct msg) + 512; /* eager-sized: rendezvous truncation kills rxm connections */
     struct flag_op fo = {.op.done = flag_done};
     int ret = dfab_send(c->f, c->server, c->big, big, c->big_mr, &fo.op);
     CHECK(ret == 0, "oversized send post: %s", strerror(-ret));
@@ -602,8 +612,7 @@ static int client_main(const char *port)
     c.big = malloc(BIG_BUF);
     CHECK(c.slots && c.out && c.big, "oom");
     unsigned remote = DFAB_ACCESS_LOCAL | DFAB_ACCESS_REMOTE_READ | DFAB_ACCESS_REMOTE_WRITE;
-    CHECK(dfab_mr_reg(c.f, c.slots, NRECV * sizeof *c.slots, DFAB_ACCESS_LOCAL, &c.slots_mr) ==
-              0,
+    CHECK(dfab_mr_reg(c.f, c.slots, NRECV * sizeof *c.slots, DFAB_ACCESS_LOCAL, &c.slots_mr) == 0,
           "mr");
     CHECK(dfab_mr_reg(c.f, c.out, sizeof *c.out, DFAB_ACCESS_LOCAL, &c.out_mr) == 0, "mr");
     CHECK(dfab_mr_reg(c.f, c.big, BIG_BUF, remote, &c.big_mr) == 0, "mr");
@@ -653,8 +662,12 @@ static int bad_provider_main(void)
     fprintf(stderr, "[bad-provider] ok: %s\n", err);
     ret = dfab_open(NULL, NULL, NULL);
     CHECK(ret == -EINVAL, "NULL out accepted");
-    /* default choice skips net/sockets/shm and prefers tcp;ofi_rxm */
-    unsetenv("FI_PROVIDER");
+    /* default choice skips net/sockets/shm and prefers tcp;ofi_rxm (libfabric
+     * reads FI_PROVIDER once, so this only makes sense without it) */
+    if (getenv("FI_PROVIDER")) {
+        fprintf(stderr, "[bad-provider] FI_PROVIDER set: default choice not checked\n");
+        return 0;
+    }
     unsetenv("DAFS_PROVIDER");
     ret = dfab_open(NULL, &f, &err);
     CHECK(ret == 0, "default open: %s", err);
@@ -690,20 +703,25 @@ static void *wake_later(void *arg)
 static int idle_main(bool listen)
 {
     role = listen ? "idle-server" : "idle-client";
-    dfab_config cfg = {.provider = provider, .node = "127.0.0.1", .service = "0",
-                       .listen = listen};
+    dfab_config cfg = {.provider = provider, .node = "127.0.0.1", .service = "0", .listen = listen};
     dfab *f = open_or_die(&cfg);
     static struct slot slot;
     dfab_mr *mr;
     CHECK(dfab_mr_reg(f, &slot, sizeof slot, DFAB_ACCESS_LOCAL, &mr) == 0, "mr");
     post_slot(f, &slot, mr);
-    double cpu0 = cpu_seconds();
-    int64_t t0 = now_ns();
-    int ret = dfab_progress(f, 300);
-    int64_t wall = now_ns() - t0;
-    double cpu = cpu_seconds() - cpu0;
-    CHECK(ret == 0, "idle progress returned %d", ret);
-    CHECK(wall >= 290 * 1000000LL && wall < 2000 * 1000000LL, "blocked %.1f ms", wall / 1e6);
+    /* best of 3: a spinning wait fails every time, a noisy machine rarely */
+    double cpu = 1e9;
+    int64_t wall = 0, t0;
+    int ret;
+    for (int attempt = 0; attempt < 3 && cpu >= 0.050; attempt++) {
+        double cpu0 = cpu_seconds();
+        t0 = now_ns();
+        ret = dfab_progress(f, 300);
+        wall = now_ns() - t0;
+        cpu = cpu_seconds() - cpu0;
+        CHECK(ret == 0, "idle progress returned %d", ret);
+        CHECK(wall >= 290 * 1000000LL && wall < 2000 * 1000000LL, "blocked %.1f ms", wall / 1e6);
+    }
     CHECK(cpu < 0.050, "idle progress burned %.1f ms CPU in %.1f ms", cpu * 1e3, wall / 1e6);
     /* dfab_wake from another thread ends a blocked progress early */
     pthread_t t;
@@ -713,8 +731,8 @@ static int idle_main(bool listen)
     wall = now_ns() - t0;
     pthread_join(t, NULL);
     CHECK(ret == 0 && wall < 1000 * 1000000LL, "wake took %.1f ms", wall / 1e6);
-    fprintf(stderr, "[%s] ok: idle progress %.1f ms CPU over 300 ms; woken after %.1f ms\n",
-            role, cpu * 1e3, wall / 1e6);
+    fprintf(stderr, "[%s] ok: idle progress %.1f ms CPU over 300 ms; woken after %.1f ms\n", role,
+            cpu * 1e3, wall / 1e6);
     dfab_mr_close(mr); /* MRs first: the domain cannot close under them */
     dfab_close(f);     /* drops the still-posted receive */
     return 0;
@@ -769,11 +787,28 @@ static pid_t spawn(int (*fn)(void *), void *arg)
     return pid;
 }
 
-static int run_server(void *arg) { return server_main(*(int *)arg); }
-static int run_client(void *arg) { return client_main(arg); }
-static int run_bad_provider(void *arg) { (void)arg; return bad_provider_main(); }
-static int run_idle(void *arg) { return idle_main(arg != NULL); }
-static int run_shm_names(void *arg) { (void)arg; return shm_names_main(); }
+static int run_server(void *arg)
+{
+    return server_main(*(int *)arg);
+}
+static int run_client(void *arg)
+{
+    return client_main(arg);
+}
+static int run_bad_provider(void *arg)
+{
+    (void)arg;
+    return bad_provider_main();
+}
+static int run_idle(void *arg)
+{
+    return idle_main(arg != NULL);
+}
+static int run_shm_names(void *arg)
+{
+    (void)arg;
+    return shm_names_main();
+}
 
 /* Wait for pid with a deadline; kill it (by pid) if it hangs. */
 static bool reap_child(pid_t pid, const char *what, int timeout_s)
