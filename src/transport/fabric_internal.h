@@ -66,7 +66,4 @@ static inline int64_t fabric_now_ns(void)
  * calls op->done after the last. */
 void fabric_finish_rma_parts(dfab_op *op, int n, int status);
 
-/* fabric_progress.c: how deeply dfab_progress() is nested on this thread. */
-int fabric_progress_depth(void);
-
 #endif

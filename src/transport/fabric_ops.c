@@ -1,10 +1,11 @@
 /*
  * fabric_ops.c — memory registration and posting: sends, receives, RMA.
  *
- * Every post goes through post_with_retry(): a full queue (-FI_EAGAIN) is
- * drained by progressing and the post retried, for at most 5 s.  Callbacks
- * may post, so this can nest; beyond a few levels we only drive the
- * provider (zero-count CQ read) and do not run more callbacks.
+ * Every post goes through post_with_retry(): on a full queue (-FI_EAGAIN)
+ * it drives the provider and retries, for at most 5 s.  It never runs
+ * completion callbacks itself: callers (server network thread, client
+ * progress role) rely on callbacks running only inside dfab_progress(), and a
+ * post from inside a callback must not recurse into more callbacks.
  *
  * RMA is split into parts of one local iov and at most rma_iov_limit remote
  * iovs, each part at most max_msg_size, posted with fi_writemsg/fi_readmsg
@@ -23,9 +24,8 @@
 #include <rdma/fi_endpoint.h>
 #include <rdma/fi_rma.h>
 
-#define EAGAIN_RETRY_NS     5000000000LL /* give up a post stuck on -FI_EAGAIN after 5 s */
-#define MAX_NESTED_PROGRESS 4            /* EAGAIN retries from inside callbacks */
-#define MAX_RMA_IOV         8
+#define EAGAIN_RETRY_NS 5000000000LL /* give up a post stuck on -FI_EAGAIN after 5 s */
+#define MAX_RMA_IOV     8
 
 /* -------------------------------------------------------------- memory -- */
 
@@ -108,19 +108,13 @@ static int post_with_retry(dfab *f, post_fn post, void *arg)
             deadline = now + EAGAIN_RETRY_NS;
         else if (now > deadline)
             return -ETIMEDOUT;
-        if (fabric_progress_depth() < MAX_NESTED_PROGRESS) {
-            int pr = dfab_progress(f, 0);
-            if (pr < 0)
-                return pr;
-        } else {
-            /* too deep to run more callbacks: a zero-count read drives the
-             * provider's progress (util CQs: shm, rxm) without taking any
-             * completion off the queue */
-            ssize_t pr = fi_cq_read(f->cq, NULL, 0);
-            if (pr < 0 && pr != -FI_EAGAIN && pr != -FI_EAVAIL)
-                return fabric_errno(pr);
-            sched_yield();
-        }
+        /* A zero-count read drives the provider (util CQs: shm, rxm), which
+         * frees queue slots, without taking completions off the CQ: their
+         * callbacks stay with whichever thread holds the progress role. */
+        ssize_t pr = fi_cq_read(f->cq, NULL, 0);
+        if (pr < 0 && pr != -FI_EAGAIN && pr != -FI_EAVAIL)
+            return fabric_errno(pr);
+        sched_yield();
     }
 }
 

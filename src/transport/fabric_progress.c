@@ -31,13 +31,6 @@
 #define CQ_BATCH 16
 #define HOT_NS   500000L /* no wait fd: keep polling this long after traffic */
 
-static _Thread_local int progress_depth;
-
-int fabric_progress_depth(void)
-{
-    return progress_depth;
-}
-
 /* ------------------------------------------------------------ progress -- */
 
 /* RMA ops carry a part count (> 0 until the last part completes); sends and
@@ -192,7 +185,7 @@ static int wait_sleep(dfab *f, int64_t deadline, bool *woken)
     return 0;
 }
 
-static int progress_at_depth(dfab *f, int timeout_ms)
+int dfab_progress(dfab *f, int timeout_ms)
 {
     int64_t start = fabric_now_ns();
     int handled;
@@ -215,14 +208,6 @@ static int progress_at_depth(dfab *f, int timeout_ms)
             return handled;
     }
     return 0;
-}
-
-int dfab_progress(dfab *f, int timeout_ms)
-{
-    progress_depth++;
-    int ret = progress_at_depth(f, timeout_ms);
-    progress_depth--;
-    return ret;
 }
 
 void dfab_wake(dfab *f)
