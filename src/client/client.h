@@ -33,6 +33,7 @@
 #define CLIENT_MSG_OVERHEAD 1024u       /* header + body fields around inline data */
 #define CLIENT_PIPELINE_DEPTH 8u        /* chunks of one large I/O in flight */
 #define CLIENT_PROGRESS_SLICE_MS 100    /* longest single block in dfab_progress */
+#define CLIENT_PROBE_MS 2000u           /* silence with requests outstanding before a probe */
 
 struct dafs_session;
 
@@ -98,6 +99,7 @@ struct dafs_session {
     bool progressing;         /* some caller holds the progress role */
     int broken;               /* 0, or the error every call now returns */
     uint64_t last_send_ms;
+    uint64_t last_reply_ms;   /* any reply received */
 
     /* registered regions (dafs_mem_register) */
     pthread_mutex_t regions_lock;

@@ -96,6 +96,7 @@ static void rx_done(dfab_op *op, int status, size_t len, dfab_addr src)
     pthread_mutex_lock(&s->lock);
     client_slot *slot = slot_for_reply_locked(s, &h);
     if (slot != NULL) {
+        s->last_reply_ms = engine_now_ms();
         update_grant_locked(s, h.credits);
         slot->rx = rx;
         slot->rx_len = len;
