@@ -9,9 +9,9 @@
  *
  * RMA is split into parts of one local iov and at most rma_iov_limit remote
  * iovs, each part at most max_msg_size, posted with fi_writemsg/fi_readmsg
- * and the caller's op as context.  op->parts_left counts the parts (plus a
- * guard while posting) so the last completion, on whichever thread, calls
- * op->done once with the first error.  Writes that must be visible before a
+ * and the caller's op as context.  op->parts_left counts the parts, so the
+ * last completion (in the progressing thread) calls op->done once with the
+ * first error.  Writes that must be visible before a
  * reply get FI_DELIVERY_COMPLETE unless the provider orders send-after-write.
  */
 #include "fabric_internal.h"
@@ -279,9 +279,10 @@ static int rma(dfab *f, bool is_write, dfab_addr dst, void *buf, size_t len, dfa
     size_t parts = count_parts(f, len, segs, nsegs, iov_limit);
     if (parts == 0 || parts > (size_t)(1 << 30))
         return -EINVAL; /* segments shorter than len */
-    /* +1 guard so no completion finishes the op while we are still posting */
-    op->parts_left = (int)parts + 1;
-    op->first_error = 0;
+    /* the count can only reach zero once every part is posted and complete,
+     * so the last completion, in the progressing thread, calls done */
+    __atomic_store_n(&op->first_error, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&op->parts_left, (int)parts, __ATOMIC_RELEASE);
     struct seg_cursor c = {segs, nsegs, 0, 0};
     size_t done = 0, posted = 0;
     int ret = 0;
@@ -306,11 +307,13 @@ static int rma(dfab *f, bool is_write, dfab_addr dst, void *buf, size_t len, dfa
         done += got;
     }
     if (ret && posted == 0) {
-        op->parts_left = 0;
-        return ret;
+        __atomic_store_n(&op->parts_left, 0, __ATOMIC_RELEASE);
+        return ret; /* nothing in flight: no callback */
     }
-    /* parts never posted count as finished, with the error */
-    fabric_finish_rma_parts(op, (int)(parts - posted) + 1, ret);
+    /* failed part-way: parts never posted count as finished with the error
+     * (done may then run here, if the posted parts already completed) */
+    if (ret)
+        fabric_finish_rma_parts(op, (int)(parts - posted), ret);
     return 0;
 }
 
