@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -54,18 +55,22 @@ enum {
     MSG_BIG,
     MSG_BYE,
     MSG_FLOOD,
+    MSG_THREADS,
     MSG_REPLY
 };
 
-#define MAX_SEGS  8
-#define NRECV     8
-#define WAIT_MS   30000
-#define BIG_BUF   (64u << 20)
-#define BW_SLOT   (1u << 20)
-#define BW_DEPTH  8
-#define BW_OPS    256
-#define LAT_ITERS 2000
-#define FLOOD     5000 /* more than any provider's tx queue: exercises -FI_EAGAIN */
+#define MAX_SEGS   8
+#define NRECV      8
+#define WAIT_MS    30000
+#define BIG_BUF    (64u << 20)
+#define BW_SLOT    (1u << 20)
+#define BW_DEPTH   8
+#define BW_OPS     256
+#define LAT_ITERS  2000
+#define MT_THREADS 4
+#define MT_ITERS   50
+#define MT_CHUNK   (256u << 10)
+#define FLOOD      5000 /* more than any provider's tx queue: exercises -FI_EAGAIN */
 
 struct msg {
     uint32_t type;
@@ -116,7 +121,7 @@ static void flag_done(dfab_op *op, int status, size_t len, dfab_addr src)
     (void)src;
     struct flag_op *fo = (struct flag_op *)op;
     fo->status = status;
-    fo->done = 1;
+    __atomic_store_n(&fo->done, 1, __ATOMIC_RELEASE);
 }
 
 static int64_t now_ns(void)
@@ -266,6 +271,65 @@ static void server_flood(struct server *s)
     }
 }
 
+/* Worker threads post RMA while the main thread alone progresses — the
+ * server's real threading pattern (FI_THREAD_SAFE endpoint). */
+struct mt_worker {
+    struct server *s;
+    const struct msg *req;
+    int index;
+    pthread_t thread;
+    struct flag_op fo;
+    int failures;
+    int finished;
+};
+
+static void *mt_worker_main(void *arg)
+{
+    struct mt_worker *w = arg;
+    uint8_t *src = w->s->big + (size_t)w->index * MT_CHUNK;
+    dfab_rseg seg = {w->req->segs[0].addr + (uint64_t)w->index * MT_CHUNK, w->req->segs[0].key,
+                     MT_CHUNK};
+    for (int i = 0; i < MT_ITERS; i++) {
+        fill_pattern(src, MT_CHUNK, (uint64_t)w->index * 1000 + (uint64_t)i);
+        w->fo = (struct flag_op){.op.done = flag_done};
+        int ret = dfab_rma_write(w->s->f, w->s->client, src, MT_CHUNK, w->s->big_mr, &seg, 1, true,
+                                 &w->fo.op);
+        if (ret) {
+            w->failures++;
+            break;
+        }
+        while (!__atomic_load_n(&w->fo.done, __ATOMIC_ACQUIRE))
+            sched_yield();
+        if (w->fo.status)
+            w->failures++;
+    }
+    __atomic_store_n(&w->finished, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void server_threads(struct server *s, const struct msg *req)
+{
+    struct mt_worker w[MT_THREADS];
+    for (int i = 0; i < MT_THREADS; i++) {
+        w[i] = (struct mt_worker){.s = s, .req = req, .index = i};
+        CHECK(pthread_create(&w[i].thread, NULL, mt_worker_main, &w[i]) == 0, "thread");
+    }
+    /* progress until every worker has finished its last write */
+    for (;;) {
+        int busy = 0;
+        for (int i = 0; i < MT_THREADS; i++)
+            busy += !__atomic_load_n(&w[i].finished, __ATOMIC_ACQUIRE);
+        if (!busy)
+            break;
+        int ret = dfab_progress(s->f, 10);
+        CHECK(ret >= 0, "progress: %s", strerror(-ret));
+    }
+    for (int i = 0; i < MT_THREADS; i++)
+        pthread_join(w[i].thread, NULL);
+    for (int i = 0; i < MT_THREADS; i++)
+        CHECK(w[i].failures == 0, "worker %d: %d failures", i, w[i].failures);
+}
+
 static void server_handle_hello(struct server *s, struct slot *in)
 {
     CHECK(in->len == sizeof in->m && in->m.namelen <= sizeof in->m.name, "bad hello");
@@ -310,6 +374,9 @@ static bool server_serve_one(struct server *s, uint64_t *src_checked)
         break;
     case MSG_BW:
         server_bandwidth(s, &req);
+        break;
+    case MSG_THREADS:
+        server_threads(s, &req);
         break;
     case MSG_FLOOD:
         send_msg(s->f, s->client, s->out, s->out_mr); /* go ahead */
@@ -580,6 +647,24 @@ static void client_flood(struct client *c)
     fprintf(stderr, "[client] ok: %d back-to-back sends\n", FLOOD);
 }
 
+static void client_threads(struct client *c)
+{
+    request(c, MSG_THREADS);
+    c->out->nsegs = 1;
+    c->out->segs[0] = (dfab_rseg){c->big_mr->remote_addr, c->big_mr->key, MT_THREADS * MT_CHUNK};
+    memset(c->big, 0, MT_THREADS * MT_CHUNK);
+    call(c);
+    uint8_t *want = malloc(MT_CHUNK);
+    CHECK(want, "oom");
+    for (int i = 0; i < MT_THREADS; i++) {
+        fill_pattern(want, MT_CHUNK, (uint64_t)i * 1000 + MT_ITERS - 1);
+        CHECK(memcmp(want, c->big + (size_t)i * MT_CHUNK, MT_CHUNK) == 0,
+              "worker %d's last write not visible", i);
+    }
+    free(want);
+    fprintf(stderr, "[client] ok: %d server threads x %d RMA writes\n", MT_THREADS, MT_ITERS);
+}
+
 static void client_bad_input(struct client *c)
 {
     struct flag_op fo = {.op.done = flag_done};
@@ -635,6 +720,7 @@ static int client_main(const char *port)
     if (!getenv("FABRIC_TEST_NO_MEASURE"))
         client_measure(&c);
     client_bad_input(&c);
+    client_threads(&c);
     client_flood(&c);
     client_pings(&c, 10);
     client_oversized(&c); /* last: the provider may drop the connection */
