@@ -137,9 +137,13 @@ static int choose_provider(const char *requested, char *out, size_t outlen, cons
     if (ret) {
         const char *fp = getenv("FI_PROVIDER");
         if (requested)
-            *errmsg = set_err("no libfabric provider '%s' with FI_EP_RDM+FI_MSG+FI_RMA (%s)%s%s%s",
-                              requested, fi_strerror(-ret), fp ? "; FI_PROVIDER='" : "",
-                              fp ? fp : "", fp ? "' also filters" : "");
+            *errmsg =
+                set_err("no libfabric provider '%s' with FI_EP_RDM+FI_MSG+FI_RMA (%s)%s%s%s%s",
+                        requested, fi_strerror(-ret),
+                        (strcmp(requested, "tcp") && strcmp(requested, "verbs"))
+                            ? ""
+                            : "; for RDM over it ask for '<name>;ofi_rxm'",
+                        fp ? "; FI_PROVIDER='" : "", fp ? fp : "", fp ? "' also filters" : "");
         else
             *errmsg = set_err("no usable libfabric provider (FI_PROVIDER='%s'): %s", fp ? fp : "",
                               fi_strerror(-ret));

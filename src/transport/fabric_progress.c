@@ -80,7 +80,7 @@ static int complete_error(dfab *f)
 static int reap(dfab *f)
 {
     struct fi_cq_data_entry entries[CQ_BATCH];
-    fi_addr_t srcs[CQ_BATCH];
+    fi_addr_t srcs[CQ_BATCH] = {0}; /* filled by readfrom; zeroed for the analyzer */
     int handled = 0;
     for (;;) {
         ssize_t n = f->reports_source ? fi_cq_readfrom(f->cq, entries, CQ_BATCH, srcs)
