@@ -274,7 +274,7 @@ int engine_send(client_slot *slot, dafs_request *req)
     req->hdr.flags = 0;
     req->hdr.credits = 0;
     req->hdr.status = 0;
-    req->hdr.reserved = 0;
+    req->hdr.cred = 0; /* TODO(issue 3): the session's registered credential */
     slot->opcode = req->hdr.opcode;
     int len = dafs_encode_request(slot->sbuf, s->send_size, req);
     if (len < 0)

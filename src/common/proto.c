@@ -303,7 +303,7 @@ void dafs_encode_hdr(void *buf, const dafs_hdr *h)
     store_u64(p + 16, h->session_id);
     store_u64(p + 24, h->xid);
     store_u32(p + 32, (uint32_t)h->status);
-    store_u32(p + 36, h->reserved);
+    store_u32(p + 36, h->cred);
 }
 
 int dafs_decode_hdr(const void *buf, size_t len, dafs_hdr *out)
@@ -321,12 +321,14 @@ int dafs_decode_hdr(const void *buf, size_t len, dafs_hdr *out)
     out->session_id = load_u64(p + 16);
     out->xid = load_u64(p + 24);
     out->status = (int32_t)load_u32(p + 32);
-    out->reserved = load_u32(p + 36);
+    out->cred = load_u32(p + 36);
     if (out->magic != DAFS_PROTO_MAGIC)
         return -DAFS_ST_BADMSG;
     if (out->version != DAFS_PROTO_VERSION)
         return -DAFS_ST_VERSION;
-    if (out->length != len || out->length > DAFS_MSG_LIMIT || out->reserved != 0)
+    if (out->length != len || out->length > DAFS_MSG_LIMIT)
+        return -DAFS_ST_BADMSG;
+    if ((out->flags & DAFS_HDR_REPLY) && out->cred != 0) /* cred only travels in requests */
         return -DAFS_ST_BADMSG;
     return 0;
 }
@@ -868,8 +870,8 @@ static bool get_reply_body(reader *r, dafs_reply *m)
 /* ---- whole messages ---------------------------------------------------- */
 
 /*
- * Header fields the encoder owns: magic, version, reserved and the reply
- * flag are set here; any other flag bit is a caller bug.
+ * Header fields the encoder owns: magic, version and the reply flag are set
+ * here (and cred is cleared in replies); any other flag bit is a caller bug.
  */
 static void prepare_hdr(writer *w, dafs_hdr *h, bool reply)
 {
@@ -877,7 +879,8 @@ static void prepare_hdr(writer *w, dafs_hdr *h, bool reply)
     h->magic = DAFS_PROTO_MAGIC;
     h->version = DAFS_PROTO_VERSION;
     h->flags = reply ? DAFS_HDR_REPLY : 0;
-    h->reserved = 0;
+    if (reply)
+        h->cred = 0;
     (void)writer_reserve(w, 1, DAFS_HDR_SIZE);
 }
 
@@ -970,7 +973,7 @@ int dafs_readdir_enc_begin(dafs_readdir_enc *e, void *buf, size_t cap, const daf
     h.magic = DAFS_PROTO_MAGIC;
     h.version = DAFS_PROTO_VERSION;
     h.flags = DAFS_HDR_REPLY;
-    h.reserved = 0;
+    h.cred = 0;
     h.length = 0; /* set by finish */
     dafs_encode_hdr(e->buf, &h);
     memset(e->buf + DAFS_HDR_SIZE, 0, READDIR_ENTRIES_OFF - DAFS_HDR_SIZE);

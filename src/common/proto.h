@@ -32,6 +32,8 @@
 #define DAFS_CLIENT_ID_MAX 128  /* CONNECT client id string */
 #define DAFS_EPNAME_MAX 256     /* libfabric endpoint name carried in CONNECT */
 #define DAFS_SEG_MAX 16         /* RMA segments in one direct request */
+#define DAFS_PATH_MAX 4095      /* symlink target bytes */
+#define DAFS_GROUPS_MAX 32      /* supplementary groups in one credential */
 #define DAFS_MSG_MIN 1024       /* smallest max_request/max_response allowed */
 #define DAFS_MSG_LIMIT (1u << 20) /* largest max_request/max_response allowed */
 
@@ -57,6 +59,19 @@ enum dafs_op {
     DAFS_OP_RMDIR = 15,
     DAFS_OP_READDIR = 16,    /* cookie-based */
     DAFS_OP_STATFS = 17,
+    /* namespace and attribute ops (protocol v1, second set) */
+    DAFS_OP_SETATTR = 18,    /* fh + which attributes -> attr */
+    DAFS_OP_RENAME = 19,     /* src dir+name -> dst dir+name, flags NOREPLACE/EXCHANGE */
+    DAFS_OP_LINK = 20,       /* fh + new dir+name -> attr of fh */
+    DAFS_OP_SYMLINK = 21,    /* dir+name+target -> fh + attr */
+    DAFS_OP_READLINK = 22,   /* fh -> target */
+    DAFS_OP_MKNOD = 23,      /* dir+name+mode(type|perm)+rdev -> fh + attr (fifo, socket, devices) */
+    DAFS_OP_ACCESS = 24,     /* fh + R/W/X mask -> OK or ACCES, checked as the caller */
+    DAFS_OP_LOOKUPP = 25,    /* fh of a dir -> its parent (the root is its own parent) */
+    DAFS_OP_APPEND_INLINE = 26, /* write at end of file atomically; reply says where */
+    DAFS_OP_APPEND_DIRECT = 27,
+    DAFS_OP_REGISTER_CRED = 28, /* uid, gid, groups -> cred id used in later headers */
+    DAFS_OP_RELEASE_CRED = 29,  /* forget a cred id */
     DAFS_OP_COUNT            /* one past the last op */
 };
 
@@ -112,7 +127,9 @@ typedef struct dafs_hdr {
     uint64_t session_id; /* 0 only in CONNECT */
     uint64_t xid;        /* chosen by the client, echoed in the reply */
     int32_t status;      /* reply: enum dafs_status; request: 0 */
-    uint32_t reserved;   /* 0 */
+    uint32_t cred;       /* request: credential id from REGISTER_CRED under which the
+                          * server runs it; 0 = anonymous (the export's anon uid/gid).
+                          * reply: 0 */
 } dafs_hdr;
 
 typedef struct dafs_fh {
@@ -178,7 +195,17 @@ typedef struct dafs_connect_req {
     dafs_bytes ep_name;    /* client's libfabric endpoint name, 1..DAFS_EPNAME_MAX */
 } dafs_connect_req;
 
-typedef struct dafs_fh_req { dafs_fh fh; } dafs_fh_req; /* GETATTR, CLOSE, STATFS */
+/*
+ * Which body goes with which op (request / reply-on-success):
+ *   GETATTR, CLOSE, STATFS, READLINK, LOOKUPP: fh_req / (attr, -, statfs, readlink, fh_attr)
+ *   SETATTR: setattr_req / attr        RENAME: rename_req / empty
+ *   LINK: link_req / attr (of fh)      SYMLINK: symlink_req / fh_attr
+ *   MKNOD: mknod_req / fh_attr         ACCESS: access_req / empty
+ *   APPEND_INLINE/DIRECT: write_req (offset must be 0) / write_rep with offset
+ *   REGISTER_CRED: cred_req / cred_rep RELEASE_CRED: cred_id_req / empty
+ * (the first set is documented in docs/protocol.md)
+ */
+typedef struct dafs_fh_req { dafs_fh fh; } dafs_fh_req;
 
 typedef struct dafs_dirop_req { /* LOOKUP, REMOVE, RMDIR, MKDIR, OPEN */
     dafs_fh dir;
@@ -220,6 +247,74 @@ typedef struct dafs_readdir_req {
     uint32_t maxcount; /* largest reply body the client wants */
 } dafs_readdir_req;
 
+/* SETATTR: which fields of dafs_setattr_req to apply. */
+#define DAFS_SET_MODE 0x01u
+#define DAFS_SET_UID 0x02u
+#define DAFS_SET_GID 0x04u
+#define DAFS_SET_SIZE 0x08u
+#define DAFS_SET_ATIME 0x10u     /* to atime_sec/nsec */
+#define DAFS_SET_MTIME 0x20u
+#define DAFS_SET_ATIME_NOW 0x40u /* to the server's clock (UTIME_NOW) */
+#define DAFS_SET_MTIME_NOW 0x80u
+#define DAFS_SET_ALL 0xffu
+
+typedef struct dafs_setattr_req {
+    dafs_fh fh;
+    uint32_t valid; /* DAFS_SET_* */
+    uint32_t mode;  /* permission bits 07777 */
+    uint32_t uid, gid;
+    uint64_t size;
+    int64_t atime_sec, mtime_sec;
+    uint32_t atime_nsec, mtime_nsec; /* < 1e9 */
+} dafs_setattr_req;
+
+#define DAFS_RENAME_NOREPLACE 0x1u
+#define DAFS_RENAME_EXCHANGE 0x2u
+
+typedef struct dafs_rename_req {
+    dafs_fh src_dir;
+    dafs_bytes src_name;
+    dafs_fh dst_dir;
+    dafs_bytes dst_name;
+    uint32_t flags; /* DAFS_RENAME_*; not both */
+} dafs_rename_req;
+
+typedef struct dafs_link_req {
+    dafs_fh fh;      /* existing object */
+    dafs_fh dir;     /* new entry's directory */
+    dafs_bytes name;
+} dafs_link_req;
+
+typedef struct dafs_symlink_req {
+    dafs_fh dir;
+    dafs_bytes name;
+    dafs_bytes target; /* 1..DAFS_PATH_MAX bytes, stored verbatim, never followed by the server */
+} dafs_symlink_req;
+
+typedef struct dafs_mknod_req {
+    dafs_fh dir;
+    dafs_bytes name;
+    uint32_t mode;   /* S_IFIFO/S_IFSOCK/S_IFCHR/S_IFBLK/S_IFREG | permission bits */
+    uint64_t rdev;
+} dafs_mknod_req;
+
+#define DAFS_ACCESS_READ 0x4u
+#define DAFS_ACCESS_WRITE 0x2u
+#define DAFS_ACCESS_EXEC 0x1u
+
+typedef struct dafs_access_req {
+    dafs_fh fh;
+    uint32_t mask; /* DAFS_ACCESS_*; 0 = existence only */
+} dafs_access_req;
+
+typedef struct dafs_cred_req { /* REGISTER_CRED */
+    uint32_t uid, gid;
+    uint16_t ngroups; /* 0..DAFS_GROUPS_MAX */
+    uint32_t groups[DAFS_GROUPS_MAX];
+} dafs_cred_req;
+
+typedef struct dafs_cred_id_req { uint32_t cred_id; } dafs_cred_id_req; /* RELEASE_CRED */
+
 typedef struct dafs_request {
     dafs_hdr hdr;
     union {
@@ -230,6 +325,14 @@ typedef struct dafs_request {
         dafs_write_req write;
         dafs_commit_req commit;
         dafs_readdir_req readdir;
+        dafs_setattr_req setattr;
+        dafs_rename_req rename;
+        dafs_link_req link;
+        dafs_symlink_req symlink;
+        dafs_mknod_req mknod;
+        dafs_access_req access;
+        dafs_cred_req cred;
+        dafs_cred_id_req cred_id;
     } u;
 } dafs_request;
 
@@ -263,7 +366,11 @@ typedef struct dafs_write_rep {
     uint32_t count;
     uint32_t committed;   /* enum dafs_stable actually achieved */
     uint64_t verifier;    /* write verifier (server instance) */
+    uint64_t offset;      /* APPEND_* only: where the data was written */
 } dafs_write_rep;
+
+typedef struct dafs_readlink_rep { dafs_bytes target; } dafs_readlink_rep;
+typedef struct dafs_cred_rep { uint32_t cred_id; } dafs_cred_rep; /* REGISTER_CRED, never 0 */
 
 typedef struct dafs_commit_rep { uint64_t verifier; } dafs_commit_rep;
 
@@ -298,6 +405,8 @@ typedef struct dafs_reply {
         dafs_commit_rep commit;
         dafs_readdir_rep readdir;
         dafs_statfs_rep statfs;
+        dafs_readlink_rep readlink;
+        dafs_cred_rep cred;
     } u;
 } dafs_reply;
 

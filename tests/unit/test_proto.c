@@ -242,7 +242,7 @@ static void test_golden_lookup(void **state)
         0x48, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x00, /* length 72, flags 0, credits 3 */
         0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* session 7 */
         0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* xid 9 */
-        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* status, reserved */
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* status, cred */
         0x03, 0x61, 0x62, 0x63, 0x00, 0x00, 0x00, 0x00, /* fh len 3 "abc" pad */
         0x05, 0x00, 0x00, 0x00, 0x68, 0x65, 0x6c, 0x6c, /* name len 5 "hell" */
         0x6f, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* "o" pad */
@@ -450,7 +450,7 @@ static void test_header_errors(void **state)
     assert_int_equal(mutated_request(good, n, 12, 0x8000, 2), -DAFS_ST_BADMSG); /* unknown flag */
     assert_int_equal(mutated_request(good, n, 32, DAFS_ST_NOENT, 4),
                      -DAFS_ST_BADMSG);                                     /* status in a request */
-    assert_int_equal(mutated_request(good, n, 36, 1, 4), -DAFS_ST_BADMSG); /* reserved */
+    assert_int_equal(mutated_request(good, n, 36, 1, 4), 0); /* cred id: the server checks it */
     assert_int_equal(mutated_request(good, n, 16, 0, 8), 0);      /* session id: not the codec's */
     assert_int_equal(mutated_request(good, n, 14, 0xffff, 2), 0); /* credits: not the codec's */
 
