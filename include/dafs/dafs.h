@@ -122,6 +122,116 @@ int dafs_closedir(dafs_dir *d);
 int dafs_mem_register(dafs_session *s, void *buf, size_t len, dafs_mr **out);
 int dafs_mem_deregister(dafs_mr *mr);
 
+/* ---- path-based namespace and attribute calls --------------------------
+ * Like their POSIX namesakes; calls run as the session's default credential
+ * (see dafs_set_cred).  A final symlink is never followed except where said. */
+int dafs_chmod(dafs_session *s, const char *path, mode_t mode);
+int dafs_lchown(dafs_session *s, const char *path, uint32_t uid, uint32_t gid);
+int dafs_truncate(dafs_session *s, const char *path, uint64_t size);
+int dafs_ftruncate(dafs_file *f, uint64_t size);
+/* times[0] = atime, times[1] = mtime; tv_nsec may be DAFS_UTIME_NOW or
+ * DAFS_UTIME_OMIT as with utimensat(2).  NULL = both to now. */
+#define DAFS_UTIME_NOW ((uint32_t)((1u << 30) - 1u))
+#define DAFS_UTIME_OMIT ((uint32_t)((1u << 30) - 2u))
+int dafs_utimens(dafs_session *s, const char *path, const struct timespec_dafs times[2]);
+#define DAFS_RENAME_NOREPLACE 0x1u
+#define DAFS_RENAME_EXCHANGE 0x2u
+int dafs_rename(dafs_session *s, const char *from, const char *to, unsigned flags);
+int dafs_link(dafs_session *s, const char *existing, const char *newpath);
+int dafs_symlink(dafs_session *s, const char *target, const char *linkpath);
+/* Returns the target length (not NUL-terminated when it fills buf), or < 0. */
+ssize_t dafs_readlink(dafs_session *s, const char *path, char *buf, size_t len);
+int dafs_mknod(dafs_session *s, const char *path, mode_t mode, uint64_t rdev);
+int dafs_access(dafs_session *s, const char *path, int mask); /* R_OK|W_OK|X_OK or F_OK */
+/* Atomic write at end of file; *offset (if not NULL) gets where it landed. */
+ssize_t dafs_append(dafs_file *f, const void *buf, size_t len, uint64_t *offset);
+
+/* ---- credentials ---------------------------------------------------------
+ * The server runs every request as a registered credential (uid, gid,
+ * supplementary groups), subject to the export's squash options.  At connect
+ * the session registers the calling process's own identity and uses it by
+ * default; dafs_cred_register adds others (e.g. a FUSE daemon serving many
+ * users) to pass to the handle-level calls below. */
+typedef struct dafs_cred dafs_cred;
+int dafs_cred_register(dafs_session *s, uint32_t uid, uint32_t gid, unsigned ngroups,
+                       const uint32_t *groups, dafs_cred **out); /* ngroups <= 32 */
+int dafs_cred_release(dafs_cred *c);
+/* Make c the default for this session's path-based calls (NULL = the
+ * process identity registered at connect).  c must outlive that use. */
+int dafs_set_cred(dafs_session *s, dafs_cred *c);
+
+/* ---- handle-level API (for FUSE and other stacking layers) ---------------
+ * Object handles as the server issues them: opaque, at most 64 bytes,
+ * stable across server restarts.  cred NULL = the session's default. */
+typedef struct dafs_handle {
+    uint8_t len;
+    uint8_t data[64];
+} dafs_handle;
+
+typedef struct dafs_setattr {
+    uint32_t valid; /* DAFS_SETATTR_* */
+    uint32_t mode, uid, gid;
+    uint64_t size;
+    struct timespec_dafs atime, mtime;
+} dafs_setattr;
+#define DAFS_SETATTR_MODE 0x01u
+#define DAFS_SETATTR_UID 0x02u
+#define DAFS_SETATTR_GID 0x04u
+#define DAFS_SETATTR_SIZE 0x08u
+#define DAFS_SETATTR_ATIME 0x10u
+#define DAFS_SETATTR_MTIME 0x20u
+#define DAFS_SETATTR_ATIME_NOW 0x40u
+#define DAFS_SETATTR_MTIME_NOW 0x80u
+
+/* Called per entry; return non-zero to stop (the entry is then not consumed:
+ * *cookie stays before it). */
+typedef int (*dafs_readdir_cb)(void *arg, const dafs_dirent *ent, uint64_t next_cookie);
+
+int dafs_h_root(dafs_session *s, dafs_handle *out, struct dafs_stat *st);
+int dafs_h_lookup(dafs_session *s, const dafs_cred *c, const dafs_handle *dir, const char *name,
+                  dafs_handle *out, struct dafs_stat *st);
+int dafs_h_lookupp(dafs_session *s, const dafs_cred *c, const dafs_handle *dir, dafs_handle *out,
+                   struct dafs_stat *st);
+int dafs_h_getattr(dafs_session *s, const dafs_cred *c, const dafs_handle *fh,
+                   struct dafs_stat *st);
+int dafs_h_setattr(dafs_session *s, const dafs_cred *c, const dafs_handle *fh,
+                   const dafs_setattr *sa, struct dafs_stat *st); /* st: attributes after */
+int dafs_h_access(dafs_session *s, const dafs_cred *c, const dafs_handle *fh, int mask);
+/* flags: O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC; *created tells whether it was made. */
+int dafs_h_open(dafs_session *s, const dafs_cred *c, const dafs_handle *dir, const char *name,
+                int flags, mode_t mode, dafs_handle *out, struct dafs_stat *st, int *created);
+int dafs_h_mkdir(dafs_session *s, const dafs_cred *c, const dafs_handle *dir, const char *name,
+                 mode_t mode, dafs_handle *out, struct dafs_stat *st);
+int dafs_h_mknod(dafs_session *s, const dafs_cred *c, const dafs_handle *dir, const char *name,
+                 mode_t mode, uint64_t rdev, dafs_handle *out, struct dafs_stat *st);
+int dafs_h_symlink(dafs_session *s, const dafs_cred *c, const dafs_handle *dir, const char *name,
+                   const char *target, dafs_handle *out, struct dafs_stat *st);
+ssize_t dafs_h_readlink(dafs_session *s, const dafs_cred *c, const dafs_handle *fh, char *buf,
+                        size_t len);
+int dafs_h_link(dafs_session *s, const dafs_cred *c, const dafs_handle *fh,
+                const dafs_handle *newdir, const char *newname, struct dafs_stat *st);
+int dafs_h_unlink(dafs_session *s, const dafs_cred *c, const dafs_handle *dir, const char *name);
+int dafs_h_rmdir(dafs_session *s, const dafs_cred *c, const dafs_handle *dir, const char *name);
+int dafs_h_rename(dafs_session *s, const dafs_cred *c, const dafs_handle *olddir,
+                  const char *oldname, const dafs_handle *newdir, const char *newname,
+                  unsigned flags);
+/* Data I/O on a handle: same inline/direct/registered-memory rules as dafs_pread. */
+ssize_t dafs_h_pread(dafs_session *s, const dafs_cred *c, const dafs_handle *fh, void *buf,
+                     size_t len, uint64_t offset);
+ssize_t dafs_h_pwrite(dafs_session *s, const dafs_cred *c, const dafs_handle *fh,
+                      const void *buf, size_t len, uint64_t offset);
+ssize_t dafs_h_append(dafs_session *s, const dafs_cred *c, const dafs_handle *fh,
+                      const void *buf, size_t len, uint64_t *offset);
+int dafs_h_commit(dafs_session *s, const dafs_cred *c, const dafs_handle *fh, int datasync);
+/* Reads entries from *cookie (0 = start) until the callback stops or the
+ * directory ends (*eof = 1); *cookie is advanced past consumed entries. */
+int dafs_h_readdir(dafs_session *s, const dafs_cred *c, const dafs_handle *dir, uint64_t *cookie,
+                   dafs_readdir_cb cb, void *arg, int *eof);
+int dafs_h_statfs(dafs_session *s, const dafs_cred *c, const dafs_handle *fh,
+                  struct dafs_statfs *st);
+/* The handle behind an open file. */
+int dafs_file_handle(dafs_file *f, dafs_handle *out);
+
 #ifdef __cplusplus
 }
 #endif
