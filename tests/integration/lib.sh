@@ -127,9 +127,11 @@ roundtrip() {
   local name=$1 size=$2 src=$LOCAL/$1 back=$LOCAL/$1.back
   make_file "$src" "$size"
   dafs put "$src" "$URL/$name" || fail "put $name ($size bytes) failed"
+  [ -f "$EXPORT/$name" ] || fail "put $name exited 0 but left no file on the server"
   [ "$(stat -c %s "$EXPORT/$name")" -eq "$size" ] || fail "$name: server copy has $(stat -c %s "$EXPORT/$name") bytes, expected $size"
   [ "$(sha "$EXPORT/$name")" = "$(sha "$src")" ] || fail "$name: server copy differs from what was put"
   dafs get "$URL/$name" "$back" || fail "get $name ($size bytes) failed"
+  [ -f "$back" ] || fail "get $name exited 0 but wrote no local file"
   [ "$(stat -c %s "$back")" -eq "$size" ] || fail "$name: got $(stat -c %s "$back") bytes, expected $size"
   [ "$(sha "$back")" = "$(sha "$src")" ] || fail "$name: data got back differs from what was put"
   rm -f "$back"
