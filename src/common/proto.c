@@ -337,8 +337,10 @@ int dafs_decode_hdr(const void *buf, size_t len, dafs_hdr *out)
 
 static bool is_direct(uint16_t op)
 {
-    return op == DAFS_OP_READ_DIRECT || op == DAFS_OP_WRITE_DIRECT;
+    return op == DAFS_OP_READ_DIRECT || op == DAFS_OP_WRITE_DIRECT ||
+           op == DAFS_OP_APPEND_DIRECT;
 }
+
 
 /* sum of segment lengths, saturating at UINT64_MAX */
 static uint64_t segs_total(const dafs_seg *segs, uint16_t nsegs)
@@ -555,6 +557,250 @@ static void get_readdir_req(reader *r, dafs_readdir_req *d)
     d->maxcount = get_u32(r);
 }
 
+/* SETATTR: only known DAFS_SET_* bits, and nanoseconds below one second
+ * (checked whether or not the time is being set, so nothing odd travels). */
+static bool setattr_valid(const dafs_setattr_req *s)
+{
+    return (s->valid & ~DAFS_SET_ALL) == 0 && s->atime_nsec < 1000000000u &&
+           s->mtime_nsec < 1000000000u;
+}
+
+static void put_setattr_req(writer *w, const dafs_setattr_req *s)
+{
+    writer_require(w, setattr_valid(s));
+    put_fh(w, &s->fh);
+    put_u32(w, s->valid);
+    put_u32(w, s->mode);
+    put_u32(w, s->uid);
+    put_u32(w, s->gid);
+    put_u64(w, s->size);
+    put_u64(w, (uint64_t)s->atime_sec);
+    put_u64(w, (uint64_t)s->mtime_sec);
+    put_u32(w, s->atime_nsec);
+    put_u32(w, s->mtime_nsec);
+}
+
+static void get_setattr_req(reader *r, dafs_setattr_req *s)
+{
+    get_fh(r, &s->fh);
+    s->valid = get_u32(r);
+    s->mode = get_u32(r);
+    s->uid = get_u32(r);
+    s->gid = get_u32(r);
+    s->size = get_u64(r);
+    s->atime_sec = get_i64(r);
+    s->mtime_sec = get_i64(r);
+    s->atime_nsec = get_u32(r);
+    s->mtime_nsec = get_u32(r);
+    reader_require(r, setattr_valid(s));
+}
+
+/* RENAME flags: NOREPLACE or EXCHANGE or neither, never both. */
+static bool rename_flags_valid(uint32_t flags)
+{
+    const uint32_t known = DAFS_RENAME_NOREPLACE | DAFS_RENAME_EXCHANGE;
+    return (flags & ~known) == 0 && flags != known;
+}
+
+static void put_rename_req(writer *w, const dafs_rename_req *q)
+{
+    writer_require(w, rename_flags_valid(q->flags));
+    put_fh(w, &q->src_dir);
+    put_bytes(w, &q->src_name, 1, DAFS_NAME_MAX);
+    put_fh(w, &q->dst_dir);
+    put_bytes(w, &q->dst_name, 1, DAFS_NAME_MAX);
+    put_u32(w, q->flags);
+}
+
+static void get_rename_req(reader *r, dafs_rename_req *q)
+{
+    get_fh(r, &q->src_dir);
+    get_bytes(r, &q->src_name, 1, DAFS_NAME_MAX);
+    get_fh(r, &q->dst_dir);
+    get_bytes(r, &q->dst_name, 1, DAFS_NAME_MAX);
+    q->flags = get_u32(r);
+    reader_require(r, rename_flags_valid(q->flags));
+}
+
+static void put_link_req(writer *w, const dafs_link_req *q)
+{
+    put_fh(w, &q->fh);
+    put_fh(w, &q->dir);
+    put_bytes(w, &q->name, 1, DAFS_NAME_MAX);
+}
+
+static void get_link_req(reader *r, dafs_link_req *q)
+{
+    get_fh(r, &q->fh);
+    get_fh(r, &q->dir);
+    get_bytes(r, &q->name, 1, DAFS_NAME_MAX);
+}
+
+static void put_symlink_req(writer *w, const dafs_symlink_req *q)
+{
+    put_fh(w, &q->dir);
+    put_bytes(w, &q->name, 1, DAFS_NAME_MAX);
+    put_bytes(w, &q->target, 1, DAFS_PATH_MAX);
+}
+
+static void get_symlink_req(reader *r, dafs_symlink_req *q)
+{
+    get_fh(r, &q->dir);
+    get_bytes(r, &q->name, 1, DAFS_NAME_MAX);
+    get_bytes(r, &q->target, 1, DAFS_PATH_MAX);
+}
+
+static void put_mknod_req(writer *w, const dafs_mknod_req *q)
+{
+    put_fh(w, &q->dir);
+    put_bytes(w, &q->name, 1, DAFS_NAME_MAX);
+    put_u32(w, q->mode);
+    put_u64(w, q->rdev);
+}
+
+static void get_mknod_req(reader *r, dafs_mknod_req *q)
+{
+    get_fh(r, &q->dir);
+    get_bytes(r, &q->name, 1, DAFS_NAME_MAX);
+    q->mode = get_u32(r);
+    q->rdev = get_u64(r);
+}
+
+#define ACCESS_MASK_ALL (DAFS_ACCESS_READ | DAFS_ACCESS_WRITE | DAFS_ACCESS_EXEC)
+
+static void put_access_req(writer *w, const dafs_access_req *q)
+{
+    writer_require(w, q->mask <= ACCESS_MASK_ALL);
+    put_fh(w, &q->fh);
+    put_u32(w, q->mask);
+}
+
+static void get_access_req(reader *r, dafs_access_req *q)
+{
+    get_fh(r, &q->fh);
+    q->mask = get_u32(r);
+    reader_require(r, q->mask <= ACCESS_MASK_ALL);
+}
+
+/* u32 uid, u32 gid, u16 ngroups, then ngroups u32 group ids. */
+static void put_cred_req(writer *w, const dafs_cred_req *c)
+{
+    writer_require(w, c->ngroups <= DAFS_GROUPS_MAX);
+    put_u32(w, c->uid);
+    put_u32(w, c->gid);
+    put_u16(w, c->ngroups);
+    for (uint16_t i = 0; i < c->ngroups && i < DAFS_GROUPS_MAX; i++)
+        put_u32(w, c->groups[i]);
+}
+
+static void get_cred_req(reader *r, dafs_cred_req *c)
+{
+    c->uid = get_u32(r);
+    c->gid = get_u32(r);
+    uint16_t n = get_u16(r);
+    reader_require(r, n <= DAFS_GROUPS_MAX);
+    for (uint16_t i = 0; i < n && !r->bad; i++)
+        c->groups[i] = get_u32(r);
+    if (!r->bad)
+        c->ngroups = n;
+}
+
+/* APPEND_* carry a write_req whose offset must be 0 (the server picks it). */
+static void put_append_req(writer *w, const dafs_write_req *q, bool direct)
+{
+    writer_require(w, q->offset == 0);
+    put_write_req(w, q, direct);
+}
+
+static void get_append_req(reader *r, dafs_write_req *q, bool direct)
+{
+    get_write_req(r, q, direct);
+    reader_require(r, q->offset == 0);
+}
+
+/* The second set of ops (SETATTR..RELEASE_CRED); false for an unknown op. */
+static bool put_request_body_v1b(writer *w, const dafs_request *m)
+{
+    uint16_t op = m->hdr.opcode;
+    switch (op) {
+    case DAFS_OP_READLINK:
+    case DAFS_OP_LOOKUPP:
+        put_fh(w, &m->u.fh.fh);
+        return true;
+    case DAFS_OP_SETATTR:
+        put_setattr_req(w, &m->u.setattr);
+        return true;
+    case DAFS_OP_RENAME:
+        put_rename_req(w, &m->u.rename);
+        return true;
+    case DAFS_OP_LINK:
+        put_link_req(w, &m->u.link);
+        return true;
+    case DAFS_OP_SYMLINK:
+        put_symlink_req(w, &m->u.symlink);
+        return true;
+    case DAFS_OP_MKNOD:
+        put_mknod_req(w, &m->u.mknod);
+        return true;
+    case DAFS_OP_ACCESS:
+        put_access_req(w, &m->u.access);
+        return true;
+    case DAFS_OP_APPEND_INLINE:
+    case DAFS_OP_APPEND_DIRECT:
+        put_append_req(w, &m->u.write, is_direct(op));
+        return true;
+    case DAFS_OP_REGISTER_CRED:
+        put_cred_req(w, &m->u.cred);
+        return true;
+    case DAFS_OP_RELEASE_CRED:
+        put_u32(w, m->u.cred_id.cred_id);
+        return true;
+    default:
+        return false;
+    }
+}
+
+static bool get_request_body_v1b(reader *r, dafs_request *m)
+{
+    uint16_t op = m->hdr.opcode;
+    switch (op) {
+    case DAFS_OP_READLINK:
+    case DAFS_OP_LOOKUPP:
+        get_fh(r, &m->u.fh.fh);
+        return true;
+    case DAFS_OP_SETATTR:
+        get_setattr_req(r, &m->u.setattr);
+        return true;
+    case DAFS_OP_RENAME:
+        get_rename_req(r, &m->u.rename);
+        return true;
+    case DAFS_OP_LINK:
+        get_link_req(r, &m->u.link);
+        return true;
+    case DAFS_OP_SYMLINK:
+        get_symlink_req(r, &m->u.symlink);
+        return true;
+    case DAFS_OP_MKNOD:
+        get_mknod_req(r, &m->u.mknod);
+        return true;
+    case DAFS_OP_ACCESS:
+        get_access_req(r, &m->u.access);
+        return true;
+    case DAFS_OP_APPEND_INLINE:
+    case DAFS_OP_APPEND_DIRECT:
+        get_append_req(r, &m->u.write, is_direct(op));
+        return true;
+    case DAFS_OP_REGISTER_CRED:
+        get_cred_req(r, &m->u.cred);
+        return true;
+    case DAFS_OP_RELEASE_CRED:
+        m->u.cred_id.cred_id = get_u32(r);
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* Returns false for an unknown opcode. */
 static bool put_request_body(writer *w, const dafs_request *m)
 {
@@ -594,7 +840,7 @@ static bool put_request_body(writer *w, const dafs_request *m)
         put_readdir_req(w, &m->u.readdir);
         return true;
     default:
-        return false;
+        return put_request_body_v1b(w, m);
     }
 }
 
@@ -636,7 +882,7 @@ static bool get_request_body(reader *r, dafs_request *m)
         get_readdir_req(r, &m->u.readdir);
         return true;
     default:
-        return false;
+        return get_request_body_v1b(r, m);
     }
 }
 
@@ -702,18 +948,23 @@ static void get_read_rep(reader *r, dafs_read_rep *q, bool direct)
     }
 }
 
-static void put_write_rep(writer *w, const dafs_write_rep *q)
+/* APPEND_* replies add the offset the data landed at; WRITE_* do not. */
+static void put_write_rep(writer *w, const dafs_write_rep *q, bool append)
 {
     put_u32(w, q->count);
     put_u32(w, q->committed);
     put_u64(w, q->verifier);
+    if (append)
+        put_u64(w, q->offset);
 }
 
-static void get_write_rep(reader *r, dafs_write_rep *q)
+static void get_write_rep(reader *r, dafs_write_rep *q, bool append)
 {
     q->count = get_u32(r);
     q->committed = get_u32(r);
     q->verifier = get_u64(r);
+    if (append)
+        q->offset = get_u64(r);
 }
 
 /*
@@ -779,6 +1030,95 @@ static void get_statfs_rep(reader *r, dafs_statfs_rep *s)
     s->namemax = get_u32(r);
 }
 
+/* READLINK: the target, 1..DAFS_PATH_MAX bytes. */
+static void put_readlink_rep(writer *w, const dafs_readlink_rep *q)
+{
+    put_bytes(w, &q->target, 1, DAFS_PATH_MAX);
+}
+
+static void get_readlink_rep(reader *r, dafs_readlink_rep *q)
+{
+    get_bytes(r, &q->target, 1, DAFS_PATH_MAX);
+}
+
+/* REGISTER_CRED: the new id; 0 means anonymous and is never handed out. */
+static void put_cred_rep(writer *w, const dafs_cred_rep *c)
+{
+    writer_require(w, c->cred_id != 0);
+    put_u32(w, c->cred_id);
+}
+
+static void get_cred_rep(reader *r, dafs_cred_rep *c)
+{
+    c->cred_id = get_u32(r);
+    reader_require(r, c->cred_id != 0);
+}
+
+/* The second set of ops (SETATTR..RELEASE_CRED); false for an unknown op. */
+static bool put_reply_body_v1b(writer *w, const dafs_reply *m)
+{
+    uint16_t op = m->hdr.opcode;
+    switch (op) {
+    case DAFS_OP_RENAME:
+    case DAFS_OP_ACCESS:
+    case DAFS_OP_RELEASE_CRED:
+        return true;
+    case DAFS_OP_SETATTR:
+    case DAFS_OP_LINK:
+        put_attr(w, &m->u.attr.attr);
+        return true;
+    case DAFS_OP_SYMLINK:
+    case DAFS_OP_MKNOD:
+    case DAFS_OP_LOOKUPP:
+        put_fh_attr_rep(w, &m->u.fh_attr);
+        return true;
+    case DAFS_OP_READLINK:
+        put_readlink_rep(w, &m->u.readlink);
+        return true;
+    case DAFS_OP_APPEND_INLINE:
+    case DAFS_OP_APPEND_DIRECT:
+        put_write_rep(w, &m->u.write, true);
+        return true;
+    case DAFS_OP_REGISTER_CRED:
+        put_cred_rep(w, &m->u.cred);
+        return true;
+    default:
+        return false;
+    }
+}
+
+static bool get_reply_body_v1b(reader *r, dafs_reply *m)
+{
+    uint16_t op = m->hdr.opcode;
+    switch (op) {
+    case DAFS_OP_RENAME:
+    case DAFS_OP_ACCESS:
+    case DAFS_OP_RELEASE_CRED:
+        return true;
+    case DAFS_OP_SETATTR:
+    case DAFS_OP_LINK:
+        get_attr(r, &m->u.attr.attr);
+        return true;
+    case DAFS_OP_SYMLINK:
+    case DAFS_OP_MKNOD:
+    case DAFS_OP_LOOKUPP:
+        get_fh_attr_rep(r, &m->u.fh_attr);
+        return true;
+    case DAFS_OP_READLINK:
+        get_readlink_rep(r, &m->u.readlink);
+        return true;
+    case DAFS_OP_APPEND_INLINE:
+    case DAFS_OP_APPEND_DIRECT:
+        get_write_rep(r, &m->u.write, true);
+        return true;
+    case DAFS_OP_REGISTER_CRED:
+        get_cred_rep(r, &m->u.cred);
+        return true;
+    default:
+        return false;
+    }
+}
+
 static bool put_reply_body(writer *w, const dafs_reply *m)
 {
     uint16_t op = m->hdr.opcode;
@@ -807,7 +1147,7 @@ static bool put_reply_body(writer *w, const dafs_reply *m)
         return true;
     case DAFS_OP_WRITE_INLINE:
     case DAFS_OP_WRITE_DIRECT:
-        put_write_rep(w, &m->u.write);
+        put_write_rep(w, &m->u.write, false);
         return true;
     case DAFS_OP_COMMIT:
         put_u64(w, m->u.commit.verifier);
@@ -819,7 +1159,7 @@ static bool put_reply_body(writer *w, const dafs_reply *m)
         put_statfs_rep(w, &m->u.statfs);
         return true;
     default:
-        return false;
+        return put_reply_body_v1b(w, m);
     }
 }
 
@@ -851,7 +1191,7 @@ static bool get_reply_body(reader *r, dafs_reply *m)
         return true;
     case DAFS_OP_WRITE_INLINE:
     case DAFS_OP_WRITE_DIRECT:
-        get_write_rep(r, &m->u.write);
+        get_write_rep(r, &m->u.write, false);
         return true;
     case DAFS_OP_COMMIT:
         m->u.commit.verifier = get_u64(r);
@@ -863,7 +1203,7 @@ static bool get_reply_body(reader *r, dafs_reply *m)
         get_statfs_rep(r, &m->u.statfs);
         return true;
     default:
-        return false;
+        return get_reply_body_v1b(r, m);
     }
 }
 
@@ -1046,6 +1386,18 @@ static const char *const op_names[DAFS_OP_COUNT] = {
     [DAFS_OP_RMDIR] = "RMDIR",
     [DAFS_OP_READDIR] = "READDIR",
     [DAFS_OP_STATFS] = "STATFS",
+    [DAFS_OP_SETATTR] = "SETATTR",
+    [DAFS_OP_RENAME] = "RENAME",
+    [DAFS_OP_LINK] = "LINK",
+    [DAFS_OP_SYMLINK] = "SYMLINK",
+    [DAFS_OP_READLINK] = "READLINK",
+    [DAFS_OP_MKNOD] = "MKNOD",
+    [DAFS_OP_ACCESS] = "ACCESS",
+    [DAFS_OP_LOOKUPP] = "LOOKUPP",
+    [DAFS_OP_APPEND_INLINE] = "APPEND_INLINE",
+    [DAFS_OP_APPEND_DIRECT] = "APPEND_DIRECT",
+    [DAFS_OP_REGISTER_CRED] = "REGISTER_CRED",
+    [DAFS_OP_RELEASE_CRED] = "RELEASE_CRED",
 };
 
 const char *dafs_op_name(uint16_t op)
