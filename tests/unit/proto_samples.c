@@ -12,6 +12,8 @@ static const uint8_t name_bytes[] = "a-file.name";
 static const uint8_t client_id_bytes[] = "client-42@host";
 static const uint8_t ep_name_bytes[] = "\x02\x00\x30\x39\x7f\x00\x00\x01 endpoint-addr";
 static const uint8_t data_bytes[] = "inline payload, 37 bytes of it here!";
+static const uint8_t name2_bytes[] = "other-name";
+static const uint8_t target_bytes[] = "../some/where/else.txt";
 
 static dafs_bytes make_bytes(const uint8_t *p, size_t n)
 {
@@ -60,6 +62,83 @@ static void sample_hdr(dafs_hdr *h, uint16_t op)
     h->session_id = op == DAFS_OP_CONNECT ? 0 : 0x1122334455667788ull;
     h->xid = 0x0102030405060708ull + op;
     h->credits = 0;
+}
+
+/* SETATTR .. RELEASE_CRED requests (the second set of ops). */
+static void sample_request_body_v1b(uint16_t op, dafs_request *q)
+{
+    switch (op) {
+    case DAFS_OP_READLINK:
+    case DAFS_OP_LOOKUPP:
+        sample_fh(&q->u.fh.fh, 33, 0x18);
+        break;
+    case DAFS_OP_SETATTR:
+        sample_fh(&q->u.setattr.fh, 25, 0x80);
+        q->u.setattr.valid = DAFS_SET_ALL;
+        q->u.setattr.mode = 04755;
+        q->u.setattr.uid = 2000;
+        q->u.setattr.gid = 2001;
+        q->u.setattr.size = 0x100000001ull;
+        q->u.setattr.atime_sec = 1600000000;
+        q->u.setattr.mtime_sec = -1; /* signed on the wire */
+        q->u.setattr.atime_nsec = 999999999;
+        q->u.setattr.mtime_nsec = 123;
+        break;
+    case DAFS_OP_RENAME:
+        sample_fh(&q->u.rename.src_dir, 12, 0x90);
+        q->u.rename.src_name = make_bytes(name_bytes, sizeof name_bytes - 1);
+        sample_fh(&q->u.rename.dst_dir, DAFS_FH_MAX, 0xa0);
+        q->u.rename.dst_name = make_bytes(name2_bytes, sizeof name2_bytes - 1);
+        q->u.rename.flags = DAFS_RENAME_NOREPLACE;
+        break;
+    case DAFS_OP_LINK:
+        sample_fh(&q->u.link.fh, 7, 0xb0);
+        sample_fh(&q->u.link.dir, 16, 0xb8);
+        q->u.link.name = make_bytes(name2_bytes, sizeof name2_bytes - 1);
+        break;
+    case DAFS_OP_SYMLINK:
+        sample_fh(&q->u.symlink.dir, 10, 0xc0);
+        q->u.symlink.name = make_bytes(name_bytes, sizeof name_bytes - 1);
+        q->u.symlink.target = make_bytes(target_bytes, sizeof target_bytes - 1);
+        break;
+    case DAFS_OP_MKNOD:
+        sample_fh(&q->u.mknod.dir, 5, 0xd0);
+        q->u.mknod.name = make_bytes(name2_bytes, sizeof name2_bytes - 1);
+        q->u.mknod.mode = 0060640; /* block device */
+        q->u.mknod.rdev = 0x0803;
+        break;
+    case DAFS_OP_ACCESS:
+        sample_fh(&q->u.access.fh, 2, 0xe0);
+        q->u.access.mask = DAFS_ACCESS_READ | DAFS_ACCESS_EXEC;
+        break;
+    case DAFS_OP_APPEND_INLINE:
+        sample_fh(&q->u.write.fh, 31, 0xe8);
+        q->u.write.stable = DAFS_FILE_SYNC;
+        q->u.write.hints = DAFS_HINT_SEQUENTIAL;
+        q->u.write.data = make_bytes(data_bytes, sizeof data_bytes - 1);
+        q->u.write.count = q->u.write.data.len;
+        break;
+    case DAFS_OP_APPEND_DIRECT:
+        sample_fh(&q->u.write.fh, 8, 0xf0);
+        q->u.write.stable = DAFS_UNSTABLE;
+        q->u.write.hints = DAFS_HINT_DONTNEED;
+        q->u.write.count = 2 * 4096 - 100;
+        q->u.write.nsegs = 2;
+        sample_segs(q->u.write.segs, 2);
+        break;
+    case DAFS_OP_REGISTER_CRED:
+        q->u.cred.uid = 1000;
+        q->u.cred.gid = 100;
+        q->u.cred.ngroups = 5; /* odd: the list ends off an 8-byte boundary */
+        for (uint16_t i = 0; i < 5; i++)
+            q->u.cred.groups[i] = 4 + 20u * i;
+        break;
+    case DAFS_OP_RELEASE_CRED:
+        q->u.cred_id.cred_id = 0x2a;
+        break;
+    default: /* NULL, DISCONNECT, GETROOT: no body */
+        break;
+    }
 }
 
 static void sample_request_body(uint16_t op, dafs_request *q)
@@ -127,7 +206,8 @@ static void sample_request_body(uint16_t op, dafs_request *q)
         q->u.readdir.cookie = 0x8000000000000001ull;
         q->u.readdir.maxcount = 4000;
         break;
-    default: /* NULL, DISCONNECT, GETROOT: no body */
+    default:
+        sample_request_body_v1b(op, q);
         break;
     }
 }
@@ -136,6 +216,7 @@ void sample_request(uint16_t op, dafs_request *q)
 {
     memset(q, 0, sizeof *q);
     sample_hdr(&q->hdr, op);
+    q->hdr.cred = 0x33 + op; /* any value is valid in a request */
     sample_request_body(op, q);
 }
 
@@ -176,6 +257,37 @@ static void sample_readdir(dafs_readdir_rep *d)
     d->eof = 1;
     d->nentries = 3;
     d->entries = make_bytes(entries_buf, pos);
+}
+
+static void sample_reply_body_v1b(uint16_t op, dafs_reply *r)
+{
+    switch (op) {
+    case DAFS_OP_SETATTR:
+    case DAFS_OP_LINK:
+        sample_attr(&r->u.attr.attr);
+        break;
+    case DAFS_OP_SYMLINK:
+    case DAFS_OP_MKNOD:
+    case DAFS_OP_LOOKUPP:
+        sample_fh(&r->u.fh_attr.fh, 27, 0x78);
+        sample_attr(&r->u.fh_attr.attr);
+        break;
+    case DAFS_OP_READLINK:
+        r->u.readlink.target = make_bytes(target_bytes, sizeof target_bytes - 1);
+        break;
+    case DAFS_OP_APPEND_INLINE:
+    case DAFS_OP_APPEND_DIRECT:
+        r->u.write.count = 37;
+        r->u.write.committed = DAFS_DATA_SYNC;
+        r->u.write.verifier = 0x0123456789abcdefull;
+        r->u.write.offset = 0x10000000123ull;
+        break;
+    case DAFS_OP_REGISTER_CRED:
+        r->u.cred.cred_id = 0x2a;
+        break;
+    default: /* RENAME, ACCESS, RELEASE_CRED: no body */
+        break;
+    }
 }
 
 static void sample_reply_body(uint16_t op, dafs_reply *r)
@@ -232,7 +344,8 @@ static void sample_reply_body(uint16_t op, dafs_reply *r)
                                         .ffree = 60000,
                                         .namemax = 255};
         break;
-    default: /* NULL, DISCONNECT, CLOSE, REMOVE, RMDIR: no body */
+    default:
+        sample_reply_body_v1b(op, r);
         break;
     }
 }
@@ -251,7 +364,8 @@ void sample_reply(uint16_t op, dafs_reply *r)
 static bool hdr_equal(const dafs_hdr *a, const dafs_hdr *b)
 {
     return a->opcode == b->opcode && a->flags == b->flags && a->credits == b->credits &&
-           a->session_id == b->session_id && a->xid == b->xid && a->status == b->status;
+           a->session_id == b->session_id && a->xid == b->xid && a->status == b->status &&
+           a->cred == b->cred;
 }
 
 static bool fh_equal(const dafs_fh *a, const dafs_fh *b)
@@ -294,6 +408,65 @@ static bool write_req_equal(const dafs_write_req *a, const dafs_write_req *b)
            a->nsegs == b->nsegs && segs_equal(a->nsegs, a->segs, b->segs);
 }
 
+static bool setattr_equal(const dafs_setattr_req *a, const dafs_setattr_req *b)
+{
+    return fh_equal(&a->fh, &b->fh) && a->valid == b->valid && a->mode == b->mode &&
+           a->uid == b->uid && a->gid == b->gid && a->size == b->size &&
+           a->atime_sec == b->atime_sec && a->mtime_sec == b->mtime_sec &&
+           a->atime_nsec == b->atime_nsec && a->mtime_nsec == b->mtime_nsec;
+}
+
+static bool cred_req_equal(const dafs_cred_req *a, const dafs_cred_req *b)
+{
+    if (a->uid != b->uid || a->gid != b->gid || a->ngroups != b->ngroups ||
+        a->ngroups > DAFS_GROUPS_MAX)
+        return false;
+    for (uint16_t i = 0; i < a->ngroups; i++)
+        if (a->groups[i] != b->groups[i])
+            return false;
+    return true;
+}
+
+/* SETATTR .. RELEASE_CRED requests. */
+static bool request_body_equal_v1b(uint16_t op, const dafs_request *a, const dafs_request *b)
+{
+    switch (op) {
+    case DAFS_OP_READLINK:
+    case DAFS_OP_LOOKUPP:
+        return fh_equal(&a->u.fh.fh, &b->u.fh.fh);
+    case DAFS_OP_SETATTR:
+        return setattr_equal(&a->u.setattr, &b->u.setattr);
+    case DAFS_OP_RENAME:
+        return fh_equal(&a->u.rename.src_dir, &b->u.rename.src_dir) &&
+               bytes_equal(&a->u.rename.src_name, &b->u.rename.src_name) &&
+               fh_equal(&a->u.rename.dst_dir, &b->u.rename.dst_dir) &&
+               bytes_equal(&a->u.rename.dst_name, &b->u.rename.dst_name) &&
+               a->u.rename.flags == b->u.rename.flags;
+    case DAFS_OP_LINK:
+        return fh_equal(&a->u.link.fh, &b->u.link.fh) && fh_equal(&a->u.link.dir, &b->u.link.dir) &&
+               bytes_equal(&a->u.link.name, &b->u.link.name);
+    case DAFS_OP_SYMLINK:
+        return fh_equal(&a->u.symlink.dir, &b->u.symlink.dir) &&
+               bytes_equal(&a->u.symlink.name, &b->u.symlink.name) &&
+               bytes_equal(&a->u.symlink.target, &b->u.symlink.target);
+    case DAFS_OP_MKNOD:
+        return fh_equal(&a->u.mknod.dir, &b->u.mknod.dir) &&
+               bytes_equal(&a->u.mknod.name, &b->u.mknod.name) &&
+               a->u.mknod.mode == b->u.mknod.mode && a->u.mknod.rdev == b->u.mknod.rdev;
+    case DAFS_OP_ACCESS:
+        return fh_equal(&a->u.access.fh, &b->u.access.fh) && a->u.access.mask == b->u.access.mask;
+    case DAFS_OP_APPEND_INLINE:
+    case DAFS_OP_APPEND_DIRECT:
+        return write_req_equal(&a->u.write, &b->u.write);
+    case DAFS_OP_REGISTER_CRED:
+        return cred_req_equal(&a->u.cred, &b->u.cred);
+    case DAFS_OP_RELEASE_CRED:
+        return a->u.cred_id.cred_id == b->u.cred_id.cred_id;
+    default:
+        return true;
+    }
+}
+
 static bool request_body_equal(uint16_t op, const dafs_request *a, const dafs_request *b)
 {
     switch (op) {
@@ -331,13 +504,47 @@ static bool request_body_equal(uint16_t op, const dafs_request *a, const dafs_re
                a->u.readdir.cookie == b->u.readdir.cookie &&
                a->u.readdir.maxcount == b->u.readdir.maxcount;
     default:
-        return true;
+        return request_body_equal_v1b(op, a, b);
     }
 }
 
 bool requests_equal(const dafs_request *a, const dafs_request *b)
 {
     return hdr_equal(&a->hdr, &b->hdr) && request_body_equal(a->hdr.opcode, a, b);
+}
+
+static bool fh_attr_equal(const dafs_fh_attr_rep *a, const dafs_fh_attr_rep *b)
+{
+    return fh_equal(&a->fh, &b->fh) && attr_equal(&a->attr, &b->attr) && a->created == b->created;
+}
+
+static bool write_rep_equal(const dafs_write_rep *a, const dafs_write_rep *b)
+{
+    return a->count == b->count && a->committed == b->committed && a->verifier == b->verifier &&
+           a->offset == b->offset;
+}
+
+/* SETATTR .. RELEASE_CRED replies. */
+static bool reply_body_equal_v1b(uint16_t op, const dafs_reply *a, const dafs_reply *b)
+{
+    switch (op) {
+    case DAFS_OP_SETATTR:
+    case DAFS_OP_LINK:
+        return attr_equal(&a->u.attr.attr, &b->u.attr.attr);
+    case DAFS_OP_SYMLINK:
+    case DAFS_OP_MKNOD:
+    case DAFS_OP_LOOKUPP:
+        return fh_attr_equal(&a->u.fh_attr, &b->u.fh_attr);
+    case DAFS_OP_READLINK:
+        return bytes_equal(&a->u.readlink.target, &b->u.readlink.target);
+    case DAFS_OP_APPEND_INLINE:
+    case DAFS_OP_APPEND_DIRECT:
+        return write_rep_equal(&a->u.write, &b->u.write);
+    case DAFS_OP_REGISTER_CRED:
+        return a->u.cred.cred_id == b->u.cred.cred_id;
+    default:
+        return true;
+    }
 }
 
 static bool reply_body_equal(uint16_t op, const dafs_reply *a, const dafs_reply *b)
@@ -355,9 +562,7 @@ static bool reply_body_equal(uint16_t op, const dafs_reply *a, const dafs_reply 
     case DAFS_OP_LOOKUP:
     case DAFS_OP_OPEN:
     case DAFS_OP_MKDIR:
-        return fh_equal(&a->u.fh_attr.fh, &b->u.fh_attr.fh) &&
-               attr_equal(&a->u.fh_attr.attr, &b->u.fh_attr.attr) &&
-               a->u.fh_attr.created == b->u.fh_attr.created;
+        return fh_attr_equal(&a->u.fh_attr, &b->u.fh_attr);
     case DAFS_OP_GETATTR:
         return attr_equal(&a->u.attr.attr, &b->u.attr.attr);
     case DAFS_OP_READ_INLINE:
@@ -366,9 +571,10 @@ static bool reply_body_equal(uint16_t op, const dafs_reply *a, const dafs_reply 
                bytes_equal(&a->u.read.data, &b->u.read.data);
     case DAFS_OP_WRITE_INLINE:
     case DAFS_OP_WRITE_DIRECT:
+        /* offset is not on the wire for WRITE_*: decoded as 0 */
         return a->u.write.count == b->u.write.count &&
                a->u.write.committed == b->u.write.committed &&
-               a->u.write.verifier == b->u.write.verifier;
+               a->u.write.verifier == b->u.write.verifier && b->u.write.offset == 0;
     case DAFS_OP_COMMIT:
         return a->u.commit.verifier == b->u.commit.verifier;
     case DAFS_OP_READDIR:
@@ -381,7 +587,7 @@ static bool reply_body_equal(uint16_t op, const dafs_reply *a, const dafs_reply 
                a->u.statfs.bavail == b->u.statfs.bavail && a->u.statfs.files == b->u.statfs.files &&
                a->u.statfs.ffree == b->u.statfs.ffree && a->u.statfs.namemax == b->u.statfs.namemax;
     default:
-        return true;
+        return reply_body_equal_v1b(op, a, b);
     }
 }
 

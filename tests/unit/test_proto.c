@@ -276,6 +276,7 @@ static void test_golden_against_raw(void **state)
     sample_request(DAFS_OP_READ_DIRECT, &q);
     q.hdr.session_id = 1;
     q.hdr.xid = 2;
+    q.hdr.cred = 0;
     raw_begin(&r, DAFS_OP_READ_DIRECT, false);
     raw_fh(&r, DAFS_FH_MAX);
     memcpy(r.b + DAFS_HDR_SIZE + 1, q.u.read.fh.data, DAFS_FH_MAX);
