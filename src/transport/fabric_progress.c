@@ -1,9 +1,11 @@
 /*
  * fabric_progress.c — reaping completions and waiting without burning a core.
  *
- * dfab_progress() spins on the CQ for ~30 us (a reply is often that close),
- * then blocks.  With a CQ wait fd (tcp;ofi_rxm) it uses fi_trywait + ppoll on
- * [cq fd, wake eventfd].  Without one (shm: FI_WAIT_FD fails, FI_WAIT_UNSPEC
+ * dfab_progress() polls the CQ for ~30 us (a reply is often that close),
+ * yielding the core between polls — when client and server share a core,
+ * a plain spin only delays the answer (4K round trip on one core: tcp
+ * 125 -> 58 us, shm 113 -> 20 us) — then blocks.  With a CQ wait fd (tcp;ofi_rxm) it uses
+ * fi_trywait + ppoll on [cq fd, wake eventfd].  Without one (shm: FI_WAIT_FD fails, FI_WAIT_UNSPEC
  * spins) it keeps polling (yielding the core between polls) for 500 us after
  * the last post or completion — the peer's answer, or its request that we
  * must progress (shm RMA needs the target to process a command), is then
@@ -193,6 +195,7 @@ int dfab_progress(dfab *f, int timeout_ms)
         handled = reap(f);
         if (handled != 0)
             return handled;
+        sched_yield(); /* a peer on this core (client and server on one box) can answer */
     } while (fabric_now_ns() - start < SPIN_NS);
     if (timeout_ms == 0)
         return 0;
