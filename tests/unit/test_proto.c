@@ -12,6 +12,10 @@
  *    mismatch, malformed READDIR entries), with each message copied into a
  *    buffer of exactly its size so that ASan sees any over-read;
  *  - every encode validation rule (-DAFS_ST_INVAL, -DAFS_ST_OVERFLOW);
+ *  - the second set of ops (SETATTR..RELEASE_CRED): golden layouts and
+ *    their rules (setattr bits and nanoseconds, rename flags, symlink
+ *    target length, access mask, group count, APPEND offset 0, the APPEND
+ *    reply's offset, a non-zero cred id), decode and encode side;
  *  - the incremental READDIR encoder and the entry iterator.
  */
 #include <setjmp.h>
@@ -75,7 +79,7 @@ static void set_length(uint8_t *msg, size_t len)
 
 /* An independent writer of the layout rules, for crafted messages. */
 typedef struct raw {
-    uint8_t b[4096];
+    uint8_t b[BUF_SIZE];
     size_t pos;
     uint16_t op;
     uint16_t flags;
@@ -616,7 +620,7 @@ static int direct_with(uint16_t op, uint32_t count, uint16_t nsegs_field, uint16
     raw_fh(&r, 16);
     raw_le(&r, 0, 8);
     raw_le(&r, count, 4);
-    if (op == DAFS_OP_WRITE_DIRECT)
+    if (op != DAFS_OP_READ_DIRECT)
         raw_le(&r, DAFS_UNSTABLE, 4);
     raw_le(&r, 0, 4);
     raw_le(&r, nsegs_field, 2);
@@ -628,8 +632,9 @@ static int direct_with(uint16_t op, uint32_t count, uint16_t nsegs_field, uint16
 static void test_direct_segments(void **state)
 {
     (void)state;
-    static const uint16_t ops[] = {DAFS_OP_READ_DIRECT, DAFS_OP_WRITE_DIRECT};
-    for (size_t i = 0; i < 2; i++) {
+    static const uint16_t ops[] = {DAFS_OP_READ_DIRECT, DAFS_OP_WRITE_DIRECT,
+                                   DAFS_OP_APPEND_DIRECT};
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
         uint16_t op = ops[i];
         assert_int_equal(direct_with(op, 4096, 1, 1, 4096), 0);
         assert_int_equal(direct_with(op, 0, 1, 1, 0), 0);
@@ -913,6 +918,555 @@ static void test_read_inline_in_place(void **state)
     assert_int_equal(d.u.read.data.ptr[99], 'Q');
 }
 
+/* ---- second set of ops (SETATTR..RELEASE_CRED) ------------------------- */
+
+/* Sample request with the header fields raw_end() writes (session 1, xid 2,
+ * credits 0, cred 0), so codec and raw writer can be compared byte for byte. */
+static void raw_comparable_request(uint16_t op, dafs_request *q)
+{
+    sample_request(op, q);
+    q->hdr.session_id = 1;
+    q->hdr.xid = 2;
+    q->hdr.cred = 0;
+}
+
+static void raw_fh_copy(raw *r, const dafs_fh *fh)
+{
+    r->b[r->pos++] = fh->len;
+    memcpy(r->b + r->pos, fh->data, fh->len);
+    r->pos += fh->len;
+    raw_align(r, 8);
+}
+
+static void raw_bytes_copy(raw *r, const dafs_bytes *b)
+{
+    raw_le(r, b->len, 4);
+    memcpy(r->b + r->pos, b->ptr, b->len);
+    r->pos += b->len;
+    raw_align(r, 8);
+}
+
+static void assert_codec_matches_raw(const dafs_request *q, raw *r)
+{
+    uint8_t buf[BUF_SIZE];
+    size_t n = raw_end(r);
+    assert_int_equal(encode_req(buf, q), n);
+    assert_memory_equal(buf, r->b, n);
+}
+
+static void test_golden_v1b_requests(void **state)
+{
+    (void)state;
+    dafs_request q;
+    raw r;
+
+    /* SETATTR: fh, valid, mode, uid, gid @4, size, atime_sec, mtime_sec @8, nsecs @4 */
+    raw_comparable_request(DAFS_OP_SETATTR, &q);
+    raw_begin(&r, DAFS_OP_SETATTR, false);
+    raw_fh_copy(&r, &q.u.setattr.fh);
+    raw_le(&r, q.u.setattr.valid, 4);
+    raw_le(&r, q.u.setattr.mode, 4);
+    raw_le(&r, q.u.setattr.uid, 4);
+    raw_le(&r, q.u.setattr.gid, 4);
+    raw_le(&r, q.u.setattr.size, 8);
+    raw_le(&r, (uint64_t)q.u.setattr.atime_sec, 8);
+    raw_le(&r, (uint64_t)q.u.setattr.mtime_sec, 8);
+    raw_le(&r, q.u.setattr.atime_nsec, 4);
+    raw_le(&r, q.u.setattr.mtime_nsec, 4);
+    assert_int_equal(r.pos, 40 + 32 + 16 + 24 + 8);
+    assert_codec_matches_raw(&q, &r);
+
+    /* RENAME: src dir, src name, dst dir, dst name, flags */
+    raw_comparable_request(DAFS_OP_RENAME, &q);
+    raw_begin(&r, DAFS_OP_RENAME, false);
+    raw_fh_copy(&r, &q.u.rename.src_dir);
+    raw_bytes_copy(&r, &q.u.rename.src_name);
+    raw_fh_copy(&r, &q.u.rename.dst_dir);
+    raw_bytes_copy(&r, &q.u.rename.dst_name);
+    raw_le(&r, q.u.rename.flags, 4);
+    assert_codec_matches_raw(&q, &r);
+
+    /* LINK: fh, dir, name */
+    raw_comparable_request(DAFS_OP_LINK, &q);
+    raw_begin(&r, DAFS_OP_LINK, false);
+    raw_fh_copy(&r, &q.u.link.fh);
+    raw_fh_copy(&r, &q.u.link.dir);
+    raw_bytes_copy(&r, &q.u.link.name);
+    assert_codec_matches_raw(&q, &r);
+
+    /* SYMLINK: dir, name, target */
+    raw_comparable_request(DAFS_OP_SYMLINK, &q);
+    raw_begin(&r, DAFS_OP_SYMLINK, false);
+    raw_fh_copy(&r, &q.u.symlink.dir);
+    raw_bytes_copy(&r, &q.u.symlink.name);
+    raw_bytes_copy(&r, &q.u.symlink.target);
+    assert_codec_matches_raw(&q, &r);
+
+    /* MKNOD: dir, name, mode u32, rdev u64 (8-aligned) */
+    raw_comparable_request(DAFS_OP_MKNOD, &q);
+    raw_begin(&r, DAFS_OP_MKNOD, false);
+    raw_fh_copy(&r, &q.u.mknod.dir);
+    raw_bytes_copy(&r, &q.u.mknod.name);
+    raw_le(&r, q.u.mknod.mode, 4);
+    raw_le(&r, q.u.mknod.rdev, 8);
+    assert_codec_matches_raw(&q, &r);
+
+    /* ACCESS: fh, mask */
+    raw_comparable_request(DAFS_OP_ACCESS, &q);
+    raw_begin(&r, DAFS_OP_ACCESS, false);
+    raw_fh_copy(&r, &q.u.access.fh);
+    raw_le(&r, q.u.access.mask, 4);
+    assert_codec_matches_raw(&q, &r);
+
+    /* REGISTER_CRED: uid @40, gid @44, ngroups @48, groups from 52 */
+    raw_comparable_request(DAFS_OP_REGISTER_CRED, &q);
+    raw_begin(&r, DAFS_OP_REGISTER_CRED, false);
+    raw_le(&r, q.u.cred.uid, 4);
+    raw_le(&r, q.u.cred.gid, 4);
+    raw_le(&r, q.u.cred.ngroups, 2);
+    for (uint16_t i = 0; i < q.u.cred.ngroups; i++)
+        raw_le(&r, q.u.cred.groups[i], 4);
+    assert_int_equal(r.pos, 52 + 4 * 5);
+    assert_codec_matches_raw(&q, &r);
+
+    /* RELEASE_CRED: cred_id */
+    raw_comparable_request(DAFS_OP_RELEASE_CRED, &q);
+    raw_begin(&r, DAFS_OP_RELEASE_CRED, false);
+    raw_le(&r, q.u.cred_id.cred_id, 4);
+    assert_codec_matches_raw(&q, &r);
+
+    /* READLINK and LOOKUPP: just a handle */
+    raw_comparable_request(DAFS_OP_LOOKUPP, &q);
+    raw_begin(&r, DAFS_OP_LOOKUPP, false);
+    raw_fh_copy(&r, &q.u.fh.fh);
+    assert_codec_matches_raw(&q, &r);
+
+    /* APPEND_DIRECT has the WRITE_DIRECT layout */
+    raw_comparable_request(DAFS_OP_APPEND_DIRECT, &q);
+    raw_begin(&r, DAFS_OP_APPEND_DIRECT, false);
+    raw_fh_copy(&r, &q.u.write.fh);
+    raw_le(&r, 0, 8);
+    raw_le(&r, q.u.write.count, 4);
+    raw_le(&r, q.u.write.stable, 4);
+    raw_le(&r, q.u.write.hints, 4);
+    raw_le(&r, q.u.write.nsegs, 2);
+    for (uint16_t i = 0; i < q.u.write.nsegs; i++) {
+        raw_le(&r, q.u.write.segs[i].addr, 8);
+        raw_le(&r, q.u.write.segs[i].key, 8);
+        raw_le(&r, q.u.write.segs[i].len, 8);
+    }
+    assert_codec_matches_raw(&q, &r);
+}
+
+/* The request header's cred id goes through unchanged; replies carry 0. */
+static void test_hdr_cred(void **state)
+{
+    (void)state;
+    uint8_t buf[BUF_SIZE];
+    dafs_request q, dq;
+    sample_request(DAFS_OP_GETATTR, &q);
+    q.hdr.cred = 0xdeadbeefu;
+    int n = encode_req(buf, &q);
+    assert_true(n > 0);
+    assert_int_equal(load_le(buf + 36, 4), 0xdeadbeefu);
+    assert_int_equal(dafs_decode_request(buf, (size_t)n, &dq), 0);
+    assert_int_equal(dq.hdr.cred, 0xdeadbeefu);
+
+    /* the reply encoder clears cred; a reply carrying one is malformed */
+    dafs_reply p, dp;
+    sample_reply(DAFS_OP_GETATTR, &p);
+    p.hdr.cred = 9;
+    n = encode_rep(buf, &p);
+    assert_true(n > 0);
+    assert_int_equal(load_le(buf + 36, 4), 0);
+    assert_int_equal(dafs_decode_reply(buf, (size_t)n, &dp), 0);
+    store_le(buf + 36, 9, 4);
+    assert_int_equal(decode_reply_exact(buf, (size_t)n, &dp), -DAFS_ST_BADMSG);
+    dafs_hdr h;
+    assert_int_equal(dafs_decode_hdr(buf, (size_t)n, &h), -DAFS_ST_BADMSG);
+}
+
+static int setattr_with(uint32_t valid, uint32_t atime_nsec, uint32_t mtime_nsec)
+{
+    raw r;
+    raw_begin(&r, DAFS_OP_SETATTR, false);
+    raw_fh(&r, 8);
+    raw_le(&r, valid, 4);
+    for (int k = 0; k < 3; k++)
+        raw_le(&r, 0, 4);
+    for (int k = 0; k < 3; k++)
+        raw_le(&r, 0, 8);
+    raw_le(&r, atime_nsec, 4);
+    raw_le(&r, mtime_nsec, 4);
+    return raw_decode_request(&r);
+}
+
+static void test_setattr_rules(void **state)
+{
+    (void)state;
+    assert_int_equal(setattr_with(0, 0, 0), 0);
+    assert_int_equal(setattr_with(DAFS_SET_ALL, 999999999, 999999999), 0);
+    assert_int_equal(setattr_with(0x100, 0, 0), -DAFS_ST_BADMSG);
+    assert_int_equal(setattr_with(0x80000000u, 0, 0), -DAFS_ST_BADMSG);
+    assert_int_equal(setattr_with(DAFS_SET_ATIME, 1000000000, 0), -DAFS_ST_BADMSG);
+    assert_int_equal(setattr_with(DAFS_SET_MTIME, 0, 1000000000), -DAFS_ST_BADMSG);
+    assert_int_equal(setattr_with(0, 0xffffffffu, 0), -DAFS_ST_BADMSG);
+
+    dafs_request q;
+    sample_request(DAFS_OP_SETATTR, &q);
+    q.u.setattr.valid = 0x100;
+    expect_request_inval(&q);
+    sample_request(DAFS_OP_SETATTR, &q);
+    q.u.setattr.atime_nsec = 1000000000;
+    expect_request_inval(&q);
+    sample_request(DAFS_OP_SETATTR, &q);
+    q.u.setattr.mtime_nsec = 1000000000;
+    expect_request_inval(&q);
+    sample_request(DAFS_OP_SETATTR, &q);
+    q.u.setattr.fh.len = 0;
+    expect_request_inval(&q);
+}
+
+static int rename_with(uint8_t src_fh, uint32_t src_len, uint8_t dst_fh, uint32_t dst_len,
+                       uint32_t flags)
+{
+    raw r;
+    raw_begin(&r, DAFS_OP_RENAME, false);
+    raw_fh(&r, src_fh);
+    raw_str(&r, src_len, 's');
+    raw_fh(&r, dst_fh);
+    raw_str(&r, dst_len, 'd');
+    raw_le(&r, flags, 4);
+    return raw_decode_request(&r);
+}
+
+static void test_rename_rules(void **state)
+{
+    (void)state;
+    assert_int_equal(rename_with(8, 1, 8, 1, 0), 0);
+    assert_int_equal(rename_with(1, DAFS_NAME_MAX, DAFS_FH_MAX, DAFS_NAME_MAX, 0), 0);
+    assert_int_equal(rename_with(8, 3, 8, 3, DAFS_RENAME_NOREPLACE), 0);
+    assert_int_equal(rename_with(8, 3, 8, 3, DAFS_RENAME_EXCHANGE), 0);
+    assert_int_equal(rename_with(8, 3, 8, 3, DAFS_RENAME_NOREPLACE | DAFS_RENAME_EXCHANGE),
+                     -DAFS_ST_BADMSG);
+    assert_int_equal(rename_with(8, 3, 8, 3, 0x4), -DAFS_ST_BADMSG);
+    assert_int_equal(rename_with(8, 0, 8, 3, 0), -DAFS_ST_BADMSG);
+    assert_int_equal(rename_with(8, 3, 8, 0, 0), -DAFS_ST_BADMSG);
+    assert_int_equal(rename_with(8, DAFS_NAME_MAX + 1, 8, 3, 0), -DAFS_ST_BADMSG);
+    assert_int_equal(rename_with(8, 3, 8, DAFS_NAME_MAX + 1, 0), -DAFS_ST_BADMSG);
+    assert_int_equal(rename_with(0, 3, 8, 3, 0), -DAFS_ST_BADMSG);
+    assert_int_equal(rename_with(8, 3, DAFS_FH_MAX + 1, 3, 0), -DAFS_ST_BADMSG);
+
+    dafs_request q;
+    sample_request(DAFS_OP_RENAME, &q);
+    q.u.rename.flags = DAFS_RENAME_NOREPLACE | DAFS_RENAME_EXCHANGE;
+    expect_request_inval(&q);
+    q.u.rename.flags = 0x10;
+    expect_request_inval(&q);
+    sample_request(DAFS_OP_RENAME, &q);
+    q.u.rename.dst_name.len = 0;
+    expect_request_inval(&q);
+    sample_request(DAFS_OP_RENAME, &q);
+    q.u.rename.src_name.len = DAFS_NAME_MAX + 1;
+    expect_request_inval(&q);
+    sample_request(DAFS_OP_RENAME, &q);
+    q.u.rename.dst_dir.len = DAFS_FH_MAX + 1;
+    expect_request_inval(&q);
+}
+
+static int link_with(uint8_t fh_len, uint8_t dir_len, uint32_t name_len)
+{
+    raw r;
+    raw_begin(&r, DAFS_OP_LINK, false);
+    raw_fh(&r, fh_len);
+    raw_fh(&r, dir_len);
+    raw_str(&r, name_len, 'l');
+    return raw_decode_request(&r);
+}
+
+static int mknod_with(uint32_t name_len)
+{
+    raw r;
+    raw_begin(&r, DAFS_OP_MKNOD, false);
+    raw_fh(&r, 8);
+    raw_str(&r, name_len, 'm');
+    raw_le(&r, 0010644, 4);
+    raw_le(&r, 0, 8);
+    return raw_decode_request(&r);
+}
+
+static int symlink_with(uint32_t name_len, uint32_t target_len)
+{
+    raw r;
+    raw_begin(&r, DAFS_OP_SYMLINK, false);
+    raw_fh(&r, 8);
+    raw_str(&r, name_len, 'n');
+    raw_str(&r, target_len, 't');
+    return raw_decode_request(&r);
+}
+
+static void test_link_mknod_symlink_rules(void **state)
+{
+    (void)state;
+    assert_int_equal(link_with(1, DAFS_FH_MAX, 1), 0);
+    assert_int_equal(link_with(8, 8, DAFS_NAME_MAX), 0);
+    assert_int_equal(link_with(0, 8, 3), -DAFS_ST_BADMSG);
+    assert_int_equal(link_with(8, DAFS_FH_MAX + 1, 3), -DAFS_ST_BADMSG);
+    assert_int_equal(link_with(8, 8, 0), -DAFS_ST_BADMSG);
+    assert_int_equal(link_with(8, 8, DAFS_NAME_MAX + 1), -DAFS_ST_BADMSG);
+
+    assert_int_equal(mknod_with(1), 0);
+    assert_int_equal(mknod_with(DAFS_NAME_MAX), 0);
+    assert_int_equal(mknod_with(0), -DAFS_ST_BADMSG);
+    assert_int_equal(mknod_with(DAFS_NAME_MAX + 1), -DAFS_ST_BADMSG);
+
+    assert_int_equal(symlink_with(1, 1), 0);
+    assert_int_equal(symlink_with(DAFS_NAME_MAX, DAFS_PATH_MAX), 0);
+    assert_int_equal(symlink_with(3, 0), -DAFS_ST_BADMSG);
+    assert_int_equal(symlink_with(3, DAFS_PATH_MAX + 1), -DAFS_ST_BADMSG);
+    assert_int_equal(symlink_with(0, 5), -DAFS_ST_BADMSG);
+    assert_int_equal(symlink_with(DAFS_NAME_MAX + 1, 5), -DAFS_ST_BADMSG);
+
+    dafs_request q;
+    char longpath[DAFS_PATH_MAX + 1];
+    memset(longpath, 'p', sizeof longpath);
+    sample_request(DAFS_OP_SYMLINK, &q);
+    q.u.symlink.target = (dafs_bytes){(const uint8_t *)longpath, DAFS_PATH_MAX + 1};
+    expect_request_inval(&q);
+    q.u.symlink.target.len = 0;
+    expect_request_inval(&q);
+    q.u.symlink.target.len = DAFS_PATH_MAX; /* the longest target fits and round-trips */
+    uint8_t buf[BUF_SIZE];
+    dafs_request d;
+    int n = encode_req(buf, &q);
+    assert_true(n > 0);
+    assert_int_equal(dafs_decode_request(buf, (size_t)n, &d), 0);
+    assert_true(requests_equal(&q, &d));
+
+    sample_request(DAFS_OP_LINK, &q);
+    q.u.link.fh.len = 0;
+    expect_request_inval(&q);
+    sample_request(DAFS_OP_LINK, &q);
+    q.u.link.name.len = 0;
+    expect_request_inval(&q);
+    sample_request(DAFS_OP_MKNOD, &q);
+    q.u.mknod.name.len = DAFS_NAME_MAX + 1;
+    expect_request_inval(&q);
+}
+
+static int access_with(uint32_t mask)
+{
+    raw r;
+    raw_begin(&r, DAFS_OP_ACCESS, false);
+    raw_fh(&r, 8);
+    raw_le(&r, mask, 4);
+    return raw_decode_request(&r);
+}
+
+static void test_access_rules(void **state)
+{
+    (void)state;
+    for (uint32_t mask = 0; mask <= 7; mask++)
+        assert_int_equal(access_with(mask), 0);
+    assert_int_equal(access_with(8), -DAFS_ST_BADMSG);
+    assert_int_equal(access_with(0xffffffffu), -DAFS_ST_BADMSG);
+    dafs_request q;
+    sample_request(DAFS_OP_ACCESS, &q);
+    q.u.access.mask = 8;
+    expect_request_inval(&q);
+}
+
+static int cred_with(uint16_t ngroups_field, uint16_t ngroups_real)
+{
+    raw r;
+    raw_begin(&r, DAFS_OP_REGISTER_CRED, false);
+    raw_le(&r, 1000, 4);
+    raw_le(&r, 1000, 4);
+    raw_le(&r, ngroups_field, 2);
+    for (uint16_t i = 0; i < ngroups_real; i++)
+        raw_le(&r, 100u + i, 4);
+    return raw_decode_request(&r);
+}
+
+static int cred_reply_with(uint32_t cred_id)
+{
+    raw r;
+    raw_begin(&r, DAFS_OP_REGISTER_CRED, true);
+    raw_le(&r, cred_id, 4);
+    return raw_decode_reply(&r);
+}
+
+static void test_cred_rules(void **state)
+{
+    (void)state;
+    assert_int_equal(cred_with(0, 0), 0);
+    assert_int_equal(cred_with(1, 1), 0);
+    assert_int_equal(cred_with(DAFS_GROUPS_MAX, DAFS_GROUPS_MAX), 0);
+    assert_int_equal(cred_with(DAFS_GROUPS_MAX + 1, DAFS_GROUPS_MAX + 1), -DAFS_ST_BADMSG);
+    assert_int_equal(cred_with(0xffff, 40), -DAFS_ST_BADMSG);
+    /* short lists (an even count present, so no pad bytes could pass for a group) */
+    assert_int_equal(cred_with(2, 1), -DAFS_ST_BADMSG);
+    assert_int_equal(cred_with(4, 3), -DAFS_ST_BADMSG);
+    assert_int_equal(cred_with(1, 3), -DAFS_ST_BADMSG); /* extra groups */
+    assert_int_equal(cred_reply_with(1), 0);
+    assert_int_equal(cred_reply_with(0xffffffffu), 0);
+    assert_int_equal(cred_reply_with(0), -DAFS_ST_BADMSG);
+
+    dafs_request q, d;
+    uint8_t buf[BUF_SIZE];
+    sample_request(DAFS_OP_REGISTER_CRED, &q);
+    q.u.cred.ngroups = DAFS_GROUPS_MAX + 1;
+    expect_request_inval(&q);
+    q.u.cred.ngroups = DAFS_GROUPS_MAX;
+    for (uint16_t i = 0; i < DAFS_GROUPS_MAX; i++)
+        q.u.cred.groups[i] = 0xfff00000u + i;
+    int n = encode_req(buf, &q);
+    assert_int_equal(n, 52 + 4 * DAFS_GROUPS_MAX + 4); /* + final padding */
+    assert_int_equal(dafs_decode_request(buf, (size_t)n, &d), 0);
+    assert_true(requests_equal(&q, &d));
+
+    /* any cred id may be released: the server decides what it means */
+    sample_request(DAFS_OP_RELEASE_CRED, &q);
+    q.u.cred_id.cred_id = 0;
+    n = encode_req(buf, &q);
+    assert_int_equal(n, 48);
+    assert_int_equal(dafs_decode_request(buf, (size_t)n, &d), 0);
+
+    dafs_reply p;
+    sample_reply(DAFS_OP_REGISTER_CRED, &p);
+    p.u.cred.cred_id = 0;
+    expect_reply_inval(&p);
+}
+
+static int append_inline_with(uint64_t offset, uint32_t count, uint32_t data_len)
+{
+    raw r;
+    raw_begin(&r, DAFS_OP_APPEND_INLINE, false);
+    raw_fh(&r, 16);
+    raw_le(&r, offset, 8);
+    raw_le(&r, count, 4);
+    raw_le(&r, DAFS_FILE_SYNC, 4);
+    raw_le(&r, 0, 4);
+    raw_str(&r, data_len, 'a');
+    return raw_decode_request(&r);
+}
+
+static int append_direct_with_offset(uint64_t offset)
+{
+    raw r;
+    raw_begin(&r, DAFS_OP_APPEND_DIRECT, false);
+    raw_fh(&r, 16);
+    raw_le(&r, offset, 8);
+    raw_le(&r, 4096, 4);
+    raw_le(&r, DAFS_UNSTABLE, 4);
+    raw_le(&r, 0, 4);
+    raw_le(&r, 1, 2);
+    raw_seg(&r, 4096);
+    return raw_decode_request(&r);
+}
+
+/* count, committed, verifier, and the offset only when with_offset */
+static int write_reply_with(uint16_t op, bool with_offset)
+{
+    raw r;
+    raw_begin(&r, op, true);
+    raw_le(&r, 10, 4);
+    raw_le(&r, DAFS_FILE_SYNC, 4);
+    raw_le(&r, 0x77, 8);
+    if (with_offset)
+        raw_le(&r, 0x1234, 8);
+    return raw_decode_reply(&r);
+}
+
+static void test_append_rules(void **state)
+{
+    (void)state;
+    assert_int_equal(append_inline_with(0, 10, 10), 0);
+    assert_int_equal(append_inline_with(0, 0, 0), 0);
+    assert_int_equal(append_inline_with(1, 10, 10), -DAFS_ST_BADMSG);
+    assert_int_equal(append_inline_with(UINT64_MAX, 10, 10), -DAFS_ST_BADMSG);
+    assert_int_equal(append_inline_with(0, 10, 9), -DAFS_ST_BADMSG);
+    assert_int_equal(append_direct_with_offset(0), 0);
+    assert_int_equal(append_direct_with_offset(4096), -DAFS_ST_BADMSG);
+    /* segment rules: test_direct_segments covers APPEND_DIRECT too */
+
+    /* replies: APPEND_* carry the offset, WRITE_* do not */
+    assert_int_equal(write_reply_with(DAFS_OP_APPEND_INLINE, true), 0);
+    assert_int_equal(write_reply_with(DAFS_OP_APPEND_DIRECT, true), 0);
+    assert_int_equal(write_reply_with(DAFS_OP_APPEND_INLINE, false), -DAFS_ST_BADMSG);
+    assert_int_equal(write_reply_with(DAFS_OP_APPEND_DIRECT, false), -DAFS_ST_BADMSG);
+    assert_int_equal(write_reply_with(DAFS_OP_WRITE_INLINE, false), 0);
+    assert_int_equal(write_reply_with(DAFS_OP_WRITE_INLINE, true), -DAFS_ST_BADMSG);
+    assert_int_equal(write_reply_with(DAFS_OP_WRITE_DIRECT, true), -DAFS_ST_BADMSG);
+
+    uint8_t buf[BUF_SIZE];
+    dafs_reply p, d;
+    sample_reply(DAFS_OP_APPEND_DIRECT, &p);
+    int n = encode_rep(buf, &p);
+    assert_int_equal(n, 40 + 24);
+    assert_int_equal(load_le(buf + 56, 8), p.u.write.offset);
+    assert_int_equal(dafs_decode_reply(buf, (size_t)n, &d), 0);
+    assert_int_equal(d.u.write.offset, p.u.write.offset);
+    /* a WRITE reply does not carry an offset even if the caller set one */
+    sample_reply(DAFS_OP_WRITE_INLINE, &p);
+    p.u.write.offset = 99;
+    assert_int_equal(encode_rep(buf, &p), 40 + 16);
+
+    dafs_request q;
+    sample_request(DAFS_OP_APPEND_INLINE, &q);
+    q.u.write.offset = 1;
+    expect_request_inval(&q);
+    sample_request(DAFS_OP_APPEND_INLINE, &q);
+    q.u.write.count += 1;
+    expect_request_inval(&q);
+    sample_request(DAFS_OP_APPEND_DIRECT, &q);
+    q.u.write.offset = 4096;
+    expect_request_inval(&q);
+    sample_request(DAFS_OP_APPEND_DIRECT, &q);
+    q.u.write.nsegs = 0;
+    expect_request_inval(&q);
+    sample_request(DAFS_OP_APPEND_DIRECT, &q);
+    q.u.write.nsegs = DAFS_SEG_MAX + 1;
+    expect_request_inval(&q);
+    sample_request(DAFS_OP_APPEND_DIRECT, &q);
+    q.u.write.count = 2 * 4096 + 1; /* segments no longer cover count */
+    expect_request_inval(&q);
+}
+
+static int readlink_reply_with(uint32_t target_len)
+{
+    raw r;
+    raw_begin(&r, DAFS_OP_READLINK, true);
+    raw_str(&r, target_len, 'r');
+    return raw_decode_reply(&r);
+}
+
+static void test_readlink_reply_rules(void **state)
+{
+    (void)state;
+    assert_int_equal(readlink_reply_with(1), 0);
+    assert_int_equal(readlink_reply_with(DAFS_PATH_MAX), 0);
+    assert_int_equal(readlink_reply_with(0), -DAFS_ST_BADMSG);
+    assert_int_equal(readlink_reply_with(DAFS_PATH_MAX + 1), -DAFS_ST_BADMSG);
+
+    dafs_reply p;
+    sample_reply(DAFS_OP_READLINK, &p);
+    p.u.readlink.target.len = 0;
+    expect_reply_inval(&p);
+    p.u.readlink.target.len = DAFS_PATH_MAX + 1;
+    expect_reply_inval(&p);
+    sample_reply(DAFS_OP_READLINK, &p);
+    p.u.readlink.target.ptr = NULL;
+    expect_reply_inval(&p);
+    /* fh+attr replies of the new ops check created like OPEN's */
+    sample_reply(DAFS_OP_LOOKUPP, &p);
+    p.u.fh_attr.created = 2;
+    expect_reply_inval(&p);
+    sample_reply(DAFS_OP_SYMLINK, &p);
+    p.u.fh_attr.fh.len = 0;
+    expect_reply_inval(&p);
+}
+
 /* ---- READDIR encoder and iterator -------------------------------------- */
 
 static void test_readdir_encoder(void **state)
@@ -1057,6 +1611,10 @@ static void test_op_names(void **state)
     assert_string_equal(dafs_op_name(DAFS_OP_NULL), "NULL");
     assert_string_equal(dafs_op_name(DAFS_OP_READ_DIRECT), "READ_DIRECT");
     assert_string_equal(dafs_op_name(DAFS_OP_STATFS), "STATFS");
+    assert_string_equal(dafs_op_name(DAFS_OP_SETATTR), "SETATTR");
+    assert_string_equal(dafs_op_name(DAFS_OP_LOOKUPP), "LOOKUPP");
+    assert_string_equal(dafs_op_name(DAFS_OP_APPEND_DIRECT), "APPEND_DIRECT");
+    assert_string_equal(dafs_op_name(DAFS_OP_RELEASE_CRED), "RELEASE_CRED");
     assert_string_equal(dafs_op_name(DAFS_OP_COUNT), "UNKNOWN");
     assert_string_equal(dafs_op_name(0xffff), "UNKNOWN");
     for (uint16_t op = 0; op < DAFS_OP_COUNT; op++) {
@@ -1092,6 +1650,15 @@ int main(void)
         cmocka_unit_test(test_encode_reply_inval),
         cmocka_unit_test(test_encode_overflow),
         cmocka_unit_test(test_read_inline_in_place),
+        cmocka_unit_test(test_golden_v1b_requests),
+        cmocka_unit_test(test_hdr_cred),
+        cmocka_unit_test(test_setattr_rules),
+        cmocka_unit_test(test_rename_rules),
+        cmocka_unit_test(test_link_mknod_symlink_rules),
+        cmocka_unit_test(test_access_rules),
+        cmocka_unit_test(test_cred_rules),
+        cmocka_unit_test(test_append_rules),
+        cmocka_unit_test(test_readlink_reply_rules),
         cmocka_unit_test(test_readdir_encoder),
         cmocka_unit_test(test_readdir_encoder_edges),
         cmocka_unit_test(test_readdir_iter_handmade),
