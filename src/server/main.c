@@ -3,7 +3,9 @@
  *
  *   dafsd --export DIR [--listen HOST[:PORT]] [--provider NAME]
  *         [--state-dir DIR] [--threads N] [--credits N] [--lease-ms MS]
- *         [--ready-file FILE] [-f] [--verbose]
+ *         [--ready-file FILE] [--root-squash | --no-root-squash | --all-squash]
+ *         [--anon-uid N] [--anon-gid N] [--read-only] [--io-timeout-ms MS]
+ *         [-f] [--verbose]
  *
  * Startup: open the export and the handle key, open the fabric endpoint,
  * start the workers, post the receive pool, then (optionally) write the bound
@@ -45,6 +47,13 @@ static void usage(FILE *out)
             "  --credits N         per-session credit ceiling (default 32)\n"
             "  --lease-ms MS       session lease (default 30000)\n"
             "  --ready-file FILE   write the bound port here once serving\n"
+            "  --root-squash       run uid 0 as the anon user (default)\n"
+            "  --no-root-squash    run uid 0 as root\n"
+            "  --all-squash        run every caller as the anon user\n"
+            "  --anon-uid N        anon uid (default 65534)\n"
+            "  --anon-gid N        anon gid (default 65534)\n"
+            "  --read-only         refuse every modifying request (ROFS)\n"
+            "  --io-timeout-ms MS  give up on a client's RMA/reply after MS (default 10000)\n"
             "  -f, --foreground    stay in the foreground (always the case)\n"
             "  -v, --verbose       log session events\n"
             "  -h, --help          this text\n"
@@ -116,8 +125,12 @@ static void parse_args(int argc, char **argv, server_config *cfg)
         .max_io = 1u << 20,
         .rx_buffers = 512,
         .max_sessions = 1024,
+        .policy = {.squash = SQUASH_ROOT, .anon_uid = CRED_ANON_ID, .anon_gid = CRED_ANON_ID},
+        .io_timeout_ms = 10000,
     };
-    enum { O_EXPORT = 256, O_LISTEN, O_PROVIDER, O_STATE, O_THREADS, O_CREDITS, O_LEASE, O_READY };
+    enum { O_EXPORT = 256, O_LISTEN, O_PROVIDER, O_STATE, O_THREADS, O_CREDITS, O_LEASE, O_READY,
+           O_ROOT_SQUASH, O_NO_ROOT_SQUASH, O_ALL_SQUASH, O_ANON_UID, O_ANON_GID, O_RO,
+           O_IO_TIMEOUT };
     static const struct option opts[] = {
         {"export", required_argument, NULL, O_EXPORT},
         {"listen", required_argument, NULL, O_LISTEN},
@@ -127,6 +140,13 @@ static void parse_args(int argc, char **argv, server_config *cfg)
         {"credits", required_argument, NULL, O_CREDITS},
         {"lease-ms", required_argument, NULL, O_LEASE},
         {"ready-file", required_argument, NULL, O_READY},
+        {"root-squash", no_argument, NULL, O_ROOT_SQUASH},
+        {"no-root-squash", no_argument, NULL, O_NO_ROOT_SQUASH},
+        {"all-squash", no_argument, NULL, O_ALL_SQUASH},
+        {"anon-uid", required_argument, NULL, O_ANON_UID},
+        {"anon-gid", required_argument, NULL, O_ANON_GID},
+        {"read-only", no_argument, NULL, O_RO},
+        {"io-timeout-ms", required_argument, NULL, O_IO_TIMEOUT},
         {"foreground", no_argument, NULL, 'f'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
@@ -145,6 +165,19 @@ static void parse_args(int argc, char **argv, server_config *cfg)
         case O_CREDITS: cfg->credits = parse_unsigned("--credits", optarg, 1, 4096); break;
         case O_LEASE: cfg->lease_ms = parse_unsigned("--lease-ms", optarg, 10, 86400000); break;
         case O_READY: cfg->ready_file = optarg; break;
+        case O_ROOT_SQUASH: cfg->policy.squash = SQUASH_ROOT; break;
+        case O_NO_ROOT_SQUASH: cfg->policy.squash = SQUASH_NONE; break;
+        case O_ALL_SQUASH: cfg->policy.squash = SQUASH_ALL; break;
+        case O_ANON_UID:
+            cfg->policy.anon_uid = parse_unsigned("--anon-uid", optarg, 0, 4294967294u);
+            break;
+        case O_ANON_GID:
+            cfg->policy.anon_gid = parse_unsigned("--anon-gid", optarg, 0, 4294967294u);
+            break;
+        case O_RO: cfg->read_only = true; break;
+        case O_IO_TIMEOUT:
+            cfg->io_timeout_ms = parse_unsigned("--io-timeout-ms", optarg, 10, 3600000);
+            break;
         case 'f': break;
         case 'v': dafsd_verbose = true; break;
         case 'h': usage(stdout); exit(0);
@@ -200,6 +233,7 @@ static int write_ready_file(const char *path, const char *port)
 static int start(server *srv)
 {
     const char *why = NULL;
+    cred_init();
     int rc = export_open(&srv->exp, srv->cfg.export_dir, srv->cfg.state_dir, &why);
     if (rc != 0) {
         log_error("%s: %s: %s", srv->cfg.export_dir, why, strerror(-rc));

@@ -7,6 +7,16 @@
  * worker's io_uring and closes it.  (An fd cache keyed by handle is the
  * obvious later optimisation; it must be invalidated on REMOVE/RMDIR.)
  *
+ * Identity: every op but the handle opens runs as the caller (see ops.h);
+ * data opens go through ops_reopen, so read/write permission is the
+ * kernel's decision for that user.  Non-regular files are never opened for
+ * data (a FIFO would block a worker): READ/WRITE on a directory is ISDIR,
+ * on anything else INVAL.
+ *
+ * APPEND writes at end of file atomically with respect to every other
+ * dafs APPEND: under a mutex striped by inode number the worker takes the
+ * size with fstat and writes at exactly that offset, which the reply names.
+ *
  * Every count from the wire is bounded before use: inline transfers by the
  * session's inline_max, direct ones by max_io (the bounce buffer) and by the
  * total length of the client's segments; offset + count must not overflow
@@ -18,7 +28,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -27,14 +39,14 @@
 #include "worker.h"
 
 /* Read/write counts must keep offset + count within off_t. */
-static int check_range(uint64_t offset, uint64_t count)
+int ops_check_range(uint64_t offset, uint64_t count)
 {
     if (offset > (uint64_t)INT64_MAX || count > (uint64_t)INT64_MAX - offset)
         return DAFS_ST_INVAL;
     return DAFS_ST_OK;
 }
 
-static int check_segs(const op_ctx *c, const dafs_seg *segs, unsigned nsegs, uint32_t count)
+int ops_check_segs(const op_ctx *c, const dafs_seg *segs, unsigned nsegs, uint32_t count)
 {
     if (nsegs == 0 || nsegs > DAFS_SEG_MAX || nsegs > c->sess->limits.max_segs)
         return DAFS_ST_INVAL;
@@ -49,8 +61,7 @@ static int check_segs(const op_ctx *c, const dafs_seg *segs, unsigned nsegs, uin
     return total >= count ? DAFS_ST_OK : DAFS_ST_INVAL;
 }
 
-/* Fill fh + attr of the object open as fd. */
-static int reply_fh_attr(op_ctx *c, int fd)
+int ops_reply_fh_attr(op_ctx *c, int fd)
 {
     struct stat st;
     if (fstat(fd, &st) != 0)
@@ -59,11 +70,18 @@ static int reply_fh_attr(op_ctx *c, int fd)
     return export_make_fh(&c->srv->exp, fd, &c->rep.u.fh_attr.fh);
 }
 
-/* Open the directory named by fh as O_PATH. */
-static int open_dir(op_ctx *c, const dafs_fh *fh, int *fd)
+int ops_fh_open(op_ctx *c, const dafs_fh *fh, int *fd, struct stat *st)
+{
+    cred_suspend();
+    int status = export_open_fh(&c->srv->exp, fh, O_PATH, fd, st);
+    cred_resume();
+    return status;
+}
+
+int ops_open_dir(op_ctx *c, const dafs_fh *fh, int *fd)
 {
     struct stat st;
-    int status = export_open_fh(&c->srv->exp, fh, O_PATH, fd, &st);
+    int status = ops_fh_open(c, fh, fd, &st);
     if (status == DAFS_ST_OK && !S_ISDIR(st.st_mode)) {
         close(*fd);
         *fd = -1;
@@ -72,28 +90,46 @@ static int open_dir(op_ctx *c, const dafs_fh *fh, int *fd)
     return status;
 }
 
-/* Open a regular file by handle for data I/O. */
+int ops_reopen(int pathfd, int flags, int *fd)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", pathfd);
+    *fd = open(path, flags | O_CLOEXEC | O_NOCTTY);
+    return *fd < 0 ? export_errno_status(errno) : DAFS_ST_OK;
+}
+
+void ops_cname(const dafs_bytes *name, char out[DAFS_NAME_MAX + 1])
+{
+    size_t n = name->len > DAFS_NAME_MAX ? DAFS_NAME_MAX : name->len;
+    memcpy(out, name->ptr, n);
+    out[n] = '\0';
+}
+
+/* Open a regular file by handle for data I/O, as the caller. */
 static int open_data(op_ctx *c, const dafs_fh *fh, int oflags, int *fd, struct stat *st)
 {
-    int status = export_open_fh(&c->srv->exp, fh, oflags | O_NONBLOCK, fd, st);
-    if (status == DAFS_ST_OK && !S_ISREG(st->st_mode)) {
-        close(*fd);
-        *fd = -1;
+    int pfd;
+    int status = ops_fh_open(c, fh, &pfd, st);
+    if (status != DAFS_ST_OK)
+        return status;
+    if (!S_ISREG(st->st_mode))
         status = S_ISDIR(st->st_mode) ? DAFS_ST_ISDIR : DAFS_ST_INVAL;
-    }
+    else
+        status = ops_reopen(pfd, oflags | O_NONBLOCK, fd);
+    close(pfd);
     return status;
 }
 
 static int op_getroot(op_ctx *c)
 {
-    return reply_fh_attr(c, c->srv->exp.root_fd);
+    return ops_reply_fh_attr(c, c->srv->exp.root_fd);
 }
 
 static int op_getattr(op_ctx *c)
 {
     int fd;
     struct stat st;
-    int status = export_open_fh(&c->srv->exp, &c->req->u.fh.fh, O_PATH, &fd, &st);
+    int status = ops_fh_open(c, &c->req->u.fh.fh, &fd, &st);
     if (status != DAFS_ST_OK)
         return status;
     close(fd);
@@ -105,7 +141,7 @@ static int op_close(op_ctx *c)
 {
     int fd;
     struct stat st;
-    int status = export_open_fh(&c->srv->exp, &c->req->u.fh.fh, O_PATH, &fd, &st);
+    int status = ops_fh_open(c, &c->req->u.fh.fh, &fd, &st);
     if (status == DAFS_ST_OK)
         close(fd);
     return status;
@@ -115,11 +151,11 @@ static int op_lookup(op_ctx *c)
 {
     const dafs_dirop_req *r = &c->req->u.dirop;
     int dirfd, fd;
-    int status = open_dir(c, &r->dir, &dirfd);
+    int status = ops_open_dir(c, &r->dir, &dirfd);
     if (status != DAFS_ST_OK)
         return status;
     if (r->name.len == 1 && r->name.ptr[0] == '.') { /* "." is the directory itself */
-        status = reply_fh_attr(c, dirfd);
+        status = ops_reply_fh_attr(c, dirfd);
         close(dirfd);
         return status;
     }
@@ -127,7 +163,7 @@ static int op_lookup(op_ctx *c)
     close(dirfd);
     if (status != DAFS_ST_OK)
         return status;
-    status = reply_fh_attr(c, fd);
+    status = ops_reply_fh_attr(c, fd);
     close(fd);
     return status;
 }
@@ -190,7 +226,7 @@ static int op_open(op_ctx *c)
     status = export_check_name(&r->name);
     if (status != DAFS_ST_OK)
         return status;
-    status = open_dir(c, &r->dir, &dirfd);
+    status = ops_open_dir(c, &r->dir, &dirfd);
     if (status != DAFS_ST_OK)
         return status;
     status = open_maybe_create(c, dirfd, oflags, r->mode, &fd);
@@ -198,7 +234,7 @@ static int op_open(op_ctx *c)
     if (status != DAFS_ST_OK)
         return status;
     uint8_t created = c->rep.u.fh_attr.created;
-    status = reply_fh_attr(c, fd);
+    status = ops_reply_fh_attr(c, fd);
     c->rep.u.fh_attr.created = created;
     close(fd);
     return status;
@@ -211,12 +247,11 @@ static int op_mkdir(op_ctx *c)
     int status = export_check_name(&r->name);
     if (status != DAFS_ST_OK)
         return status;
-    status = open_dir(c, &r->dir, &dirfd);
+    status = ops_open_dir(c, &r->dir, &dirfd);
     if (status != DAFS_ST_OK)
         return status;
     char cname[DAFS_NAME_MAX + 1];
-    memcpy(cname, r->name.ptr, r->name.len);
-    cname[r->name.len] = '\0';
+    ops_cname(&r->name, cname);
     if (mkdirat(dirfd, cname, r->mode & 07777) != 0) {
         status = export_errno_status(errno);
         close(dirfd);
@@ -226,7 +261,7 @@ static int op_mkdir(op_ctx *c)
     close(dirfd);
     if (status != DAFS_ST_OK)
         return status;
-    status = reply_fh_attr(c, fd);
+    status = ops_reply_fh_attr(c, fd);
     close(fd);
     return status;
 }
@@ -238,12 +273,11 @@ static int unlink_name(op_ctx *c, int atflags)
     int status = export_check_name(&r->name);
     if (status != DAFS_ST_OK)
         return status;
-    status = open_dir(c, &r->dir, &dirfd);
+    status = ops_open_dir(c, &r->dir, &dirfd);
     if (status != DAFS_ST_OK)
         return status;
     char cname[DAFS_NAME_MAX + 1];
-    memcpy(cname, r->name.ptr, r->name.len);
-    cname[r->name.len] = '\0';
+    ops_cname(&r->name, cname);
     if (unlinkat(dirfd, cname, atflags) != 0)
         status = export_errno_status(errno);
     close(dirfd);
@@ -257,9 +291,9 @@ static int op_rmdir(op_ctx *c) { return unlink_name(c, AT_REMOVEDIR); }
 static int op_read(op_ctx *c, bool direct)
 {
     const dafs_read_req *r = &c->req->u.read;
-    int status = check_range(r->offset, r->count);
+    int status = ops_check_range(r->offset, r->count);
     if (status == DAFS_ST_OK && direct)
-        status = check_segs(c, r->segs, r->nsegs, r->count);
+        status = ops_check_segs(c, r->segs, r->nsegs, r->count);
     if (status == DAFS_ST_OK && !direct && r->count > c->sess->limits.inline_max)
         status = DAFS_ST_INVAL;
     if (status != DAFS_ST_OK)
@@ -303,11 +337,11 @@ static int sync_as_asked(op_ctx *c, int fd, uint32_t stable, uint32_t *committed
 static int op_write(op_ctx *c, bool direct)
 {
     const dafs_write_req *r = &c->req->u.write;
-    int status = check_range(r->offset, r->count);
+    int status = ops_check_range(r->offset, r->count);
     if (status == DAFS_ST_OK && r->stable > DAFS_FILE_SYNC)
         status = DAFS_ST_INVAL;
     if (status == DAFS_ST_OK && direct)
-        status = check_segs(c, r->segs, r->nsegs, r->count);
+        status = ops_check_segs(c, r->segs, r->nsegs, r->count);
     if (status == DAFS_ST_OK && !direct &&
         (r->count > c->sess->limits.inline_max || r->data.len != r->count))
         status = DAFS_ST_INVAL;
@@ -346,7 +380,9 @@ static int op_commit(op_ctx *c)
         return DAFS_ST_INVAL;
     int fd;
     struct stat st;
+    cred_suspend(); /* durability is not an access: any caller may commit */
     int status = open_data(c, &r->fh, O_RDONLY, &fd, &st);
+    cred_resume();
     if (status != DAFS_ST_OK)
         return status;
     uint32_t committed;
@@ -360,7 +396,7 @@ static int op_statfs(op_ctx *c)
 {
     int fd;
     struct stat st;
-    int status = export_open_fh(&c->srv->exp, &c->req->u.fh.fh, O_PATH, &fd, &st);
+    int status = ops_fh_open(c, &c->req->u.fh.fh, &fd, &st);
     if (status != DAFS_ST_OK)
         return status;
     struct statvfs vfs;
@@ -438,9 +474,12 @@ static int op_readdir(op_ctx *c)
     const dafs_readdir_req *r = &c->req->u.readdir;
     if (r->cookie > (uint64_t)INT64_MAX)
         return DAFS_ST_INVAL;
-    int fd;
-    struct stat st;
-    int status = export_open_fh(&c->srv->exp, &r->dir, O_RDONLY | O_DIRECTORY, &fd, &st);
+    int pfd, fd;
+    int status = ops_open_dir(c, &r->dir, &pfd);
+    if (status != DAFS_ST_OK)
+        return status;
+    status = ops_reopen(pfd, O_RDONLY | O_DIRECTORY, &fd);
+    close(pfd);
     if (status != DAFS_ST_OK)
         return status;
     if (lseek(fd, (off_t)r->cookie, SEEK_SET) < 0) {
@@ -483,7 +522,88 @@ static int op_readdir(op_ctx *c)
     return DAFS_ST_OK;
 }
 
-int ops_execute(op_ctx *c)
+/* ---- APPEND ------------------------------------------------------------- */
+
+#define APPEND_STRIPES 64
+static pthread_mutex_t append_locks[APPEND_STRIPES] = {[0 ... APPEND_STRIPES - 1] =
+                                                           PTHREAD_MUTEX_INITIALIZER};
+
+/* Write count bytes at the current end of fd; *where gets the offset. */
+static int append_at_eof(op_ctx *c, int fd, ino_t ino, const uint8_t *data, uint32_t count,
+                         uint64_t *where)
+{
+    pthread_mutex_t *mu = &append_locks[ino % APPEND_STRIPES];
+    struct stat st;
+    int status = DAFS_ST_OK;
+    pthread_mutex_lock(mu);
+    if (fstat(fd, &st) != 0)
+        status = export_errno_status(errno);
+    else if (ops_check_range((uint64_t)st.st_size, count) != DAFS_ST_OK)
+        status = DAFS_ST_FBIG;
+    if (status == DAFS_ST_OK && count > 0) {
+        int rc = worker_file_write(c->w, fd, data, count, (uint64_t)st.st_size);
+        if (rc < 0)
+            status = export_errno_status(-rc);
+    }
+    pthread_mutex_unlock(mu);
+    *where = (uint64_t)st.st_size;
+    return status;
+}
+
+int ops_append(op_ctx *c, bool direct)
+{
+    const dafs_write_req *r = &c->req->u.write;
+    int status = DAFS_ST_OK;
+    if (r->offset != 0 || r->stable > DAFS_FILE_SYNC)
+        status = DAFS_ST_INVAL;
+    else if (direct)
+        status = ops_check_segs(c, r->segs, r->nsegs, r->count);
+    else if (r->count > c->sess->limits.inline_max || r->data.len != r->count)
+        status = DAFS_ST_INVAL;
+    if (status != DAFS_ST_OK)
+        return status;
+    int fd;
+    struct stat st;
+    status = open_data(c, &r->fh, O_WRONLY, &fd, &st);
+    if (status != DAFS_ST_OK)
+        return status;
+    const uint8_t *data = r->data.ptr;
+    if (direct && r->count > 0) {
+        if (worker_rma_read(c->w, c->sess->addr, r->count, r->segs, r->nsegs) < 0)
+            status = DAFS_ST_IO;
+        data = c->w->bounce;
+    }
+    uint64_t where = 0;
+    if (status == DAFS_ST_OK)
+        status = append_at_eof(c, fd, st.st_ino, data, r->count, &where);
+    if (status == DAFS_ST_OK)
+        status = sync_as_asked(c, fd, r->stable, &c->rep.u.write.committed);
+    close(fd);
+    c->rep.u.write.count = r->count;
+    c->rep.u.write.offset = where;
+    c->rep.u.write.verifier = c->srv->instance;
+    return status;
+}
+
+/* ---- dispatch ----------------------------------------------------------- */
+
+/* Requests a read-only export refuses with ROFS. */
+static bool modifies(const dafs_request *req)
+{
+    switch (req->hdr.opcode) {
+    case DAFS_OP_OPEN:
+        return (req->u.dirop.flags & (DAFS_OPEN_ACCMODE | DAFS_OPEN_CREAT | DAFS_OPEN_TRUNC)) != 0;
+    case DAFS_OP_WRITE_INLINE: case DAFS_OP_WRITE_DIRECT: case DAFS_OP_APPEND_INLINE:
+    case DAFS_OP_APPEND_DIRECT: case DAFS_OP_REMOVE: case DAFS_OP_MKDIR: case DAFS_OP_RMDIR:
+    case DAFS_OP_SETATTR: case DAFS_OP_RENAME: case DAFS_OP_LINK: case DAFS_OP_SYMLINK:
+    case DAFS_OP_MKNOD:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static int run_op(op_ctx *c)
 {
     switch (c->req->hdr.opcode) {
     case DAFS_OP_GETROOT: return op_getroot(c);
@@ -495,12 +615,37 @@ int ops_execute(op_ctx *c)
     case DAFS_OP_READ_DIRECT: return op_read(c, true);
     case DAFS_OP_WRITE_INLINE: return op_write(c, false);
     case DAFS_OP_WRITE_DIRECT: return op_write(c, true);
+    case DAFS_OP_APPEND_INLINE: return ops_append(c, false);
+    case DAFS_OP_APPEND_DIRECT: return ops_append(c, true);
     case DAFS_OP_COMMIT: return op_commit(c);
     case DAFS_OP_REMOVE: return op_remove(c);
     case DAFS_OP_MKDIR: return op_mkdir(c);
     case DAFS_OP_RMDIR: return op_rmdir(c);
     case DAFS_OP_READDIR: return op_readdir(c);
     case DAFS_OP_STATFS: return op_statfs(c);
-    default: return DAFS_ST_BADOP;
+    default: return ops_ns_execute(c);
     }
+}
+
+/*
+ * Credential ops need no identity; everything else runs as the header's
+ * credential (an id not registered on this session: PERM).
+ */
+int ops_execute(op_ctx *c)
+{
+    uint16_t op = c->req->hdr.opcode;
+    if (op == DAFS_OP_REGISTER_CRED || op == DAFS_OP_RELEASE_CRED)
+        return ops_ns_execute(c);
+    if (c->srv->cfg.read_only && modifies(c->req))
+        return DAFS_ST_ROFS;
+    int status =
+        cred_lookup(&c->sess->creds, &c->srv->cfg.policy, c->req->hdr.cred, &c->cred);
+    if (status != DAFS_ST_OK)
+        return status;
+    if (cred_enter(&c->cred) != 0)
+        status = DAFS_ST_SERVERFAULT;
+    else
+        status = run_op(c);
+    cred_leave();
+    return status;
 }

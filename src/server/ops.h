@@ -4,7 +4,9 @@
 #ifndef DAFSD_OPS_H
 #define DAFSD_OPS_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 
 #include "server.h"
 
@@ -16,10 +18,10 @@ struct worker;
  * DAFS_ST_* status, or encodes the whole reply itself into reply_buf and
  * sets encoded_len (READDIR).
  *
- * Credentials seam: requests do not carry a caller identity yet, so every
- * operation runs as dafsd's own user.  When they do, the decoded uid/gids
- * go here and ops switch to them (setfsuid/setfsgid per worker thread)
- * before touching the file system.
+ * Credentials: ops_execute looks up the header's credential and runs the
+ * operation with the worker thread switched to it (cred.h); only opening a
+ * handle (open_by_handle_at) happens as root, and every data open is then
+ * redone as the caller (ops_reopen), so the kernel checks permissions.
  */
 typedef struct op_ctx {
     server *srv;
@@ -30,9 +32,32 @@ typedef struct op_ctx {
     uint8_t *reply_buf;
     size_t reply_cap;   /* the session's max_response */
     int encoded_len;
+    op_cred cred;       /* who the request runs as */
 } op_ctx;
 
 /* Execute c->req (a worker-side opcode).  Returns a DAFS_ST_* status. */
 int ops_execute(op_ctx *c);
+
+/* ---- shared by ops.c and ops_ns.c ---------------------------------------- */
+
+/* Open the object named by fh as O_PATH (as root: handles need it). */
+int ops_fh_open(op_ctx *c, const dafs_fh *fh, int *fd, struct stat *st);
+/* Same, and it must be a directory (else NOTDIR). */
+int ops_open_dir(op_ctx *c, const dafs_fh *fh, int *fd);
+/* Open the object behind O_PATH fd pathfd again with open(2) flags, as the
+ * current (caller's) identity, so the kernel checks the caller's access. */
+int ops_reopen(int pathfd, int flags, int *fd);
+/* Reply fh + attr of the object open as fd. */
+int ops_reply_fh_attr(op_ctx *c, int fd);
+/* Copy a checked name into a NUL-terminated buffer. */
+void ops_cname(const dafs_bytes *name, char out[DAFS_NAME_MAX + 1]);
+/* Range check for offset + count within off_t. */
+int ops_check_range(uint64_t offset, uint64_t count);
+int ops_check_segs(const op_ctx *c, const dafs_seg *segs, unsigned nsegs, uint32_t count);
+
+/* Namespace, attribute and credential ops (ops_ns.c); BADOP if not one. */
+int ops_ns_execute(op_ctx *c);
+/* APPEND_INLINE / APPEND_DIRECT (ops.c). */
+int ops_append(op_ctx *c, bool direct);
 
 #endif

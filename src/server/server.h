@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cred.h"
 #include "export.h"
 #include "proto.h"
 #include "session.h"
@@ -31,6 +32,9 @@ typedef struct server_config {
     uint32_t max_io;        /* largest direct transfer (bounce buffer size) */
     unsigned rx_buffers;
     unsigned max_sessions;
+    cred_policy policy;     /* root_squash / no_root_squash / all_squash, anon ids */
+    bool read_only;         /* every modifying op gets DAFS_ST_ROFS */
+    unsigned io_timeout_ms; /* longest wait for one RMA or reply completion */
 } server_config;
 
 struct server;

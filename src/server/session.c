@@ -141,8 +141,10 @@ static void unlink_locked(session_table *t, session *s)
 
 static void release_locked(session *s)
 {
-    if (--s->refs == 0)
+    if (--s->refs == 0) {
+        cred_table_destroy(&s->creds);
         free(s);
+    }
 }
 
 /* Close s: out of the hash, tombstone, drop the table's reference. */
@@ -193,10 +195,15 @@ int session_create(session_table *t, const session_params *p, int64_t now_ms, se
     session *s = calloc(1, sizeof(*s));
     if (!s)
         return DAFS_ST_NOMEM;
+    if (cred_table_init(&s->creds) != 0) {
+        free(s);
+        return DAFS_ST_NOMEM;
+    }
     pthread_mutex_lock(&t->mu);
     close_old_incarnations_locked(t, req);
     if (t->count >= t->max_sessions) {
         pthread_mutex_unlock(&t->mu);
+        cred_table_destroy(&s->creds);
         free(s);
         return DAFS_ST_AGAIN;
     }

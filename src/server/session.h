@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cred.h"
 #include "proto.h"
 #include "transport.h"
 
@@ -34,6 +35,7 @@ typedef struct session {
     int64_t last_active_ms;
     int refs;                       /* the table's own + one per in-flight request */
     bool closed;
+    cred_table creds;               /* REGISTER_CRED identities (own mutex) */
     struct session *next;           /* hash chain */
 } session;
 

@@ -1,0 +1,180 @@
+/*
+ * cred.c — registered credentials, squashing, and per-thread identity.
+ *
+ * Registration (DAFS REGISTER_CRED) stores an identity once per session; a
+ * request names it by id in its header.  Ids are slot index + 1, so 0 stays
+ * "anonymous" (the export's anon uid/gid, no groups).  Squash rules are
+ * applied when a credential is registered:
+ *   root_squash (default)  uid 0 -> anon uid; gid 0 and group 0 -> anon gid
+ *   no_root_squash         stored as given
+ *   all_squash             every identity -> anon uid/gid, no groups
+ *
+ * Workers run each operation under its credential by changing only their
+ * own thread's fsuid, fsgid and supplementary groups: Linux keeps these per
+ * thread, but glibc's setgroups()/setresuid() broadcast the change to every
+ * thread, so the raw syscalls are used.  A non-zero fsuid drops the
+ * file-system capabilities (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH,
+ * CAP_FOWNER, CAP_CHOWN, CAP_MKNOD, ...) from the thread's effective set,
+ * and fsuid 0 restores them, so the kernel enforces permissions, sticky
+ * directories, setgid inheritance and ownership exactly as for that user.
+ */
+#include "cred.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#if defined(SYS_setfsuid32)
+#define SYS_FSUID SYS_setfsuid32
+#define SYS_FSGID SYS_setfsgid32
+#define SYS_GROUPS SYS_setgroups32
+#else
+#define SYS_FSUID SYS_setfsuid
+#define SYS_FSGID SYS_setfsgid
+#define SYS_GROUPS SYS_setgroups
+#endif
+
+static bool switching = true;
+static __thread const op_cred *current;
+
+int cred_table_init(cred_table *t)
+{
+    memset(t->used, 0, sizeof(t->used));
+    return pthread_mutex_init(&t->mu, NULL) == 0 ? 0 : -1;
+}
+
+void cred_table_destroy(cred_table *t)
+{
+    pthread_mutex_destroy(&t->mu);
+}
+
+static void squash(const cred_policy *p, const dafs_cred_req *req, op_cred *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (p->squash == SQUASH_ALL) {
+        out->uid = p->anon_uid;
+        out->gid = p->anon_gid;
+        return;
+    }
+    bool root = p->squash == SQUASH_ROOT;
+    out->uid = root && req->uid == 0 ? p->anon_uid : req->uid;
+    out->gid = root && req->gid == 0 ? p->anon_gid : req->gid;
+    out->ngroups = req->ngroups;
+    for (unsigned i = 0; i < req->ngroups; i++)
+        out->groups[i] = root && req->groups[i] == 0 ? p->anon_gid : req->groups[i];
+}
+
+int cred_register(cred_table *t, const cred_policy *p, const dafs_cred_req *req, uint32_t *id)
+{
+    if (req->ngroups > DAFS_GROUPS_MAX)
+        return DAFS_ST_INVAL;
+    op_cred c;
+    squash(p, req, &c);
+    int status = DAFS_ST_AGAIN;
+    pthread_mutex_lock(&t->mu);
+    for (unsigned i = 0; i < CRED_SLOTS; i++) {
+        if (!t->used[i]) {
+            t->used[i] = true;
+            t->slot[i] = c;
+            *id = i + 1;
+            status = DAFS_ST_OK;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&t->mu);
+    return status;
+}
+
+int cred_release(cred_table *t, uint32_t id)
+{
+    if (id == 0 || id > CRED_SLOTS)
+        return DAFS_ST_INVAL;
+    pthread_mutex_lock(&t->mu);
+    int status = t->used[id - 1] ? DAFS_ST_OK : DAFS_ST_INVAL;
+    t->used[id - 1] = false;
+    pthread_mutex_unlock(&t->mu);
+    return status;
+}
+
+int cred_lookup(cred_table *t, const cred_policy *p, uint32_t id, op_cred *out)
+{
+    if (id == 0) {
+        memset(out, 0, sizeof(*out));
+        out->uid = p->anon_uid;
+        out->gid = p->anon_gid;
+        return DAFS_ST_OK;
+    }
+    if (id > CRED_SLOTS)
+        return DAFS_ST_PERM;
+    pthread_mutex_lock(&t->mu);
+    int status = t->used[id - 1] ? DAFS_ST_OK : DAFS_ST_PERM;
+    if (status == DAFS_ST_OK)
+        *out = t->slot[id - 1];
+    pthread_mutex_unlock(&t->mu);
+    return status;
+}
+
+void cred_init(void)
+{
+    switching = geteuid() == 0;
+    if (!switching)
+        log_error("not running as root: requests run as dafsd's own user, "
+                  "and file handles need CAP_DAC_READ_SEARCH");
+}
+
+/* setfsuid/setfsgid return the previous id whatever happens; read it back. */
+static bool set_fsuid(uint32_t uid)
+{
+    (void)syscall(SYS_FSUID, uid);
+    return (uint32_t)syscall(SYS_FSUID, (uid_t)-1) == uid;
+}
+
+static bool set_fsgid(uint32_t gid)
+{
+    (void)syscall(SYS_FSGID, gid);
+    return (uint32_t)syscall(SYS_FSGID, (gid_t)-1) == gid;
+}
+
+int cred_enter(const op_cred *c)
+{
+    if (!switching)
+        return 0;
+    gid_t groups[DAFS_GROUPS_MAX];
+    for (unsigned i = 0; i < c->ngroups; i++)
+        groups[i] = c->groups[i];
+    current = c;
+    if (syscall(SYS_GROUPS, (size_t)c->ngroups, groups) != 0 || !set_fsgid(c->gid) ||
+        !set_fsuid(c->uid))
+        return -1;
+    return 0;
+}
+
+void cred_leave(void)
+{
+    if (!switching)
+        return;
+    current = NULL;
+    if (!set_fsuid(0) || !set_fsgid(0) || syscall(SYS_GROUPS, (size_t)0, NULL) != 0) {
+        log_error("cannot return a worker thread to root's identity; aborting");
+        abort();
+    }
+}
+
+void cred_suspend(void)
+{
+    if (switching && current && current->uid != 0 && !set_fsuid(0)) {
+        log_error("cannot regain root's identity; aborting");
+        abort();
+    }
+}
+
+void cred_resume(void)
+{
+    if (switching && current && current->uid != 0 && !set_fsuid(current->uid)) {
+        log_error("cannot return to the caller's identity; aborting");
+        abort();
+    }
+}

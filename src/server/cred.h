@@ -1,0 +1,65 @@
+/*
+ * cred.h — caller credentials: the per-session table of registered
+ * credentials (REGISTER_CRED / RELEASE_CRED), the export's squash policy,
+ * and switching a worker thread's file-system identity to a credential.
+ */
+#ifndef DAFSD_CRED_H
+#define DAFSD_CRED_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+#define CRED_SLOTS 64        /* registered credentials per session */
+#define CRED_ANON_ID 65534u  /* default anon uid and gid ("nobody") */
+
+enum cred_squash { SQUASH_ROOT = 0, SQUASH_NONE = 1, SQUASH_ALL = 2 };
+
+typedef struct cred_policy {
+    enum cred_squash squash;
+    uint32_t anon_uid, anon_gid;
+} cred_policy;
+
+/* One identity, after squashing. */
+typedef struct op_cred {
+    uint32_t uid, gid;
+    uint16_t ngroups;
+    uint32_t groups[DAFS_GROUPS_MAX];
+} op_cred;
+
+typedef struct cred_table {
+    pthread_mutex_t mu;
+    bool used[CRED_SLOTS];
+    op_cred slot[CRED_SLOTS];
+} cred_table;
+
+int cred_table_init(cred_table *t);
+void cred_table_destroy(cred_table *t);
+
+/* Squash req under policy p and store it: DAFS_ST_OK and *id (1..CRED_SLOTS),
+ * DAFS_ST_AGAIN when the table is full, DAFS_ST_INVAL for too many groups. */
+int cred_register(cred_table *t, const cred_policy *p, const dafs_cred_req *req, uint32_t *id);
+/* DAFS_ST_OK, or DAFS_ST_INVAL for an id that is not registered. */
+int cred_release(cred_table *t, uint32_t id);
+/* The credential for header cred id (0 = anonymous).  DAFS_ST_OK, or
+ * DAFS_ST_PERM for an id that is not registered on this session. */
+int cred_lookup(cred_table *t, const cred_policy *p, uint32_t id, op_cred *out);
+
+/*
+ * Thread identity.  cred_init() once at startup (switching is disabled when
+ * dafsd is not root).  cred_enter() makes the calling thread's fsuid, fsgid
+ * and supplementary groups those of c (raw per-thread syscalls, never the
+ * process-wide glibc wrappers); cred_leave() returns to root.  Between them,
+ * cred_suspend()/cred_resume() bracket the few calls that need root's
+ * capabilities (open_by_handle_at).  A failure to return to root aborts:
+ * a worker must never continue under the wrong identity.
+ */
+void cred_init(void);
+int cred_enter(const op_cred *c);
+void cred_leave(void);
+void cred_suspend(void);
+void cred_resume(void);
+
+#endif
