@@ -1,0 +1,115 @@
+/*
+ * dafs_fuse.h — internal interfaces of dafs-fuse, the transparent mount.
+ *
+ * dafs-fuse is a libfuse3 low-level file system that forwards every kernel
+ * request to dafsd through libdafs's handle-level API (dafs_h_*).  The pieces:
+ *   nodes.c  FUSE node ids <-> dafs_handle table (lookup counts, forget)
+ *   creds.c  calling user (uid, gid, groups) -> registered dafs_cred, cached
+ *   ops.c    the fuse_lowlevel_ops handlers
+ *   main.c   command line (dafs-fuse and mount.dafs forms), mount, loop
+ */
+#ifndef DAFS_FUSE_H
+#define DAFS_FUSE_H
+
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include <dafs/dafs.h>
+
+/* ---- node table ---------------------------------------------------------
+ * A node id handed to the kernel is the address of a struct dfuse_node, except
+ * the root, which is FUSE_ROOT_ID.  A node lives while the kernel holds
+ * lookups on it (nlookup > 0); its handle never changes, so handlers read
+ * node->handle without the table lock. */
+struct dfuse_node {
+    dafs_handle handle;
+    uint64_t nlookup;
+    struct dfuse_node *next; /* hash chain */
+};
+
+struct dfuse_nodes {
+    pthread_mutex_t lock;
+    struct dfuse_node **buckets;
+    size_t nbuckets;
+    size_t count;
+    struct dfuse_node root;
+};
+
+int nodes_init(struct dfuse_nodes *t, const dafs_handle *root);
+void nodes_destroy(struct dfuse_nodes *t);
+/* The node behind a kernel node id (never NULL for ids we handed out). */
+const struct dfuse_node *nodes_get(struct dfuse_nodes *t, fuse_ino_t ino);
+/* Find or add the node for h and count one kernel lookup on it.
+ * Returns its node id, or 0 when out of memory. */
+fuse_ino_t nodes_ref(struct dfuse_nodes *t, const dafs_handle *h);
+/* The kernel forgot n lookups of ino; the node is freed at zero. */
+void nodes_forget(struct dfuse_nodes *t, fuse_ino_t ino, uint64_t n);
+size_t nodes_count(struct dfuse_nodes *t);
+
+/* ---- credential cache ----------------------------------------------------
+ * One registered dafs_cred per distinct (uid, gid, sorted groups), at most
+ * `max` cached; entries in use are reference counted and never released
+ * under a user. */
+#define DFUSE_GROUPS_MAX 32
+
+struct dfuse_cred {
+    uint32_t uid, gid;
+    unsigned ngroups;
+    uint32_t groups[DFUSE_GROUPS_MAX];
+    dafs_cred *cred;
+    unsigned refs;
+    uint64_t last_use;
+    int cached; /* 0: over the bound, released at the last put */
+    struct dfuse_cred *next;
+};
+
+struct dfuse_creds {
+    pthread_mutex_t lock;
+    dafs_session *session;
+    struct dfuse_cred *list;
+    unsigned count, max;
+    uint64_t clock;
+};
+
+int creds_init(struct dfuse_creds *cc, dafs_session *s, unsigned max);
+void creds_destroy(struct dfuse_creds *cc);
+/* A credential for the identity; groups need not be sorted (ngroups is
+ * clipped to DFUSE_GROUPS_MAX).  0 or a negative libdafs error. */
+int creds_get(struct dfuse_creds *cc, uint32_t uid, uint32_t gid, unsigned ngroups,
+              const uint32_t *groups, struct dfuse_cred **out);
+void creds_put(struct dfuse_creds *cc, struct dfuse_cred *c);
+
+/* ---- the mounted file system --------------------------------------------- */
+struct dfuse_config {
+    const char *url;
+    const char *mountpoint;
+    char *provider;
+    double attr_timeout;  /* seconds; default 1 */
+    double entry_timeout; /* seconds; default 1 */
+    unsigned timeout_ms;  /* libdafs per-request timeout; 0 = library default */
+    int direct_io;
+    int writeback_cache;
+    int foreground;
+    int debug;
+};
+
+struct dfuse {
+    struct dfuse_config cfg;
+    dafs_session *session;
+    struct dfuse_nodes nodes;
+    struct dfuse_creds creds;
+    pthread_key_t iobuf_key; /* per-thread registered read buffer */
+    size_t iobuf_size;
+};
+
+extern const struct fuse_lowlevel_ops dfuse_ops;
+
+/* Resolve the URL's path below the export root; 0 or a negative error. */
+int dfuse_resolve_root(dafs_session *s, const char *path, dafs_handle *out);
+/* libdafs error (negative) -> positive errno for the kernel. */
+int dfuse_errno(int rc);
+int dfuse_iobuf_init(struct dfuse *fs);
+
+#endif

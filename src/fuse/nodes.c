@@ -1,0 +1,148 @@
+/*
+ * nodes.c — the table between FUSE node ids and dafs file handles.
+ *
+ * The kernel names files by 64-bit node ids and counts how many times each id
+ * was returned by lookup/create/mkdir/...; it sends FORGET with that count
+ * when it drops the inode.  The server names files by opaque handles.  Each
+ * handle we have given the kernel gets one heap node; the node's address is
+ * its node id (the root is FUSE_ROOT_ID and never freed).  A hash table on
+ * the handle bytes finds the existing node when the same object is looked up
+ * again (another name, a hard link), so one server object is one kernel
+ * inode.  The table doubles when it holds twice as many nodes as buckets.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "dafs_fuse.h"
+
+#define NODES_INITIAL_BUCKETS 1024u
+
+static uint64_t handle_hash(const dafs_handle *h)
+{
+    uint64_t x = 1469598103934665603ull; /* FNV-1a */
+    for (unsigned i = 0; i < h->len; i++) {
+        x ^= h->data[i];
+        x *= 1099511628211ull;
+    }
+    return x;
+}
+
+static int handle_equal(const dafs_handle *a, const dafs_handle *b)
+{
+    return a->len == b->len && memcmp(a->data, b->data, a->len) == 0;
+}
+
+int nodes_init(struct dfuse_nodes *t, const dafs_handle *root)
+{
+    memset(t, 0, sizeof *t);
+    t->buckets = calloc(NODES_INITIAL_BUCKETS, sizeof *t->buckets);
+    if (t->buckets == NULL)
+        return -1;
+    t->nbuckets = NODES_INITIAL_BUCKETS;
+    t->root.handle = *root;
+    t->root.nlookup = 1;
+    if (pthread_mutex_init(&t->lock, NULL) != 0) {
+        free(t->buckets);
+        return -1;
+    }
+    return 0;
+}
+
+void nodes_destroy(struct dfuse_nodes *t)
+{
+    for (size_t b = 0; b < t->nbuckets; b++) {
+        struct dfuse_node *n = t->buckets[b];
+        while (n != NULL) {
+            struct dfuse_node *next = n->next;
+            free(n);
+            n = next;
+        }
+    }
+    free(t->buckets);
+    t->buckets = NULL;
+    pthread_mutex_destroy(&t->lock);
+}
+
+const struct dfuse_node *nodes_get(struct dfuse_nodes *t, fuse_ino_t ino)
+{
+    if (ino == FUSE_ROOT_ID)
+        return &t->root;
+    return (const struct dfuse_node *)(uintptr_t)ino;
+}
+
+/* Rehash into twice the buckets; on allocation failure keep the old table
+ * (longer chains, still correct). */
+static void nodes_grow(struct dfuse_nodes *t)
+{
+    size_t nb = t->nbuckets * 2;
+    struct dfuse_node **nbk = calloc(nb, sizeof *nbk);
+    if (nbk == NULL)
+        return;
+    for (size_t b = 0; b < t->nbuckets; b++) {
+        struct dfuse_node *n = t->buckets[b];
+        while (n != NULL) {
+            struct dfuse_node *next = n->next;
+            size_t i = handle_hash(&n->handle) & (nb - 1);
+            n->next = nbk[i];
+            nbk[i] = n;
+            n = next;
+        }
+    }
+    free(t->buckets);
+    t->buckets = nbk;
+    t->nbuckets = nb;
+}
+
+fuse_ino_t nodes_ref(struct dfuse_nodes *t, const dafs_handle *h)
+{
+    if (handle_equal(h, &t->root.handle))
+        return FUSE_ROOT_ID;
+    pthread_mutex_lock(&t->lock);
+    size_t i = handle_hash(h) & (t->nbuckets - 1);
+    struct dfuse_node *n = t->buckets[i];
+    while (n != NULL && !handle_equal(&n->handle, h))
+        n = n->next;
+    if (n == NULL) {
+        n = calloc(1, sizeof *n);
+        if (n == NULL) {
+            pthread_mutex_unlock(&t->lock);
+            return 0;
+        }
+        n->handle = *h;
+        n->next = t->buckets[i];
+        t->buckets[i] = n;
+        t->count++;
+        if (t->count > 2 * t->nbuckets)
+            nodes_grow(t);
+    }
+    n->nlookup++;
+    pthread_mutex_unlock(&t->lock);
+    return (fuse_ino_t)(uintptr_t)n;
+}
+
+void nodes_forget(struct dfuse_nodes *t, fuse_ino_t ino, uint64_t count)
+{
+    if (ino == FUSE_ROOT_ID)
+        return;
+    struct dfuse_node *node = (struct dfuse_node *)(uintptr_t)ino;
+    pthread_mutex_lock(&t->lock);
+    node->nlookup = count >= node->nlookup ? 0 : node->nlookup - count;
+    if (node->nlookup == 0) {
+        struct dfuse_node **p = &t->buckets[handle_hash(&node->handle) & (t->nbuckets - 1)];
+        while (*p != NULL && *p != node)
+            p = &(*p)->next;
+        if (*p == node)
+            *p = node->next;
+        t->count--;
+        free(node);
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
+size_t nodes_count(struct dfuse_nodes *t)
+{
+    pthread_mutex_lock(&t->lock);
+    size_t n = t->count;
+    pthread_mutex_unlock(&t->lock);
+    return n;
+}

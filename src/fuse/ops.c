@@ -1,0 +1,750 @@
+/*
+ * ops.c — the FUSE low-level handlers: each kernel request becomes one (or a
+ * few) libdafs handle-level calls made as the calling user.
+ *
+ * Identity: every handler takes the request's uid/gid/groups and gets a
+ * registered credential from the cache (creds.c), so the server, not the
+ * kernel, decides permissions (no default_permissions).  Open files and
+ * directories keep the credential of the open, as POSIX checks access at
+ * open time.
+ *
+ * Caching: attributes and entries are cached by the kernel for
+ * attr_timeout/entry_timeout; no negative entries are cached; the page cache
+ * is dropped on every open (close-to-open consistency) unless direct_io
+ * bypasses it.  Writes go to the server synchronously unless writeback_cache
+ * is on.  O_APPEND writes (without writeback cache) use the server's atomic
+ * append, so appenders on several clients never overwrite each other.
+ *
+ * Not implemented on purpose: getlk/setlk/flock (the kernel then keeps POSIX
+ * and flock locks local to this mount), xattrs, ioctl, poll, fallocate,
+ * copy_file_range, lseek SEEK_DATA/HOLE, readdirplus.  "." and ".." are not
+ * listed by readdir (the server does not return them).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dafs_fuse.h"
+
+#define DFUSE_BLKSIZE 131072
+
+struct dfuse_file {
+    struct dfuse_cred *cred;
+    dafs_handle handle;
+    int append;
+};
+
+static struct dfuse *fs_of(fuse_req_t req) { return fuse_req_userdata(req); }
+
+static const dafs_handle *handle_of(struct dfuse *fs, fuse_ino_t ino)
+{
+    return &nodes_get(&fs->nodes, ino)->handle;
+}
+
+int dfuse_errno(int rc)
+{
+    int e = rc < 0 ? -rc : rc;
+    if (e > 0 && e < 4096)
+        return e;
+    switch (e) {
+    case DAFS_EBADHANDLE: return ESTALE;
+    case DAFS_EBADOP: return EOPNOTSUPP;
+    default: return EIO; /* transport failure, dead server, protocol error */
+    }
+}
+
+static void reply_err(fuse_req_t req, int rc) { fuse_reply_err(req, dfuse_errno(rc)); }
+
+/* The calling user's credential; on failure the request is answered. */
+static struct dfuse_cred *req_cred(fuse_req_t req)
+{
+    struct dfuse *fs = fs_of(req);
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    gid_t gids[DFUSE_GROUPS_MAX];
+    uint32_t groups[DFUSE_GROUPS_MAX];
+    int n = fuse_req_getgroups(req, DFUSE_GROUPS_MAX, gids);
+    if (n < 0)
+        n = 0; /* the caller is gone, or no /proc: primary group only */
+    if (n > DFUSE_GROUPS_MAX)
+        n = DFUSE_GROUPS_MAX;
+    for (int i = 0; i < n; i++)
+        groups[i] = (uint32_t)gids[i];
+    struct dfuse_cred *c = NULL;
+    int rc = creds_get(&fs->creds, (uint32_t)ctx->uid, (uint32_t)ctx->gid, (unsigned)n, groups,
+                       &c);
+    if (rc < 0) {
+        reply_err(req, rc);
+        return NULL;
+    }
+    return c;
+}
+
+static void to_stat(const struct dafs_stat *d, struct stat *st)
+{
+    memset(st, 0, sizeof *st);
+    st->st_ino = d->ino;
+    st->st_mode = d->mode;
+    st->st_nlink = d->nlink;
+    st->st_uid = d->uid;
+    st->st_gid = d->gid;
+    st->st_size = (off_t)d->size;
+    st->st_blocks = (blkcnt_t)d->blocks;
+    st->st_blksize = DFUSE_BLKSIZE;
+    st->st_rdev = d->rdev;
+    st->st_atim.tv_sec = d->atime.tv_sec;
+    st->st_atim.tv_nsec = d->atime.tv_nsec;
+    st->st_mtim.tv_sec = d->mtime.tv_sec;
+    st->st_mtim.tv_nsec = d->mtime.tv_nsec;
+    st->st_ctim.tv_sec = d->ctime.tv_sec;
+    st->st_ctim.tv_nsec = d->ctime.tv_nsec;
+}
+
+/* Fill e for a new kernel reference to h; 0 or an errno. */
+static int make_entry(struct dfuse *fs, const dafs_handle *h, const struct dafs_stat *st,
+                      struct fuse_entry_param *e)
+{
+    memset(e, 0, sizeof *e);
+    e->ino = nodes_ref(&fs->nodes, h);
+    if (e->ino == 0)
+        return ENOMEM;
+    e->attr_timeout = fs->cfg.attr_timeout;
+    e->entry_timeout = fs->cfg.entry_timeout;
+    to_stat(st, &e->attr);
+    return 0;
+}
+
+static void reply_entry(fuse_req_t req, const dafs_handle *h, const struct dafs_stat *st)
+{
+    struct dfuse *fs = fs_of(req);
+    struct fuse_entry_param e;
+    int err = make_entry(fs, h, st, &e);
+    if (err != 0) {
+        fuse_reply_err(req, err);
+        return;
+    }
+    if (fuse_reply_entry(req, &e) != 0)
+        nodes_forget(&fs->nodes, e.ino, 1); /* interrupted: the kernel never saw it */
+}
+
+static void reply_attr(fuse_req_t req, const struct dafs_stat *d)
+{
+    struct stat st;
+    to_stat(d, &st);
+    fuse_reply_attr(req, &st, fs_of(req)->cfg.attr_timeout);
+}
+
+/* ---- names ---------------------------------------------------------------- */
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct dfuse *fs = fs_of(req);
+    struct dfuse_cred *c = req_cred(req);
+    if (c == NULL)
+        return;
+    dafs_handle h;
+    struct dafs_stat st;
+    int rc;
+    if (strcmp(name, "..") == 0)
+        rc = dafs_h_lookupp(fs->session, c->cred, handle_of(fs, parent), &h, &st);
+    else if (strcmp(name, ".") == 0)
+        rc = (h = *handle_of(fs, parent),
+              dafs_h_getattr(fs->session, c->cred, handle_of(fs, parent), &st));
+    else
+        rc = dafs_h_lookup(fs->session, c->cred, handle_of(fs, parent), name, &h, &st);
+    creds_put(&fs->creds, c);
+    if (rc < 0)
+        reply_err(req, rc);
+    else
+        reply_entry(req, &h, &st);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+    nodes_forget(&fs_of(req)->nodes, ino, nlookup);
+    fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+    struct dfuse *fs = fs_of(req);
+    for (size_t i = 0; i < count; i++)
+        nodes_forget(&fs->nodes, forgets[i].ino, forgets[i].nlookup);
+    fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)fi;
+    struct dfuse *fs = fs_of(req);
+    struct dfuse_cred *c = req_cred(req);
+    if (c == NULL)
+        return;
+    struct dafs_stat st;
+    int rc = dafs_h_getattr(fs->session, c->cred, handle_of(fs, ino), &st);
+    creds_put(&fs->creds, c);
+    if (rc < 0)
+        reply_err(req, rc);
+    else
+        reply_attr(req, &st);
+}
+
+static void setattr_times(const struct stat *attr, int to_set, dafs_setattr *sa)
+{
+    if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+        sa->valid |= DAFS_SETATTR_ATIME_NOW;
+    } else if (to_set & FUSE_SET_ATTR_ATIME) {
+        sa->valid |= DAFS_SETATTR_ATIME;
+        sa->atime.tv_sec = attr->st_atim.tv_sec;
+        sa->atime.tv_nsec = (uint32_t)attr->st_atim.tv_nsec;
+    }
+    if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+        sa->valid |= DAFS_SETATTR_MTIME_NOW;
+    } else if (to_set & FUSE_SET_ATTR_MTIME) {
+        sa->valid |= DAFS_SETATTR_MTIME;
+        sa->mtime.tv_sec = attr->st_mtim.tv_sec;
+        sa->mtime.tv_nsec = (uint32_t)attr->st_mtim.tv_nsec;
+    }
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                       struct fuse_file_info *fi)
+{
+    (void)fi;
+    struct dfuse *fs = fs_of(req);
+    dafs_setattr sa;
+    memset(&sa, 0, sizeof sa);
+    if (to_set & FUSE_SET_ATTR_MODE) {
+        sa.valid |= DAFS_SETATTR_MODE;
+        sa.mode = attr->st_mode & 07777;
+    }
+    if (to_set & FUSE_SET_ATTR_UID) {
+        sa.valid |= DAFS_SETATTR_UID;
+        sa.uid = attr->st_uid;
+    }
+    if (to_set & FUSE_SET_ATTR_GID) {
+        sa.valid |= DAFS_SETATTR_GID;
+        sa.gid = attr->st_gid;
+    }
+    if (to_set & FUSE_SET_ATTR_SIZE) {
+        sa.valid |= DAFS_SETATTR_SIZE;
+        sa.size = (uint64_t)attr->st_size;
+    }
+    setattr_times(attr, to_set, &sa);
+
+    struct dfuse_cred *c = req_cred(req);
+    if (c == NULL)
+        return;
+    struct dafs_stat st;
+    int rc = sa.valid == 0 ? dafs_h_getattr(fs->session, c->cred, handle_of(fs, ino), &st)
+                           : dafs_h_setattr(fs->session, c->cred, handle_of(fs, ino), &sa, &st);
+    creds_put(&fs->creds, c);
+    if (rc < 0)
+        reply_err(req, rc);
+    else
+        reply_attr(req, &st);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+    struct dfuse *fs = fs_of(req);
+    struct dfuse_cred *c = req_cred(req);
+    if (c == NULL)
+        return;
+    char target[PATH_MAX + 1];
+    ssize_t n = dafs_h_readlink(fs->session, c->cred, handle_of(fs, ino), target, PATH_MAX);
+    creds_put(&fs->creds, c);
+    if (n < 0) {
+        reply_err(req, (int)n);
+        return;
+    }
+    target[n] = '\0';
+    fuse_reply_readlink(req, target);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                     dev_t rdev)
+{
+    struct dfuse *fs = fs_of(req);
+    struct dfuse_cred *c = req_cred(req);
+    if (c == NULL)
+        return;
+    dafs_handle h;
+    struct dafs_stat st;
+    int rc = dafs_h_mknod(fs->session, c->cred, handle_of(fs, parent), name, mode, rdev, &h, &st);
+    creds_put(&fs->creds, c);
+    if (rc < 0)
+        reply_err(req, rc);
+    else
+        reply_entry(req, &h, &st);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+    struct dfuse *fs = fs_of(req);
+    struct dfuse_cred *c = req_cred(req);
+    if (c == NULL)
+        return;
+    dafs_handle h;
+    struct dafs_stat st;
+    int rc = dafs_h_mkdir(fs->session, c->cred, handle_of(fs, parent), name, mode, &h, &st);
+    creds_put(&fs->creds, c);
+    if (rc < 0)
+        reply_err(req, rc);
+    else
+        reply_entry(req, &h, &st);
+}
+
+static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name)
+{
+    struct dfuse *fs = fs_of(req);
+    struct dfuse_cred *c = req_cred(req);
+    if (c == NULL)
+        return;
+    dafs_handle h;
+    struct dafs_stat st;
+    int rc = dafs_h_symlink(fs->session, c->cred, handle_of(fs, parent), name, target, &h, &st);
+    creds_put(&fs->creds, c);
+    if (rc < 0)
+        reply_err(req, rc);
+    else
+        reply_entry(req, &h, &st);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct dfuse *fs = fs_of(req);
+    struct dfuse_cred *c = req_cred(req);
+    if (c == NULL)
+        return;
+    int rc = dafs_h_unlink(fs->session, c->cred, handle_of(fs, parent), name);
+    creds_put(&fs->creds, c);
+    reply_err(req, rc);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct dfuse *fs = fs_of(req);
+    struct dfuse_cred *c = req_cred(req);
+    if (c == NULL)
+        return;
+    int rc = dafs_h_rmdir(fs->session, c->cred, handle_of(fs, parent), name);
+    creds_put(&fs->creds, c);
+    reply_err(req, rc);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                      const char *newname, unsigned int flags)
+{
+    struct dfuse *fs = fs_of(req);
+    unsigned dflags = 0;
+    if (flags & RENAME_NOREPLACE)
+        dflags |= DAFS_RENAME_NOREPLACE;
+    if (flags & RENAME_EXCHANGE)
+        dflags |= DAFS_RENAME_EXCHANGE;
+    if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+        fuse_reply_err(req, EINVAL); /* RENAME_WHITEOUT: overlayfs only */
+        return;
+    }
+    struct dfuse_cred *c = req_cred(req);
+    if (c == NULL)
+        return;
+    int rc = dafs_h_rename(fs->session, c->cred, handle_of(fs, parent), name,
+                           handle_of(fs, newparent), newname, dflags);
+    creds_put(&fs->creds, c);
+    reply_err(req, rc);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+    struct dfuse *fs = fs_of(req);
+    struct dfuse_cred *c = req_cred(req);
+    if (c == NULL)
+        return;
+    struct dafs_stat st;
+    const dafs_handle *h = handle_of(fs, ino);
+    int rc = dafs_h_link(fs->session, c->cred, h, handle_of(fs, newparent), newname, &st);
+    creds_put(&fs->creds, c);
+    if (rc < 0)
+        reply_err(req, rc);
+    else
+        reply_entry(req, h, &st);
+}
+
+/* ---- files ---------------------------------------------------------------- */
+
+static int access_mask(int flags)
+{
+    switch (flags & O_ACCMODE) {
+    case O_WRONLY: return W_OK;
+    case O_RDWR: return R_OK | W_OK;
+    default: return R_OK;
+    }
+}
+
+/* With writeback caching the kernel reads around partial page writes and
+ * handles O_APPEND itself: open for read and write, without append. */
+static int adjust_open_flags(const struct dfuse *fs, int flags)
+{
+    if (fs->cfg.writeback_cache) {
+        if ((flags & O_ACCMODE) == O_WRONLY)
+            flags = (flags & ~O_ACCMODE) | O_RDWR;
+        flags &= ~O_APPEND;
+    }
+    return flags;
+}
+
+static struct dfuse_file *file_new(struct dfuse_cred *c, const dafs_handle *h, int flags)
+{
+    struct dfuse_file *f = calloc(1, sizeof *f);
+    if (f == NULL)
+        return NULL;
+    f->cred = c;
+    f->handle = *h;
+    f->append = (flags & O_APPEND) != 0;
+    return f;
+}
+
+static void file_set_info(const struct dfuse *fs, struct dfuse_file *f, struct fuse_file_info *fi)
+{
+    fi->fh = (uint64_t)(uintptr_t)f;
+    fi->direct_io = fs->cfg.direct_io ? 1 : 0;
+    fi->keep_cache = 0; /* close-to-open: drop cached pages at every open */
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct dfuse *fs = fs_of(req);
+    int flags = adjust_open_flags(fs, fi->flags);
+    struct dfuse_cred *c = req_cred(req);
+    if (c == NULL)
+        return;
+    const dafs_handle *h = handle_of(fs, ino);
+    int rc = dafs_h_access(fs->session, c->cred, h, access_mask(flags));
+    if (rc == 0 && (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
+        dafs_setattr sa = {.valid = DAFS_SETATTR_SIZE, .size = 0};
+        struct dafs_stat st;
+        rc = dafs_h_setattr(fs->session, c->cred, h, &sa, &st);
+    }
+    struct dfuse_file *f = rc == 0 ? file_new(c, h, flags) : NULL;
+    if (rc == 0 && f == NULL)
+        rc = -ENOMEM;
+    if (rc < 0) {
+        creds_put(&fs->creds, c);
+        reply_err(req, rc);
+        return;
+    }
+    file_set_info(fs, f, fi);
+    if (fuse_reply_open(req, fi) != 0) {
+        creds_put(&fs->creds, c);
+        free(f);
+    }
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                      struct fuse_file_info *fi)
+{
+    struct dfuse *fs = fs_of(req);
+    int flags = adjust_open_flags(fs, fi->flags);
+    struct dfuse_cred *c = req_cred(req);
+    if (c == NULL)
+        return;
+    dafs_handle h;
+    struct dafs_stat st;
+    int created = 0;
+    int open_flags = (flags & (O_ACCMODE | O_EXCL | O_TRUNC)) | O_CREAT;
+    int rc = dafs_h_open(fs->session, c->cred, handle_of(fs, parent), name, open_flags, mode, &h,
+                         &st, &created);
+    struct dfuse_file *f = rc == 0 ? file_new(c, &h, flags) : NULL;
+    struct fuse_entry_param e;
+    if (rc == 0)
+        rc = f == NULL ? -ENOMEM : -make_entry(fs, &h, &st, &e);
+    if (rc < 0) {
+        free(f);
+        creds_put(&fs->creds, c);
+        reply_err(req, rc);
+        return;
+    }
+    file_set_info(fs, f, fi);
+    if (fuse_reply_create(req, &e, fi) != 0) {
+        nodes_forget(&fs->nodes, e.ino, 1);
+        creds_put(&fs->creds, c);
+        free(f);
+    }
+}
+
+static struct dfuse_file *file_of(struct fuse_file_info *fi)
+{
+    return (struct dfuse_file *)(uintptr_t)fi->fh;
+}
+
+/* Per-thread read buffer, registered with libdafs once so the server can
+ * RMA file data straight into it; freed (and deregistered) at thread exit. */
+struct iobuf {
+    struct dfuse *fs;
+    dafs_mr *mr;
+    char data[];
+};
+
+static void iobuf_free(void *p)
+{
+    struct iobuf *b = p;
+    if (b->mr != NULL)
+        (void)dafs_mem_deregister(b->mr);
+    free(b);
+}
+
+int dfuse_iobuf_init(struct dfuse *fs)
+{
+    fs->iobuf_size = 1u << 20;
+    return pthread_key_create(&fs->iobuf_key, iobuf_free) == 0 ? 0 : -1;
+}
+
+static char *iobuf_get(struct dfuse *fs, size_t len)
+{
+    if (len > fs->iobuf_size)
+        return NULL;
+    struct iobuf *b = pthread_getspecific(fs->iobuf_key);
+    if (b == NULL) {
+        b = malloc(sizeof *b + fs->iobuf_size);
+        if (b == NULL)
+            return NULL;
+        b->fs = fs;
+        if (dafs_mem_register(fs->session, b->data, fs->iobuf_size, &b->mr) < 0)
+            b->mr = NULL; /* still usable, only not zero copy */
+        if (pthread_setspecific(fs->iobuf_key, b) != 0) {
+            iobuf_free(b);
+            return NULL;
+        }
+    }
+    return b->data;
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+    (void)ino;
+    struct dfuse *fs = fs_of(req);
+    struct dfuse_file *f = file_of(fi);
+    char *buf = iobuf_get(fs, size);
+    char *heap = NULL;
+    if (buf == NULL) {
+        buf = heap = malloc(size ? size : 1);
+        if (buf == NULL) {
+            fuse_reply_err(req, ENOMEM);
+            return;
+        }
+    }
+    ssize_t n = dafs_h_pread(fs->session, f->cred->cred, &f->handle, buf, size, (uint64_t)off);
+    if (n < 0)
+        reply_err(req, (int)n);
+    else
+        fuse_reply_buf(req, buf, (size_t)n);
+    free(heap);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                     struct fuse_file_info *fi)
+{
+    (void)ino;
+    struct dfuse *fs = fs_of(req);
+    struct dfuse_file *f = file_of(fi);
+    ssize_t n;
+    if (f->append)
+        n = dafs_h_append(fs->session, f->cred->cred, &f->handle, buf, size, NULL);
+    else
+        n = dafs_h_pwrite(fs->session, f->cred->cred, &f->handle, buf, size, (uint64_t)off);
+    if (n < 0)
+        reply_err(req, (int)n);
+    else
+        fuse_reply_write(req, (size_t)n);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    (void)fi;
+    fuse_reply_err(req, 0); /* writes are already on the server */
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    struct dfuse *fs = fs_of(req);
+    struct dfuse_file *f = file_of(fi);
+    creds_put(&fs->creds, f->cred);
+    free(f);
+    fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+    (void)ino;
+    struct dfuse *fs = fs_of(req);
+    struct dfuse_file *f = file_of(fi);
+    reply_err(req, dafs_h_commit(fs->session, f->cred->cred, &f->handle, datasync));
+}
+
+/* ---- directories ---------------------------------------------------------- */
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct dfuse *fs = fs_of(req);
+    struct dfuse_cred *c = req_cred(req);
+    if (c == NULL)
+        return;
+    const dafs_handle *h = handle_of(fs, ino);
+    int rc = dafs_h_access(fs->session, c->cred, h, R_OK);
+    struct dfuse_file *d = rc == 0 ? file_new(c, h, 0) : NULL;
+    if (rc == 0 && d == NULL)
+        rc = -ENOMEM;
+    if (rc < 0) {
+        creds_put(&fs->creds, c);
+        reply_err(req, rc);
+        return;
+    }
+    fi->fh = (uint64_t)(uintptr_t)d;
+    if (fuse_reply_open(req, fi) != 0) {
+        creds_put(&fs->creds, c);
+        free(d);
+    }
+}
+
+struct dir_fill {
+    fuse_req_t req;
+    char *buf;
+    size_t size, used;
+};
+
+static int dir_fill_entry(void *arg, const dafs_dirent *ent, uint64_t next_cookie)
+{
+    struct dir_fill *df = arg;
+    struct stat st;
+    memset(&st, 0, sizeof st);
+    st.st_ino = ent->ino;
+    st.st_mode = ent->type;
+    size_t need = fuse_add_direntry(df->req, df->buf + df->used, df->size - df->used, ent->name,
+                                    &st, (off_t)next_cookie);
+    if (need > df->size - df->used)
+        return 1; /* full: this entry starts the next readdir */
+    df->used += need;
+    return 0;
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi)
+{
+    (void)ino;
+    struct dfuse *fs = fs_of(req);
+    struct dfuse_file *d = file_of(fi);
+    struct dir_fill df = {.req = req, .buf = malloc(size ? size : 1), .size = size};
+    if (df.buf == NULL) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    uint64_t cookie = (uint64_t)off;
+    int eof = 0;
+    int rc = dafs_h_readdir(fs->session, d->cred->cred, &d->handle, &cookie, dir_fill_entry, &df,
+                            &eof);
+    if (rc < 0 && df.used == 0)
+        reply_err(req, rc);
+    else
+        fuse_reply_buf(req, df.buf, df.used);
+    free(df.buf);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    op_release(req, ino, fi);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+    op_fsync(req, ino, datasync, fi);
+}
+
+/* ---- whole file system ---------------------------------------------------- */
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+    struct dfuse *fs = fs_of(req);
+    struct dfuse_cred *c = req_cred(req);
+    if (c == NULL)
+        return;
+    struct dafs_statfs d;
+    int rc = dafs_h_statfs(fs->session, c->cred, handle_of(fs, ino), &d);
+    creds_put(&fs->creds, c);
+    if (rc < 0) {
+        reply_err(req, rc);
+        return;
+    }
+    struct statvfs sv;
+    memset(&sv, 0, sizeof sv);
+    sv.f_bsize = d.bsize;
+    sv.f_frsize = d.frsize;
+    sv.f_blocks = d.blocks;
+    sv.f_bfree = d.bfree;
+    sv.f_bavail = d.bavail;
+    sv.f_files = d.files;
+    sv.f_ffree = d.ffree;
+    sv.f_favail = d.ffree;
+    sv.f_namemax = d.namemax;
+    fuse_reply_statfs(req, &sv);
+}
+
+static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+    struct dfuse *fs = fs_of(req);
+    struct dfuse_cred *c = req_cred(req);
+    if (c == NULL)
+        return;
+    int rc = dafs_h_access(fs->session, c->cred, handle_of(fs, ino), mask);
+    creds_put(&fs->creds, c);
+    reply_err(req, rc);
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+    struct dfuse *fs = userdata;
+    conn->max_write = 1u << 20;
+    conn->max_readahead = 1u << 20;
+    if (fs->cfg.writeback_cache && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+        conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+    else
+        conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+    conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_ATOMIC_O_TRUNC);
+}
+
+const struct fuse_lowlevel_ops dfuse_ops = {
+    .init = op_init,
+    .lookup = op_lookup,
+    .forget = op_forget,
+    .forget_multi = op_forget_multi,
+    .getattr = op_getattr,
+    .setattr = op_setattr,
+    .readlink = op_readlink,
+    .mknod = op_mknod,
+    .mkdir = op_mkdir,
+    .unlink = op_unlink,
+    .rmdir = op_rmdir,
+    .symlink = op_symlink,
+    .rename = op_rename,
+    .link = op_link,
+    .open = op_open,
+    .read = op_read,
+    .write = op_write,
+    .flush = op_flush,
+    .release = op_release,
+    .fsync = op_fsync,
+    .opendir = op_opendir,
+    .readdir = op_readdir,
+    .releasedir = op_releasedir,
+    .fsyncdir = op_fsyncdir,
+    .statfs = op_statfs,
+    .access = op_access,
+    .create = op_create,
+};
