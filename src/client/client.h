@@ -4,9 +4,12 @@
  * The library is split by concern:
  *   engine.c   request slots, credits and the "caller progresses" wait loop
  *   session.c  dafs_connect/dafs_disconnect, the lease keepalive thread
- *   path.c     path walking and the metadata calls (stat, mkdir, ...)
- *   file.c     open/close and the chunked, pipelined pread/pwrite
- *   dir.c      opendir/readdir
+ *   ops.c      one function per namespace request (LOOKUP, SETATTR, ...)
+ *   path.c     path walking (.., symlinks) and the path-based calls
+ *   file.c     open/close, append and the chunked, pipelined pread/pwrite
+ *   dir.c      opendir/readdir and the cookie-based dafs_h_readdir
+ *   cred.c     credentials: the process identity, dafs_cred_*, dafs_set_cred
+ *   handle.c   the handle-level dafs_h_* API over ops.c
  *   mem.c      dafs_mem_register and the registered-region lookup
  *   url.c      dafs:// URL parsing
  *   errors.c   wire status -> error code mapping, dafs_strerror
@@ -18,6 +21,7 @@
 #define DAFS_CLIENT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -34,6 +38,9 @@
 #define CLIENT_PIPELINE_DEPTH 8u        /* chunks of one large I/O in flight */
 #define CLIENT_PROGRESS_SLICE_MS 100    /* longest single block in dfab_progress */
 #define CLIENT_PROBE_MS 2000u           /* silence with requests outstanding before a probe */
+#define CLIENT_PROBE_REPLY_MS 5000u     /* an unanswered probe after this breaks the session */
+#define CLIENT_SYMLINK_HOPS 40u         /* symlinks followed in one path before -ELOOP */
+#define CLIENT_PATH_MAX 4096u           /* longest path accepted (with its NUL) */
 
 struct dafs_session;
 
@@ -83,6 +90,10 @@ struct dafs_session {
     uint16_t max_segs;
     dafs_fh root;
 
+    /* credentials: ids from REGISTER_CRED; 0 = anonymous */
+    uint32_t process_cred;    /* the identity registered at connect */
+    atomic_uint default_cred; /* used by requests that name none (dafs_set_cred) */
+
     /* buffers */
     uint32_t nslots, nrecv;
     client_slot *slots;
@@ -117,6 +128,12 @@ struct dafs_file {
     dafs_session *s;
     dafs_fh fh;
     int flags;
+    uint32_t cred; /* the session default at open time, used for its I/O */
+};
+
+struct dafs_cred {
+    dafs_session *s;
+    uint32_t id;
 };
 
 struct dafs_mr {
@@ -131,12 +148,15 @@ uint64_t engine_now_ms(void);
 /* Take a slot, waiting (and progressing) while the credit grant is used up.
  * blocking=false returns -EAGAIN instead of waiting. */
 int engine_acquire(dafs_session *s, bool blocking, client_slot **out);
-/* Encode req (header fields opcode/session/xid filled here) and send it. */
+/* Encode req (header fields session/xid filled here) and send it.  A request
+ * whose hdr.cred is 0 goes out under the session's default credential. */
 int engine_send(client_slot *slot, dafs_request *req);
 /* Wait for the reply; on success rep is decoded (and points into the slot's
  * receive buffer, valid until engine_release).  Returns 0 or a negative error:
  * a transport failure, or the mapped non-OK status of the reply. */
 int engine_wait(client_slot *slot, dafs_reply *rep);
+/* engine_wait with its own timeout (a probe's); expiry still breaks the session. */
+int engine_wait_for(client_slot *slot, dafs_reply *rep, unsigned timeout_ms);
 void engine_release(client_slot *slot);
 /* acquire + send + wait.  On success the slot is still held (rep points into
  * it) and the caller must engine_release(*slot_out); on failure it is already
@@ -153,14 +173,66 @@ int client_map_status(int32_t status);
 dfab_mr *mem_find_region(dafs_session *s, const void *buf, size_t len);
 void mem_free_all(dafs_session *s);
 
+/* ---- cred.c ---- */
+/* Register the calling process's identity and make it the default. */
+int cred_register_process(dafs_session *s);
+/* The id to put in a header: c's, or 0 (= the session default) for NULL.
+ * Returns -EINVAL when c belongs to another session. */
+int cred_id_for(dafs_session *s, const dafs_cred *c, uint32_t *id);
+
+/* ---- ops.c: one request each; cred 0 = the session default ---- */
+int op_lookup(dafs_session *s, uint32_t cred, const dafs_fh *dir, const char *name,
+              dafs_fh *fh, dafs_attr *attr);
+int op_lookupp(dafs_session *s, uint32_t cred, const dafs_fh *dir, dafs_fh *fh,
+               dafs_attr *attr);
+int op_getattr(dafs_session *s, uint32_t cred, const dafs_fh *fh, dafs_attr *attr);
+/* sa->fh is filled in here; attr may be NULL. */
+int op_setattr(dafs_session *s, uint32_t cred, const dafs_fh *fh, dafs_setattr_req *sa,
+               dafs_attr *attr);
+/* Copies the target NUL-terminated into buf[len], len > DAFS_PATH_MAX. */
+int op_readlink(dafs_session *s, uint32_t cred, const dafs_fh *fh, char *buf, size_t len,
+                size_t *target_len);
+/* OPEN, MKDIR, REMOVE, RMDIR: fh/attr/created may be NULL. */
+int op_dirop(dafs_session *s, uint32_t cred, uint16_t opcode, const dafs_fh *dir,
+             const char *name, uint32_t flags, uint32_t mode, dafs_fh *fh, dafs_attr *attr,
+             int *created);
+int op_symlink(dafs_session *s, uint32_t cred, const dafs_fh *dir, const char *name,
+               const char *target, dafs_fh *fh, dafs_attr *attr);
+int op_mknod(dafs_session *s, uint32_t cred, const dafs_fh *dir, const char *name,
+             uint32_t mode, uint64_t rdev, dafs_fh *fh, dafs_attr *attr);
+int op_link(dafs_session *s, uint32_t cred, const dafs_fh *fh, const dafs_fh *dir,
+            const char *name, dafs_attr *attr);
+int op_rename(dafs_session *s, uint32_t cred, const dafs_fh *sdir, const char *sname,
+              const dafs_fh *ddir, const char *dname, unsigned flags);
+int op_access(dafs_session *s, uint32_t cred, const dafs_fh *fh, int mask);
+int op_close(dafs_session *s, uint32_t cred, const dafs_fh *fh);
+int op_commit(dafs_session *s, uint32_t cred, const dafs_fh *fh, uint32_t stable);
+int op_statfs(dafs_session *s, uint32_t cred, const dafs_fh *fh, struct dafs_statfs *st);
+/* A name from the caller: 1..DAFS_NAME_MAX bytes, no '/'. */
+int check_name(const char *name);
+void attr_to_stat(const dafs_attr *a, struct dafs_stat *st);
+void fh_from_handle(const dafs_handle *h, dafs_fh *fh);
+void fh_to_handle(const dafs_fh *fh, dafs_handle *h);
+int check_handle(const dafs_handle *h);
+
 /* ---- path.c ---- */
-/* Resolve a whole path to fh (+ attr). */
-int path_resolve(dafs_session *s, const char *path, dafs_fh *fh, dafs_attr *attr);
-/* Resolve the parent of path and copy its last component into name.
- * Returns -EINVAL-style errors; *has_name false when path is the root. */
+/* Resolve a whole path to fh (+ attr): symlinks in the middle are followed,
+ * a final one only when follow_final (or the path ends in '/'). */
+int path_resolve(dafs_session *s, const char *path, bool follow_final, dafs_fh *fh,
+                 dafs_attr *attr);
+/* Resolve the parent of path (from start; NULL = the root) and copy its last
+ * component into name.  *has_name false when path is the root. */
+int path_resolve_parent_at(dafs_session *s, const dafs_fh *start, unsigned *hops,
+                           const char *path, dafs_fh *dir, char *name, bool *has_name);
 int path_resolve_parent(dafs_session *s, const char *path, dafs_fh *dir, char *name,
                         bool *has_name);
 int client_getattr(dafs_session *s, const dafs_fh *fh, dafs_attr *attr);
-void attr_to_stat(const dafs_attr *a, struct dafs_stat *st);
+
+/* ---- file.c ---- */
+/* Data I/O and append on a handle under a credential (0 = default). */
+ssize_t file_io(dafs_session *s, uint32_t cred, const dafs_fh *fh, bool write, void *buf,
+                size_t len, uint64_t offset);
+ssize_t file_append(dafs_session *s, uint32_t cred, const dafs_fh *fh, const void *buf,
+                    size_t len, uint64_t *offset);
 
 #endif

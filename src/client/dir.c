@@ -7,6 +7,11 @@
  * when it runs out.  "." and ".." are skipped if a server sends them.  A
  * reply with no entries that does not say EOF, or whose cookies do not move
  * on, is a protocol error rather than an endless loop.
+ *
+ * dafs_h_readdir is the stateless form for stacking layers (FUSE): the
+ * caller keeps the cookie.  Each batch is copied out of the receive buffer
+ * and its slot released before the callback runs, so a callback may call
+ * into the session itself.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -59,7 +64,7 @@ int dafs_opendir(dafs_session *s, const char *path, dafs_dir **out)
     *out = NULL;
     dafs_fh fh;
     dafs_attr attr;
-    int rc = path_resolve(s, path, &fh, &attr);
+    int rc = path_resolve(s, path, true, &fh, &attr);
     if (rc < 0)
         return rc;
     if (!S_ISDIR(attr.mode))
@@ -124,4 +129,89 @@ int dafs_closedir(dafs_dir *d)
     free(d->buf);
     free(d);
     return 0;
+}
+
+/* Copy a READDIR reply's entries into buf (s->max_response bytes). */
+static int readdir_batch(dafs_session *s, uint32_t cred, const dafs_fh *dir, uint64_t cookie,
+                         uint8_t *buf, dafs_readdir_iter *it, bool *eof)
+{
+    dafs_request req;
+    memset(&req, 0, sizeof req);
+    req.hdr.opcode = DAFS_OP_READDIR;
+    req.hdr.cred = cred;
+    req.u.readdir.dir = *dir;
+    req.u.readdir.cookie = cookie;
+    req.u.readdir.maxcount = s->max_response - DAFS_HDR_SIZE;
+    dafs_reply rep;
+    client_slot *slot;
+    int rc = engine_call(s, &req, &rep, &slot);
+    if (rc < 0)
+        return rc;
+    const dafs_readdir_rep *r = &rep.u.readdir;
+    if ((r->nentries == 0 && !r->eof) || r->entries.len > s->max_response) {
+        engine_release(slot);
+        return -DAFS_EPROTO;
+    }
+    memcpy(buf, r->entries.ptr, r->entries.len);
+    dafs_readdir_rep copy = *r;
+    copy.entries.ptr = buf;
+    dafs_readdir_iter_init(it, &copy);
+    *eof = r->eof != 0;
+    engine_release(slot);
+    return 0;
+}
+
+/* Hand one batch to the callback.  Returns 1 when it stopped, 0 when the
+ * batch was consumed, or a negative error. */
+static int deliver_batch(dafs_readdir_iter *it, uint64_t *cookie, dafs_readdir_cb cb, void *arg)
+{
+    dafs_dirent_wire w;
+    while (dafs_readdir_next(it, &w) == 1) {
+        if (w.cookie == *cookie && w.cookie != 0)
+            return -DAFS_EPROTO;
+        if (is_dot_or_dotdot(&w.name)) {
+            *cookie = w.cookie;
+            continue;
+        }
+        if (w.name.len == 0 || w.name.len > DAFS_NAME_MAX)
+            return -DAFS_EPROTO;
+        dafs_dirent ent = {.ino = w.fileid, .type = w.type};
+        memcpy(ent.name, w.name.ptr, w.name.len);
+        ent.name[w.name.len] = '\0';
+        if (cb(arg, &ent, w.cookie) != 0)
+            return 1;
+        *cookie = w.cookie;
+    }
+    return 0;
+}
+
+int dafs_h_readdir(dafs_session *s, const dafs_cred *c, const dafs_handle *dir, uint64_t *cookie,
+                   dafs_readdir_cb cb, void *arg, int *eof)
+{
+    uint32_t cred;
+    if (s == NULL || cookie == NULL || cb == NULL || eof == NULL || check_handle(dir) < 0 ||
+        cred_id_for(s, c, &cred) < 0)
+        return -EINVAL;
+    *eof = 0;
+    dafs_fh fh;
+    fh_from_handle(dir, &fh);
+    uint8_t *buf = malloc(s->max_response);
+    if (buf == NULL)
+        return -ENOMEM;
+    int rc;
+    for (;;) {
+        dafs_readdir_iter it;
+        bool end;
+        rc = readdir_batch(s, cred, &fh, *cookie, buf, &it, &end);
+        if (rc == 0)
+            rc = deliver_batch(&it, cookie, cb, arg);
+        if (rc != 0)
+            break;
+        if (end) {
+            *eof = 1;
+            break;
+        }
+    }
+    free(buf);
+    return rc < 0 ? rc : 0;
 }

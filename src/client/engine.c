@@ -274,7 +274,10 @@ int engine_send(client_slot *slot, dafs_request *req)
     req->hdr.flags = 0;
     req->hdr.credits = 0;
     req->hdr.status = 0;
-    req->hdr.cred = 0; /* TODO(issue 3): the session's registered credential */
+    if (req->hdr.opcode == DAFS_OP_CONNECT)
+        req->hdr.cred = 0;
+    else if (req->hdr.cred == 0)
+        req->hdr.cred = atomic_load(&s->default_cred);
     slot->opcode = req->hdr.opcode;
     int len = dafs_encode_request(slot->sbuf, s->send_size, req);
     if (len < 0)
@@ -295,10 +298,10 @@ int engine_send(client_slot *slot, dafs_request *req)
     return 0;
 }
 
-static int wait_reply_locked(client_slot *slot)
+static int wait_reply_locked(client_slot *slot, unsigned timeout_ms)
 {
     dafs_session *s = slot->s;
-    uint64_t deadline = engine_now_ms() + s->timeout_ms;
+    uint64_t deadline = engine_now_ms() + timeout_ms;
     for (;;) {
         if (slot->send_done && slot->send_status < 0)
             return -DAFS_ETRANSPORT;
@@ -318,9 +321,14 @@ static int wait_reply_locked(client_slot *slot)
 
 int engine_wait(client_slot *slot, dafs_reply *rep)
 {
+    return engine_wait_for(slot, rep, slot->s->timeout_ms);
+}
+
+int engine_wait_for(client_slot *slot, dafs_reply *rep, unsigned timeout_ms)
+{
     dafs_session *s = slot->s;
     pthread_mutex_lock(&s->lock);
-    int rc = wait_reply_locked(slot);
+    int rc = wait_reply_locked(slot, timeout_ms);
     pthread_mutex_unlock(&s->lock);
     if (rc < 0)
         return rc;

@@ -17,7 +17,17 @@
  * in order, so the byte count returned is always a contiguous prefix.  A
  * short read (EOF) or short write ends the call with what was done.
  *
- * O_APPEND is refused with -EINVAL: protocol v1 has no atomic append.
+ * Appends (dafs_append, dafs_h_append) are one request each, so each is
+ * atomic on the server: APPEND_INLINE when the data fits a message,
+ * APPEND_DIRECT (one RMA read of at most max_io bytes) otherwise; a longer
+ * append is -EINVAL rather than a split that would not be atomic.  O_APPEND
+ * itself is refused with -EINVAL: use dafs_append.
+ *
+ * dafs_open follows a final symlink like open(2) (O_NOFOLLOW: -ELOOP): the
+ * OPEN is sent for the name; if the server answers ELOOP or with a symlink's
+ * attributes, the target is read and the open retried there, resolved from
+ * the link's directory (or the export root), at most CLIENT_SYMLINK_HOPS
+ * times.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,7 +38,7 @@
 
 #include "client.h"
 
-#define OPEN_IGNORED_FLAGS (O_CLOEXEC | O_LARGEFILE | O_NOCTTY)
+#define OPEN_IGNORED_FLAGS (O_CLOEXEC | O_LARGEFILE | O_NOCTTY | O_NOFOLLOW)
 
 static int map_open_flags(int flags, uint32_t *out)
 {
@@ -52,13 +62,54 @@ static int map_open_flags(int flags, uint32_t *out)
     return 0;
 }
 
-static int send_close(dafs_session *s, const dafs_fh *fh)
+/* OPEN name in dir.  Returns 1 (with *link filled) when name is a symlink
+ * that OPEN did not follow, else 0 or a negative error. */
+static int open_once(dafs_session *s, const dafs_fh *dir, const char *name, uint32_t wflags,
+                     uint32_t mode, dafs_fh *fh, dafs_attr *attr, dafs_fh *link)
 {
-    dafs_request req;
-    memset(&req, 0, sizeof req);
-    req.hdr.opcode = DAFS_OP_CLOSE;
-    req.u.fh.fh = *fh;
-    return engine_call_simple(s, &req);
+    int rc = op_dirop(s, 0, DAFS_OP_OPEN, dir, name, wflags, mode, fh, attr, NULL);
+    if (rc == 0 && S_ISLNK(attr->mode)) {
+        (void)op_close(s, 0, fh);
+        *link = *fh;
+        return 1;
+    }
+    if (rc != -ELOOP)
+        return rc;
+    /* ELOOP: a symlink refused by the server, or a real loop further on. */
+    dafs_attr la;
+    rc = op_lookup(s, 0, dir, name, link, &la);
+    if (rc < 0)
+        return rc;
+    return S_ISLNK(la.mode) ? 1 : -ELOOP;
+}
+
+/* Open path, following symlinks (the final one too unless O_NOFOLLOW). */
+static int open_path(dafs_session *s, const char *path, int flags, uint32_t wflags,
+                     uint32_t mode, dafs_fh *fh, dafs_attr *attr)
+{
+    char name[DAFS_NAME_MAX + 1];
+    char target[DAFS_PATH_MAX + 1];
+    bool has_name;
+    unsigned hops = 0;
+    dafs_fh dir, link;
+    int rc = path_resolve_parent_at(s, NULL, &hops, path, &dir, name, &has_name);
+    for (;;) {
+        if (rc < 0)
+            return rc;
+        if (!has_name)
+            return -EISDIR;
+        rc = open_once(s, &dir, name, wflags, mode, fh, attr, &link);
+        if (rc <= 0)
+            return rc;
+        if ((flags & O_NOFOLLOW) || ++hops > CLIENT_SYMLINK_HOPS)
+            return -ELOOP;
+        size_t tlen;
+        rc = op_readlink(s, 0, &link, target, sizeof target, &tlen);
+        if (rc < 0)
+            return rc;
+        dafs_fh from = dir;
+        rc = path_resolve_parent_at(s, &from, &hops, target, &dir, name, &has_name);
+    }
 }
 
 int dafs_open(dafs_session *s, const char *path, int flags, mode_t mode, dafs_file **out)
@@ -66,41 +117,28 @@ int dafs_open(dafs_session *s, const char *path, int flags, mode_t mode, dafs_fi
     if (s == NULL || out == NULL)
         return -EINVAL;
     *out = NULL;
-    dafs_request req;
-    memset(&req, 0, sizeof req);
-    int rc = map_open_flags(flags, &req.u.dirop.flags);
+    uint32_t wflags;
+    int rc = map_open_flags(flags, &wflags);
     if (rc < 0)
         return rc;
-    char name[DAFS_NAME_MAX + 1];
-    bool has_name;
-    rc = path_resolve_parent(s, path, &req.u.dirop.dir, name, &has_name);
+    dafs_fh fh;
+    dafs_attr attr;
+    rc = open_path(s, path, flags, wflags, (uint32_t)mode & 07777u, &fh, &attr);
     if (rc < 0)
         return rc;
-    if (!has_name)
-        return -EISDIR;
-    req.hdr.opcode = DAFS_OP_OPEN;
-    req.u.dirop.name = (dafs_bytes){(const uint8_t *)name, (uint32_t)strlen(name)};
-    req.u.dirop.mode = (uint32_t)mode & 07777u;
-    dafs_reply rep;
-    client_slot *slot;
-    rc = engine_call(s, &req, &rep, &slot);
-    if (rc < 0)
-        return rc;
-    dafs_fh fh = rep.u.fh_attr.fh;
-    uint32_t ftype = rep.u.fh_attr.attr.mode;
-    engine_release(slot);
-    if (S_ISDIR(ftype)) { /* directories are read with dafs_opendir */
-        (void)send_close(s, &fh);
+    if (S_ISDIR(attr.mode)) { /* directories are read with dafs_opendir */
+        (void)op_close(s, 0, &fh);
         return -EISDIR;
     }
     dafs_file *f = calloc(1, sizeof *f);
     if (f == NULL) {
-        (void)send_close(s, &fh);
+        (void)op_close(s, 0, &fh);
         return -ENOMEM;
     }
     f->s = s;
     f->fh = fh;
     f->flags = flags;
+    f->cred = atomic_load(&s->default_cred);
     *out = f;
     return 0;
 }
@@ -109,7 +147,7 @@ int dafs_close(dafs_file *f)
 {
     if (f == NULL)
         return -EINVAL;
-    int rc = send_close(f->s, &f->fh);
+    int rc = op_close(f->s, f->cred, &f->fh);
     free(f);
     return rc;
 }
@@ -123,7 +161,9 @@ typedef struct io_chunk {
 } io_chunk;
 
 typedef struct io_call {
-    dafs_file *f;
+    dafs_session *s;
+    const dafs_fh *fh;
+    uint32_t cred;
     bool write;
     uint8_t *buf;
     size_t len;
@@ -141,9 +181,10 @@ typedef struct io_call {
 
 static void build_request(io_call *io, const io_chunk *c, dafs_request *req)
 {
-    dafs_session *s = io->f->s;
+    dafs_session *s = io->s;
     bool direct = c->len > s->inline_max;
     memset(req, 0, sizeof *req);
+    req->hdr.cred = io->cred;
     dafs_seg seg = {0};
     if (direct) {
         seg.addr = io->mr->remote_addr + (uint64_t)(io->buf + c->pos - (uint8_t *)io->mr->base);
@@ -153,7 +194,7 @@ static void build_request(io_call *io, const io_chunk *c, dafs_request *req)
     if (io->write) {
         dafs_write_req *w = &req->u.write;
         req->hdr.opcode = direct ? DAFS_OP_WRITE_DIRECT : DAFS_OP_WRITE_INLINE;
-        w->fh = io->f->fh;
+        w->fh = *io->fh;
         w->offset = io->offset + c->pos;
         w->count = (uint32_t)c->len;
         w->stable = DAFS_UNSTABLE;
@@ -166,7 +207,7 @@ static void build_request(io_call *io, const io_chunk *c, dafs_request *req)
     } else {
         dafs_read_req *r = &req->u.read;
         req->hdr.opcode = direct ? DAFS_OP_READ_DIRECT : DAFS_OP_READ_INLINE;
-        r->fh = io->f->fh;
+        r->fh = *io->fh;
         r->offset = io->offset + c->pos;
         r->count = (uint32_t)c->len;
         if (direct) {
@@ -189,7 +230,7 @@ static int submit_chunk(io_call *io, bool blocking)
     io_chunk c = {.pos = io->next, .len = io->len - io->next};
     if (c.len > io->chunk_max)
         c.len = io->chunk_max;
-    int rc = engine_acquire(io->f->s, blocking, &c.slot);
+    int rc = engine_acquire(io->s, blocking, &c.slot);
     if (rc == -EAGAIN)
         return rc;
     if (rc < 0) {
@@ -262,7 +303,7 @@ static void run_io(io_call *io)
 /* Pick the transfer mode and registration for a call. */
 static void setup_io(io_call *io)
 {
-    dafs_session *s = io->f->s;
+    dafs_session *s = io->s;
     io->chunk_max = s->inline_max;
     bool direct_possible = s->max_io > s->inline_max;
     if (io->len <= s->inline_max || !direct_possible)
@@ -280,13 +321,11 @@ static void setup_io(io_call *io)
     io->chunk_max = s->max_io;
 }
 
-static ssize_t do_io(dafs_file *f, bool write, void *buf, size_t len, uint64_t offset)
+ssize_t file_io(dafs_session *s, uint32_t cred, const dafs_fh *fh, bool write, void *buf,
+                size_t len, uint64_t offset)
 {
-    if (f == NULL || (buf == NULL && len != 0))
+    if (buf == NULL && len != 0)
         return -EINVAL;
-    int acc = f->flags & O_ACCMODE;
-    if ((write && acc == O_RDONLY) || (!write && acc == O_WRONLY))
-        return -EBADF;
     if (offset > (uint64_t)INT64_MAX)
         return -EINVAL;
     if (len > (size_t)SSIZE_MAX)
@@ -295,7 +334,8 @@ static ssize_t do_io(dafs_file *f, bool write, void *buf, size_t len, uint64_t o
         return -EFBIG;
     if (len == 0)
         return 0;
-    io_call io = {.f = f, .write = write, .buf = buf, .len = len, .offset = offset};
+    io_call io = {.s = s, .fh = fh, .cred = cred, .write = write, .buf = buf, .len = len,
+                  .offset = offset};
     setup_io(&io);
     if (io.chunk_max == 0)
         return -DAFS_EPROTO; /* the server allows neither inline nor direct I/O */
@@ -305,6 +345,16 @@ static ssize_t do_io(dafs_file *f, bool write, void *buf, size_t len, uint64_t o
     if (io.done > 0 || io.err == 0)
         return (ssize_t)io.done;
     return io.err;
+}
+
+static ssize_t do_io(dafs_file *f, bool write, void *buf, size_t len, uint64_t offset)
+{
+    if (f == NULL)
+        return -EINVAL;
+    int acc = f->flags & O_ACCMODE;
+    if ((write && acc == O_RDONLY) || (!write && acc == O_WRONLY))
+        return -EBADF;
+    return file_io(f->s, f->cred, &f->fh, write, buf, len, offset);
 }
 
 ssize_t dafs_pread(dafs_file *f, void *buf, size_t len, uint64_t offset)
@@ -318,16 +368,99 @@ ssize_t dafs_pwrite(dafs_file *f, const void *buf, size_t len, uint64_t offset)
     return do_io(f, true, (void *)(uintptr_t)buf, len, offset);
 }
 
+/* ---- append: one request, so atomic ---- */
+
+static void append_request(dafs_request *req, uint32_t cred, const dafs_fh *fh,
+                           const void *buf, size_t len, const dfab_mr *mr)
+{
+    memset(req, 0, sizeof *req);
+    req->hdr.cred = cred;
+    dafs_write_req *w = &req->u.write;
+    w->fh = *fh;
+    w->count = (uint32_t)len;
+    w->stable = DAFS_UNSTABLE;
+    if (mr == NULL) {
+        req->hdr.opcode = DAFS_OP_APPEND_INLINE;
+        w->data = (dafs_bytes){buf, (uint32_t)len};
+        return;
+    }
+    req->hdr.opcode = DAFS_OP_APPEND_DIRECT;
+    w->nsegs = 1;
+    w->segs[0].addr = mr->remote_addr + (uint64_t)((const uint8_t *)buf - (uint8_t *)mr->base);
+    w->segs[0].key = mr->key;
+    w->segs[0].len = len;
+}
+
+ssize_t file_append(dafs_session *s, uint32_t cred, const dafs_fh *fh, const void *buf,
+                    size_t len, uint64_t *offset)
+{
+    if (buf == NULL && len != 0)
+        return -EINVAL;
+    bool direct = len > s->inline_max;
+    if (len > UINT32_MAX || (direct && len > s->max_io))
+        return -EINVAL; /* one request only: a split append would not be atomic */
+    dfab_mr *mr = NULL;
+    bool own_mr = false;
+    if (direct) {
+        mr = mem_find_region(s, buf, len);
+        if (mr == NULL) {
+            unsigned access = DFAB_ACCESS_LOCAL | DFAB_ACCESS_REMOTE_READ;
+            if (dfab_mr_reg(s->fab, (void *)(uintptr_t)buf, len, access, &mr) < 0)
+                return -ENOMEM;
+            own_mr = true;
+        }
+    }
+    dafs_request req;
+    append_request(&req, cred, fh, buf, len, mr);
+    dafs_reply rep;
+    client_slot *slot;
+    int rc = engine_call(s, &req, &rep, &slot);
+    if (own_mr)
+        dfab_mr_close(mr);
+    if (rc < 0)
+        return rc;
+    uint32_t count = rep.u.write.count;
+    uint64_t where = rep.u.write.offset;
+    engine_release(slot);
+    if (count > len)
+        return -DAFS_EPROTO;
+    if (offset != NULL)
+        *offset = where;
+    return (ssize_t)count;
+}
+
+ssize_t dafs_append(dafs_file *f, const void *buf, size_t len, uint64_t *offset)
+{
+    if (f == NULL)
+        return -EINVAL;
+    if ((f->flags & O_ACCMODE) == O_RDONLY)
+        return -EBADF;
+    return file_append(f->s, f->cred, &f->fh, buf, len, offset);
+}
+
+int dafs_ftruncate(dafs_file *f, uint64_t size)
+{
+    if (f == NULL || size > (uint64_t)INT64_MAX)
+        return -EINVAL;
+    if ((f->flags & O_ACCMODE) == O_RDONLY)
+        return -EBADF; /* like ftruncate(2) on a read-only descriptor (EINVAL there) */
+    dafs_setattr_req sa = {.valid = DAFS_SET_SIZE, .size = size};
+    return op_setattr(f->s, f->cred, &f->fh, &sa, NULL);
+}
+
+int dafs_file_handle(dafs_file *f, dafs_handle *out)
+{
+    if (f == NULL || out == NULL)
+        return -EINVAL;
+    fh_to_handle(&f->fh, out);
+    return 0;
+}
+
 static int commit(dafs_file *f, uint32_t stable)
 {
     if (f == NULL)
         return -EINVAL;
-    dafs_request req;
-    memset(&req, 0, sizeof req);
-    req.hdr.opcode = DAFS_OP_COMMIT;
-    req.u.commit.fh = f->fh;
-    req.u.commit.stable = stable;
-    return engine_call_simple(f->s, &req);
+    return op_commit(f->s, f->cred, &f->fh, stable);
 }
 
 int dafs_fsync(dafs_file *f)
@@ -345,7 +478,7 @@ int dafs_fstat(dafs_file *f, struct dafs_stat *st)
     if (f == NULL || st == NULL)
         return -EINVAL;
     dafs_attr attr;
-    int rc = client_getattr(f->s, &f->fh, &attr);
+    int rc = op_getattr(f->s, f->cred, &f->fh, &attr);
     if (rc < 0)
         return rc;
     attr_to_stat(&attr, st);

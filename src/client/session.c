@@ -140,9 +140,13 @@ static int get_root(dafs_session *s)
 }
 
 /* Probe a silent server: a NULL whose send fails (the tcp provider reports
- * a dead peer at once) breaks the session, so callers waiting for replies
- * from a killed server fail in seconds instead of the full timeout.  Uses a
- * spare credit only; with none free there is nothing to probe with. */
+ * a dead peer at once) or that gets no reply within CLIENT_PROBE_REPLY_MS
+ * (shm reports nothing: the message just sits in a dead peer's queue) breaks
+ * the session, so callers waiting for replies from a killed server fail in
+ * seconds instead of the full timeout.  A busy server still answers in time:
+ * dafsd's network thread replies to NULL itself, never behind disk work.
+ * Uses a spare credit only; with none free there is nothing to probe with
+ * (and those callers fall back on the request timeout). */
 static void probe_server(dafs_session *s)
 {
     client_slot *slot;
@@ -154,7 +158,9 @@ static void probe_server(dafs_session *s)
     int rc = engine_send(slot, &req);
     if (rc == 0) {
         dafs_reply rep;
-        rc = engine_wait(slot, &rep);
+        unsigned wait_ms = CLIENT_PROBE_REPLY_MS < s->timeout_ms ? CLIENT_PROBE_REPLY_MS
+                                                                 : s->timeout_ms;
+        rc = engine_wait_for(slot, &rep, wait_ms);
     }
     engine_release(slot);
     if (rc == -DAFS_ETRANSPORT) {
@@ -300,6 +306,8 @@ static int setup_session(dafs_session *s, const char *url, const dafs_options *o
         default_client_id(id, sizeof id);
     }
     rc = send_connect(s, id);
+    if (rc == 0)
+        rc = cred_register_process(s);
     if (rc == 0)
         rc = get_root(s);
     if (rc == 0)

@@ -34,21 +34,37 @@ static int read_port(const char *ready, unsigned *port)
     return n == 1 && *port > 0 && *port < 65536 ? 0 : -1;
 }
 
+#define MAX_EXTRA_ARGS 8
+
 static void exec_server(const char *dafsd, const test_server *srv, const char *state,
-                        const char *ready, const char *log)
+                        const char *ready, const char *log, const char *const *extra)
 {
     int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd >= 0) {
         (void)dup2(fd, STDOUT_FILENO);
         (void)dup2(fd, STDERR_FILENO);
     }
-    execl(dafsd, dafsd, "--export", srv->export_dir, "--state-dir", state, "--listen",
-          "127.0.0.1:0", "--ready-file", ready, (char *)NULL);
+    const char *args[12 + MAX_EXTRA_ARGS] = {dafsd, "--export", srv->export_dir, "--state-dir",
+                                             state, "--listen", "127.0.0.1:0", "--ready-file",
+                                             ready};
+    size_t n = 9;
+    for (size_t i = 0; extra != NULL && extra[i] != NULL && i < MAX_EXTRA_ARGS; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    execv(dafsd, (char *const *)args);
     fprintf(stderr, "exec %s: %s\n", dafsd, strerror(errno));
     _exit(127);
 }
 
 int test_server_start(const char *dafsd, test_server *srv)
+{
+    /* The tests run as root and own the export as root: without this the
+     * server's default root squash would make them nobody. */
+    static const char *const no_squash[] = {"--no-root-squash", NULL};
+    return test_server_start_opts(dafsd, srv, no_squash);
+}
+
+int test_server_start_opts(const char *dafsd, test_server *srv, const char *const *extra)
 {
     memset(srv, 0, sizeof *srv);
     srv->pid = -1;
@@ -74,7 +90,7 @@ int test_server_start(const char *dafsd, test_server *srv)
         return -1;
     }
     if (srv->pid == 0)
-        exec_server(dafsd, srv, state, ready, log);
+        exec_server(dafsd, srv, state, ready, log, extra);
     unsigned port = 0;
     for (int waited = 0; waited < READY_WAIT_MS; waited += 20) {
         if (read_port(ready, &port) == 0)

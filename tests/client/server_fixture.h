@@ -20,7 +20,9 @@ typedef struct test_server {
 } test_server;
 
 /* Returns 0, or -1 with a message on stderr. */
-int test_server_start(const char *dafsd, test_server *srv);
+int test_server_start(const char *dafsd, test_server *srv); /* with --no-root-squash */
+/* extra: more dafsd options, NULL-terminated (at most 8), e.g. "--read-only". */
+int test_server_start_opts(const char *dafsd, test_server *srv, const char *const *extra);
 void test_server_stop(test_server *srv);
 
 #endif
