@@ -873,12 +873,25 @@ static pid_t spawn(int (*fn)(void *), void *arg)
     return pid;
 }
 
+/* FABRIC_TEST_PIN=1 puts server and client on different cores (measuring). */
+static void maybe_pin(int cpu)
+{
+    if (!getenv("FABRIC_TEST_PIN"))
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    CHECK(sched_setaffinity(0, sizeof set, &set) == 0, "sched_setaffinity");
+}
+
 static int run_server(void *arg)
 {
+    maybe_pin(0);
     return server_main(*(int *)arg);
 }
 static int run_client(void *arg)
 {
+    maybe_pin(1);
     return client_main(arg);
 }
 static int run_bad_provider(void *arg)
