@@ -337,10 +337,8 @@ int dafs_decode_hdr(const void *buf, size_t len, dafs_hdr *out)
 
 static bool is_direct(uint16_t op)
 {
-    return op == DAFS_OP_READ_DIRECT || op == DAFS_OP_WRITE_DIRECT ||
-           op == DAFS_OP_APPEND_DIRECT;
+    return op == DAFS_OP_READ_DIRECT || op == DAFS_OP_WRITE_DIRECT || op == DAFS_OP_APPEND_DIRECT;
 }
-
 
 /* sum of segment lengths, saturating at UINT64_MAX */
 static uint64_t segs_total(const dafs_seg *segs, uint16_t nsegs)
@@ -719,7 +717,7 @@ static void get_append_req(reader *r, dafs_write_req *q, bool direct)
 }
 
 /* The second set of ops (SETATTR..RELEASE_CRED); false for an unknown op. */
-static bool put_request_body_v1b(writer *w, const dafs_request *m)
+static bool put_second_set_request_body(writer *w, const dafs_request *m)
 {
     uint16_t op = m->hdr.opcode;
     switch (op) {
@@ -760,7 +758,7 @@ static bool put_request_body_v1b(writer *w, const dafs_request *m)
     }
 }
 
-static bool get_request_body_v1b(reader *r, dafs_request *m)
+static bool get_second_set_request_body(reader *r, dafs_request *m)
 {
     uint16_t op = m->hdr.opcode;
     switch (op) {
@@ -840,7 +838,7 @@ static bool put_request_body(writer *w, const dafs_request *m)
         put_readdir_req(w, &m->u.readdir);
         return true;
     default:
-        return put_request_body_v1b(w, m);
+        return put_second_set_request_body(w, m);
     }
 }
 
@@ -882,7 +880,7 @@ static bool get_request_body(reader *r, dafs_request *m)
         get_readdir_req(r, &m->u.readdir);
         return true;
     default:
-        return get_request_body_v1b(r, m);
+        return get_second_set_request_body(r, m);
     }
 }
 
@@ -1055,7 +1053,7 @@ static void get_cred_rep(reader *r, dafs_cred_rep *c)
 }
 
 /* The second set of ops (SETATTR..RELEASE_CRED); false for an unknown op. */
-static bool put_reply_body_v1b(writer *w, const dafs_reply *m)
+static bool put_second_set_reply_body(writer *w, const dafs_reply *m)
 {
     uint16_t op = m->hdr.opcode;
     switch (op) {
@@ -1087,7 +1085,7 @@ static bool put_reply_body_v1b(writer *w, const dafs_reply *m)
     }
 }
 
-static bool get_reply_body_v1b(reader *r, dafs_reply *m)
+static bool get_second_set_reply_body(reader *r, dafs_reply *m)
 {
     uint16_t op = m->hdr.opcode;
     switch (op) {
@@ -1159,7 +1157,7 @@ static bool put_reply_body(writer *w, const dafs_reply *m)
         put_statfs_rep(w, &m->u.statfs);
         return true;
     default:
-        return put_reply_body_v1b(w, m);
+        return put_second_set_reply_body(w, m);
     }
 }
 
@@ -1203,7 +1201,7 @@ static bool get_reply_body(reader *r, dafs_reply *m)
         get_statfs_rep(r, &m->u.statfs);
         return true;
     default:
-        return get_reply_body_v1b(r, m);
+        return get_second_set_reply_body(r, m);
     }
 }
 

@@ -65,7 +65,7 @@ static void sample_hdr(dafs_hdr *h, uint16_t op)
 }
 
 /* SETATTR .. RELEASE_CRED requests (the second set of ops). */
-static void sample_request_body_v1b(uint16_t op, dafs_request *q)
+static void sample_second_set_request_body(uint16_t op, dafs_request *q)
 {
     switch (op) {
     case DAFS_OP_READLINK:
@@ -207,7 +207,7 @@ static void sample_request_body(uint16_t op, dafs_request *q)
         q->u.readdir.maxcount = 4000;
         break;
     default:
-        sample_request_body_v1b(op, q);
+        sample_second_set_request_body(op, q);
         break;
     }
 }
@@ -259,7 +259,7 @@ static void sample_readdir(dafs_readdir_rep *d)
     d->entries = make_bytes(entries_buf, pos);
 }
 
-static void sample_reply_body_v1b(uint16_t op, dafs_reply *r)
+static void sample_second_set_reply_body(uint16_t op, dafs_reply *r)
 {
     switch (op) {
     case DAFS_OP_SETATTR:
@@ -345,7 +345,7 @@ static void sample_reply_body(uint16_t op, dafs_reply *r)
                                         .namemax = 255};
         break;
     default:
-        sample_reply_body_v1b(op, r);
+        sample_second_set_reply_body(op, r);
         break;
     }
 }
@@ -428,7 +428,7 @@ static bool cred_req_equal(const dafs_cred_req *a, const dafs_cred_req *b)
 }
 
 /* SETATTR .. RELEASE_CRED requests. */
-static bool request_body_equal_v1b(uint16_t op, const dafs_request *a, const dafs_request *b)
+static bool second_set_request_body_equal(uint16_t op, const dafs_request *a, const dafs_request *b)
 {
     switch (op) {
     case DAFS_OP_READLINK:
@@ -504,7 +504,7 @@ static bool request_body_equal(uint16_t op, const dafs_request *a, const dafs_re
                a->u.readdir.cookie == b->u.readdir.cookie &&
                a->u.readdir.maxcount == b->u.readdir.maxcount;
     default:
-        return request_body_equal_v1b(op, a, b);
+        return second_set_request_body_equal(op, a, b);
     }
 }
 
@@ -525,7 +525,7 @@ static bool write_rep_equal(const dafs_write_rep *a, const dafs_write_rep *b)
 }
 
 /* SETATTR .. RELEASE_CRED replies. */
-static bool reply_body_equal_v1b(uint16_t op, const dafs_reply *a, const dafs_reply *b)
+static bool second_set_reply_body_equal(uint16_t op, const dafs_reply *a, const dafs_reply *b)
 {
     switch (op) {
     case DAFS_OP_SETATTR:
@@ -587,7 +587,7 @@ static bool reply_body_equal(uint16_t op, const dafs_reply *a, const dafs_reply 
                a->u.statfs.bavail == b->u.statfs.bavail && a->u.statfs.files == b->u.statfs.files &&
                a->u.statfs.ffree == b->u.statfs.ffree && a->u.statfs.namemax == b->u.statfs.namemax;
     default:
-        return reply_body_equal_v1b(op, a, b);
+        return second_set_reply_body_equal(op, a, b);
     }
 }
 

@@ -954,7 +954,7 @@ static void assert_codec_matches_raw(const dafs_request *q, raw *r)
     assert_memory_equal(buf, r->b, n);
 }
 
-static void test_golden_v1b_requests(void **state)
+static void test_golden_second_set_requests(void **state)
 {
     (void)state;
     dafs_request q;
@@ -1650,7 +1650,7 @@ int main(void)
         cmocka_unit_test(test_encode_reply_inval),
         cmocka_unit_test(test_encode_overflow),
         cmocka_unit_test(test_read_inline_in_place),
-        cmocka_unit_test(test_golden_v1b_requests),
+        cmocka_unit_test(test_golden_second_set_requests),
         cmocka_unit_test(test_hdr_cred),
         cmocka_unit_test(test_setattr_rules),
         cmocka_unit_test(test_rename_rules),
