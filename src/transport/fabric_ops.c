@@ -89,9 +89,9 @@ static bool inside_mr(const dfab_mr *mr, const void *buf, size_t len)
 
 /* ---------------------------------------------------------- posting ops -- */
 
-/* Run `post` until it stops returning -FI_EAGAIN, progressing in between.
- * Bounded in time, and in nesting: a callback that posts into a full queue
- * may progress (and so run other callbacks) only a few levels deep. */
+/* Run `post` until it stops returning -FI_EAGAIN, driving the provider in
+ * between; gives up with -ETIMEDOUT after EAGAIN_RETRY_NS.  Never runs
+ * callbacks, so it is safe from inside one and from any thread. */
 typedef ssize_t (*post_fn)(dfab *f, void *arg);
 
 static int post_with_retry(dfab *f, post_fn post, void *arg)
