@@ -48,8 +48,10 @@ static const dafs_handle *handle_of(struct dfuse *fs, fuse_ino_t ino)
 
 int dfuse_errno(int rc)
 {
-    int e = rc < 0 ? -rc : rc;
-    if (e > 0 && e < 4096)
+    if (rc >= 0)
+        return 0;
+    int e = -rc;
+    if (e < 4096)
         return e;
     switch (e) {
     case DAFS_EBADHANDLE: return ESTALE;
@@ -58,7 +60,13 @@ int dfuse_errno(int rc)
     }
 }
 
-static void reply_err(fuse_req_t req, int rc) { fuse_reply_err(req, dfuse_errno(rc)); }
+/* Answer with rc's errno (0 = success); with -d, say what libdafs said. */
+static void reply_err(fuse_req_t req, int rc)
+{
+    if (rc < 0 && fs_of(req)->cfg.debug)
+        fprintf(stderr, "dafs-fuse: request failed: %s\n", dafs_strerror(rc));
+    fuse_reply_err(req, dfuse_errno(rc));
+}
 
 /* The calling user's credential; on failure the request is answered. */
 static struct dfuse_cred *req_cred(fuse_req_t req)
