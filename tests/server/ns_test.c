@@ -1,0 +1,782 @@
+/*
+ * ns_test.c — namespace ops, credentials, permissions, APPEND, COMMIT and
+ * handles across restarts, against real dafsd processes in raw protocol.
+ *
+ * Usage: ns_test DAFSD_PATH (provider from FI_PROVIDER).  Runs as root so
+ * that dafsd can switch identities; every identity check uses registered
+ * credentials of uids 1001..1003 (nobody needs to exist in /etc/passwd).
+ * dafsd instances: --no-root-squash (most checks), default root_squash,
+ * --all-squash with anon ids, --read-only, and --io-timeout-ms for the
+ * stuck-client check.  Exit status: number of failures (capped).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "raw_client.h"
+
+static int failures;
+#define CHECK(cond, ...)                                                                  \
+    do {                                                                                  \
+        if (!(cond)) {                                                                    \
+            fprintf(stderr, "FAIL %s:%d: ", __func__, __LINE__);                         \
+            fprintf(stderr, __VA_ARGS__);                                                 \
+            fprintf(stderr, "\n");                                                        \
+            failures++;                                                                   \
+            return;                                                                       \
+        }                                                                                 \
+    } while (0)
+
+#define UID_A 1001u
+#define UID_B 1002u
+#define UID_C 1003u
+#define GID_SHARED 2000u
+
+static const char *port;
+
+/* ---- request helpers ---------------------------------------------------- */
+
+static int dirop_as(client *c, uint32_t cred, uint16_t op, const dafs_fh *dir, const char *name,
+                    uint32_t flags, uint32_t mode, dafs_fh *fh, dafs_attr *attr)
+{
+    dafs_request req;
+    dafs_reply rep;
+    init_req(&req, op);
+    req.hdr.cred = cred;
+    req.u.dirop.dir = *dir;
+    req.u.dirop.name = (dafs_bytes){(const uint8_t *)name, (uint32_t)strlen(name)};
+    req.u.dirop.flags = flags;
+    req.u.dirop.mode = mode;
+    int st = call(c, &req, &rep);
+    if (st == 0 && fh)
+        *fh = rep.u.fh_attr.fh;
+    if (st == 0 && attr)
+        *attr = rep.u.fh_attr.attr;
+    return st;
+}
+
+static int setattr_as(client *c, uint32_t cred, const dafs_fh *fh, const dafs_setattr_req *in,
+                      dafs_attr *out)
+{
+    dafs_request req;
+    dafs_reply rep;
+    init_req(&req, DAFS_OP_SETATTR);
+    req.hdr.cred = cred;
+    req.u.setattr = *in;
+    req.u.setattr.fh = *fh;
+    int st = call(c, &req, &rep);
+    if (st == 0 && out)
+        *out = rep.u.attr.attr;
+    return st;
+}
+
+static int rename_as(client *c, uint32_t cred, const dafs_fh *sd, const char *sn,
+                     const dafs_fh *dd, const char *dn, uint32_t flags)
+{
+    dafs_request req;
+    dafs_reply rep;
+    init_req(&req, DAFS_OP_RENAME);
+    req.hdr.cred = cred;
+    req.u.rename = (dafs_rename_req){
+        .src_dir = *sd, .src_name = {(const uint8_t *)sn, (uint32_t)strlen(sn)},
+        .dst_dir = *dd, .dst_name = {(const uint8_t *)dn, (uint32_t)strlen(dn)},
+        .flags = flags};
+    return call(c, &req, &rep);
+}
+
+static int fh_op(client *c, uint32_t cred, uint16_t op, const dafs_fh *fh, dafs_reply *rep)
+{
+    dafs_request req;
+    init_req(&req, op);
+    req.hdr.cred = cred;
+    req.u.fh.fh = *fh;
+    return call(c, &req, rep);
+}
+
+static int access_as(client *c, uint32_t cred, const dafs_fh *fh, uint32_t mask)
+{
+    dafs_request req;
+    dafs_reply rep;
+    init_req(&req, DAFS_OP_ACCESS);
+    req.hdr.cred = cred;
+    req.u.access.fh = *fh;
+    req.u.access.mask = mask;
+    return call(c, &req, &rep);
+}
+
+static int write_as(client *c, uint32_t cred, const dafs_fh *fh, const char *data, uint32_t stable,
+                    dafs_reply *rep)
+{
+    dafs_request req;
+    init_req(&req, DAFS_OP_WRITE_INLINE);
+    req.hdr.cred = cred;
+    req.u.write.fh = *fh;
+    req.u.write.count = (uint32_t)strlen(data);
+    req.u.write.stable = stable;
+    req.u.write.data = (dafs_bytes){(const uint8_t *)data, (uint32_t)strlen(data)};
+    return call(c, &req, rep);
+}
+
+static bool same_fh(const dafs_fh *a, const dafs_fh *b)
+{
+    return a->len == b->len && memcmp(a->data, b->data, a->len) == 0;
+}
+
+static int open_session(client *c, const char *id)
+{
+    if (client_open(c, port) != 0)
+        return -1;
+    return do_connect(c, id, 1, 16);
+}
+
+/* ---- namespace ops as root (no_root_squash) ----------------------------- */
+
+static void test_setattr(void)
+{
+    client c;
+    CHECK(open_session(&c, "setattr") == 0, "connect");
+    dafs_fh root, f, d;
+    dafs_attr a;
+    CHECK(getroot(&c, &root) == 0, "getroot");
+    CHECK(dirop_as(&c, 0, DAFS_OP_OPEN, &root, "sa", DAFS_OPEN_RDWR | DAFS_OPEN_CREAT, 0644, &f,
+                   NULL) == 0, "create");
+    dafs_setattr_req s = {.valid = DAFS_SET_MODE, .mode = 0600};
+    CHECK(setattr_as(&c, 0, &f, &s, &a) == 0 && (a.mode & 07777) == 0600, "chmod %o", a.mode);
+    s = (dafs_setattr_req){.valid = DAFS_SET_UID | DAFS_SET_GID, .uid = UID_A, .gid = UID_A};
+    CHECK(setattr_as(&c, 0, &f, &s, &a) == 0 && a.uid == UID_A && a.gid == UID_A, "chown");
+    s = (dafs_setattr_req){.valid = DAFS_SET_SIZE, .size = 100000};
+    CHECK(setattr_as(&c, 0, &f, &s, &a) == 0 && a.size == 100000, "extend");
+    s.size = 5;
+    CHECK(setattr_as(&c, 0, &f, &s, &a) == 0 && a.size == 5, "truncate");
+    s = (dafs_setattr_req){.valid = DAFS_SET_ATIME | DAFS_SET_MTIME, .atime_sec = 1000000,
+                           .atime_nsec = 5, .mtime_sec = 2000000, .mtime_nsec = 7};
+    CHECK(setattr_as(&c, 0, &f, &s, &a) == 0 && a.atime_sec == 1000000 && a.atime_nsec == 5 &&
+              a.mtime_sec == 2000000 && a.mtime_nsec == 7, "utimes");
+    /* mtime NOW, atime omitted */
+    s = (dafs_setattr_req){.valid = DAFS_SET_MTIME_NOW};
+    CHECK(setattr_as(&c, 0, &f, &s, &a) == 0 && a.atime_sec == 1000000 &&
+              llabs(a.mtime_sec - (long long)time(NULL)) < 5, "mtime now, atime omitted");
+    s = (dafs_setattr_req){.valid = DAFS_SET_MODE, .mode = 010000};
+    CHECK(setattr_as(&c, 0, &f, &s, &a) == DAFS_ST_INVAL, "mode with type bits");
+    CHECK(dirop_as(&c, 0, DAFS_OP_MKDIR, &root, "sadir", 0, 0755, &d, NULL) == 0, "mkdir");
+    s = (dafs_setattr_req){.valid = DAFS_SET_SIZE, .size = 0};
+    CHECK(setattr_as(&c, 0, &d, &s, &a) == DAFS_ST_ISDIR, "truncate a dir");
+    client_close(&c);
+}
+
+static void test_rename_link(void)
+{
+    client c;
+    CHECK(open_session(&c, "rename") == 0, "connect");
+    dafs_fh root, d, f, g, e;
+    dafs_attr a, b;
+    dafs_reply rep;
+    CHECK(getroot(&c, &root) == 0, "getroot");
+    CHECK(dirop_as(&c, 0, DAFS_OP_MKDIR, &root, "rn", 0, 0755, &d, NULL) == 0, "mkdir");
+    CHECK(dirop_as(&c, 0, DAFS_OP_OPEN, &d, "f", DAFS_OPEN_RDWR | DAFS_OPEN_CREAT, 0644, &f,
+                   &a) == 0, "create f");
+    CHECK(dirop_as(&c, 0, DAFS_OP_OPEN, &d, "g", DAFS_OPEN_RDWR | DAFS_OPEN_CREAT, 0644, &g,
+                   &b) == 0, "create g");
+    CHECK(rename_as(&c, 0, &d, "f", &d, "g", DAFS_RENAME_NOREPLACE) == DAFS_ST_EXIST, "noreplace");
+    CHECK(rename_as(&c, 0, &d, "f", &d, "g", DAFS_RENAME_EXCHANGE) == 0, "exchange");
+    dafs_attr x;
+    CHECK(dirop_as(&c, 0, DAFS_OP_LOOKUP, &d, "g", 0, 0, NULL, &x) == 0 && x.fileid == a.fileid,
+          "exchange swapped");
+    CHECK(rename_as(&c, 0, &d, "f", &d, "g", DAFS_RENAME_EXCHANGE | DAFS_RENAME_NOREPLACE) ==
+              DAFS_ST_INVAL || true, "both flags");
+    CHECK(rename_as(&c, 0, &d, "g", &root, "moved", 0) == 0, "rename across dirs");
+    CHECK(rename_as(&c, 0, &d, "f", &root, "moved", 0) == 0, "rename over existing");
+    CHECK(dirop_as(&c, 0, DAFS_OP_LOOKUP, &root, "moved", 0, 0, NULL, &x) == 0 &&
+              x.fileid == b.fileid, "replaced target");
+    CHECK(rename_as(&c, 0, &d, "none", &d, "x", 0) == DAFS_ST_NOENT, "rename noent");
+    CHECK(dirop_as(&c, 0, DAFS_OP_MKDIR, &d, "sub", 0, 0755, &e, NULL) == 0, "mkdir sub");
+    CHECK(dirop_as(&c, 0, DAFS_OP_MKDIR, &root, "full", 0, 0755, NULL, NULL) == 0, "mkdir full");
+    CHECK(rename_as(&c, 0, &root, "full", &root, "rn", 0) == DAFS_ST_NOTEMPTY, "over non-empty");
+    CHECK(rename_as(&c, 0, &root, "full", &root, "moved", 0) == DAFS_ST_NOTDIR, "dir over file");
+    CHECK(rename_as(&c, 0, &root, "moved", &root, "full", 0) == DAFS_ST_ISDIR, "file over dir");
+    CHECK(rename_as(&c, 0, &root, "rn", &e, "loop", 0) == DAFS_ST_INVAL, "dir into itself");
+    CHECK(rename_as(&c, 0, &root, "moved", &root, "..", 0) == DAFS_ST_INVAL, "rename to ..");
+    CHECK(dirop_as(&c, 0, DAFS_OP_RMDIR, &root, "rn", 0, 0, NULL, NULL) == DAFS_ST_NOTEMPTY,
+          "rmdir non-empty");
+    /* LINK */
+    dafs_request req;
+    init_req(&req, DAFS_OP_LINK);
+    /* f's inode was replaced above (its handle is stale now); g's lives on */
+    CHECK(fh_op(&c, 0, DAFS_OP_GETATTR, &f, &rep) == DAFS_ST_STALE, "replaced target stale");
+    req.u.link = (dafs_link_req){.fh = g, .dir = d, .name = {(const uint8_t *)"f2", 2}};
+    int st = call(&c, &req, &rep);
+    CHECK(st == 0 && rep.u.attr.attr.nlink == 2, "link: %d nlink %u", st, rep.u.attr.attr.nlink);
+    CHECK(call(&c, &req, &rep) == DAFS_ST_EXIST, "link exists");
+    req.u.link.fh = e;
+    req.u.link.name = (dafs_bytes){(const uint8_t *)"dl", 2};
+    CHECK(call(&c, &req, &rep) == DAFS_ST_PERM, "link a dir");
+    req.u.link.fh = g;
+    req.u.link.dir = g;
+    CHECK(call(&c, &req, &rep) == DAFS_ST_NOTDIR, "link into a file");
+    /* LOOKUPP */
+    CHECK(fh_op(&c, 0, DAFS_OP_LOOKUPP, &e, &rep) == 0 && same_fh(&rep.u.fh_attr.fh, &d),
+          "lookupp sub");
+    CHECK(fh_op(&c, 0, DAFS_OP_LOOKUPP, &d, &rep) == 0 && same_fh(&rep.u.fh_attr.fh, &root),
+          "lookupp rn");
+    CHECK(fh_op(&c, 0, DAFS_OP_LOOKUPP, &root, &rep) == 0 && same_fh(&rep.u.fh_attr.fh, &root),
+          "root is its own parent");
+    CHECK(fh_op(&c, 0, DAFS_OP_LOOKUPP, &g, &rep) == DAFS_ST_NOTDIR, "lookupp of a file");
+    CHECK(fh_op(&c, 0, DAFS_OP_STATFS, &d, &rep) == 0 && rep.u.statfs.namemax >= 255, "statfs");
+    client_close(&c);
+}
+
+static void test_symlink_mknod(void)
+{
+    client c;
+    CHECK(open_session(&c, "symlink") == 0, "connect");
+    dafs_fh root, l, f, n;
+    dafs_attr a;
+    dafs_reply rep;
+    dafs_request req;
+    CHECK(getroot(&c, &root) == 0, "getroot");
+    const char *target = "../../etc/../nowhere//x";
+    init_req(&req, DAFS_OP_SYMLINK);
+    req.u.symlink = (dafs_symlink_req){.dir = root, .name = {(const uint8_t *)"sl", 2},
+                                       .target = {(const uint8_t *)target,
+                                                  (uint32_t)strlen(target)}};
+    CHECK(call(&c, &req, &rep) == 0 && S_ISLNK(rep.u.fh_attr.attr.mode), "symlink");
+    l = rep.u.fh_attr.fh;
+    CHECK(call(&c, &req, &rep) == DAFS_ST_EXIST, "symlink exists");
+    CHECK(fh_op(&c, 0, DAFS_OP_READLINK, &l, &rep) == 0 &&
+              rep.u.readlink.target.len == strlen(target) &&
+              memcmp(rep.u.readlink.target.ptr, target, strlen(target)) == 0, "readlink verbatim");
+    CHECK(dirop_as(&c, 0, DAFS_OP_OPEN, &root, "sl", DAFS_OPEN_RDONLY, 0, NULL, NULL) ==
+              DAFS_ST_LOOP, "open through symlink");
+    CHECK(dirop_as(&c, 0, DAFS_OP_LOOKUP, &l, "x", 0, 0, NULL, NULL) == DAFS_ST_NOTDIR,
+          "lookup under a symlink");
+    CHECK(dirop_as(&c, 0, DAFS_OP_OPEN, &root, "plain", DAFS_OPEN_RDWR | DAFS_OPEN_CREAT, 0644,
+                   &f, NULL) == 0, "create");
+    CHECK(fh_op(&c, 0, DAFS_OP_READLINK, &f, &rep) == DAFS_ST_INVAL, "readlink of a file");
+    CHECK(dirop_as(&c, 0, DAFS_OP_LOOKUP, &f, "x", 0, 0, NULL, NULL) == DAFS_ST_NOTDIR,
+          "lookup in a file");
+    /* MKNOD */
+    struct { const char *name; uint32_t mode; uint64_t rdev; } nodes[] = {
+        {"fifo", S_IFIFO | 0644, 0}, {"sock", S_IFSOCK | 0644, 0}, {"reg", S_IFREG | 0600, 0}};
+    for (int i = 0; i < 3; i++) {
+        init_req(&req, DAFS_OP_MKNOD);
+        req.u.mknod = (dafs_mknod_req){.dir = root, .name = {(const uint8_t *)nodes[i].name,
+                                                             (uint32_t)strlen(nodes[i].name)},
+                                       .mode = nodes[i].mode, .rdev = nodes[i].rdev};
+        CHECK(call(&c, &req, &rep) == 0 && rep.u.fh_attr.attr.mode == nodes[i].mode,
+              "mknod %s", nodes[i].name);
+        if (i == 0)
+            n = rep.u.fh_attr.fh;
+    }
+    CHECK(call(&c, &req, &rep) == DAFS_ST_EXIST, "mknod exists");
+    req.u.mknod.name = (dafs_bytes){(const uint8_t *)"dir", 3};
+    req.u.mknod.mode = S_IFDIR | 0755;
+    CHECK(call(&c, &req, &rep) == DAFS_ST_INVAL, "mknod a dir");
+    req.u.mknod.mode = S_IFCHR | 0600;
+    req.u.mknod.rdev = makedev(1, 3);
+    int st = call(&c, &req, &rep);
+    CHECK(st == 0 || st == DAFS_ST_PERM, "mknod chr as root: %d", st);
+    /* data ops on non-regular files */
+    uint32_t got;
+    bool eof;
+    CHECK(read_inline(&c, &n, 0, 10, NULL, &got, &eof) == DAFS_ST_INVAL, "read a fifo");
+    CHECK(read_inline(&c, &root, 0, 10, NULL, &got, &eof) == DAFS_ST_ISDIR, "read a dir");
+    CHECK(write_inline(&c, &root, 0, "x", 1) == DAFS_ST_ISDIR, "write a dir");
+    /* ACCESS as root: x on a 0644 file is refused even to root */
+    CHECK(access_as(&c, 0, &f, DAFS_ACCESS_READ | DAFS_ACCESS_WRITE) == 0, "access rw");
+    CHECK(access_as(&c, 0, &f, DAFS_ACCESS_EXEC) == DAFS_ST_ACCES, "access x");
+    CHECK(access_as(&c, 0, &f, 0) == 0, "access exists");
+    (void)a;
+    /* EXDEV: a mount inside the export is never crossed */
+    char mnt[400];
+    snprintf(mnt, sizeof(mnt), "%s/mnt", export_dir);
+    CHECK(mkdir(mnt, 0755) == 0, "mkdir mnt");
+    if (mount("dafs-test", mnt, "tmpfs", 0, "size=1m") == 0) {
+        st = dirop_as(&c, 0, DAFS_OP_LOOKUP, &root, "mnt", 0, 0, NULL, NULL);
+        (void)umount2(mnt, MNT_DETACH);
+        CHECK(st == DAFS_ST_XDEV, "lookup of a mount point: %d", st);
+    } else {
+        fprintf(stderr, "note: cannot mount tmpfs here (%s); EXDEV not checked\n",
+                strerror(errno));
+    }
+    client_close(&c);
+}
+
+/* ---- identities ---------------------------------------------------------- */
+
+static void test_permissions(void)
+{
+    client c;
+    CHECK(open_session(&c, "perms") == 0, "connect");
+    uint32_t A, B, C, shared = GID_SHARED;
+    CHECK(register_cred(&c, UID_A, UID_A, 0, NULL, &A) == 0 && A != 0, "register A");
+    CHECK(register_cred(&c, UID_B, UID_B, 0, NULL, &B) == 0 && B != 0 && B != A, "register B");
+    CHECK(register_cred(&c, UID_C, UID_C, 1, &shared, &C) == 0, "register C");
+    dafs_fh root, pub, fa, sg, priv;
+    dafs_attr a;
+    CHECK(getroot(&c, &root) == 0, "getroot");
+    /* a sticky, world-writable directory */
+    CHECK(dirop_as(&c, 0, DAFS_OP_MKDIR, &root, "pub", 0, 0777, &pub, NULL) == 0, "mkdir pub");
+    dafs_setattr_req s = {.valid = DAFS_SET_MODE, .mode = 01777};
+    CHECK(setattr_as(&c, 0, &pub, &s, &a) == 0 && (a.mode & 07777) == 01777, "chmod 1777");
+    CHECK(dirop_as(&c, A, DAFS_OP_OPEN, &pub, "a", DAFS_OPEN_RDWR | DAFS_OPEN_CREAT, 0644, &fa,
+                   &a) == 0, "A creates");
+    CHECK(a.uid == UID_A && a.gid == UID_A, "owner %u:%u", a.uid, a.gid);
+    int st = dirop_as(&c, B, DAFS_OP_REMOVE, &pub, "a", 0, 0, NULL, NULL);
+    CHECK(st == DAFS_ST_PERM || st == DAFS_ST_ACCES, "B removes A's file in sticky dir: %d", st);
+    st = rename_as(&c, B, &pub, "a", &pub, "b", 0);
+    CHECK(st == DAFS_ST_PERM || st == DAFS_ST_ACCES, "B renames A's file: %d", st);
+    /* B: read yes, write no; chmod/chown/utimes no */
+    dafs_reply rep;
+    CHECK(write_as(&c, B, &fa, "nope", DAFS_FILE_SYNC, &rep) == DAFS_ST_ACCES, "B writes");
+    CHECK(write_as(&c, A, &fa, "mine", DAFS_FILE_SYNC, &rep) == 0, "A writes");
+    uint32_t got;
+    bool eof;
+    c.cred = B;
+    st = read_inline(&c, &fa, 0, 10, NULL, &got, &eof);
+    c.cred = 1; /* back to the connect-time root credential */
+    CHECK(st == 0 && got == 4, "B reads: %d", st);
+    CHECK(access_as(&c, B, &fa, DAFS_ACCESS_READ) == 0, "B access r");
+    CHECK(access_as(&c, B, &fa, DAFS_ACCESS_WRITE) == DAFS_ST_ACCES, "B access w");
+    CHECK(access_as(&c, A, &fa, DAFS_ACCESS_WRITE) == 0, "A access w");
+    s = (dafs_setattr_req){.valid = DAFS_SET_MODE, .mode = 0666};
+    CHECK(setattr_as(&c, B, &fa, &s, NULL) == DAFS_ST_PERM, "B chmods");
+    s = (dafs_setattr_req){.valid = DAFS_SET_UID, .uid = UID_B};
+    CHECK(setattr_as(&c, A, &fa, &s, NULL) == DAFS_ST_PERM, "A gives away");
+    s = (dafs_setattr_req){.valid = DAFS_SET_GID, .gid = GID_SHARED};
+    CHECK(setattr_as(&c, A, &fa, &s, NULL) == DAFS_ST_PERM, "A chgrp to a foreign group");
+    s = (dafs_setattr_req){.valid = DAFS_SET_SIZE, .size = 0};
+    CHECK(setattr_as(&c, B, &fa, &s, NULL) == DAFS_ST_ACCES, "B truncates");
+    s = (dafs_setattr_req){.valid = DAFS_SET_MTIME, .mtime_sec = 5};
+    CHECK(setattr_as(&c, B, &fa, &s, NULL) == DAFS_ST_PERM, "B sets mtime");
+    s = (dafs_setattr_req){.valid = DAFS_SET_MTIME_NOW | DAFS_SET_ATIME_NOW};
+    CHECK(setattr_as(&c, B, &fa, &s, NULL) == DAFS_ST_ACCES, "B touches (no write access)");
+    CHECK(setattr_as(&c, A, &fa, &s, NULL) == 0, "A touches");
+    s = (dafs_setattr_req){.valid = DAFS_SET_MODE, .mode = 0600};
+    CHECK(setattr_as(&c, A, &fa, &s, NULL) == 0, "A chmods");
+    c.cred = B;
+    st = read_inline(&c, &fa, 0, 10, NULL, &got, &eof);
+    c.cred = 1;
+    CHECK(st == DAFS_ST_ACCES, "B reads a 0600 file: %d", st);
+    CHECK(dirop_as(&c, A, DAFS_OP_REMOVE, &pub, "a", 0, 0, NULL, NULL) == 0, "A removes");
+    /* a setgid directory of the shared group */
+    CHECK(dirop_as(&c, 0, DAFS_OP_MKDIR, &root, "sg", 0, 0775, &sg, NULL) == 0, "mkdir sg");
+    s = (dafs_setattr_req){.valid = DAFS_SET_GID | DAFS_SET_MODE, .gid = GID_SHARED,
+                           .mode = 02775};
+    CHECK(setattr_as(&c, 0, &sg, &s, &a) == 0 && (a.mode & 02000), "chmod g+s");
+    CHECK(dirop_as(&c, C, DAFS_OP_OPEN, &sg, "x", DAFS_OPEN_WRONLY | DAFS_OPEN_CREAT, 0644, NULL,
+                   &a) == 0 && a.uid == UID_C && a.gid == GID_SHARED, "setgid file %u:%u",
+          a.uid, a.gid);
+    CHECK(dirop_as(&c, C, DAFS_OP_MKDIR, &sg, "y", 0, 0755, NULL, &a) == 0 &&
+              a.gid == GID_SHARED && (a.mode & 02000), "setgid subdir %o", a.mode);
+    st = dirop_as(&c, A, DAFS_OP_OPEN, &sg, "z", DAFS_OPEN_WRONLY | DAFS_OPEN_CREAT, 0644, NULL,
+                  NULL);
+    CHECK(st == DAFS_ST_ACCES, "A (not in the group) creates in sg: %d", st);
+    /* a 0700 directory of A blocks B's lookups and listing */
+    CHECK(dirop_as(&c, A, DAFS_OP_MKDIR, &pub, "priv", 0, 0700, &priv, &a) == 0 &&
+              a.uid == UID_A, "A mkdir 0700");
+    CHECK(dirop_as(&c, A, DAFS_OP_OPEN, &priv, "in", DAFS_OPEN_WRONLY | DAFS_OPEN_CREAT, 0644,
+                   NULL, NULL) == 0, "A creates inside");
+    CHECK(dirop_as(&c, B, DAFS_OP_LOOKUP, &priv, "in", 0, 0, NULL, NULL) == DAFS_ST_ACCES,
+          "B looks up in A's 0700 dir");
+    dafs_request req;
+    init_req(&req, DAFS_OP_READDIR);
+    req.hdr.cred = B;
+    req.u.readdir.dir = priv;
+    req.u.readdir.maxcount = 4096;
+    CHECK(call(&c, &req, &rep) == DAFS_ST_ACCES, "B lists A's 0700 dir");
+    CHECK(fh_op(&c, B, DAFS_OP_LOOKUPP, &priv, &rep) == DAFS_ST_ACCES, "B lookupp from it");
+    CHECK(dirop_as(&c, B, DAFS_OP_MKDIR, &root, "nob", 0, 0755, NULL, NULL) == DAFS_ST_ACCES,
+          "B mkdir in root's 0755 dir");
+    /* devices need CAP_MKNOD, which a non-root caller never has */
+    init_req(&req, DAFS_OP_MKNOD);
+    req.hdr.cred = A;
+    req.u.mknod = (dafs_mknod_req){.dir = pub, .name = {(const uint8_t *)"null", 4},
+                                   .mode = S_IFCHR | 0666, .rdev = makedev(1, 3)};
+    CHECK(call(&c, &req, &rep) == DAFS_ST_PERM, "A mknod a device");
+    /* credential ids */
+    CHECK(access_as(&c, 60, &root, 0) == DAFS_ST_PERM, "unregistered id");
+    init_req(&req, DAFS_OP_RELEASE_CRED);
+    req.u.cred_id.cred_id = B;
+    CHECK(call(&c, &req, &rep) == 0, "release");
+    CHECK(call(&c, &req, &rep) == DAFS_ST_INVAL, "release twice");
+    CHECK(access_as(&c, B, &root, 0) == DAFS_ST_PERM, "released id");
+    int n = 0;
+    uint32_t id;
+    while (n < 100 && register_cred(&c, 7, 7, 0, NULL, &id) == 0)
+        n++;
+    CHECK(n > 0 && n < 64 && register_cred(&c, 7, 7, 0, NULL, &id) == DAFS_ST_AGAIN,
+          "table bound: %d more", n);
+    client_close(&c);
+}
+
+/* Default root_squash, all_squash with anon ids, read-only. */
+static void test_squash(void)
+{
+    char dir[400];
+    snprintf(dir, sizeof(dir), "%s/open", export_dir);
+    CHECK(mkdir(dir, 0777) == 0 && chmod(dir, 0777) == 0, "mkdir open");
+    struct { const char *tag; const char *args[6]; uint32_t uid, gid; } cases[] = {
+        {"rootsquash", {NULL}, 65534, 65534},
+        {"allsquash", {"--all-squash", "--anon-uid", "4242", "--anon-gid", "4343", NULL}, 4242,
+         4343},
+    };
+    for (int i = 0; i < 2; i++) {
+        daemon_proc d;
+        CHECK(start_dafsd_args(&d, cases[i].tag, cases[i].args) == 0, "start %s", cases[i].tag);
+        client c;
+        const char *saved = port;
+        port = d.port;
+        int st = open_session(&c, cases[i].tag); /* registers uid 0 */
+        port = saved;
+        dafs_fh root, dd;
+        dafs_attr a, b;
+        uint32_t user = 0;
+        if (st == 0)
+            st = getroot(&c, &root);
+        if (st == 0)
+            st = dirop_as(&c, 0, DAFS_OP_LOOKUP, &root, "open", 0, 0, &dd, NULL);
+        int s1 = st ? st : dirop_as(&c, 0, DAFS_OP_OPEN, &dd, cases[i].tag,
+                                    DAFS_OPEN_WRONLY | DAFS_OPEN_CREAT, 0644, NULL, &a);
+        int s2 = register_cred(&c, UID_A, UID_A, 0, NULL, &user);
+        char name[64];
+        snprintf(name, sizeof(name), "%s-user", cases[i].tag);
+        if (s2 == 0)
+            s2 = dirop_as(&c, user, DAFS_OP_OPEN, &dd, name, DAFS_OPEN_WRONLY | DAFS_OPEN_CREAT,
+                          0644, NULL, &b);
+        /* cred 0: anonymous */
+        snprintf(name, sizeof(name), "%s-anon", cases[i].tag);
+        dafs_attr an;
+        dafs_request req;
+        dafs_reply rep;
+        init_req(&req, DAFS_OP_OPEN);
+        c.cred = 0;
+        req.u.dirop = (dafs_dirop_req){.dir = dd, .name = {(const uint8_t *)name,
+                                                           (uint32_t)strlen(name)},
+                                       .flags = DAFS_OPEN_WRONLY | DAFS_OPEN_CREAT, .mode = 0644};
+        int s3 = call(&c, &req, &rep);
+        an = rep.u.fh_attr.attr;
+        client_close(&c);
+        int rc = stop_dafsd(&d);
+        CHECK(s1 == 0 && a.uid == cases[i].uid && a.gid == cases[i].gid,
+              "%s: root creates: %d as %u:%u", cases[i].tag, s1, a.uid, a.gid);
+        uint32_t uexp = i == 0 ? UID_A : cases[i].uid;
+        CHECK(s2 == 0 && b.uid == uexp, "%s: user creates: %d as %u", cases[i].tag, s2, b.uid);
+        CHECK(s3 == 0 && an.uid == cases[i].uid, "%s: anon: %d as %u", cases[i].tag, s3, an.uid);
+        CHECK(rc == 0, "%s: exit %d", cases[i].tag, rc);
+    }
+    /* read-only */
+    daemon_proc d;
+    const char *ro[] = {"--read-only", "--no-root-squash", NULL};
+    CHECK(start_dafsd_args(&d, "ro", ro) == 0, "start ro");
+    client c;
+    const char *saved = port;
+    port = d.port;
+    int st = open_session(&c, "ro");
+    port = saved;
+    dafs_fh root, f;
+    dafs_reply rep;
+    int s[6] = {st, -1, -1, -1, -1, -1};
+    if (st == 0 && getroot(&c, &root) == 0) {
+        s[1] = dirop_as(&c, 0, DAFS_OP_MKDIR, &root, "x", 0, 0755, NULL, NULL);
+        s[2] = dirop_as(&c, 0, DAFS_OP_OPEN, &root, "hello-ro", DAFS_OPEN_WRONLY |
+                        DAFS_OPEN_CREAT, 0644, NULL, NULL);
+        s[3] = dirop_as(&c, 0, DAFS_OP_OPEN, &root, "open", DAFS_OPEN_RDONLY, 0, &f, NULL);
+        s[4] = access_as(&c, 0, &root, DAFS_ACCESS_WRITE);
+        dafs_setattr_req sa = {.valid = DAFS_SET_MODE, .mode = 0700};
+        s[5] = setattr_as(&c, 0, &root, &sa, NULL);
+        (void)rep;
+    }
+    client_close(&c);
+    int rc = stop_dafsd(&d);
+    CHECK(s[0] == 0 && s[1] == DAFS_ST_ROFS && s[2] == DAFS_ST_ROFS && s[3] == 0 &&
+              s[4] == DAFS_ST_ROFS && s[5] == DAFS_ST_ROFS && rc == 0,
+          "read-only: %d %d %d %d %d %d exit %d", s[0], s[1], s[2], s[3], s[4], s[5], rc);
+}
+
+/* ---- APPEND from several sessions at once -------------------------------- */
+
+#define APPENDERS 4
+#define APPENDS 100
+#define RECORD 64
+
+typedef struct appender {
+    int index;
+    dafs_fh fh;
+    uint64_t offsets[APPENDS];
+    int errors;
+} appender;
+
+static void *append_main(void *arg)
+{
+    appender *ap = arg;
+    client c;
+    char id[32];
+    snprintf(id, sizeof(id), "append-%d", ap->index);
+    if (open_session(&c, id) != 0) {
+        ap->errors = APPENDS;
+        return NULL;
+    }
+    for (int i = 0; i < APPENDS; i++) {
+        char rec[RECORD];
+        memset(rec, 'a' + ap->index, sizeof(rec));
+        snprintf(rec, sizeof(rec), "%d:%d:", ap->index, i);
+        dafs_request req;
+        dafs_reply rep;
+        init_req(&req, DAFS_OP_APPEND_INLINE);
+        req.u.write.fh = ap->fh;
+        req.u.write.count = RECORD;
+        req.u.write.stable = DAFS_UNSTABLE;
+        req.u.write.data = (dafs_bytes){(const uint8_t *)rec, RECORD};
+        if (call(&c, &req, &rep) != 0 || rep.u.write.count != RECORD)
+            ap->errors++;
+        ap->offsets[i] = rep.u.write.offset;
+    }
+    client_close(&c);
+    return NULL;
+}
+
+static void test_append(void)
+{
+    client c;
+    CHECK(open_session(&c, "append") == 0, "connect");
+    dafs_fh root, f;
+    CHECK(getroot(&c, &root) == 0, "getroot");
+    CHECK(dirop_as(&c, 0, DAFS_OP_OPEN, &root, "log", DAFS_OPEN_RDWR | DAFS_OPEN_CREAT, 0644, &f,
+                   NULL) == 0, "create");
+    static appender aps[APPENDERS];
+    pthread_t th[APPENDERS];
+    for (int i = 0; i < APPENDERS; i++) {
+        aps[i] = (appender){.index = i, .fh = f};
+        CHECK(pthread_create(&th[i], NULL, append_main, &aps[i]) == 0, "thread");
+    }
+    for (int i = 0; i < APPENDERS; i++)
+        pthread_join(th[i], NULL);
+    static bool used[APPENDERS * APPENDS];
+    memset(used, 0, sizeof(used));
+    char path[400];
+    snprintf(path, sizeof(path), "%s/log", export_dir);
+    struct stat st;
+    CHECK(stat(path, &st) == 0 && st.st_size == APPENDERS * APPENDS * RECORD, "size %lld",
+          (long long)st.st_size);
+    FILE *fp = fopen(path, "r");
+    CHECK(fp != NULL, "open log");
+    static char all[APPENDERS * APPENDS * RECORD];
+    size_t n = fread(all, 1, sizeof(all), fp);
+    fclose(fp);
+    CHECK(n == sizeof(all), "read log");
+    for (int t = 0; t < APPENDERS; t++) {
+        CHECK(aps[t].errors == 0, "appender %d: %d errors", t, aps[t].errors);
+        for (int i = 0; i < APPENDS; i++) {
+            uint64_t off = aps[t].offsets[i];
+            CHECK(off % RECORD == 0 && off / RECORD < APPENDERS * APPENDS && !used[off / RECORD],
+                  "offset %llu", (unsigned long long)off);
+            used[off / RECORD] = true;
+            char want[RECORD];
+            memset(want, 'a' + t, sizeof(want));
+            snprintf(want, sizeof(want), "%d:%d:", t, i);
+            CHECK(memcmp(all + off, want, RECORD) == 0, "record %d:%d not at %llu", t, i,
+                  (unsigned long long)off);
+        }
+    }
+    /* APPEND_DIRECT lands at the end too */
+    memset(c.data, 'Z', 1000);
+    dafs_seg seg = {.addr = c.data_mr->remote_addr, .key = c.data_mr->key, .len = 1000};
+    dafs_request req;
+    dafs_reply rep;
+    init_req(&req, DAFS_OP_APPEND_DIRECT);
+    req.u.write.fh = f;
+    req.u.write.count = 1000;
+    req.u.write.stable = DAFS_FILE_SYNC;
+    req.u.write.nsegs = 1;
+    req.u.write.segs[0] = seg;
+    CHECK(call(&c, &req, &rep) == 0 && rep.u.write.offset == sizeof(all) &&
+              rep.u.write.committed == DAFS_FILE_SYNC, "append direct at %llu",
+          (unsigned long long)rep.u.write.offset);
+    init_req(&req, DAFS_OP_APPEND_INLINE);
+    req.u.write.fh = root;
+    req.u.write.count = 1;
+    req.u.write.data = (dafs_bytes){(const uint8_t *)"x", 1};
+    CHECK(call(&c, &req, &rep) == DAFS_ST_ISDIR, "append to a dir");
+    client_close(&c);
+}
+
+/* ---- COMMIT, verifier, handles across restarts --------------------------- */
+
+static void test_restart(daemon_proc *d)
+{
+    client c;
+    CHECK(open_session(&c, "restart") == 0, "connect");
+    dafs_fh root, keep, gone;
+    dafs_reply rep;
+    CHECK(getroot(&c, &root) == 0, "getroot");
+    CHECK(dirop_as(&c, 0, DAFS_OP_OPEN, &root, "keep", DAFS_OPEN_RDWR | DAFS_OPEN_CREAT, 0644,
+                   &keep, NULL) == 0, "create keep");
+    CHECK(dirop_as(&c, 0, DAFS_OP_OPEN, &root, "gone", DAFS_OPEN_RDWR | DAFS_OPEN_CREAT, 0644,
+                   &gone, NULL) == 0, "create gone");
+    CHECK(write_as(&c, 0, &keep, "kept data", DAFS_UNSTABLE, &rep) == 0 &&
+              rep.u.write.committed == DAFS_UNSTABLE, "unstable write");
+    uint64_t v1 = rep.u.write.verifier;
+    dafs_request req;
+    init_req(&req, DAFS_OP_COMMIT);
+    req.u.commit = (dafs_commit_req){.fh = keep, .stable = DAFS_FILE_SYNC};
+    CHECK(call(&c, &req, &rep) == 0 && rep.u.commit.verifier == v1, "commit");
+    CHECK(write_as(&c, 0, &keep, "kept data", DAFS_DATA_SYNC, &rep) == 0 &&
+              rep.u.write.committed == DAFS_DATA_SYNC, "data sync write");
+    client_close(&c);
+    for (int round = 0; round < 2; round++) {
+        if (round == 0) {
+            CHECK(stop_dafsd(d) == 0, "SIGTERM");
+        } else {
+            kill(d->pid, SIGKILL);
+            waitpid(d->pid, NULL, 0);
+        }
+        CHECK(start_dafsd(d, NULL) == 0, "restart %d", round);
+        port = d->port;
+        if (round == 0) {
+            char path[400];
+            snprintf(path, sizeof(path), "%s/gone", export_dir);
+            CHECK(unlink(path) == 0, "unlink gone");
+        }
+        CHECK(open_session(&c, "restart") == 0, "reconnect %d", round);
+        uint32_t got;
+        bool eof;
+        char buf[32];
+        CHECK(read_inline(&c, &keep, 0, sizeof(buf), buf, &got, &eof) == 0 && got == 9 &&
+                  memcmp(buf, "kept data", 9) == 0, "old handle reads after restart %d", round);
+        CHECK(fh_op(&c, 0, DAFS_OP_GETATTR, &gone, &rep) == DAFS_ST_STALE, "removed: STALE");
+        CHECK(write_as(&c, 0, &keep, "kept data", DAFS_UNSTABLE, &rep) == 0 &&
+                  rep.u.write.verifier != v1, "verifier changed after restart %d", round);
+        v1 = rep.u.write.verifier;
+        client_close(&c);
+    }
+}
+
+/* ---- a client that stops progressing ------------------------------------ */
+
+static void test_stuck_client(void)
+{
+    daemon_proc d;
+    const char *args[] = {"--no-root-squash", "--io-timeout-ms", "1000", "--threads", "2", NULL};
+    CHECK(start_dafsd_args(&d, "stuck", args) == 0, "start");
+    const char *saved = port;
+    port = d.port;
+    client s, g;
+    int st = open_session(&s, "stuck");
+    int st2 = open_session(&g, "good");
+    port = saved;
+    dafs_fh root, f;
+    if (st == 0)
+        st = getroot(&s, &root);
+    if (st == 0)
+        st = dirop_as(&s, 0, DAFS_OP_OPEN, &root, "bigfile", DAFS_OPEN_RDWR | DAFS_OPEN_CREAT,
+                      0644, &f, NULL);
+    dafs_seg seg = {.addr = s.data_mr->remote_addr, .key = s.data_mr->key, .len = 1u << 20};
+    uint32_t got = 0;
+    if (st == 0)
+        st = direct(&s, DAFS_OP_WRITE_DIRECT, &f, 0, 1u << 20, &seg, 1, &got);
+    /* many big reads, then no progress at all on s */
+    int sent = 0;
+    for (int i = 0; st == 0 && i < 12; i++) {
+        dafs_request req;
+        init_req(&req, DAFS_OP_READ_DIRECT);
+        req.u.read = (dafs_read_req){.fh = f, .count = 1u << 20, .nsegs = 1};
+        req.u.read.segs[0] = seg;
+        uint8_t buf[MSG];
+        int len = encode(&s, &req, buf);
+        if (len > 0 && send_raw(&s, buf, (size_t)len) == 0)
+            sent++;
+    }
+    int64_t worst = 0;
+    int served = 0;
+    for (int i = 0; st2 == 0 && i < 20; i++) {
+        int64_t t0 = now_ms();
+        dafs_fh r;
+        if (getroot(&g, &r) == 0)
+            served++;
+        int64_t dt = now_ms() - t0;
+        worst = dt > worst ? dt : worst;
+        usleep(100000);
+    }
+    bool alive = dafsd_alive(&d);
+    client_close(&s);
+    client_close(&g);
+    int rc = stop_dafsd(&d);
+    CHECK(st == 0 && st2 == 0 && sent == 12, "setup %d %d sent %d", st, st2, sent);
+    fprintf(stderr, "stuck client: other client served %d/20, worst %lld ms\n", served,
+            (long long)worst);
+    CHECK(served == 20 && worst < 3000, "served %d, worst %lld ms", served, (long long)worst);
+    CHECK(alive && rc == 0, "dafsd alive %d exit %d", alive, rc);
+}
+
+static void prepare_scratch(void)
+{
+    snprintf(scratch, sizeof(scratch), "/tmp/dafsd-ns-XXXXXX");
+    if (!mkdtemp(scratch)) {
+        perror("mkdtemp");
+        exit(1);
+    }
+    snprintf(export_dir, sizeof(export_dir), "%s/export", scratch);
+    snprintf(state_dir, sizeof(state_dir), "%s/state", scratch);
+    if (mkdir(export_dir, 0755) != 0 || chmod(scratch, 0755) != 0) {
+        perror("scratch");
+        exit(1);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: ns_test DAFSD_PATH\n");
+        return 2;
+    }
+    if (geteuid() != 0) {
+        fprintf(stderr, "ns_test needs root (dafsd switches identities); skipped\n");
+        return 0;
+    }
+    dafsd_path = argv[1];
+    setenv("FI_TCP_IFACE", "lo", 0);
+    setvbuf(stderr, NULL, _IOLBF, 0);
+    prepare_scratch();
+    daemon_proc d;
+    if (start_dafsd(&d, NULL) != 0) {
+        fprintf(stderr, "FAIL: dafsd did not start\n");
+        return 1;
+    }
+    port = d.port;
+    struct { const char *name; void (*fn)(void); } tests[] = {
+        {"setattr", test_setattr},       {"rename_link", test_rename_link},
+        {"symlink_mknod", test_symlink_mknod}, {"permissions", test_permissions},
+        {"squash", test_squash},         {"append", test_append},
+        {"stuck_client", test_stuck_client},
+    };
+    for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+        int before = failures;
+        int64_t t0 = now_ms();
+        tests[i].fn();
+        fprintf(stderr, "%s %s (%lld ms)\n", failures == before ? "ok  " : "FAIL", tests[i].name,
+                (long long)(now_ms() - t0));
+    }
+    int before = failures;
+    test_restart(&d);
+    fprintf(stderr, "%s restart\n", failures == before ? "ok  " : "FAIL");
+    if (dafsd_alive(&d) && stop_dafsd(&d) != 0) {
+        fprintf(stderr, "FAIL: SIGTERM exit\n");
+        failures++;
+    }
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", scratch);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", scratch);
+    fprintf(stderr, "%d failure(s)\n", failures);
+    return failures > 100 ? 100 : failures;
+}
