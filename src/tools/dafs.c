@@ -1,6 +1,13 @@
 /*
- * dafs.c — the `dafs` command-line client: ls, stat, cat, get, put, rm,
- * mkdir, rmdir and df against a dafsd without mounting anything.
+ * dafs.c — the `dafs` command-line client: ls, stat, cat, get, put, cp, mv,
+ * rm, mkdir, rmdir, ln -s, chmod and df against a dafsd without mounting
+ * anything.
+ *
+ * cp and mv work inside one server: both names are on the session of the
+ * first URL (the second may be another URL of the same server or a bare
+ * /path).  mv is one RENAME; cp streams the file through the registered
+ * buffer (server RMA-writes it in, RMA-reads it back out), so the data never
+ * touches a local file.
  *
  * Every command opens one libdafs session from its URL
  * (dafs://HOST[:PORT]/PATH), does its work and disconnects.  Data moves
@@ -72,6 +79,10 @@ static void usage(FILE *out)
             "  cat URL                  write a file to standard output\n"
             "  get URL [LOCALFILE|-]    copy a file from the server\n"
             "  put LOCALFILE URL        copy a file to the server\n"
+            "  cp SRC DST               copy a file within one server (DST: URL or /path)\n"
+            "  mv SRC DST               rename within one server (DST: URL or /path)\n"
+            "  ln -s TARGET URL         create a symbolic link\n"
+            "  chmod MODE URL           change permission bits (octal MODE)\n"
             "  rm URL                   remove a file\n"
             "  mkdir URL                create a directory\n"
             "  rmdir URL                remove an empty directory\n"
@@ -669,6 +680,151 @@ static int cmd_rmdir(cli *c, int argc, char **argv)
     return simple_path_cmd(c, argc, argv, dafs_rmdir);
 }
 
+/* ---- cp / mv / ln / chmod ---- */
+
+/* The path of DST on the session of the already parsed SRC: DST is a URL
+ * of the same server, or a path starting with '/'. */
+static int second_path(cli *c, const char *src_url, const char *dst, char *out, size_t outlen)
+{
+    if (dst[0] == '/') {
+        if (strlen(dst) >= outlen)
+            return fail_dafs(c, dst, -ENAMETOOLONG);
+        strcpy(out, dst);
+        return 0;
+    }
+    char h1[256], h2[256], p1[4096];
+    unsigned port1, port2;
+    if (dafs_url_parse(dst, h2, sizeof h2, &port2, out, outlen) < 0)
+        return fail_dafs(c, dst, -DAFS_EURL);
+    if (dafs_url_parse(src_url, h1, sizeof h1, &port1, p1, sizeof p1) == -DAFS_EURL ||
+        strcmp(h1, h2) != 0 || port1 != port2)
+        return fail(c, dst, "not on the same server as %s", src_url);
+    return 0;
+}
+
+/* If dst names an existing directory, the object goes inside it. */
+static int into_directory(cli *c, const char *src, char *dst, size_t dstlen)
+{
+    struct dafs_stat st;
+    if (dafs_stat(c->s, dst, &st) != 0 || !S_ISDIR(st.mode))
+        return 0;
+    const char *name = base_name(src);
+    size_t len = strlen(dst);
+    if (len + 1 + strlen(name) >= dstlen)
+        return -ENAMETOOLONG;
+    (void)snprintf(dst + len, dstlen - len, "%s%s", len > 0 && dst[len - 1] == '/' ? "" : "/",
+                   name);
+    return 0;
+}
+
+static int cmd_mv(cli *c, int argc, char **argv)
+{
+    if (argc != 2)
+        return bad_usage(c);
+    const char *url = argv[0];
+    if (open_session(c, url) != 0)
+        return 1;
+    char dst[PATH_BUF];
+    if (second_path(c, url, argv[1], dst, sizeof dst) != 0)
+        return close_session(c, url, 1);
+    int rc = into_directory(c, c->path, dst, sizeof dst);
+    if (rc == 0)
+        rc = dafs_rename(c->s, c->path, dst, 0);
+    return close_session(c, url, rc < 0 ? fail_dafs(c, url, rc) : 0);
+}
+
+/* Copy src (open) to dst (open) through the registered buffer. */
+static int copy_remote(cli *c, const char *url, dafs_file *src, dafs_file *dst, uint64_t size)
+{
+    xfer_buf b;
+    if (xfer_buf_open(c, url, &b) != 0)
+        return 1;
+    progress pr;
+    progress_init(&pr, size);
+    uint64_t off = 0;
+    int status = 0;
+    for (;;) {
+        ssize_t n = dafs_pread(src, b.data, XFER_BUF_SIZE, off);
+        if (n <= 0) {
+            status = n < 0 ? fail_dafs(c, url, (int)n) : 0;
+            break;
+        }
+        ssize_t w = dafs_pwrite(dst, b.data, (size_t)n, off);
+        if (w != n) {
+            status = fail_dafs(c, url, w < 0 ? (int)w : -EIO);
+            break;
+        }
+        off += (uint64_t)n;
+        progress_update(&pr, off, false);
+    }
+    progress_finish(&pr, off);
+    xfer_buf_close(&b);
+    if (status == 0 && off < size)
+        status = fail(c, url, "file shrank during the copy (%" PRIu64 " of %" PRIu64 " bytes)",
+                      off, size);
+    return status;
+}
+
+static int cmd_cp(cli *c, int argc, char **argv)
+{
+    if (argc != 2)
+        return bad_usage(c);
+    const char *url = argv[0];
+    if (open_session(c, url) != 0)
+        return 1;
+    char dst_path[PATH_BUF];
+    if (second_path(c, url, argv[1], dst_path, sizeof dst_path) != 0)
+        return close_session(c, url, 1);
+    int rc = into_directory(c, c->path, dst_path, sizeof dst_path);
+    if (rc < 0)
+        return close_session(c, url, fail_dafs(c, argv[1], rc));
+    dafs_file *src = NULL, *dst = NULL;
+    uint64_t size = 0;
+    int status = open_remote_for_read(c, url, &src, &size);
+    if (status != 0)
+        return close_session(c, url, status);
+    struct dafs_stat st;
+    rc = dafs_fstat(src, &st);
+    mode_t mode = rc == 0 ? (mode_t)(st.mode & 0777u) : 0644;
+    rc = dafs_open(c->s, dst_path, O_WRONLY | O_CREAT | O_TRUNC, mode, &dst);
+    if (rc < 0)
+        status = fail_dafs(c, argv[1], rc);
+    else
+        status = copy_remote(c, url, src, dst, size);
+    if (dst != NULL && (rc = dafs_close(dst)) < 0 && status == 0)
+        status = fail_dafs(c, argv[1], rc);
+    if ((rc = dafs_close(src)) < 0 && status == 0)
+        status = fail_dafs(c, url, rc);
+    return close_session(c, url, status);
+}
+
+static int cmd_ln(cli *c, int argc, char **argv)
+{
+    if (argc != 3 || strcmp(argv[0], "-s") != 0)
+        return bad_usage(c); /* hard links: not offered by the CLI */
+    const char *url = argv[2];
+    if (open_session(c, url) != 0)
+        return 1;
+    int rc = dafs_symlink(c->s, argv[1], c->path);
+    return close_session(c, url, rc < 0 ? fail_dafs(c, url, rc) : 0);
+}
+
+static int cmd_chmod(cli *c, int argc, char **argv)
+{
+    if (argc != 2)
+        return bad_usage(c);
+    char *end = NULL;
+    errno = 0;
+    unsigned long mode = strtoul(argv[0], &end, 8);
+    if (errno != 0 || end == argv[0] || *end != '\0' || mode > 07777)
+        return fail(c, argv[0], "not an octal mode");
+    const char *url = argv[1];
+    if (open_session(c, url) != 0)
+        return 1;
+    int rc = dafs_chmod(c->s, c->path, (mode_t)mode);
+    return close_session(c, url, rc < 0 ? fail_dafs(c, url, rc) : 0);
+}
+
 /* ---- main ---- */
 
 typedef struct command {
@@ -683,6 +839,10 @@ static const command commands[] = {
     {"cat", cmd_cat, "URL"},
     {"get", cmd_get, "URL [LOCALFILE|-]"},
     {"put", cmd_put, "LOCALFILE URL"},
+    {"cp", cmd_cp, "SRC DST"},
+    {"mv", cmd_mv, "SRC DST"},
+    {"ln", cmd_ln, "-s TARGET URL"},
+    {"chmod", cmd_chmod, "MODE URL"},
     {"rm", cmd_rm, "URL"},
     {"mkdir", cmd_mkdir, "URL"},
     {"rmdir", cmd_rmdir, "URL"},
