@@ -313,6 +313,20 @@ static int serve(struct fuse_session *se)
     return rc;
 }
 
+/* libfabric's shm provider (loaded by dafs_connect) installs its own SIGTERM
+ * and SIGINT handlers, and libfuse only installs its handlers over SIG_DFL.
+ * Reset them, so a signal ends the loop and we unmount and disconnect in
+ * order (the disconnect releases the provider's resources). */
+static int take_over_signals(struct fuse_session *se)
+{
+    static const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        if (signal(sigs[i], SIG_DFL) == SIG_ERR)
+            return -1;
+    }
+    return fuse_set_signal_handlers(se);
+}
+
 static int run(struct dfuse *fs, struct cmdline *cl, const char *prog, int status_fd)
 {
     dafs_handle root;
@@ -328,7 +342,7 @@ static int run(struct dfuse *fs, struct cmdline *cl, const char *prog, int statu
     struct fuse_session *se = new_fuse_session(fs, cl, prog);
     if (se == NULL)
         goto out_key;
-    if (fuse_set_signal_handlers(se) < 0)
+    if (take_over_signals(se) < 0)
         goto out_se;
     if (cl->fake) {
         rc = 0;
@@ -338,7 +352,8 @@ static int run(struct dfuse *fs, struct cmdline *cl, const char *prog, int statu
         goto out_signals;
     if (status_fd >= 0)
         daemonize_done(status_fd);
-    rc = serve(se) == 0 ? 0 : 1;
+    /* a signal ends the loop with the signal number: a clean stop */
+    rc = serve(se) == 0 || fuse_session_exited(se) ? 0 : 1;
     fuse_session_unmount(se);
 out_signals:
     fuse_remove_signal_handlers(se);
