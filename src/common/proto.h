@@ -414,7 +414,7 @@ typedef struct dafs_reply {
 
 /*
  * Decode only the header; checks magic, version, length against len, and
- * reserved == 0.  Returns 0 or a negative dafs status (-DAFS_ST_BADMSG,
+ * that a reply carries cred 0.  Returns 0 or a negative dafs status (-DAFS_ST_BADMSG,
  * -DAFS_ST_VERSION).
  */
 int dafs_decode_hdr(const void *buf, size_t len, dafs_hdr *out);
