@@ -282,6 +282,14 @@ void session_request_done(session_table *t, session *s)
     pthread_mutex_unlock(&t->mu);
 }
 
+bool session_is_closed(session_table *t, session *s)
+{
+    pthread_mutex_lock(&t->mu);
+    bool closed = s->closed;
+    pthread_mutex_unlock(&t->mu);
+    return closed;
+}
+
 bool session_close(session_table *t, session *s, const char *why)
 {
     pthread_mutex_lock(&t->mu);

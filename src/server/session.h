@@ -80,6 +80,8 @@ uint16_t session_grant_for_reply(session_table *t, session *s);
 /* An admitted request has been answered. */
 void session_request_done(session_table *t, session *s);
 
+/* True once s has been closed (DISCONNECT, expiry, stuck client). */
+bool session_is_closed(session_table *t, session *s);
 /* Close a session (DISCONNECT).  False if it was already closed. */
 bool session_close(session_table *t, session *s, const char *why);
 /* Address of a recently closed session, for a BADSESSION reply. */

@@ -14,6 +14,14 @@
  * RMA) complete in the network thread's dfab_progress(); the completion
  * callback signals the worker's condition variable.  A worker therefore has
  * at most one fabric operation outstanding, which keeps buffer reuse obvious.
+ *
+ * Stuck clients.  A client that stops progressing would hold a worker
+ * forever (its RMA or reply never completes).  The wait is therefore bounded
+ * by --io-timeout-ms: on timeout the request fails, the session is closed
+ * (later requests get BADSESSION), and the worker continues with a fresh
+ * buffer set, keeping the old one (still owned by the provider) on an orphan
+ * list that is freed once its completion arrives.  At most MAX_ORPHANS sets
+ * per worker; beyond that the worker waits for the oldest one.
  */
 #include "worker.h"
 
@@ -21,6 +29,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dispatch.h"
@@ -29,6 +38,7 @@
 
 #define URING_DEPTH 8
 #define SEND_RETRIES 10000
+#define MAX_ORPHANS 8
 
 /* ---- waiting for fabric completions ---------------------------------- */
 
@@ -52,14 +62,35 @@ static void fabric_wait_arm(fabric_wait *fw)
     fw->status = 0;
 }
 
-static int fabric_wait_for(fabric_wait *fw)
+static struct timespec deadline_in(unsigned ms)
 {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+/* Wait for the worker's current fabric operation, at most io_timeout_ms. */
+static int fabric_wait_for(worker *w)
+{
+    fabric_wait *fw = &w->bufs->wait;
+    struct timespec until = deadline_in(w->srv->cfg.io_timeout_ms);
+    int rc = 0;
     pthread_mutex_lock(&fw->mu);
-    while (!fw->done)
-        pthread_cond_wait(&fw->cv, &fw->mu);
+    while (!fw->done && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&fw->cv, &fw->mu, &until);
+    bool done = fw->done;
     int st = fw->status;
     pthread_mutex_unlock(&fw->mu);
-    return st;
+    if (done)
+        return st;
+    w->timed_out = true;
+    return -ETIMEDOUT;
 }
 
 /* Post with fi_*-style EAGAIN retries (queue full): back off briefly. */
@@ -78,11 +109,11 @@ int worker_rma_write(worker *w, dfab_addr dst, size_t len, const dafs_seg *segs,
         rs[i] = (dfab_rseg){.addr = segs[i].addr, .key = segs[i].key, .len = segs[i].len};
     int rc, tries = 0;
     do {
-        fabric_wait_arm(&w->wait);
-        rc = dfab_rma_write(w->srv->fabric, dst, w->bounce, len, w->bounce_mr, rs, nsegs, true,
-                            &w->wait.op);
+        fabric_wait_arm(&w->bufs->wait);
+        rc = dfab_rma_write(w->srv->fabric, dst, w->bounce, len, w->bufs->bounce_mr, rs, nsegs, true,
+                            &w->bufs->wait.op);
     } while (retry_later(rc, &tries));
-    return rc != 0 ? rc : fabric_wait_for(&w->wait);
+    return rc != 0 ? rc : fabric_wait_for(w);
 }
 
 int worker_rma_read(worker *w, dfab_addr src, size_t len, const dafs_seg *segs, unsigned nsegs)
@@ -92,21 +123,22 @@ int worker_rma_read(worker *w, dfab_addr src, size_t len, const dafs_seg *segs, 
         rs[i] = (dfab_rseg){.addr = segs[i].addr, .key = segs[i].key, .len = segs[i].len};
     int rc, tries = 0;
     do {
-        fabric_wait_arm(&w->wait);
-        rc = dfab_rma_read(w->srv->fabric, src, w->bounce, len, w->bounce_mr, rs, nsegs,
-                           &w->wait.op);
+        fabric_wait_arm(&w->bufs->wait);
+        rc = dfab_rma_read(w->srv->fabric, src, w->bounce, len, w->bufs->bounce_mr, rs, nsegs,
+                           &w->bufs->wait.op);
     } while (retry_later(rc, &tries));
-    return rc != 0 ? rc : fabric_wait_for(&w->wait);
+    return rc != 0 ? rc : fabric_wait_for(w);
 }
 
 static int send_reply(worker *w, dfab_addr dst, size_t len)
 {
     int rc, tries = 0;
     do {
-        fabric_wait_arm(&w->wait);
-        rc = dfab_send(w->srv->fabric, dst, w->reply, len, w->reply_mr, &w->wait.op);
+        fabric_wait_arm(&w->bufs->wait);
+        rc = dfab_send(w->srv->fabric, dst, w->bufs->reply, len, w->bufs->reply_mr,
+                       &w->bufs->wait.op);
     } while (retry_later(rc, &tries));
-    return rc != 0 ? rc : fabric_wait_for(&w->wait);
+    return rc != 0 ? rc : fabric_wait_for(w);
 }
 
 /* ---- file I/O through io_uring ---------------------------------------- */
@@ -228,6 +260,90 @@ unsigned workers_busy(server *srv)
     return n;
 }
 
+/* ---- buffer sets and stuck clients ------------------------------------ */
+
+static void bufs_free(worker_bufs *b)
+{
+    dfab_mr_close(b->bounce_mr);
+    dfab_mr_close(b->reply_mr);
+    free(b->bounce);
+    free(b->reply);
+    pthread_mutex_destroy(&b->wait.mu);
+    pthread_cond_destroy(&b->wait.cv);
+    free(b);
+}
+
+static worker_bufs *bufs_new(server *srv)
+{
+    worker_bufs *b = calloc(1, sizeof(*b));
+    if (!b)
+        return NULL;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&b->wait.mu, NULL);
+    pthread_cond_init(&b->wait.cv, &ca);
+    pthread_condattr_destroy(&ca);
+    b->bounce = aligned_alloc(4096, srv->cfg.max_io);
+    b->reply = aligned_alloc(4096, srv->cfg.max_response);
+    if (!b->bounce || !b->reply ||
+        dfab_mr_reg(srv->fabric, b->bounce, srv->cfg.max_io, DFAB_ACCESS_LOCAL, &b->bounce_mr) ||
+        dfab_mr_reg(srv->fabric, b->reply, srv->cfg.max_response, DFAB_ACCESS_LOCAL,
+                    &b->reply_mr)) {
+        bufs_free(b);
+        return NULL;
+    }
+    return b;
+}
+
+static bool bufs_done(worker_bufs *b)
+{
+    pthread_mutex_lock(&b->wait.mu);
+    bool done = b->wait.done;
+    pthread_mutex_unlock(&b->wait.mu);
+    return done;
+}
+
+/* Free orphaned sets whose completion has arrived. */
+static void reap_orphans(worker *w)
+{
+    worker_bufs **pp = &w->orphans;
+    while (*pp) {
+        worker_bufs *b = *pp;
+        if (bufs_done(b)) {
+            *pp = b->next_orphan;
+            bufs_free(b);
+            w->norphans--;
+        } else {
+            pp = &b->next_orphan;
+        }
+    }
+}
+
+/* The current request timed out on its client: retire the buffer set. */
+static void retire_bufs(worker *w, session *s)
+{
+    w->timed_out = false;
+    log_error("session %016llx: client did not complete a transfer within %u ms; closing it",
+              (unsigned long long)s->id, w->srv->cfg.io_timeout_ms);
+    session_close(&w->srv->sessions, s, "closed: client stopped progressing");
+    worker_bufs *fresh = w->norphans < MAX_ORPHANS ? bufs_new(w->srv) : NULL;
+    if (!fresh) {
+        /* no room for another orphan: wait for this set after all */
+        fabric_wait *fw = &w->bufs->wait;
+        pthread_mutex_lock(&fw->mu);
+        while (!fw->done)
+            pthread_cond_wait(&fw->cv, &fw->mu);
+        pthread_mutex_unlock(&fw->mu);
+        return;
+    }
+    w->bufs->next_orphan = w->orphans;
+    w->orphans = w->bufs;
+    w->norphans++;
+    w->bufs = fresh;
+    w->bounce = fresh->bounce;
+}
+
 /* ---- executing one request -------------------------------------------- */
 
 static void execute_request(worker *w, rx_slot *slot)
@@ -240,21 +356,31 @@ static void execute_request(worker *w, rx_slot *slot)
     c.w = w;
     c.sess = s;
     c.req = &slot->req;
-    c.reply_buf = w->reply;
+    c.reply_buf = w->bufs->reply;
     c.reply_cap = s->limits.max_response;
     reply_hdr_init(&c.rep.hdr, &slot->req.hdr, s->id, 0, DAFS_ST_OK);
     c.rep.hdr.credits = session_grant_for_reply(&srv->sessions, s);
 
-    int status = ops_execute(&c);
+    /* A session closed while this request queued (a stuck client): drop
+     * it unanswered rather than risk another wait on that client. */
+    int status = session_is_closed(&srv->sessions, s) ? DAFS_ST_BADSESSION : ops_execute(&c);
+    if (status == DAFS_ST_BADSESSION || w->timed_out) {
+        if (w->timed_out)
+            retire_bufs(w, s); /* the session is closed: no reply */
+        session_request_done(&srv->sessions, s);
+        session_release(&srv->sessions, s);
+        slot->sess = NULL;
+        return;
+    }
     int len = c.encoded_len;
     if (status != DAFS_ST_OK || len <= 0) {
         c.rep.hdr.status = status;
-        len = dafs_encode_reply(w->reply, c.reply_cap, &c.rep);
+        len = dafs_encode_reply(w->bufs->reply, c.reply_cap, &c.rep);
     }
     if (len < 0) {
         log_error("cannot encode %s reply (status %d)", dafs_op_name(slot->req.hdr.opcode), -len);
         c.rep.hdr.status = DAFS_ST_SERVERFAULT;
-        len = dafs_encode_reply(w->reply, c.reply_cap, &c.rep);
+        len = dafs_encode_reply(w->bufs->reply, c.reply_cap, &c.rep);
     }
     /* The request is finished before the reply leaves, so a client that
      * sends its next request the moment it sees the reply is within credits. */
@@ -264,6 +390,8 @@ static void execute_request(worker *w, rx_slot *slot)
         if (rc != 0)
             log_error("reply to session %016llx failed: %s", (unsigned long long)s->id,
                       strerror(-rc));
+        if (w->timed_out)
+            retire_bufs(w, s);
     }
     session_release(&srv->sessions, s);
     slot->sess = NULL;
@@ -275,6 +403,8 @@ static void *worker_main(void *arg)
     server *srv = w->srv;
     rx_slot *slot;
     while ((slot = queue_pop(&srv->queue)) != NULL) {
+        if (w->orphans)
+            reap_orphans(w);
         execute_request(w, slot);
         rx_repost(srv, slot);
         queue_finished_one(&srv->queue);
@@ -288,25 +418,17 @@ static int worker_init(server *srv, worker *w, unsigned index, const char **why)
 {
     w->srv = srv;
     w->index = index;
-    pthread_mutex_init(&w->wait.mu, NULL);
-    pthread_cond_init(&w->wait.cv, NULL);
     if (io_uring_queue_init(URING_DEPTH, &w->ring, 0) < 0) {
         *why = "io_uring_queue_init failed";
         return -1;
     }
     w->ring_ready = true;
-    w->bounce = aligned_alloc(4096, srv->cfg.max_io);
-    w->reply = aligned_alloc(4096, srv->cfg.max_response);
-    if (!w->bounce || !w->reply) {
-        *why = "out of memory for worker buffers";
+    w->bufs = bufs_new(srv);
+    if (!w->bufs) {
+        *why = "cannot allocate and register worker buffers";
         return -1;
     }
-    if (dfab_mr_reg(srv->fabric, w->bounce, srv->cfg.max_io, DFAB_ACCESS_LOCAL, &w->bounce_mr) ||
-        dfab_mr_reg(srv->fabric, w->reply, srv->cfg.max_response, DFAB_ACCESS_LOCAL,
-                    &w->reply_mr)) {
-        *why = "cannot register worker buffers";
-        return -1;
-    }
+    w->bounce = w->bufs->bounce;
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
         *why = "cannot create worker thread";
         return -1;
@@ -343,14 +465,13 @@ void workers_stop(server *srv)
         worker *w = &srv->workers[i];
         if (w->started)
             pthread_join(w->thread, NULL);
-        dfab_mr_close(w->bounce_mr);
-        dfab_mr_close(w->reply_mr);
-        free(w->bounce);
-        free(w->reply);
+        if (w->bufs)
+            bufs_free(w->bufs);
+        /* orphans whose completion never came: the endpoint is still
+         * open, so they stay allocated until process exit */
+        reap_orphans(w);
         if (w->ring_ready)
             io_uring_queue_exit(&w->ring);
-        pthread_mutex_destroy(&w->wait.mu);
-        pthread_cond_destroy(&w->wait.cv);
     }
     free(srv->workers);
     srv->workers = NULL;

@@ -22,6 +22,19 @@ typedef struct fabric_wait {
     int status;
 } fabric_wait;
 
+/* The buffers one fabric operation may use.  When a client stops
+ * progressing, the worker gives up waiting, keeps the set (the provider may
+ * still touch it) on an orphan list until its completion arrives, and
+ * continues with a fresh set. */
+typedef struct worker_bufs {
+    fabric_wait wait;
+    uint8_t *bounce;
+    dfab_mr *bounce_mr;
+    uint8_t *reply;
+    dfab_mr *reply_mr;
+    struct worker_bufs *next_orphan;
+} worker_bufs;
+
 typedef struct worker {
     server *srv;
     unsigned index;
@@ -29,11 +42,11 @@ typedef struct worker {
     bool started;
     struct io_uring ring;
     bool ring_ready;
-    uint8_t *bounce;
-    dfab_mr *bounce_mr;
-    uint8_t *reply;
-    dfab_mr *reply_mr;
-    fabric_wait wait;
+    worker_bufs *bufs;     /* current set */
+    uint8_t *bounce;       /* == bufs->bounce */
+    worker_bufs *orphans;  /* abandoned sets awaiting their completion */
+    unsigned norphans;
+    bool timed_out;        /* the current request gave up on its client */
 } worker;
 
 int workers_start(server *srv, const char **why);
