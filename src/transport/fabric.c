@@ -37,6 +37,7 @@
 #include "fabric_internal.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -47,6 +48,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <rdma/fi_cm.h>
@@ -367,7 +369,7 @@ static int record_bound_service(dfab *f, const dfab_config *cfg)
  * name is stale, and we unlink it before libfabric creates a fresh one.  The
  * lock file is removed on close; a locker that finds its file already
  * unlinked (inode changed) retries, so two listeners never share a name. */
-static int lock_name_file(const char *lock_name, int *lock_fd)
+static int lock_name_file(const char *lock_name, bool patient, int *lock_fd)
 {
     char path[128];
     snprintf(path, sizeof path, "/dev/shm/%s", lock_name);
@@ -378,7 +380,12 @@ static int lock_name_file(const char *lock_name, int *lock_fd)
         if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
             int e = errno == EWOULDBLOCK ? -EADDRINUSE : -errno;
             close(fd);
-            return e;
+            if (e != -EADDRINUSE || !patient || attempt >= 3)
+                return e;
+            /* maybe only another opener's stale-region sweep: it lets go
+             * within microseconds, a live server never does */
+            nanosleep(&(struct timespec){0, 1000000}, NULL);
+            continue;
         }
         struct stat held, named;
         if (fstat(fd, &held) == 0 && stat(path, &named) == 0 && held.st_ino == named.st_ino &&
@@ -391,12 +398,43 @@ static int lock_name_file(const char *lock_name, int *lock_fd)
     return -EADDRINUSE;
 }
 
+/* Remove what crashed listeners left behind: for every "dafs_shm_*.lock"
+ * we can lock, nobody owns that name, so its region and lock file go.  Each
+ * stale region is 16 MiB of tmpfs, and with random ports ("0") a name may
+ * never be reused, so sweep whenever a listener opens. */
+static void shm_sweep_stale(void)
+{
+    DIR *dir = opendir("/dev/shm");
+    if (!dir)
+        return;
+    size_t prefix_len = strlen(SHM_NAME_PREFIX);
+    const struct dirent *e;
+    for (int examined = 0; examined < 4096 && (e = readdir(dir)) != NULL; examined++) {
+        size_t len = strlen(e->d_name);
+        if (len <= prefix_len + 5 || len >= 80 ||
+            strncmp(e->d_name, SHM_NAME_PREFIX, prefix_len) != 0 ||
+            strcmp(e->d_name + len - 5, ".lock") != 0)
+            continue;
+        char lock_name[80], region[80];
+        snprintf(lock_name, sizeof lock_name, "%s", e->d_name);
+        snprintf(region, sizeof region, "%.*s", (int)(len - 5), lock_name);
+        int fd;
+        if (lock_name_file(lock_name, false, &fd) != 0)
+            continue; /* in use (or unreadable): leave it */
+        shm_unlink(region);
+        shm_unlink(lock_name);
+        close(fd);
+    }
+    closedir(dir);
+}
+
 static int shm_claim_name(const char *service, int *lock_fd, const char **errmsg)
 {
+    shm_sweep_stale();
     char name[64], lock_name[80];
     snprintf(name, sizeof name, SHM_NAME_PREFIX "%s", service ? service : "0");
     snprintf(lock_name, sizeof lock_name, "%s.lock", name);
-    int ret = lock_name_file(lock_name, lock_fd);
+    int ret = lock_name_file(lock_name, true, lock_fd);
     if (ret) {
         if (ret == -EADDRINUSE)
             *errmsg = set_err("shm address '%s' is in use by another server", name);
