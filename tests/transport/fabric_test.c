@@ -855,10 +855,17 @@ static int shm_names_main(void)
     char path[64];
     snprintf(path, sizeof path, "/dev/shm/dafs_shm_%s", service);
     CHECK(access(path, F_OK) == 0, "expected a stale region at %s", path);
+    /* any other listener sweeps it away */
+    char other[16];
+    snprintf(other, sizeof other, "%d", atoi(service) + 1);
+    dfab_config other_cfg = {.provider = "shm", .service = other, .listen = true};
+    f = open_or_die(&other_cfg);
+    CHECK(access(path, F_OK) != 0, "stale region %s not swept", path);
+    dfab_close(f);
     f = open_or_die(&cfg);
     dfab_close(f);
     CHECK(access(path, F_OK) != 0, "region %s left after close", path);
-    fprintf(stderr, "[shm-names] ok: restart over a crashed listener's region\n");
+    fprintf(stderr, "[shm-names] ok: stale region swept; restart on a crashed listener's port\n");
     return 0;
 }
 
