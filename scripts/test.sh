@@ -11,7 +11,8 @@
 #      run for DAFS_FUZZ_SECONDS (default 60) over fuzz/corpus
 # Every phase runs even if an earlier one failed.  The last line printed is
 # "N passed, N failed" (all ctest tests of both passes, plus the fuzz run as
-# one test; a build that fails counts as one failed test).  Exit status is
+# one test; a build that fails counts as one failed test; skipped tests are
+# reported on the line before and counted in neither).  Exit status is
 # non-zero if anything failed.
 #
 # Environment knobs: DAFS_TEST_JOBS (default 2), DAFS_FUZZ_SECONDS (60),
@@ -29,6 +30,7 @@ read -r -a extra_ctest_args <<<"${DAFS_CTEST_ARGS:-}"
 
 passed=0
 failed=0
+skipped=0
 timings=()
 
 phase_start() { phase_name=$1; phase_t0=$SECONDS; printf '\n===== %s =====\n' "$1"; }
@@ -40,13 +42,16 @@ run_ctest() {
   log=$(mktemp)
   ctest --test-dir "$dir" --output-on-failure -j"$jobs" --timeout "$test_timeout" \
     "${extra_ctest_args[@]}" 2>&1 | tee "$log"
-  local summary total nfail
+  local summary total nfail nskip
   summary=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n1)
   if [ -n "$summary" ]; then
     nfail=$(sed -E 's/.* ([0-9]+) tests? failed out of.*/\1/' <<<"$summary")
     total=$(sed -E 's/.*out of ([0-9]+).*/\1/' <<<"$summary")
-    passed=$((passed + total - nfail))
+    # ctest counts skipped tests (SKIP_RETURN_CODE) as passed; we do not.
+    nskip=$(grep -cE '^[[:space:]]*[0-9]+ - .* \(Skipped\)$' "$log" || true)
+    passed=$((passed + total - nfail - nskip))
     failed=$((failed + nfail))
+    skipped=$((skipped + nskip))
   elif grep -q 'No tests were found' "$log"; then
     echo "test.sh: no tests in $dir"
   else
@@ -137,5 +142,6 @@ phase_end
 printf '\n===== timings =====\n'
 printf '%s\n' "${timings[@]}"
 printf 'total %ds\n\n' "$SECONDS"
+[ "$skipped" -eq 0 ] || echo "($skipped skipped, counted in neither number; see the ctest output)"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
