@@ -35,6 +35,7 @@
 
 struct dfuse_file {
     struct dfuse_cred *cred;
+    fuse_ino_t ino; /* 0 for directories */
     dafs_handle handle;
     int append;
 };
@@ -323,13 +324,40 @@ static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, co
         reply_entry(req, &h, &st);
 }
 
+/* Unlink of a file open on this mount: rename it to a hidden name in the same
+ * directory (removed at the last release; see nodes.c).  Returns 1 if done
+ * that way (rc set), 0 to unlink normally. */
+static int unlink_open_file(struct dfuse *fs, const dafs_cred *cred, const dafs_handle *dir,
+                            const char *name, int *rc)
+{
+    dafs_handle h;
+    struct dafs_stat st;
+    if (dafs_h_lookup(fs->session, cred, dir, name, &h, &st) < 0 || S_ISDIR(st.mode))
+        return 0;
+    char hidden[48];
+    pthread_mutex_lock(&fs->nodes.lock);
+    unsigned long long seq = ++fs->nodes.hide_seq;
+    pthread_mutex_unlock(&fs->nodes.lock);
+    snprintf(hidden, sizeof hidden, ".dafs-fuse-hidden.%d.%llu", (int)getpid(), seq);
+    if (!nodes_hide_if_open(&fs->nodes, &h, dir, hidden))
+        return 0;
+    *rc = dafs_h_rename(fs->session, cred, dir, name, dir, hidden, DAFS_RENAME_NOREPLACE);
+    if (*rc < 0) { /* could not hide it: unlink for real */
+        nodes_unhide(&fs->nodes, &h);
+        return 0;
+    }
+    return 1;
+}
+
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     struct dfuse *fs = fs_of(req);
     struct dfuse_cred *c = req_cred(req);
     if (c == NULL)
         return;
-    int rc = dafs_h_unlink(fs->session, c->cred, handle_of(fs, parent), name);
+    int rc = 0;
+    if (!unlink_open_file(fs, c->cred, handle_of(fs, parent), name, &rc))
+        rc = dafs_h_unlink(fs->session, c->cred, handle_of(fs, parent), name);
     creds_put(&fs->creds, c);
     reply_err(req, rc);
 }
@@ -417,6 +445,18 @@ static struct dfuse_file *file_new(struct dfuse_cred *c, const dafs_handle *h, i
     return f;
 }
 
+/* Drop an open file; the last close of a file unlinked while open removes
+ * its hidden name. */
+static void file_release(struct dfuse *fs, struct dfuse_file *f)
+{
+    dafs_handle dir;
+    char name[48];
+    if (f->ino != 0 && nodes_close(&fs->nodes, f->ino, &dir, name, sizeof name))
+        (void)dafs_h_unlink(fs->session, f->cred->cred, &dir, name); /* best effort */
+    creds_put(&fs->creds, f->cred);
+    free(f);
+}
+
 static void file_set_info(const struct dfuse *fs, struct dfuse_file *f, struct fuse_file_info *fi)
 {
     fi->fh = (uint64_t)(uintptr_t)f;
@@ -447,10 +487,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         return;
     }
     file_set_info(fs, f, fi);
-    if (fuse_reply_open(req, fi) != 0) {
-        creds_put(&fs->creds, c);
-        free(f);
-    }
+    f->ino = ino;
+    nodes_open(&fs->nodes, ino);
+    if (fuse_reply_open(req, fi) != 0)
+        file_release(fs, f);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -478,10 +518,11 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         return;
     }
     file_set_info(fs, f, fi);
+    f->ino = e.ino;
+    nodes_open(&fs->nodes, e.ino);
     if (fuse_reply_create(req, &e, fi) != 0) {
+        file_release(fs, f);
         nodes_forget(&fs->nodes, e.ino, 1);
-        creds_put(&fs->creds, c);
-        free(f);
     }
 }
 
@@ -583,9 +624,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
     (void)ino;
     struct dfuse *fs = fs_of(req);
-    struct dfuse_file *f = file_of(fi);
-    creds_put(&fs->creds, f->cred);
-    free(f);
+    file_release(fs, file_of(fi));
     fuse_reply_err(req, 0);
 }
 
