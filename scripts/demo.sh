@@ -43,9 +43,11 @@ trap cleanup EXIT
 mkdir -p "$work/export" "$work/state" "$work/local"
 
 step "Starting dafsd on 127.0.0.1 (free port), exporting $work/export (provider ${DAFS_PROVIDER:-$FI_PROVIDER})"
-printf '$ %s\n' "dafsd --export $work/export --listen 127.0.0.1:0 --state-dir $work/state --ready-file $work/ready &"
+# The client runs as the same user on the same machine, so its uid is not
+# squashed (dafsd maps root to nobody by default).
+printf '$ %s\n' "dafsd --export $work/export --listen 127.0.0.1:0 --state-dir $work/state --ready-file $work/ready --no-root-squash &"
 "$bin/dafsd" --export "$work/export" --listen 127.0.0.1:0 --state-dir "$work/state" \
-  --ready-file "$work/ready" >"$work/dafsd.log" 2>&1 &
+  --ready-file "$work/ready" --no-root-squash >"$work/dafsd.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 100); do
   [ -s "$work/ready" ] && break
