@@ -481,8 +481,8 @@ static void test_credentials(ctx *c)
     dafs_cred *user;
     struct stat ds;
     uint32_t groups[2] = {1000, 1001};
-    CHECK_EQ(dafs_cred_register(c->s, 1000, 1000, 2, groups, &user), 0);
     CHECK_EQ(dafs_cred_register(c->s, 1, 1, 33, groups, &user), -EINVAL);
+    CHECK(user == NULL);
     CHECK_EQ(dafs_cred_register(c->s, 1000, 1000, 2, groups, &user), 0);
     CHECK_EQ(dafs_mkdir(c->s, "shared", 0777), 0);
     CHECK_EQ(dafs_chmod(c->s, "shared", 0777), 0); /* past the server's umask */
