@@ -8,12 +8,12 @@ mount_fs
 cd "$MNT"
 run() {
   log "stress-ng $*"
-  stress-ng --temp-path "$MNT" --timeout 4s --metrics-brief "$@" >"$WORK/stress.out" 2>&1 ||
+  stress-ng --temp-path "$MNT" --timeout 3s --metrics-brief "$@" >"$WORK/stress.out" 2>&1 ||
     { tail -n 30 "$WORK/stress.out"; fail "stress-ng $* failed"; }
   grep -q "successful run completed" "$WORK/stress.out" || { tail -n 30 "$WORK/stress.out"; fail "stress-ng $*: no successful completion"; }
 }
-run --hdd 2 --hdd-bytes 8m --hdd-opts wr-rnd,rd-rnd --verify
-run --hdd 1 --hdd-bytes 8m --hdd-opts wr-seq,rd-seq,fsync --verify
+run --hdd 2 --hdd-bytes 4m --hdd-opts wr-rnd,rd-rnd --verify
+run --hdd 1 --hdd-bytes 4m --hdd-opts wr-seq,rd-seq,fsync --verify
 run --dir 2 --dir-dirs 256
 run --rename 2
 run --symlink 2
