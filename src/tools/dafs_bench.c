@@ -193,7 +193,7 @@ static int start_dafsd(const char *provider, char *scratch, size_t scratch_len, 
         return -errno;
     if (*pid == 0) {
         execl(dafsd, "dafsd", "--export", exp, "--state-dir", state, "--listen", "127.0.0.1:0",
-              "--ready-file", ready, "--provider", provider, (char *)NULL);
+              "--ready-file", ready, "--provider", provider, "--no-root-squash", (char *)NULL);
         fprintf(stderr, "dafs-bench: exec %s: %s\n", dafsd, strerror(errno));
         _exit(127);
     }
