@@ -69,6 +69,8 @@ typedef struct client_slot {
     bool replied;
     client_rx *rx;   /* the receive holding the reply, until the caller reposts it */
     size_t rx_len;
+    bool sleeping;        /* the owner is blocked on cond (not progressing) */
+    pthread_cond_t cond;  /* the owner sleeps here: its reply, or the progress role */
 } client_slot;
 
 typedef struct client_region {
@@ -97,6 +99,7 @@ struct dafs_session {
     /* buffers */
     uint32_t nslots, nrecv;
     client_slot *slots;
+    bool slot_conds_made;     /* every slots[i].cond initialised */
     client_rx *rx;
     uint8_t *send_mem, *recv_mem;
     dfab_mr *send_mr, *recv_mr;
@@ -104,7 +107,9 @@ struct dafs_session {
 
     /* engine state, under lock */
     pthread_mutex_t lock;
-    pthread_cond_t cond;      /* any slot/credit/progress-role change */
+    pthread_cond_t cond;      /* credit waiters sleep here (a slot freed, the role free) */
+    uint32_t credit_waiters;  /* threads blocked on cond in engine_acquire */
+    uint32_t reply_sleepers;  /* slots whose owner sleeps on its own cond */
     uint32_t grant;           /* latest credit grant from the server (>= 1) */
     uint32_t outstanding;     /* busy slots */
     bool progressing;         /* some caller holds the progress role */
@@ -158,6 +163,8 @@ int engine_wait(client_slot *slot, dafs_reply *rep);
 /* engine_wait with its own timeout (a probe's); expiry still breaks the session. */
 int engine_wait_for(client_slot *slot, dafs_reply *rep, unsigned timeout_ms);
 void engine_release(client_slot *slot);
+/* Mark the session broken with err (if not already) and wake every waiter. */
+void engine_break(dafs_session *s, int err);
 /* acquire + send + wait.  On success the slot is still held (rep points into
  * it) and the caller must engine_release(*slot_out); on failure it is already
  * released. */

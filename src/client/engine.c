@@ -12,12 +12,15 @@
  * Progress ("the caller progresses"): there is no progress thread.  Of all
  * the threads waiting for something (a reply, a credit), one at a time holds
  * the progress role and calls dfab_progress(), which polls briefly and then
- * blocks in the provider.  Completions for other slots are recorded and the
- * waiters woken through one condition variable; when the progressor's own
- * wait is over it gives the role up and wakes the others, one of which takes
- * it.  So while any request is outstanding some thread is inside libfabric —
- * which the tcp provider needs for the server's RMA to move — and an idle
- * client burns no CPU.
+ * blocks in the provider.  The others sleep, each on its own slot's condition
+ * variable (credit waiters on the session's), so a completion wakes exactly
+ * the thread it belongs to — no thundering herd with 32 threads on one
+ * session.  When the progressor's own reply is in it gives the role up and
+ * wakes one sleeper whose reply is still due (or, failing that, a credit
+ * waiter), which takes it over.  A lone caller (QD1) therefore reaps its own
+ * reply with no wakeup at all, and while any request is outstanding some
+ * thread is inside libfabric — which the tcp provider needs for the server's
+ * RMA to move — and an idle client burns no CPU.
  *
  * A reply that does not arrive within the session timeout breaks the session:
  * every later call fails with -DAFS_ETRANSPORT.  (The server might still act
@@ -43,6 +46,28 @@ static void break_session_locked(dafs_session *s, int err)
     if (s->broken == 0)
         s->broken = err;
     pthread_cond_broadcast(&s->cond);
+    for (uint32_t i = 0; i < s->nslots; i++)
+        if (s->slots[i].sleeping)
+            pthread_cond_signal(&s->slots[i].cond);
+}
+
+void engine_break(dafs_session *s, int err)
+{
+    pthread_mutex_lock(&s->lock);
+    break_session_locked(s, err);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static bool slot_done_locked(const client_slot *slot)
+{
+    return (slot->send_done && slot->send_status < 0) || (slot->replied && slot->send_done);
+}
+
+/* The slot's wait may be over: wake its owner if it sleeps. */
+static void wake_owner_locked(client_slot *slot)
+{
+    if (slot->sleeping && slot_done_locked(slot))
+        pthread_cond_signal(&slot->cond);
 }
 
 static void repost_rx(client_rx *rx)
@@ -73,6 +98,8 @@ static void update_grant_locked(dafs_session *s, uint16_t credits)
     uint32_t grant = credits == 0 ? 1u : credits; /* 0 would stall us forever */
     if (grant > s->nslots)
         grant = s->nslots;
+    if (grant > s->grant && s->credit_waiters > 0)
+        pthread_cond_broadcast(&s->cond);
     s->grant = grant;
 }
 
@@ -101,7 +128,7 @@ static void rx_done(dfab_op *op, int status, size_t len, dfab_addr src)
         slot->rx = rx;
         slot->rx_len = len;
         slot->replied = true;
-        pthread_cond_broadcast(&s->cond);
+        wake_owner_locked(slot);
     }
     pthread_mutex_unlock(&s->lock);
     if (slot == NULL)
@@ -117,7 +144,7 @@ static void send_done(dfab_op *op, int status, size_t len, dfab_addr src)
     pthread_mutex_lock(&s->lock);
     slot->send_done = true;
     slot->send_status = status;
-    pthread_cond_broadcast(&s->cond);
+    wake_owner_locked(slot);
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -136,6 +163,31 @@ static int alloc_registered(dafs_session *s, size_t bytes, uint8_t **mem, dfab_m
     return 0;
 }
 
+/* Every slot's condition variable, on the monotonic clock like s->cond.  On
+ * failure the ones made so far are destroyed and s->slots is left for
+ * engine_fini to free. */
+static int init_slot_conds(dafs_session *s)
+{
+    pthread_condattr_t attr;
+    if (pthread_condattr_init(&attr) != 0)
+        return -ENOMEM;
+    int rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    uint32_t made = 0;
+    while (rc == 0 && made < s->nslots) {
+        rc = pthread_cond_init(&s->slots[made].cond, &attr);
+        if (rc == 0)
+            made++;
+    }
+    pthread_condattr_destroy(&attr);
+    if (rc != 0) {
+        while (made > 0)
+            pthread_cond_destroy(&s->slots[--made].cond);
+        return -rc;
+    }
+    s->slot_conds_made = true;
+    return 0;
+}
+
 int engine_init(dafs_session *s, uint32_t nslots, size_t send_size, size_t recv_size)
 {
     s->nslots = nslots;
@@ -151,6 +203,9 @@ int engine_init(dafs_session *s, uint32_t nslots, size_t send_size, size_t recv_
     if (rc < 0)
         return rc;
     rc = alloc_registered(s, (size_t)s->nrecv * recv_size, &s->recv_mem, &s->recv_mr);
+    if (rc < 0)
+        return rc;
+    rc = init_slot_conds(s);
     if (rc < 0)
         return rc;
     for (uint32_t i = 0; i < s->nslots; i++) {
@@ -177,6 +232,10 @@ void engine_fini(dafs_session *s)
 {
     free(s->send_mem);
     free(s->recv_mem);
+    if (s->slot_conds_made)
+        for (uint32_t i = 0; i < s->nslots; i++)
+            pthread_cond_destroy(&s->slots[i].cond);
+    s->slot_conds_made = false;
     free(s->slots);
     free(s->rx);
     s->send_mem = s->recv_mem = NULL;
@@ -190,12 +249,43 @@ static void deadline_to_timespec(uint64_t deadline_ms, struct timespec *ts)
     ts->tv_nsec = (long)(deadline_ms % 1000u) * 1000000L;
 }
 
+/* The progress role is free: hand it to a sleeper that still needs progress
+ * — a slot owner whose reply is due, else a credit waiter. */
+static void pass_progress_role_locked(dafs_session *s)
+{
+    if (s->reply_sleepers > 0) {
+        for (uint32_t i = 0; i < s->nslots; i++) {
+            client_slot *slot = &s->slots[i];
+            if (slot->sleeping && !slot_done_locked(slot)) {
+                pthread_cond_signal(&slot->cond);
+                return;
+            }
+        }
+    }
+    if (s->credit_waiters > 0)
+        pthread_cond_signal(&s->cond);
+}
+
+/* Progress the endpoint for up to slice_ms; lock held on entry and exit. */
+static void progress_locked(dafs_session *s, int slice_ms)
+{
+    s->progressing = true;
+    pthread_mutex_unlock(&s->lock);
+    int rc = dfab_progress(s->fab, slice_ms);
+    pthread_mutex_lock(&s->lock);
+    s->progressing = false;
+    if (rc < 0)
+        break_session_locked(s, -DAFS_ETRANSPORT);
+}
+
 /*
  * One step of waiting, lock held on entry and exit: either progress the
- * endpoint (if nobody else does) or sleep until something changes.
- * Returns -ETIMEDOUT once deadline_ms has passed.
+ * endpoint (if nobody else does) or sleep on `cond` until woken (own reply,
+ * the progress role passed on, a credit) or a slice passes.  slot is the
+ * caller's slot when it waits for a reply, NULL for a credit waiter.  Returns
+ * -ETIMEDOUT once deadline_ms has passed.
  */
-static int wait_step_locked(dafs_session *s, uint64_t deadline_ms)
+static int wait_step_locked(dafs_session *s, client_slot *slot, uint64_t deadline_ms)
 {
     uint64_t now = engine_now_ms();
     if (now >= deadline_ms)
@@ -203,19 +293,28 @@ static int wait_step_locked(dafs_session *s, uint64_t deadline_ms)
     uint64_t left = deadline_ms - now;
     int slice = left < (uint64_t)CLIENT_PROGRESS_SLICE_MS ? (int)left : CLIENT_PROGRESS_SLICE_MS;
     if (!s->progressing) {
-        s->progressing = true;
-        pthread_mutex_unlock(&s->lock);
-        int rc = dfab_progress(s->fab, slice);
-        pthread_mutex_lock(&s->lock);
-        s->progressing = false;
-        if (rc < 0)
-            break_session_locked(s, -DAFS_ETRANSPORT);
-        pthread_cond_broadcast(&s->cond); /* let another waiter take the role */
+        progress_locked(s, slice);
+        /* Still waiting: keep the role (the caller loops back here).  Done:
+         * give it to someone who still needs it. */
+        bool done = slot != NULL ? slot_done_locked(slot) : true;
+        if (done || s->broken != 0)
+            pass_progress_role_locked(s);
         return 0;
     }
     struct timespec ts;
     deadline_to_timespec(now + (uint64_t)slice, &ts);
-    int rc = pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+    int rc;
+    if (slot != NULL) {
+        slot->sleeping = true;
+        s->reply_sleepers++;
+        rc = pthread_cond_timedwait(&slot->cond, &s->lock, &ts);
+        slot->sleeping = false;
+        s->reply_sleepers--;
+    } else {
+        s->credit_waiters++;
+        rc = pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+        s->credit_waiters--;
+    }
     if (rc != 0 && rc != ETIMEDOUT)
         return -rc;
     return 0;
@@ -256,7 +355,7 @@ int engine_acquire(dafs_session *s, bool blocking, client_slot **out)
             pthread_mutex_unlock(&s->lock);
             return -EAGAIN;
         }
-        int rc = wait_step_locked(s, deadline);
+        int rc = wait_step_locked(s, NULL, deadline);
         if (rc < 0) {
             if (rc == -ETIMEDOUT)
                 break_session_locked(s, -DAFS_ETRANSPORT);
@@ -309,7 +408,7 @@ static int wait_reply_locked(client_slot *slot, unsigned timeout_ms)
             return 0;
         if (s->broken != 0)
             return s->broken;
-        int rc = wait_step_locked(s, deadline);
+        int rc = wait_step_locked(s, slot, deadline);
         if (rc == -ETIMEDOUT) {
             break_session_locked(s, -DAFS_ETRANSPORT);
             return -DAFS_ETRANSPORT;
@@ -349,7 +448,8 @@ void engine_release(client_slot *slot)
     pthread_mutex_lock(&s->lock);
     slot->busy = false;
     s->outstanding--;
-    pthread_cond_broadcast(&s->cond);
+    if (s->credit_waiters > 0)
+        pthread_cond_signal(&s->cond);
     pthread_mutex_unlock(&s->lock);
 }
 

@@ -163,13 +163,8 @@ static void probe_server(dafs_session *s)
         rc = engine_wait_for(slot, &rep, wait_ms);
     }
     engine_release(slot);
-    if (rc == -DAFS_ETRANSPORT) {
-        pthread_mutex_lock(&s->lock);
-        if (s->broken == 0)
-            s->broken = rc;
-        pthread_cond_broadcast(&s->cond);
-        pthread_mutex_unlock(&s->lock);
-    }
+    if (rc == -DAFS_ETRANSPORT)
+        engine_break(s, rc);
 }
 
 /* When is the next renewal (idle for a third of the lease) or probe (requests
