@@ -31,6 +31,15 @@ double bench_self_cpu_us(void)
            (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
+double bench_children_cpu_us(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_CHILDREN, &ru) != 0)
+        return 0;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
 double bench_proc_cpu_us(pid_t pid)
 {
     char path[64], buf[1024];
@@ -84,4 +93,22 @@ void bench_fill_result(bench_result *r, double *lat, int n, double elapsed, size
     r->p99_us = lat[(int)((double)n * 0.99) < n ? (int)((double)n * 0.99) : n - 1] * 1e6;
     r->ops_per_s = n / elapsed;
     r->mb_per_s = (double)size * n / elapsed / 1e6;
+}
+
+bench_result bench_median(bench_result *runs, int n)
+{
+    for (int i = 1; i < n; i++) /* insertion sort by ops/s; n is small */
+        for (int j = i; j > 0 && runs[j].ops_per_s < runs[j - 1].ops_per_s; j--) {
+            bench_result tmp = runs[j];
+            runs[j] = runs[j - 1];
+            runs[j - 1] = tmp;
+        }
+    return runs[n / 2];
+}
+
+double bench_server_cpu_per_op(pid_t pid, double before_us, int ops)
+{
+    if (pid <= 0 || ops <= 0)
+        return -1;
+    return (bench_proc_cpu_us(pid) - before_us) / ops;
 }

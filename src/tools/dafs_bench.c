@@ -3,13 +3,16 @@
  * directory and the raw libfabric floor, in one run, on one provider.
  *
  * Every figure is meant to be read as a ratio: dafs against the floor (what
- * the fabric allows) and against the local file system (what the disk and
- * page cache allow).  The machine is noisy, so each workload runs --repeat
- * times and the median run (by its headline metric) is reported.
+ * the fabric allows) and against the local file system (what the page cache
+ * allows).  The machine is noisy, so the three systems take turns within each
+ * of --repeat rounds and the median round (by ops/s) of every workload is
+ * reported.
  *
  * By default dafs-bench starts its own dafsd (from the same bin directory)
  * on 127.0.0.1 with a scratch export, and the local baseline uses a scratch
- * directory on the same file system; --url uses an existing server instead.
+ * directory on the same file system; --url uses an existing server instead
+ * (its CPU is then unknown).  This file holds the options and the order of
+ * runs; the workloads are in bench_io.c, bench_mp.c and bench_floor.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,146 +28,6 @@
 
 #include "bench.h"
 #include <dafs/dafs.h>
-
-#define FILE_SIZE (64u << 20)
-#define SEQ_CALL (8u << 20) /* one sequential call: 8 x 1 MiB in flight */
-
-typedef struct bench_opts {
-    const char *provider;
-    const char *url;
-    int repeat;
-    int json;
-    int ops_small; /* 4 KiB operations per run */
-    int ops_meta;
-} bench_opts;
-
-typedef struct bench_row {
-    const char *workload;
-    const char *system;
-    bench_result r;
-    double ratio;       /* dafs: vs floor (latency ratio, or bandwidth ratio); else 0 */
-    const char *ratio_kind;
-} bench_row;
-
-static bench_row rows[32];
-static int nrows;
-
-/* ---- one-op runners: each returns the op's latency in seconds, or < 0 ---- */
-
-typedef struct target {
-    dafs_session *s;  /* dafs, or NULL for local */
-    dafs_file *f;
-    int fd;           /* local */
-    char *buf;        /* registered with the session when dafs */
-    const char *stat_path;
-} target;
-
-static double one_read(target *t, size_t size, uint64_t off)
-{
-    double t0 = bench_now();
-    ssize_t n = t->s ? dafs_pread(t->f, t->buf, size, off) : pread(t->fd, t->buf, size, (off_t)off);
-    return n == (ssize_t)size ? bench_now() - t0 : -1;
-}
-
-static double one_write(target *t, size_t size, uint64_t off)
-{
-    double t0 = bench_now();
-    ssize_t n = t->s ? dafs_pwrite(t->f, t->buf, size, off)
-                     : pwrite(t->fd, t->buf, size, (off_t)off);
-    return n == (ssize_t)size ? bench_now() - t0 : -1;
-}
-
-static double one_stat(target *t)
-{
-    double t0 = bench_now();
-    int rc;
-    if (t->s) {
-        struct dafs_stat st;
-        rc = dafs_stat(t->s, t->stat_path, &st);
-    } else {
-        struct stat st;
-        rc = stat(t->stat_path, &st);
-    }
-    return rc == 0 ? bench_now() - t0 : -1;
-}
-
-enum workload { W_RAND_READ_4K, W_SEQ_READ_1M, W_SEQ_WRITE_1M, W_STAT };
-
-static const char *workload_name(enum workload w)
-{
-    switch (w) {
-    case W_RAND_READ_4K: return "4KiB rand read QD1";
-    case W_SEQ_READ_1M: return "1MiB seq read (8 in flight)";
-    case W_SEQ_WRITE_1M: return "1MiB seq write (8 in flight)";
-    case W_STAT: return "stat QD1";
-    }
-    return "?";
-}
-
-static int run_workload(target *t, enum workload w, const bench_opts *o, pid_t server,
-                        bench_result *r)
-{
-    int ops = w == W_STAT ? o->ops_meta
-              : (w == W_RAND_READ_4K ? o->ops_small : (int)(FILE_SIZE / SEQ_CALL) * 4);
-    size_t size = w == W_RAND_READ_4K ? 4096 : (w == W_STAT ? 0 : SEQ_CALL);
-    double *lat = calloc((size_t)ops, sizeof(double));
-    if (!lat)
-        return -ENOMEM;
-    unsigned seed = 12345;
-    double srv0 = server > 0 ? bench_proc_cpu_us(server) : 0;
-    double cpu0 = bench_self_cpu_us(), t0 = bench_now();
-    for (int i = 0; i < ops; i++) {
-        uint64_t off = (uint64_t)(i % (int)(FILE_SIZE / SEQ_CALL)) * SEQ_CALL;
-        if (w == W_RAND_READ_4K)
-            off = (uint64_t)(rand_r(&seed) % (FILE_SIZE / 4096)) * 4096;
-        lat[i] = w == W_RAND_READ_4K || w == W_SEQ_READ_1M ? one_read(t, size, off)
-                 : w == W_SEQ_WRITE_1M                     ? one_write(t, size, off)
-                                                           : one_stat(t);
-        if (lat[i] < 0) {
-            free(lat);
-            return -EIO;
-        }
-    }
-    double elapsed = bench_now() - t0, cpu = bench_self_cpu_us() - cpu0;
-    r->server_cpu_us_per_op = server > 0 ? (bench_proc_cpu_us(server) - srv0) / ops : 0;
-    bench_fill_result(r, lat, ops, elapsed, size, cpu / ops);
-    /* sequential calls move 8 MiB: report per-MiB operations */
-    if (size == SEQ_CALL) {
-        r->ops_per_s *= 8;
-        r->client_cpu_us_per_op /= 8;
-        r->server_cpu_us_per_op /= 8;
-    }
-    free(lat);
-    return 0;
-}
-
-/* Median of `repeat` runs, by mean latency. */
-static int run_median(target *t, enum workload w, const bench_opts *o, pid_t server,
-                      bench_result *out)
-{
-    bench_result runs[16];
-    int n = o->repeat < 16 ? o->repeat : 16;
-    for (int i = 0; i < n; i++) {
-        memset(&runs[i], 0, sizeof(runs[i]));
-        int rc = run_workload(t, w, o, server, &runs[i]);
-        if (rc != 0)
-            return rc;
-    }
-    for (int i = 1; i < n; i++) /* insertion sort by mean latency */
-        for (int j = i; j > 0 && runs[j].mean_us < runs[j - 1].mean_us; j--) {
-            bench_result tmp = runs[j];
-            runs[j] = runs[j - 1];
-            runs[j - 1] = tmp;
-        }
-    *out = runs[n / 2];
-    return 0;
-}
-
-static void add_row(const char *workload, const char *system, const bench_result *r)
-{
-    if (nrows < (int)(sizeof(rows) / sizeof(rows[0])))
-        rows[nrows++] = (bench_row){.workload = workload, .system = system, .r = *r};
-}
 
 /* ---- server management --------------------------------------------------- */
 
@@ -229,227 +92,316 @@ static void stop_dafsd(pid_t pid, const char *scratch)
     }
 }
 
-/* ---- targets ------------------------------------------------------------- */
+/* ---- the runs ------------------------------------------------------------- */
 
-static int fill(target *t)
+/* All results of all rounds, then the medians. */
+static bench_result runs[BENCH_MAX_REPEAT][BW_COUNT][BS_COUNT];
+static int ran[BW_COUNT][BS_COUNT];
+
+typedef struct floor_row {
+    int workload;
+    bench_floor_case c;
+} floor_row;
+
+static int floor_rows(const bench_opts *o, floor_row *rows)
 {
-    memset(t->buf, 0x5a, SEQ_CALL);
-    for (uint64_t off = 0; off < FILE_SIZE; off += SEQ_CALL)
-        if (one_write(t, SEQ_CALL, off) < 0)
-            return -EIO;
-    return 0;
+    floor_row all[] = {
+        {BW_READ4K_QD1, {BF_RMA_WRITE, 4096, 1, o->ops_small}},
+        {BW_READ4K_QD32, {BF_RMA_WRITE, 4096, BENCH_QD, o->ops_qd32}},
+        {BW_WRITE4K_QD1, {BF_RMA_READ, 4096, 1, o->ops_small}},
+        {BW_WRITE4K_QD32, {BF_RMA_READ, 4096, BENCH_QD, o->ops_qd32}},
+        {BW_SEQREAD_1M, {BF_RMA_WRITE, 1u << 20, BENCH_SEQ_DEPTH, o->seq_calls * 8}},
+        {BW_SEQWRITE_1M, {BF_RMA_READ, 1u << 20, BENCH_SEQ_DEPTH, o->seq_calls * 8}},
+        {BW_STAT, {BF_MSG, 0, 1, o->ops_meta}},
+    };
+    int n = 0;
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        if (o->selected[all[i].workload])
+            rows[n++] = all[i];
+    return n;
 }
 
-static int run_target(target *t, const char *system, const bench_opts *o, pid_t server)
+static int run_floor_round(const bench_opts *o, const bench_floor_server *fs, int rep)
 {
-    static const enum workload all[] = {W_RAND_READ_4K, W_SEQ_READ_1M, W_SEQ_WRITE_1M, W_STAT};
-    int rc = fill(t);
-    for (size_t i = 0; rc == 0 && i < sizeof(all) / sizeof(all[0]); i++) {
-        bench_result r;
-        rc = run_median(t, all[i], o, server, &r);
-        if (rc == 0)
-            add_row(workload_name(all[i]), system, &r);
-    }
-    return rc;
-}
-
-static int run_dafs(const bench_opts *o, const char *url, pid_t server)
-{
-    dafs_options dopts = {.provider = o->provider};
-    dafs_session *s = NULL;
-    int rc = dafs_connect(url, &dopts, &s);
+    floor_row rows[8];
+    bench_floor_case cases[8];
+    bench_result res[8];
+    int n = floor_rows(o, rows);
+    if (n == 0)
+        return 0;
+    for (int i = 0; i < n; i++)
+        cases[i] = rows[i].c;
+    memset(res, 0, sizeof(res));
+    int rc = bench_floor_run(o->provider, fs->port, fs->pid, cases, (size_t)n, res);
     if (rc != 0) {
-        fprintf(stderr, "dafs-bench: connect %s: %s\n", url, dafs_strerror(rc));
+        fprintf(stderr, "dafs-bench: floor: %s\n", strerror(-rc));
         return rc;
     }
-    target t = {.s = s, .stat_path = "bench.dat"};
-    dafs_mr *mr = NULL;
-    t.buf = aligned_alloc(4096, SEQ_CALL);
-    rc = t.buf ? dafs_mem_register(s, t.buf, SEQ_CALL, &mr) : -ENOMEM;
-    if (rc == 0)
-        rc = dafs_open(s, "bench.dat", O_RDWR | O_CREAT | O_TRUNC, 0644, &t.f);
-    if (rc == 0)
-        rc = run_target(&t, "dafs", o, server);
-    if (rc != 0)
-        fprintf(stderr, "dafs-bench: dafs workloads: %s\n", dafs_strerror(rc));
-    if (t.f)
-        dafs_close(t.f);
-    if (mr)
-        dafs_mem_deregister(mr);
-    (void)dafs_unlink(s, "bench.dat");
-    dafs_disconnect(s);
-    free(t.buf);
-    return rc;
-}
-
-static int run_local(const bench_opts *o, const char *dir)
-{
-    char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/local-bench.dat", dir);
-    target t = {.stat_path = path};
-    t.fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
-    t.buf = aligned_alloc(4096, SEQ_CALL);
-    int rc = (t.fd >= 0 && t.buf) ? run_target(&t, "local", o, 0) : -errno;
-    if (t.fd >= 0)
-        close(t.fd);
-    unlink(path);
-    free(t.buf);
-    return rc;
-}
-
-static int run_floor(const bench_opts *o)
-{
-    bench_floor_case cases[] = {{4096, 1, o->ops_small}, {1u << 20, 8, 1024}, {0, 1, o->ops_meta}};
-    const char *names[] = {"4KiB rand read QD1", "1MiB seq read (8 in flight)", "stat QD1"};
-    bench_result best[3];
-    bench_result runs[16][3];
-    int n = o->repeat < 16 ? o->repeat : 16;
     for (int i = 0; i < n; i++) {
-        memset(runs[i], 0, sizeof(runs[i]));
-        int rc = bench_floor(o->provider, cases, 3, runs[i]);
-        if (rc != 0) {
-            fprintf(stderr, "dafs-bench: floor: %s\n", strerror(-rc));
-            return rc;
+        int w = rows[i].workload;
+        runs[rep][w][BS_FLOOR] = res[i];
+        ran[w][BS_FLOOR] = 1;
+        if (w == BW_STAT) { /* the bare message round trip is the floor of every metadata op */
+            static const int meta[] = {BW_CREATE, BW_UNLINK};
+            for (int k = 0; k < 2; k++) {
+                runs[rep][meta[k]][BS_FLOOR] = res[i];
+                ran[meta[k]][BS_FLOOR] = 1;
+            }
         }
     }
-    for (int c = 0; c < 3; c++) {
-        bench_result col[16];
-        for (int i = 0; i < n; i++)
-            col[i] = runs[i][c];
-        for (int i = 1; i < n; i++)
-            for (int j = i; j > 0 && col[j].mean_us < col[j - 1].mean_us; j--) {
-                bench_result tmp = col[j];
-                col[j] = col[j - 1];
-                col[j - 1] = tmp;
-            }
-        best[c] = col[n / 2];
-        add_row(names[c], "floor", &best[c]);
-    }
-    /* the floor's 1 MiB case is per 1 MiB op already; write shares the read figure */
-    add_row("1MiB seq write (8 in flight)", "floor", &best[1]);
     return 0;
 }
 
-/* ---- output -------------------------------------------------------------- */
-
-static const bench_row *find_row(const char *workload, const char *system)
+/* Copy one round's dafs or local results (indexed by workload) in place. */
+static void keep_io_results(const bench_opts *o, int rep, int sys, const bench_result *res)
 {
-    for (int i = 0; i < nrows; i++)
-        if (strcmp(rows[i].workload, workload) == 0 && strcmp(rows[i].system, system) == 0)
-            return &rows[i];
-    return NULL;
+    for (int w = 0; w < BW_MP1; w++)
+        if (o->selected[w]) {
+            runs[rep][w][sys] = res[w];
+            ran[w][sys] = 1;
+        }
 }
 
-static void compute_ratios(void)
+static int run_mp_round(const bench_opts *o, int rep, const char *url, pid_t server,
+                        const char *local_dir, const bench_floor_server *fs)
 {
-    for (int i = 0; i < nrows; i++) {
-        bench_row *row = &rows[i];
-        const bench_row *fl = find_row(row->workload, "floor");
-        if (strcmp(row->system, "floor") == 0 || !fl)
+    for (int w = BW_MP1; w < BW_COUNT; w++) {
+        if (!o->selected[w])
             continue;
-        if (row->r.size >= (1u << 20)) {
-            row->ratio = fl->r.mb_per_s > 0 ? row->r.mb_per_s / fl->r.mb_per_s : 0;
-            row->ratio_kind = "bw/floor";
-        } else {
-            row->ratio = fl->r.mean_us > 0 ? row->r.mean_us / fl->r.mean_us : 0;
-            row->ratio_kind = "lat/floor";
+        int n = bench_workloads[w].procs;
+        const char *targets[BS_COUNT] = {fs->port, url, local_dir};
+        pid_t pids[BS_COUNT] = {fs->pid, server, 0};
+        for (int s = 0; s < BS_COUNT; s++) {
+            int rc = bench_mp_run((enum bench_system)s, targets[s], n, o, pids[s],
+                                  &runs[rep][w][s]);
+            if (rc != 0) {
+                fprintf(stderr, "dafs-bench: %d %s client processes: %s\n", n,
+                        bench_system_names[s], dafs_strerror(rc));
+                return rc;
+            }
+            ran[w][s] = 1;
         }
     }
+    return 0;
 }
 
-static void print_table(const bench_opts *o)
+static int any_selected(const bench_opts *o, int from, int to)
 {
-    printf("dafs-bench: provider %s, median of %d runs\n", o->provider, o->repeat);
-    printf("%-30s %-6s %10s %9s %9s %9s %9s %9s %9s %9s\n", "workload", "system", "ops/s", "MB/s",
-           "mean us", "p50 us", "p99 us", "cli us/op", "srv us/op", "ratio");
-    for (int i = 0; i < nrows; i++) {
-        const bench_row *w = &rows[i];
-        char ratio[32] = "";
-        if (w->ratio_kind)
-            snprintf(ratio, sizeof(ratio), "%.2f %s", w->ratio, w->ratio_kind);
-        printf("%-30s %-6s %10.0f %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f %s\n", w->workload,
-               w->system, w->r.ops_per_s, w->r.mb_per_s, w->r.mean_us, w->r.p50_us, w->r.p99_us,
-               w->r.client_cpu_us_per_op, w->r.server_cpu_us_per_op, ratio);
-    }
+    for (int w = from; w < to; w++)
+        if (o->selected[w])
+            return 1;
+    return 0;
 }
 
-static void print_json(const bench_opts *o)
+static int run_rounds(const bench_opts *o, const char *url, pid_t server, const char *local_dir)
 {
-    printf("{\"provider\":\"%s\",\"repeat\":%d,\"results\":[", o->provider, o->repeat);
-    for (int i = 0; i < nrows; i++) {
-        const bench_row *w = &rows[i];
-        printf("%s{\"workload\":\"%s\",\"system\":\"%s\",\"ops_per_s\":%.1f,\"mb_per_s\":%.2f,"
-               "\"mean_us\":%.2f,\"p50_us\":%.2f,\"p99_us\":%.2f,\"client_cpu_us_per_op\":%.2f,"
-               "\"server_cpu_us_per_op\":%.2f,\"ratio\":%.3f,\"ratio_kind\":\"%s\"}",
-               i ? "," : "", w->workload, w->system, w->r.ops_per_s, w->r.mb_per_s, w->r.mean_us,
-               w->r.p50_us, w->r.p99_us, w->r.client_cpu_us_per_op, w->r.server_cpu_us_per_op,
-               w->ratio, w->ratio_kind ? w->ratio_kind : "");
+    bench_floor_server fs = {0};
+    dafs_session *s = NULL;
+    dafs_options dopts = {.provider = o->provider};
+    int rc = bench_floor_server_start(o->provider, (size_t)BENCH_SEQ_DEPTH << 20, &fs);
+    if (rc != 0)
+        fprintf(stderr, "dafs-bench: starting the floor server: %s\n", strerror(-rc));
+    if (rc == 0) {
+        rc = dafs_connect(url, &dopts, &s);
+        if (rc != 0)
+            fprintf(stderr, "dafs-bench: connect %s: %s\n", url, dafs_strerror(rc));
     }
-    printf("]}\n");
+    int need_data = any_selected(o, BW_READ4K_QD1, BW_CREATE) || any_selected(o, BW_MP1, BW_COUNT);
+    if (rc == 0 && need_data) {
+        rc = bench_io_prepare_dafs(s);
+        if (rc == 0)
+            rc = bench_io_prepare_local(local_dir);
+        if (rc != 0)
+            fprintf(stderr, "dafs-bench: writing the data files: %s\n", dafs_strerror(rc));
+    }
+    for (int rep = 0; rc == 0 && rep < o->repeat; rep++) {
+        bench_result res[BW_COUNT];
+        rc = run_floor_round(o, &fs, rep);
+        if (rc == 0) {
+            memset(res, 0, sizeof(res));
+            rc = bench_io_dafs(s, o, server, rep, res);
+            if (rc != 0)
+                fprintf(stderr, "dafs-bench: dafs workloads: %s\n", dafs_strerror(rc));
+            else
+                keep_io_results(o, rep, BS_DAFS, res);
+        }
+        if (rc == 0) {
+            memset(res, 0, sizeof(res));
+            rc = bench_io_local(local_dir, o, rep, res);
+            if (rc != 0)
+                fprintf(stderr, "dafs-bench: local workloads: %s\n", strerror(-rc));
+            else
+                keep_io_results(o, rep, BS_LOCAL, res);
+        }
+        if (rc == 0)
+            rc = run_mp_round(o, rep, url, server, local_dir, &fs);
+    }
+    if (s) {
+        bench_io_cleanup_dafs(s);
+        dafs_disconnect(s);
+    }
+    bench_io_cleanup_local(local_dir);
+    bench_floor_server_stop(&fs);
+    return rc;
 }
+
+static void take_medians(const bench_opts *o, bench_table *t)
+{
+    memset(t, 0, sizeof(*t));
+    for (int w = 0; w < BW_COUNT; w++)
+        for (int sys = 0; sys < BS_COUNT; sys++) {
+            if (!ran[w][sys])
+                continue;
+            bench_result col[BENCH_MAX_REPEAT];
+            for (int i = 0; i < o->repeat; i++)
+                col[i] = runs[i][w][sys];
+            t->r[w][sys] = bench_median(col, o->repeat);
+            t->have[w][sys] = 1;
+        }
+}
+
+/* ---- options --------------------------------------------------------------- */
 
 static void usage(FILE *out)
 {
     fprintf(out,
             "usage: dafs-bench [--provider NAME] [--url dafs://HOST[:PORT]/] [--repeat N]\n"
-            "                  [--quick] [--json]\n"
-            "Runs 4 KiB random reads, 1 MiB sequential reads/writes and stat against dafs,\n"
-            "a local directory and the raw libfabric floor, and prints one table.\n");
+            "                  [--quick] [--json] [--plot FILE.png] [--workloads LIST]\n"
+            "Runs 4 KiB random reads/writes (QD1, QD32), 1 MiB sequential reads/writes,\n"
+            "create/stat/readdir/unlink and 1..16 client processes against dafs, a local\n"
+            "directory and the raw libfabric floor, and prints one table with ratios and\n"
+            "the performance targets.  LIST: comma-separated groups (read4k, write4k, seq,\n"
+            "meta, mp) or workload ids (read4k_qd1, ..., mp16); default all.\n");
+}
+
+static int select_token(bench_opts *o, const char *tok)
+{
+    int found = 0;
+    for (int w = 0; w < BW_COUNT; w++) {
+        const bench_workload_info *wi = &bench_workloads[w];
+        int meta_id = strcmp(wi->group, "meta") == 0 && strcmp(wi->id, tok) == 0;
+        if (strcmp(tok, "all") == 0 || strcmp(wi->group, tok) == 0 || strcmp(wi->id, tok) == 0)
+            o->selected[w] = found = 1;
+        if (meta_id) /* the metadata steps build on each other: run them all */
+            for (int m = BW_CREATE; m <= BW_UNLINK; m++)
+                o->selected[m] = 1;
+    }
+    return found;
+}
+
+static int parse_workloads(bench_opts *o, const char *list)
+{
+    char buf[512];
+    if (strlen(list) >= sizeof(buf))
+        return -EINVAL;
+    memcpy(buf, list, strlen(list) + 1);
+    memset(o->selected, 0, sizeof(o->selected));
+    char *save = NULL;
+    int any = 0;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (!select_token(o, tok)) {
+            fprintf(stderr, "dafs-bench: unknown workload '%s'\n", tok);
+            return -EINVAL;
+        }
+        any = 1;
+    }
+    return any ? 0 : -EINVAL;
+}
+
+static int parse_args(int argc, char **argv, bench_opts *o)
+{
+    static const struct option longopts[] = {
+        {"provider", required_argument, NULL, 'p'}, {"url", required_argument, NULL, 'u'},
+        {"repeat", required_argument, NULL, 'r'},   {"json", no_argument, NULL, 'j'},
+        {"quick", no_argument, NULL, 'q'},          {"plot", required_argument, NULL, 'P'},
+        {"workloads", required_argument, NULL, 'w'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    *o = (bench_opts){.repeat = 3, .ops_small = 5000, .ops_qd32 = 20000, .seq_calls = 32,
+                      .ops_meta = 10000, .ops_mp = 2000};
+    for (int w = 0; w < BW_COUNT; w++)
+        o->selected[w] = 1;
+    int c;
+    char *end;
+    while ((c = getopt_long(argc, argv, "p:u:r:jqP:w:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'p': o->provider = optarg; break;
+        case 'u': o->url = optarg; break;
+        case 'r':
+            errno = 0;
+            o->repeat = (int)strtol(optarg, &end, 10);
+            if (errno || *end || o->repeat < 1 || o->repeat > BENCH_MAX_REPEAT) {
+                fprintf(stderr, "dafs-bench: --repeat %s: must be 1..%d\n", optarg,
+                        BENCH_MAX_REPEAT);
+                return 2;
+            }
+            break;
+        case 'j': o->json = 1; break;
+        case 'q':
+            o->quick = 1;
+            o->ops_small = 200;
+            o->ops_qd32 = 640;
+            o->seq_calls = 4;
+            o->ops_meta = 200;
+            o->ops_mp = 100;
+            break;
+        case 'P': o->plot = optarg; break;
+        case 'w':
+            if (parse_workloads(o, optarg) != 0)
+                return 2;
+            break;
+        case 'h': usage(stdout); return 1;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (!o->provider)
+        o->provider = getenv("DAFS_PROVIDER") ? getenv("DAFS_PROVIDER")
+                      : getenv("FI_PROVIDER") ? getenv("FI_PROVIDER")
+                                              : "tcp;ofi_rxm";
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
-    bench_opts o = {.repeat = 3, .ops_small = 5000, .ops_meta = 5000};
-    static const struct option longopts[] = {
-        {"provider", required_argument, NULL, 'p'}, {"url", required_argument, NULL, 'u'},
-        {"repeat", required_argument, NULL, 'r'},   {"json", no_argument, NULL, 'j'},
-        {"quick", no_argument, NULL, 'q'},          {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, "p:u:r:jqh", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'p': o.provider = optarg; break;
-        case 'u': o.url = optarg; break;
-        case 'r':
-            o.repeat = atoi(optarg);
-            if (o.repeat < 1 || o.repeat > 15) {
-                fprintf(stderr, "dafs-bench: --repeat %s: must be 1..15\n", optarg);
-                return 2;
-            }
-            break;
-        case 'j': o.json = 1; break;
-        case 'q': o.ops_small = o.ops_meta = 500; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
-        }
-    }
-    if (!o.provider)
-        o.provider = getenv("DAFS_PROVIDER") ? getenv("DAFS_PROVIDER")
-                     : getenv("FI_PROVIDER") ? getenv("FI_PROVIDER")
-                                             : "tcp;ofi_rxm";
-    char scratch[PATH_MAX] = "", url[256];
+    if (argc >= 2 && strcmp(argv[1], "--child") == 0)
+        return bench_mp_child_main(argc - 2, argv + 2);
+    bench_opts o;
+    int prc = parse_args(argc, argv, &o);
+    if (prc != 0)
+        return prc == 1 ? 0 : 2;
+    char scratch[PATH_MAX] = "", url[256], local_dir[PATH_MAX + 8];
     pid_t server = 0;
     int rc = 0;
     if (o.url) {
         snprintf(url, sizeof(url), "%s", o.url);
+        snprintf(scratch, sizeof(scratch), "/tmp/dafs-bench.XXXXXX");
+        if (!mkdtemp(scratch)) {
+            rc = -errno;
+            scratch[0] = '\0';
+        }
     } else {
         rc = start_dafsd(o.provider, scratch, sizeof(scratch), &server, url, sizeof(url));
         if (rc != 0)
             fprintf(stderr, "dafs-bench: starting dafsd: %s\n", strerror(-rc));
     }
+    snprintf(local_dir, sizeof(local_dir), "%s/local", scratch);
+    if (rc == 0 && mkdir(local_dir, 0755) != 0)
+        rc = -errno;
     if (rc == 0)
-        rc = run_floor(&o);
-    if (rc == 0)
-        rc = run_dafs(&o, url, server);
-    if (rc == 0)
-        rc = run_local(&o, scratch[0] ? scratch : "/tmp");
+        rc = run_rounds(&o, url, server, local_dir);
     stop_dafsd(server, scratch);
     if (rc != 0)
         return 1;
-    compute_ratios();
+    bench_table t;
+    take_medians(&o, &t);
     if (o.json)
-        print_json(&o);
+        bench_report_json(stdout, &t, &o);
     else
-        print_table(&o);
+        bench_report_table(stdout, &t, &o);
+    if (o.plot && bench_report_plot(o.plot, &t, &o) != 0)
+        return 1;
     return 0;
 }
