@@ -14,6 +14,8 @@ packages=(
   libcmocka-dev libinih-dev
   # tools the scripts and tests use
   libfabric-bin procps xxd coreutils
+  # dafs-bench --plot
+  gnuplot-nox
   # workloads the FUSE mount tests run (tests/fuse)
   fio stress-ng sqlite3 git tar util-linux
 )
