@@ -118,6 +118,13 @@ typedef struct bench_floor_server {
 int bench_floor_server_start(const char *provider, size_t max_size, bench_floor_server *out);
 void bench_floor_server_stop(bench_floor_server *srv);
 /* One client: run the cases in order on one endpoint (results[i] per case). */
+/* A client endpoint, set up (HELLO done) and ready to run cases. */
+typedef struct bench_floor_client bench_floor_client;
+bench_floor_client *bench_floor_connect(const char *provider, const char *port,
+                                        size_t data_len);
+int bench_floor_client_run(bench_floor_client *cl, pid_t server, const bench_floor_case *c,
+                           bench_result *r);
+void bench_floor_disconnect(bench_floor_client *cl); /* NULL is fine */
 /* server: the floor server's pid, for its CPU per case (0: unknown). */
 int bench_floor_run(const char *provider, const char *port, pid_t server,
                     const bench_floor_case *cases, size_t ncases, bench_result *results);

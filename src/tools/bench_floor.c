@@ -292,7 +292,7 @@ static int floor_server_main(const char *provider, size_t max_size, int port_fd)
 
 /* ---- client side ------------------------------------------------------- */
 
-typedef struct floor_client {
+struct bench_floor_client {
     dfab *fab;
     dfab_addr server;
     dfab_mr *rx_mr, *tx_mr, *data_mr;
@@ -303,7 +303,8 @@ typedef struct floor_client {
     double *sent_at;  /* per tag, while a run is going on */
     double *lat;      /* per tag: reply time - send time */
     int ntags;
-} floor_client;
+};
+typedef struct bench_floor_client floor_client;
 
 typedef struct floor_crx {
     dfab_op op;
@@ -519,6 +520,38 @@ void bench_floor_server_stop(bench_floor_server *srv)
     srv->pid = 0;
 }
 
+bench_floor_client *bench_floor_connect(const char *provider, const char *port,
+                                        size_t data_len)
+{
+    floor_client *cl = calloc(1, sizeof(*cl));
+    if (!cl)
+        return NULL;
+    if (floor_client_setup(cl, provider, port, data_len < 4096 ? 4096 : data_len) != 0) {
+        floor_client_teardown(cl);
+        free(cl);
+        return NULL;
+    }
+    return cl;
+}
+
+int bench_floor_client_run(bench_floor_client *cl, pid_t server, const bench_floor_case *c,
+                           bench_result *r)
+{
+    double srv0 = server > 0 ? bench_proc_cpu_us(server) : 0;
+    r->server_cpu_us_per_op = 0;
+    int rc = floor_client_run(cl, c, r);
+    r->server_cpu_us_per_op = bench_server_cpu_per_op(server, srv0, c->ops);
+    return rc;
+}
+
+void bench_floor_disconnect(bench_floor_client *cl)
+{
+    if (!cl)
+        return;
+    floor_client_teardown(cl);
+    free(cl);
+}
+
 int bench_floor_run(const char *provider, const char *port, pid_t server,
                     const bench_floor_case *cases, size_t ncases, bench_result *results)
 {
@@ -528,15 +561,10 @@ int bench_floor_run(const char *provider, const char *port, pid_t server,
         if (need > data_len)
             data_len = need;
     }
-    floor_client cl;
-    memset(&cl, 0, sizeof(cl));
-    int rc = floor_client_setup(&cl, provider, port, data_len);
-    for (size_t i = 0; rc == 0 && i < ncases; i++) {
-        double srv0 = server > 0 ? bench_proc_cpu_us(server) : 0;
-        results[i].server_cpu_us_per_op = 0;
-        rc = floor_client_run(&cl, &cases[i], &results[i]);
-        results[i].server_cpu_us_per_op = bench_server_cpu_per_op(server, srv0, cases[i].ops);
-    }
-    floor_client_teardown(&cl);
+    bench_floor_client *cl = bench_floor_connect(provider, port, data_len);
+    int rc = cl ? 0 : -EIO;
+    for (size_t i = 0; rc == 0 && i < ncases; i++)
+        rc = bench_floor_client_run(cl, server, &cases[i], &results[i]);
+    bench_floor_disconnect(cl);
     return rc;
 }

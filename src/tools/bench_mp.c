@@ -121,26 +121,22 @@ static int mp_child_local(const char *dir, int ops, mp_report *rep)
 
 static int mp_child_floor(const char *port, const char *provider, int ops, mp_report *rep)
 {
-    /* the floor client sets up inside bench_floor_run, after the go signal;
-     * the span and CPU reported are those of the run itself (from its result),
-     * ending when the call returns */
-    int rc = mp_wait_go();
+    bench_floor_client *cl = bench_floor_connect(provider, port, 4096);
+    int rc = cl ? mp_wait_go() : -EIO;
     bench_floor_case c = {.kind = BF_RMA_WRITE, .size = 4096, .depth = 1, .ops = ops};
     bench_result r = {0};
+    double cpu0 = bench_self_cpu_us();
+    rep->t0 = bench_now();
     if (rc == 0)
-        rc = bench_floor_run(provider, port, 0, &c, 1, &r);
-    if (rc == 0 && r.ops_per_s <= 0)
-        rc = -EIO;
-    if (rc != 0)
-        return rc;
+        rc = bench_floor_client_run(cl, 0, &c, &r);
     rep->t1 = bench_now();
-    rep->t0 = rep->t1 - ops / r.ops_per_s;
-    rep->cpu_us = r.client_cpu_us_per_op * ops;
+    rep->cpu_us = bench_self_cpu_us() - cpu0;
+    bench_floor_disconnect(cl);
     rep->ops = ops;
     rep->mean_us = r.mean_us;
     rep->p50_us = r.p50_us;
     rep->p99_us = r.p99_us;
-    return 0;
+    return rc;
 }
 
 /* argv: SYSTEM TARGET OPS PROVIDER */
