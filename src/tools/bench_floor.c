@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -489,6 +490,7 @@ int bench_floor_server_start(const char *provider, size_t max_size, bench_floor_
     }
     if (pid == 0) {
         close(pipefd[0]);
+        (void)prctl(PR_SET_PDEATHSIG, SIGTERM); /* gone with dafs-bench, even if it is killed */
         _exit(floor_server_main(provider, max_size, pipefd[1]));
     }
     close(pipefd[1]);

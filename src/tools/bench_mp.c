@@ -19,6 +19,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -192,6 +193,7 @@ static int mp_spawn(mp_child *c, char *const argv[])
         if (dup2(down[0], STDIN_FILENO) < 0 || dup2(up[1], STDOUT_FILENO) < 0)
             _exit(127);
         close(down[0]), close(down[1]), close(up[0]), close(up[1]);
+        (void)prctl(PR_SET_PDEATHSIG, SIGTERM);
         execv("/proc/self/exe", argv);
         _exit(127);
     }

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -55,6 +56,7 @@ static int start_dafsd(const char *provider, char *scratch, size_t scratch_len, 
     if (*pid < 0)
         return -errno;
     if (*pid == 0) {
+        (void)prctl(PR_SET_PDEATHSIG, SIGTERM); /* no stray dafsd if dafs-bench is killed */
         execl(dafsd, "dafsd", "--export", exp, "--state-dir", state, "--listen", "127.0.0.1:0",
               "--ready-file", ready, "--provider", provider, "--no-root-squash", (char *)NULL);
         fprintf(stderr, "dafs-bench: exec %s: %s\n", dafsd, strerror(errno));
