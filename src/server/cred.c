@@ -39,6 +39,11 @@
 
 static bool switching = true;
 static __thread const op_cred *current;
+/* The identity this thread's fsuid/fsgid/groups hold now (valid once the
+ * thread has switched at least once): cred_enter skips the three syscalls
+ * when the next request runs as the same user. */
+static __thread op_cred active;
+static __thread bool active_known;
 
 int cred_table_init(cred_table *t)
 {
@@ -138,25 +143,42 @@ static bool set_fsgid(uint32_t gid)
     return (uint32_t)syscall(SYS_FSGID, (gid_t)-1) == gid;
 }
 
+static bool is_active(const op_cred *c)
+{
+    return active_known && active.uid == c->uid && active.gid == c->gid &&
+           active.ngroups == c->ngroups &&
+           memcmp(active.groups, c->groups, (size_t)c->ngroups * sizeof(c->groups[0])) == 0;
+}
+
 int cred_enter(const op_cred *c)
 {
     if (!switching)
         return 0;
+    current = c;
+    if (is_active(c))
+        return 0;
     gid_t groups[DAFS_GROUPS_MAX];
     for (unsigned i = 0; i < c->ngroups; i++)
         groups[i] = c->groups[i];
-    current = c;
+    active_known = false;
     if (syscall(SYS_GROUPS, (size_t)c->ngroups, groups) != 0 || !set_fsgid(c->gid) ||
         !set_fsuid(c->uid))
         return -1;
+    active = *c;
+    active_known = true;
     return 0;
 }
 
+/* The identity stays until the next cred_enter (which every operation that
+ * touches files goes through), so a run of requests by one user switches
+ * once; a thread whose last switch failed is switched again in full. */
 void cred_leave(void)
 {
     if (!switching)
         return;
     current = NULL;
+    if (active_known)
+        return;
     if (!set_fsuid(0) || !set_fsgid(0) || syscall(SYS_GROUPS, (size_t)0, NULL) != 0) {
         log_error("cannot return a worker thread to root's identity; aborting");
         abort();

@@ -51,7 +51,10 @@ int cred_lookup(cred_table *t, const cred_policy *p, uint32_t id, op_cred *out);
  * Thread identity.  cred_init() once at startup (switching is disabled when
  * dafsd is not root).  cred_enter() makes the calling thread's fsuid, fsgid
  * and supplementary groups those of c (raw per-thread syscalls, never the
- * process-wide glibc wrappers); cred_leave() returns to root.  Between them,
+ * process-wide glibc wrappers); cred_leave() ends the operation (the thread
+ * keeps that identity, so the next request of the same user needs no
+ * syscalls; file access outside cred_enter/cred_leave is not allowed on a
+ * worker).  Between them,
  * cred_suspend()/cred_resume() bracket the few calls that need root's
  * capabilities (open_by_handle_at).  A failure to return to root aborts:
  * a worker must never continue under the wrong identity.

@@ -257,6 +257,10 @@ static int start(server *srv)
                   srv->limits->max_msg_size);
         return -1;
     }
+    if (fdcache_init(&srv->fds) != 0) {
+        log_error("cannot initialise the fd cache");
+        return -1;
+    }
     if (session_table_init(&srv->sessions, srv->fabric, srv->cfg.max_sessions,
                            srv->cfg.rx_buffers) != 0 ||
         workers_start(srv, &why) != 0 || dispatch_start(srv, &why) != 0) {
@@ -296,6 +300,7 @@ static void shutdown_server(server *srv, bool drained)
     if (f)
         dfab_close(f);
     dispatch_free(srv);
+    fdcache_destroy(&srv->fds);
     export_close(&srv->exp);
 }
 

@@ -2,10 +2,11 @@
  * ops.c — the file operations, one function each, run on worker threads.
  *
  * The server keeps no per-open state: OPEN checks that the file can be
- * opened as asked and returns its handle; every READ/WRITE/COMMIT opens the
- * object by handle again (open_by_handle_at), does its I/O through the
- * worker's io_uring and closes it.  (An fd cache keyed by handle is the
- * obvious later optimisation; it must be invalidated on REMOVE/RMDIR.)
+ * opened as asked and returns its handle; every READ/WRITE opens the object
+ * by handle (open_by_handle_at, then a reopen as the caller) or takes an fd
+ * that the same identity opened recently from the fd cache (fdcache.h,
+ * invalidated by REMOVE/RMDIR/RENAME/SETATTR/LINK), and does its I/O
+ * through the worker's io_uring.  GETATTR fstats a cached O_PATH fd.
  *
  * Identity: every op but the handle opens runs as the caller (see ops.h);
  * data opens go through ops_reopen, so read/write permission is the
@@ -120,6 +121,40 @@ static int open_data(op_ctx *c, const dafs_fh *fh, int oflags, int *fd, struct s
     return status;
 }
 
+/* A data fd, from the cache (ent != NULL) or private to this request. */
+typedef struct data_fd {
+    int fd;
+    fdc_entry *ent;
+} data_fd;
+
+/* open_data through the fd cache: kind FDC_READ (O_RDONLY) or FDC_WRITE
+ * (O_WRONLY), for exactly the caller's identity. */
+static int open_data_cached(op_ctx *c, const dafs_fh *fh, int kind, data_fd *d)
+{
+    fdcache *fc = &c->srv->fds;
+    d->ent = fdcache_get(fc, kind, fh, &c->cred);
+    if (d->ent) {
+        d->fd = d->ent->fd;
+        return DAFS_ST_OK;
+    }
+    uint64_t gen = fdcache_gen(fc);
+    struct stat st;
+    int status = open_data(c, fh, kind == FDC_READ ? O_RDONLY : O_WRONLY, &d->fd, &st);
+    if (status == DAFS_ST_OK)
+        (void)fdcache_add(fc, kind, fh, &c->cred, d->fd, st.st_mode, st.st_ino, gen, &d->ent);
+    return status;
+}
+
+static void close_data(op_ctx *c, data_fd *d)
+{
+    if (d->ent)
+        fdcache_put(&c->srv->fds, d->ent, true);
+    else
+        close(d->fd);
+    d->fd = -1;
+    d->ent = NULL;
+}
+
 static int op_getroot(op_ctx *c)
 {
     return ops_reply_fh_attr(c, c->srv->exp.root_fd);
@@ -127,12 +162,27 @@ static int op_getroot(op_ctx *c)
 
 static int op_getattr(op_ctx *c)
 {
-    int fd;
+    const dafs_fh *fh = &c->req->u.fh.fh;
+    fdcache *fc = &c->srv->fds;
     struct stat st;
-    int status = ops_fh_open(c, &c->req->u.fh.fh, &fd, &st);
-    if (status != DAFS_ST_OK)
-        return status;
-    close(fd);
+    fdc_entry *e = fdcache_get(fc, FDC_PATH, fh, NULL);
+    if (e) {
+        int rc = fstat(e->fd, &st);
+        int err = errno;
+        fdcache_put(fc, e, true);
+        if (rc != 0)
+            return export_errno_status(err);
+    } else {
+        int fd;
+        uint64_t gen = fdcache_gen(fc);
+        int status = ops_fh_open(c, fh, &fd, &st);
+        if (status != DAFS_ST_OK)
+            return status;
+        if (fdcache_add(fc, FDC_PATH, fh, NULL, fd, st.st_mode, st.st_ino, gen, &e))
+            fdcache_put(fc, e, true);
+        else
+            close(fd);
+    }
     export_fill_attr(&st, &c->rep.u.attr.attr);
     return DAFS_ST_OK;
 }
@@ -298,14 +348,17 @@ static int op_read(op_ctx *c, bool direct)
         status = DAFS_ST_INVAL;
     if (status != DAFS_ST_OK)
         return status;
-    int fd;
-    struct stat st;
-    status = open_data(c, &r->fh, O_RDONLY, &fd, &st);
+    data_fd d;
+    status = open_data_cached(c, &r->fh, FDC_READ, &d);
     if (status != DAFS_ST_OK)
         return status;
     size_t got = 0;
-    int rc = worker_file_read(c->w, fd, c->w->bounce, r->count, r->offset, &got);
-    close(fd);
+    struct stat st;
+    memset(&st, 0, sizeof(st));
+    int rc = worker_file_read(c->w, d.fd, c->w->bounce, r->count, r->offset, &got);
+    if (rc == 0 && got == r->count && fstat(d.fd, &st) != 0)
+        rc = -errno;
+    close_data(c, &d);
     if (rc < 0)
         return export_errno_status(-rc);
     if (direct && got > 0) {
@@ -347,11 +400,11 @@ static int op_write(op_ctx *c, bool direct)
         status = DAFS_ST_INVAL;
     if (status != DAFS_ST_OK)
         return status;
-    int fd;
-    struct stat st;
-    status = open_data(c, &r->fh, O_WRONLY, &fd, &st);
+    data_fd d;
+    status = open_data_cached(c, &r->fh, FDC_WRITE, &d);
     if (status != DAFS_ST_OK)
         return status;
+    int fd = d.fd;
     const uint8_t *data = r->data.ptr;
     int rc = 0;
     if (direct && r->count > 0) {
@@ -367,7 +420,7 @@ static int op_write(op_ctx *c, bool direct)
     }
     if (status == DAFS_ST_OK)
         status = sync_as_asked(c, fd, r->stable, &c->rep.u.write.committed);
-    close(fd);
+    close_data(c, &d);
     c->rep.u.write.count = r->count;
     c->rep.u.write.verifier = c->srv->instance;
     return status;
@@ -603,6 +656,19 @@ static bool modifies(const dafs_request *req)
     }
 }
 
+/* Requests after which a cached fd may no longer be what a fresh open by
+ * handle, as that caller, would give (see fdcache.h). */
+static bool invalidates_fds(uint16_t opcode)
+{
+    switch (opcode) {
+    case DAFS_OP_REMOVE: case DAFS_OP_RMDIR: case DAFS_OP_RENAME: case DAFS_OP_SETATTR:
+    case DAFS_OP_LINK:
+        return true;
+    default:
+        return false;
+    }
+}
+
 static int run_op(op_ctx *c)
 {
     switch (c->req->hdr.opcode) {
@@ -647,5 +713,7 @@ int ops_execute(op_ctx *c)
     else
         status = run_op(c);
     cred_leave();
+    if (invalidates_fds(op))
+        fdcache_invalidate(&c->srv->fds);
     return status;
 }

@@ -12,6 +12,7 @@
 
 #include "cred.h"
 #include "export.h"
+#include "fdcache.h"
 #include "proto.h"
 #include "session.h"
 #include "transport.h"
@@ -75,6 +76,7 @@ typedef struct server {
     dafs_export exp;
     session_table sessions;
     uint64_t instance;     /* random per start: server_instance and write verifier */
+    fdcache fds;           /* open fds by handle + identity + mode */
 
     uint8_t *rx_mem;
     dfab_mr *rx_mr;
