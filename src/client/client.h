@@ -53,7 +53,9 @@ typedef struct client_rx {
 
 /* One request slot: a registered send buffer and the state of the request
  * using it.  xid = generation << 16 | index, so a late reply to an earlier
- * use of the slot is recognised and dropped. */
+ * use of the slot is recognised and dropped.  The request state is guarded by
+ * the slot's own mutex, so completions for different slots never contend;
+ * lock order: session lock, then a slot's. */
 typedef struct client_slot {
     dfab_op send_op; /* first: the send completion casts back */
     struct dafs_session *s;
@@ -69,7 +71,8 @@ typedef struct client_slot {
     bool replied;
     client_rx *rx;   /* the receive holding the reply, until the caller reposts it */
     size_t rx_len;
-    bool sleeping;        /* the owner is blocked on cond (not progressing) */
+    atomic_bool sleeping; /* the owner is blocked on cond (not progressing) */
+    pthread_mutex_t mtx;  /* guards the request state above (busy .. rx_len) */
     pthread_cond_t cond;  /* the owner sleeps here: its reply, or the progress role */
 } client_slot;
 
@@ -99,23 +102,23 @@ struct dafs_session {
     /* buffers */
     uint32_t nslots, nrecv;
     client_slot *slots;
-    bool slot_conds_made;     /* every slots[i].cond initialised */
+    bool slot_sync_made;      /* every slots[i].mtx and .cond initialised */
     client_rx *rx;
     uint8_t *send_mem, *recv_mem;
     dfab_mr *send_mr, *recv_mr;
     size_t send_size, recv_size; /* bytes per buffer */
 
-    /* engine state, under lock */
+    /* engine state: slot allocation under lock, the rest atomic */
     pthread_mutex_t lock;
     pthread_cond_t cond;      /* credit waiters sleep here (a slot freed, the role free) */
-    uint32_t credit_waiters;  /* threads blocked on cond in engine_acquire */
-    uint32_t reply_sleepers;  /* slots whose owner sleeps on its own cond */
-    uint32_t grant;           /* latest credit grant from the server (>= 1) */
-    uint32_t outstanding;     /* busy slots */
-    bool progressing;         /* some caller holds the progress role */
-    int broken;               /* 0, or the error every call now returns */
-    uint64_t last_send_ms;
-    uint64_t last_reply_ms;   /* any reply received */
+    atomic_uint credit_waiters; /* threads blocked on cond in engine_acquire */
+    atomic_uint reply_sleepers; /* slot owners blocked on their own cond */
+    atomic_uint grant;        /* latest credit grant from the server (>= 1) */
+    uint32_t outstanding;     /* busy slots, under lock */
+    atomic_bool progressing;  /* some caller holds the progress role */
+    atomic_int broken;        /* 0, or the error every call now returns (set under lock) */
+    _Atomic uint64_t last_send_ms;
+    _Atomic uint64_t last_reply_ms; /* any reply received */
 
     /* registered regions (dafs_mem_register) */
     pthread_mutex_t regions_lock;

@@ -41,14 +41,26 @@ uint64_t engine_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+static bool slot_done(const client_slot *slot) /* slot->mtx held */
+{
+    return (slot->send_done && slot->send_status < 0) || (slot->replied && slot->send_done);
+}
+
+static void signal_slot(client_slot *slot)
+{
+    pthread_mutex_lock(&slot->mtx);
+    pthread_cond_signal(&slot->cond);
+    pthread_mutex_unlock(&slot->mtx);
+}
+
 static void break_session_locked(dafs_session *s, int err)
 {
-    if (s->broken == 0)
-        s->broken = err;
+    if (atomic_load(&s->broken) == 0)
+        atomic_store(&s->broken, err);
     pthread_cond_broadcast(&s->cond);
     for (uint32_t i = 0; i < s->nslots; i++)
-        if (s->slots[i].sleeping)
-            pthread_cond_signal(&s->slots[i].cond);
+        if (atomic_load(&s->slots[i].sleeping))
+            signal_slot(&s->slots[i]);
 }
 
 void engine_break(dafs_session *s, int err)
@@ -58,49 +70,31 @@ void engine_break(dafs_session *s, int err)
     pthread_mutex_unlock(&s->lock);
 }
 
-static bool slot_done_locked(const client_slot *slot)
-{
-    return (slot->send_done && slot->send_status < 0) || (slot->replied && slot->send_done);
-}
-
-/* The slot's wait may be over: wake its owner if it sleeps. */
-static void wake_owner_locked(client_slot *slot)
-{
-    if (slot->sleeping && slot_done_locked(slot))
-        pthread_cond_signal(&slot->cond);
-}
-
 static void repost_rx(client_rx *rx)
 {
     dafs_session *s = rx->s;
     int rc = dfab_post_recv(s->fab, rx->buf, s->recv_size, s->recv_mr, &rx->op);
-    if (rc < 0) {
-        pthread_mutex_lock(&s->lock);
-        break_session_locked(s, -DAFS_ETRANSPORT);
-        pthread_mutex_unlock(&s->lock);
-    }
+    if (rc < 0)
+        engine_break(s, -DAFS_ETRANSPORT);
 }
 
-/* Is h the awaited reply of a slot?  Called with the lock held. */
-static client_slot *slot_for_reply_locked(dafs_session *s, const dafs_hdr *h)
+/* Is h the awaited reply of slot?  slot->mtx held. */
+static bool awaits_reply(const client_slot *slot, const dafs_hdr *h)
 {
-    uint64_t index = h->xid & 0xffffu;
-    if (index >= s->nslots)
-        return NULL;
-    client_slot *slot = &s->slots[index];
-    if (!slot->busy || !slot->sent || slot->replied || slot->xid != h->xid)
-        return NULL;
-    return slot;
+    return slot->busy && slot->sent && !slot->replied && slot->xid == h->xid;
 }
 
-static void update_grant_locked(dafs_session *s, uint16_t credits)
+static void update_grant(dafs_session *s, uint16_t credits)
 {
     uint32_t grant = credits == 0 ? 1u : credits; /* 0 would stall us forever */
     if (grant > s->nslots)
         grant = s->nslots;
-    if (grant > s->grant && s->credit_waiters > 0)
+    uint32_t old = atomic_exchange(&s->grant, grant);
+    if (grant > old && atomic_load(&s->credit_waiters) > 0) {
+        pthread_mutex_lock(&s->lock);
         pthread_cond_broadcast(&s->cond);
-    s->grant = grant;
+        pthread_mutex_unlock(&s->lock);
+    }
 }
 
 static void rx_done(dfab_op *op, int status, size_t len, dfab_addr src)
@@ -116,36 +110,43 @@ static void rx_done(dfab_op *op, int status, size_t len, dfab_addr src)
         return;
     }
     dafs_hdr h;
-    if (dafs_decode_hdr(rx->buf, len, &h) != 0 || !(h.flags & DAFS_HDR_REPLY)) {
-        repost_rx(rx); /* garbage or not a reply: drop it */
+    if (dafs_decode_hdr(rx->buf, len, &h) != 0 || !(h.flags & DAFS_HDR_REPLY) ||
+        (h.xid & 0xffffu) >= s->nslots) {
+        repost_rx(rx); /* garbage, not a reply, or no slot of ours: drop it */
         return;
     }
-    pthread_mutex_lock(&s->lock);
-    client_slot *slot = slot_for_reply_locked(s, &h);
-    if (slot != NULL) {
-        s->last_reply_ms = engine_now_ms();
-        update_grant_locked(s, h.credits);
+    client_slot *slot = &s->slots[h.xid & 0xffffu];
+    pthread_mutex_lock(&slot->mtx);
+    bool mine = awaits_reply(slot, &h), wake = false;
+    if (mine) {
         slot->rx = rx;
         slot->rx_len = len;
         slot->replied = true;
-        wake_owner_locked(slot);
+        wake = atomic_load(&slot->sleeping) && slot_done(slot);
     }
-    pthread_mutex_unlock(&s->lock);
-    if (slot == NULL)
+    pthread_mutex_unlock(&slot->mtx);
+    if (wake) /* after the unlock, so the woken owner does not block on mtx */
+        pthread_cond_signal(&slot->cond);
+    if (!mine) {
         repost_rx(rx); /* stale (timed-out slot reused) or unknown xid */
+        return;
+    }
+    atomic_store(&s->last_reply_ms, engine_now_ms());
+    update_grant(s, h.credits);
 }
 
 static void send_done(dfab_op *op, int status, size_t len, dfab_addr src)
 {
     client_slot *slot = (client_slot *)op;
-    dafs_session *s = slot->s;
     (void)len;
     (void)src;
-    pthread_mutex_lock(&s->lock);
+    pthread_mutex_lock(&slot->mtx);
     slot->send_done = true;
     slot->send_status = status;
-    wake_owner_locked(slot);
-    pthread_mutex_unlock(&s->lock);
+    bool wake = atomic_load(&slot->sleeping) && slot_done(slot);
+    pthread_mutex_unlock(&slot->mtx);
+    if (wake)
+        pthread_cond_signal(&slot->cond);
 }
 
 static int alloc_registered(dafs_session *s, size_t bytes, uint8_t **mem, dfab_mr **mr)
@@ -163,10 +164,9 @@ static int alloc_registered(dafs_session *s, size_t bytes, uint8_t **mem, dfab_m
     return 0;
 }
 
-/* Every slot's condition variable, on the monotonic clock like s->cond.  On
- * failure the ones made so far are destroyed and s->slots is left for
- * engine_fini to free. */
-static int init_slot_conds(dafs_session *s)
+/* Every slot's mutex and condition variable (on the monotonic clock, like
+ * s->cond).  On failure the ones made so far are destroyed. */
+static int init_slot_sync(dafs_session *s)
 {
     pthread_condattr_t attr;
     if (pthread_condattr_init(&attr) != 0)
@@ -174,17 +174,27 @@ static int init_slot_conds(dafs_session *s)
     int rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     uint32_t made = 0;
     while (rc == 0 && made < s->nslots) {
-        rc = pthread_cond_init(&s->slots[made].cond, &attr);
-        if (rc == 0)
-            made++;
+        client_slot *slot = &s->slots[made];
+        rc = pthread_mutex_init(&slot->mtx, NULL);
+        if (rc != 0)
+            break;
+        rc = pthread_cond_init(&slot->cond, &attr);
+        if (rc != 0) {
+            pthread_mutex_destroy(&slot->mtx);
+            break;
+        }
+        made++;
     }
     pthread_condattr_destroy(&attr);
     if (rc != 0) {
-        while (made > 0)
-            pthread_cond_destroy(&s->slots[--made].cond);
+        while (made > 0) {
+            made--;
+            pthread_cond_destroy(&s->slots[made].cond);
+            pthread_mutex_destroy(&s->slots[made].mtx);
+        }
         return -rc;
     }
-    s->slot_conds_made = true;
+    s->slot_sync_made = true;
     return 0;
 }
 
@@ -194,7 +204,7 @@ int engine_init(dafs_session *s, uint32_t nslots, size_t send_size, size_t recv_
     s->nrecv = nslots + CLIENT_EXTRA_RECVS;
     s->send_size = send_size;
     s->recv_size = recv_size;
-    s->grant = 1;
+    atomic_store(&s->grant, 1u);
     s->slots = calloc(s->nslots, sizeof *s->slots);
     s->rx = calloc(s->nrecv, sizeof *s->rx);
     if (s->slots == NULL || s->rx == NULL)
@@ -205,7 +215,7 @@ int engine_init(dafs_session *s, uint32_t nslots, size_t send_size, size_t recv_
     rc = alloc_registered(s, (size_t)s->nrecv * recv_size, &s->recv_mem, &s->recv_mr);
     if (rc < 0)
         return rc;
-    rc = init_slot_conds(s);
+    rc = init_slot_sync(s);
     if (rc < 0)
         return rc;
     for (uint32_t i = 0; i < s->nslots; i++) {
@@ -232,10 +242,13 @@ void engine_fini(dafs_session *s)
 {
     free(s->send_mem);
     free(s->recv_mem);
-    if (s->slot_conds_made)
-        for (uint32_t i = 0; i < s->nslots; i++)
+    if (s->slot_sync_made) {
+        for (uint32_t i = 0; i < s->nslots; i++) {
             pthread_cond_destroy(&s->slots[i].cond);
-    s->slot_conds_made = false;
+            pthread_mutex_destroy(&s->slots[i].mtx);
+        }
+    }
+    s->slot_sync_made = false;
     free(s->slots);
     free(s->rx);
     s->send_mem = s->recv_mem = NULL;
@@ -249,72 +262,85 @@ static void deadline_to_timespec(uint64_t deadline_ms, struct timespec *ts)
     ts->tv_nsec = (long)(deadline_ms % 1000u) * 1000000L;
 }
 
-/* The progress role is free: hand it to a sleeper that still needs progress
- * — a slot owner whose reply is due, else a credit waiter. */
-static void pass_progress_role_locked(dafs_session *s)
+/* Called by a thread that stops waiting: if nobody progresses now, wake one
+ * sleeper that still needs progress — a slot owner whose reply is due, else a
+ * credit waiter — to take the role.  A sleeper sets its `sleeping` flag
+ * before it tries for the role, and the role is released before this looks
+ * at the flags, so either the sleeper gets the role or it is seen here. */
+static void pass_progress_role(dafs_session *s)
 {
-    if (s->reply_sleepers > 0) {
+    if (atomic_load(&s->progressing))
+        return;
+    if (atomic_load(&s->reply_sleepers) > 0) {
         for (uint32_t i = 0; i < s->nslots; i++) {
             client_slot *slot = &s->slots[i];
-            if (slot->sleeping && !slot_done_locked(slot)) {
+            if (!atomic_load(&slot->sleeping))
+                continue;
+            pthread_mutex_lock(&slot->mtx);
+            bool wake = atomic_load(&slot->sleeping) && !slot_done(slot);
+            pthread_mutex_unlock(&slot->mtx);
+            if (wake) {
                 pthread_cond_signal(&slot->cond);
                 return;
             }
         }
     }
-    if (s->credit_waiters > 0)
+    if (atomic_load(&s->credit_waiters) > 0) {
+        pthread_mutex_lock(&s->lock);
         pthread_cond_signal(&s->cond);
+        pthread_mutex_unlock(&s->lock);
+    }
 }
 
-/* Progress the endpoint for up to slice_ms; lock held on entry and exit. */
-static void progress_locked(dafs_session *s, int slice_ms)
+/* Progress the endpoint for up to slice_ms, holding the role (taken by the
+ * caller); no lock held. */
+static void progress_once(dafs_session *s, int slice_ms)
 {
-    s->progressing = true;
-    pthread_mutex_unlock(&s->lock);
     int rc = dfab_progress(s->fab, slice_ms);
-    pthread_mutex_lock(&s->lock);
-    s->progressing = false;
+    atomic_store(&s->progressing, false);
     if (rc < 0)
-        break_session_locked(s, -DAFS_ETRANSPORT);
+        engine_break(s, -DAFS_ETRANSPORT);
 }
 
-/*
- * One step of waiting, lock held on entry and exit: either progress the
- * endpoint (if nobody else does) or sleep on `cond` until woken (own reply,
- * the progress role passed on, a credit) or a slice passes.  slot is the
- * caller's slot when it waits for a reply, NULL for a credit waiter.  Returns
- * -ETIMEDOUT once deadline_ms has passed.
- */
-static int wait_step_locked(dafs_session *s, client_slot *slot, uint64_t deadline_ms)
+static bool take_progress_role(dafs_session *s)
+{
+    bool expected = false;
+    return atomic_compare_exchange_strong(&s->progressing, &expected, true);
+}
+
+static int slice_until(uint64_t deadline_ms, uint64_t *now_out)
 {
     uint64_t now = engine_now_ms();
+    *now_out = now;
     if (now >= deadline_ms)
         return -ETIMEDOUT;
     uint64_t left = deadline_ms - now;
-    int slice = left < (uint64_t)CLIENT_PROGRESS_SLICE_MS ? (int)left : CLIENT_PROGRESS_SLICE_MS;
-    if (!s->progressing) {
-        progress_locked(s, slice);
-        /* Still waiting: keep the role (the caller loops back here).  Done:
-         * give it to someone who still needs it. */
-        bool done = slot != NULL ? slot_done_locked(slot) : true;
-        if (done || s->broken != 0)
-            pass_progress_role_locked(s);
+    return left < (uint64_t)CLIENT_PROGRESS_SLICE_MS ? (int)left : CLIENT_PROGRESS_SLICE_MS;
+}
+
+/*
+ * One step of waiting for a credit, s->lock held on entry and exit: progress
+ * the endpoint if nobody else does, else sleep on s->cond until woken (a slot
+ * freed, the grant raised, the role passed on) or a slice passes.
+ */
+static int credit_wait_step_locked(dafs_session *s, uint64_t deadline_ms)
+{
+    uint64_t now;
+    int slice = slice_until(deadline_ms, &now);
+    if (slice < 0)
+        return slice;
+    atomic_fetch_add(&s->credit_waiters, 1u);
+    if (take_progress_role(s)) {
+        atomic_fetch_sub(&s->credit_waiters, 1u);
+        pthread_mutex_unlock(&s->lock);
+        progress_once(s, slice);
+        pthread_mutex_lock(&s->lock);
         return 0;
     }
     struct timespec ts;
     deadline_to_timespec(now + (uint64_t)slice, &ts);
-    int rc;
-    if (slot != NULL) {
-        slot->sleeping = true;
-        s->reply_sleepers++;
-        rc = pthread_cond_timedwait(&slot->cond, &s->lock, &ts);
-        slot->sleeping = false;
-        s->reply_sleepers--;
-    } else {
-        s->credit_waiters++;
-        rc = pthread_cond_timedwait(&s->cond, &s->lock, &ts);
-        s->credit_waiters--;
-    }
+    int rc = pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+    atomic_fetch_sub(&s->credit_waiters, 1u);
     if (rc != 0 && rc != ETIMEDOUT)
         return -rc;
     return 0;
@@ -333,33 +359,38 @@ int engine_acquire(dafs_session *s, bool blocking, client_slot **out)
     uint64_t deadline = engine_now_ms() + s->timeout_ms;
     pthread_mutex_lock(&s->lock);
     for (;;) {
-        if (s->broken != 0) {
-            int err = s->broken;
+        int err = atomic_load(&s->broken);
+        if (err != 0) {
             pthread_mutex_unlock(&s->lock);
+            pass_progress_role(s);
             return err;
         }
-        client_slot *slot = s->outstanding < s->grant ? free_slot_locked(s) : NULL;
+        client_slot *slot =
+            s->outstanding < atomic_load(&s->grant) ? free_slot_locked(s) : NULL;
         if (slot != NULL) {
+            pthread_mutex_lock(&slot->mtx);
             slot->busy = true;
             slot->sent = slot->send_done = slot->replied = false;
             slot->send_status = 0;
             slot->rx = NULL;
             slot->generation++;
             slot->xid = (slot->generation << 16) | slot->index;
+            pthread_mutex_unlock(&slot->mtx);
             s->outstanding++;
             pthread_mutex_unlock(&s->lock);
             *out = slot;
-            return 0;
+            return 0; /* the caller goes on to wait for this slot: no role to pass */
         }
         if (!blocking) {
             pthread_mutex_unlock(&s->lock);
             return -EAGAIN;
         }
-        int rc = wait_step_locked(s, NULL, deadline);
+        int rc = credit_wait_step_locked(s, deadline);
         if (rc < 0) {
             if (rc == -ETIMEDOUT)
                 break_session_locked(s, -DAFS_ETRANSPORT);
             pthread_mutex_unlock(&s->lock);
+            pass_progress_role(s);
             return -DAFS_ETRANSPORT;
         }
     }
@@ -381,40 +412,72 @@ int engine_send(client_slot *slot, dafs_request *req)
     int len = dafs_encode_request(slot->sbuf, s->send_size, req);
     if (len < 0)
         return len == -DAFS_ST_OVERFLOW ? -ENAMETOOLONG : -EINVAL;
-    pthread_mutex_lock(&s->lock);
+    pthread_mutex_lock(&slot->mtx);
     slot->sent = true;
-    s->last_send_ms = engine_now_ms();
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&slot->mtx);
+    atomic_store(&s->last_send_ms, engine_now_ms());
     int rc = dfab_send(s->fab, s->server, slot->sbuf, (size_t)len, s->send_mr, &slot->send_op);
     if (rc < 0) {
-        pthread_mutex_lock(&s->lock);
+        pthread_mutex_lock(&slot->mtx);
         slot->sent = false;
         slot->send_done = true;
         slot->send_status = rc;
-        pthread_mutex_unlock(&s->lock);
+        pthread_mutex_unlock(&slot->mtx);
         return -DAFS_ETRANSPORT;
     }
     return 0;
 }
 
+/* The state of a slot's wait; slot->mtx held. */
+static int reply_state(const client_slot *slot)
+{
+    if (slot->send_done && slot->send_status < 0)
+        return -DAFS_ETRANSPORT;
+    if (slot->replied && slot->send_done)
+        return 0;
+    int broken = atomic_load(&slot->s->broken);
+    return broken != 0 ? broken : 1;
+}
+
+/*
+ * Wait for slot's reply: progress the endpoint while nobody else does, else
+ * sleep on the slot's own condition variable until the reply is in, the
+ * progress role is passed here, or a slice passes.  slot->mtx held on entry
+ * and exit.  Returns 0 or a negative error.
+ */
 static int wait_reply_locked(client_slot *slot, unsigned timeout_ms)
 {
     dafs_session *s = slot->s;
     uint64_t deadline = engine_now_ms() + timeout_ms;
     for (;;) {
-        if (slot->send_done && slot->send_status < 0)
-            return -DAFS_ETRANSPORT;
-        if (slot->replied && slot->send_done)
-            return 0;
-        if (s->broken != 0)
-            return s->broken;
-        int rc = wait_step_locked(s, slot, deadline);
-        if (rc == -ETIMEDOUT) {
-            break_session_locked(s, -DAFS_ETRANSPORT);
+        int st = reply_state(slot);
+        if (st <= 0)
+            return st;
+        uint64_t now;
+        int slice = slice_until(deadline, &now);
+        if (slice < 0) {
+            pthread_mutex_unlock(&slot->mtx);
+            engine_break(s, -DAFS_ETRANSPORT);
+            pthread_mutex_lock(&slot->mtx);
             return -DAFS_ETRANSPORT;
         }
-        if (rc < 0)
-            return rc;
+        atomic_fetch_add(&s->reply_sleepers, 1u);
+        atomic_store(&slot->sleeping, true);
+        if (take_progress_role(s)) {
+            atomic_store(&slot->sleeping, false);
+            atomic_fetch_sub(&s->reply_sleepers, 1u);
+            pthread_mutex_unlock(&slot->mtx);
+            progress_once(s, slice);
+            pthread_mutex_lock(&slot->mtx);
+            continue;
+        }
+        struct timespec ts;
+        deadline_to_timespec(now + (uint64_t)slice, &ts);
+        int rc = pthread_cond_timedwait(&slot->cond, &slot->mtx, &ts);
+        atomic_fetch_sub(&s->reply_sleepers, 1u);
+        atomic_store(&slot->sleeping, false);
+        if (rc != 0 && rc != ETIMEDOUT)
+            return -rc;
     }
 }
 
@@ -425,10 +488,10 @@ int engine_wait(client_slot *slot, dafs_reply *rep)
 
 int engine_wait_for(client_slot *slot, dafs_reply *rep, unsigned timeout_ms)
 {
-    dafs_session *s = slot->s;
-    pthread_mutex_lock(&s->lock);
+    pthread_mutex_lock(&slot->mtx);
     int rc = wait_reply_locked(slot, timeout_ms);
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&slot->mtx);
+    pass_progress_role(slot->s); /* we are done waiting: someone else may need the role */
     if (rc < 0)
         return rc;
     if (dafs_decode_reply(slot->rx->buf, slot->rx_len, rep) != 0 || rep->hdr.opcode != slot->opcode)
@@ -446,9 +509,11 @@ void engine_release(client_slot *slot)
     if (rx != NULL)
         repost_rx(rx);
     pthread_mutex_lock(&s->lock);
+    pthread_mutex_lock(&slot->mtx);
     slot->busy = false;
+    pthread_mutex_unlock(&slot->mtx);
     s->outstanding--;
-    if (s->credit_waiters > 0)
+    if (atomic_load(&s->credit_waiters) > 0)
         pthread_cond_signal(&s->cond);
     pthread_mutex_unlock(&s->lock);
 }
