@@ -12,6 +12,7 @@
  *   credit check ─ over the limit ────► CREDIT, request not executed
  *   decode body ─ bad ────────────────► BADMSG / BADOP
  *   NULL, DISCONNECT ─────────────────► answered here
+ *   READ/GETATTR, fd cached ──────────► answered here (fastpath.c)
  *   everything else ──────────────────► worker queue (keeps the rx buffer;
  *                                       the worker reposts it)
  *
@@ -28,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fastpath.h"
 #include "log.h"
 #include "worker.h"
 
@@ -222,6 +224,8 @@ static bool handle_session_request(server *srv, rx_slot *slot, const dafs_hdr *h
         session_release(&srv->sessions, s);
         return false;
     }
+    if (fastpath_try(srv, slot, s))
+        return false; /* answered here; the slot holds the session reference */
     slot->sess = s; /* the worker releases it */
     workers_submit(srv, slot);
     return true;
@@ -301,7 +305,7 @@ static int ctl_pool_start(server *srv, const char **why)
 
 int dispatch_start(server *srv, const char **why)
 {
-    if (ctl_pool_start(srv, why) != 0)
+    if (ctl_pool_start(srv, why) != 0 || fastpath_start(srv, why) != 0)
         return -1;
     unsigned n = srv->cfg.rx_buffers;
     if (srv->limits->rx_size > 0 && srv->limits->rx_size < n)
@@ -336,7 +340,9 @@ int dispatch_run(server *srv, int drain_ms)
 {
     int64_t next_check = session_now_ms() + LEASE_CHECK_MS;
     while (!srv->stopping) {
-        int rc = dfab_progress(srv->fabric, LEASE_CHECK_MS);
+        if (fastpath_has_retries(srv))
+            fastpath_retry(srv);
+        int rc = dfab_progress(srv->fabric, fastpath_has_retries(srv) ? 1 : LEASE_CHECK_MS);
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN) {
             log_error("fabric progress failed: %s", strerror(-rc));
             break;
@@ -350,18 +356,21 @@ int dispatch_run(server *srv, int drain_ms)
     /* Stop taking requests; keep progressing so in-flight ones finish. */
     srv->draining = true;
     int64_t deadline = session_now_ms() + drain_ms;
-    while (workers_busy(srv) > 0 && session_now_ms() < deadline)
+    while ((workers_busy(srv) > 0 || fastpath_busy(srv) > 0) && session_now_ms() < deadline) {
+        fastpath_retry(srv);
         (void)dfab_progress(srv->fabric, 10);
+    }
     /* let the last replies leave */
     for (int i = 0; i < 5; i++)
         (void)dfab_progress(srv->fabric, 0);
-    return workers_busy(srv) == 0 ? 0 : -1;
+    return workers_busy(srv) == 0 && fastpath_busy(srv) == 0 ? 0 : -1;
 }
 
 void dispatch_close_mrs(server *srv)
 {
     dfab_mr_close(srv->rx_mr);
     dfab_mr_close(srv->ctl_mr);
+    fastpath_close_mr(srv);
     srv->rx_mr = srv->ctl_mr = NULL;
 }
 
@@ -371,4 +380,5 @@ void dispatch_free(server *srv)
     free(srv->rx_slots);
     free(srv->ctl_mem);
     free(srv->ctl_slots);
+    fastpath_free(srv);
 }

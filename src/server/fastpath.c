@@ -1,0 +1,303 @@
+/*
+ * fastpath.c — READ_INLINE, READ_DIRECT and GETATTR on the network thread
+ * (see fastpath.h for when and why).
+ *
+ * A slot is one registered region: FAST_IO_MAX bytes of data followed by a
+ * max_response reply buffer.  Slots, their free list and the retry list are
+ * touched only by the network thread (completion callbacks run there too),
+ * so they need no lock.  A slot keeps its session referenced until the reply
+ * has completed.
+ */
+#include "fastpath.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "dispatch.h"
+#include "log.h"
+#include "ops.h"
+
+typedef struct fast_slot {
+    dfab_op op;
+    server *srv;
+    session *sess;
+    uint8_t *data;
+    uint8_t *reply;
+    size_t reply_len;
+    dafs_reply rep;            /* kept to re-encode an error after a failed write */
+    struct fast_slot *next;    /* free list or retry list */
+} fast_slot;
+
+typedef struct fast_pool {
+    uint8_t *mem;
+    dfab_mr *mr;
+    fast_slot *slots;
+    fast_slot *free;
+    fast_slot *retry_head, *retry_tail;
+    unsigned busy;
+    bool reads_off;            /* RWF_NOWAIT unsupported here */
+} fast_pool;
+
+static fast_pool pool;
+
+int fastpath_start(server *srv, const char **why)
+{
+    size_t stride = FAST_IO_MAX + srv->cfg.max_response;
+    size_t bytes = (size_t)FAST_SLOTS * stride;
+    pool.mem = aligned_alloc(4096, (bytes + 4095) & ~(size_t)4095);
+    pool.slots = calloc(FAST_SLOTS, sizeof(fast_slot));
+    if (!pool.mem || !pool.slots) {
+        *why = "out of memory for fast-path slots";
+        return -1;
+    }
+    if (dfab_mr_reg(srv->fabric, pool.mem, bytes, DFAB_ACCESS_LOCAL, &pool.mr) != 0) {
+        *why = "cannot register fast-path slots";
+        return -1;
+    }
+    for (unsigned i = 0; i < FAST_SLOTS; i++) {
+        fast_slot *f = &pool.slots[i];
+        f->srv = srv;
+        f->data = pool.mem + (size_t)i * stride;
+        f->reply = f->data + FAST_IO_MAX;
+        f->next = pool.free;
+        pool.free = f;
+    }
+    return 0;
+}
+
+unsigned fastpath_busy(const server *srv)
+{
+    (void)srv;
+    return pool.busy;
+}
+
+bool fastpath_has_retries(const server *srv)
+{
+    (void)srv;
+    return pool.retry_head != NULL;
+}
+
+void fastpath_close_mr(server *srv)
+{
+    (void)srv;
+    dfab_mr_close(pool.mr);
+    pool.mr = NULL;
+}
+
+void fastpath_free(server *srv)
+{
+    (void)srv;
+    free(pool.mem);
+    free(pool.slots);
+    memset(&pool, 0, sizeof(pool));
+}
+
+/* ---- slot life cycle --------------------------------------------------- */
+
+static void slot_release(fast_slot *f)
+{
+    session_release(&f->srv->sessions, f->sess);
+    f->sess = NULL;
+    f->next = pool.free;
+    pool.free = f;
+    pool.busy--;
+}
+
+static void reply_done(dfab_op *op, int status, size_t len, dfab_addr src)
+{
+    (void)len;
+    (void)src;
+    fast_slot *f = (fast_slot *)((char *)op - offsetof(fast_slot, op));
+    if (status != 0)
+        log_error("reply to session %016llx failed: %s", (unsigned long long)f->sess->id,
+                  strerror(-status));
+    slot_release(f);
+}
+
+/* Post the encoded reply; a full send queue parks it on the retry list. */
+static void send_reply(fast_slot *f)
+{
+    memset(&f->op, 0, sizeof(f->op));
+    f->op.done = reply_done;
+    int rc = dfab_send(f->srv->fabric, f->sess->addr, f->reply, f->reply_len, pool.mr, &f->op);
+    if (rc == -EAGAIN) {
+        f->next = NULL;
+        if (pool.retry_tail)
+            pool.retry_tail->next = f;
+        else
+            pool.retry_head = f;
+        pool.retry_tail = f;
+        return;
+    }
+    if (rc != 0) {
+        log_error("reply to session %016llx failed: %s", (unsigned long long)f->sess->id,
+                  strerror(-rc));
+        slot_release(f);
+    }
+}
+
+void fastpath_retry(server *srv)
+{
+    (void)srv;
+    fast_slot *list = pool.retry_head;
+    pool.retry_head = pool.retry_tail = NULL;
+    while (list) {
+        fast_slot *f = list;
+        list = f->next;
+        send_reply(f); /* may park it again */
+    }
+}
+
+/* Encode f->rep (status and credits filled here) and send it.  The request
+ * counts as finished before the reply leaves, as on the worker path. */
+static void finish(fast_slot *f, int status)
+{
+    server *srv = f->srv;
+    f->rep.hdr.status = status;
+    f->rep.hdr.credits = session_grant_for_reply(&srv->sessions, f->sess);
+    int len = dafs_encode_reply(f->reply, f->sess->limits.max_response, &f->rep);
+    if (len < 0) {
+        f->rep.hdr.status = DAFS_ST_SERVERFAULT;
+        len = dafs_encode_reply(f->reply, f->sess->limits.max_response, &f->rep);
+    }
+    session_request_done(&srv->sessions, f->sess);
+    if (len <= 0) {
+        slot_release(f);
+        return;
+    }
+    f->reply_len = (size_t)len;
+    send_reply(f);
+}
+
+static void rma_done(dfab_op *op, int status, size_t len, dfab_addr src)
+{
+    (void)len;
+    (void)src;
+    fast_slot *f = (fast_slot *)((char *)op - offsetof(fast_slot, op));
+    if (status != 0)
+        memset(&f->rep.u, 0, sizeof(f->rep.u));
+    finish(f, status != 0 ? DAFS_ST_IO : DAFS_ST_OK);
+}
+
+/* ---- the operations ---------------------------------------------------- */
+
+/* Read count bytes at off without blocking.  0 and *got, -EAGAIN when any
+ * of it is not in memory, or another -errno. */
+static int read_nowait(int fd, uint8_t *buf, size_t count, uint64_t off, size_t *got)
+{
+    size_t done = 0;
+    while (done < count) {
+        struct iovec iov = {.iov_base = buf + done, .iov_len = count - done};
+        ssize_t n = preadv2(fd, &iov, 1, (off_t)(off + done), RWF_NOWAIT);
+        if (n < 0)
+            return errno == EINTR ? -EAGAIN : -errno;
+        if (n == 0)
+            break;
+        done += (size_t)n;
+    }
+    *got = done;
+    return 0;
+}
+
+/* Checks of op_read that, failing, leave the request to the worker (which
+ * answers with the error). */
+static bool read_acceptable(session *s, const dafs_request *req, bool direct)
+{
+    const dafs_read_req *r = &req->u.read;
+    op_ctx c = {.sess = s};
+    if (r->count > FAST_IO_MAX || ops_check_range(r->offset, r->count) != DAFS_ST_OK)
+        return false;
+    if (direct)
+        return ops_check_segs(&c, r->segs, r->nsegs, r->count) == DAFS_ST_OK;
+    return r->count <= s->limits.inline_max;
+}
+
+/* READ: true when answered (or in flight) from slot f. */
+static bool fast_read(server *srv, fast_slot *f, const dafs_request *req, const op_cred *cred,
+                      bool direct)
+{
+    const dafs_read_req *r = &req->u.read;
+    if (pool.reads_off || !read_acceptable(f->sess, req, direct))
+        return false;
+    fdc_entry *e = fdcache_get(&srv->fds, FDC_READ, &r->fh, cred);
+    if (!e)
+        return false;
+    size_t got = 0;
+    struct stat st;
+    memset(&st, 0, sizeof(st));
+    int rc = read_nowait(e->fd, f->data, r->count, r->offset, &got);
+    if (rc == 0 && got == r->count && fstat(e->fd, &st) != 0)
+        rc = -errno;
+    fdcache_put(&srv->fds, e, false);
+    if (rc == -EOPNOTSUPP) {
+        pool.reads_off = true;
+        log_info("file system without RWF_NOWAIT: reads go to the worker pool");
+    }
+    if (rc < 0)
+        return false; /* the worker retries it and reports any error */
+    f->rep.u.read.count = (uint32_t)got;
+    f->rep.u.read.eof = got < r->count || r->offset + got >= (uint64_t)st.st_size;
+    if (!direct || got == 0) {
+        if (!direct)
+            f->rep.u.read.data = (dafs_bytes){.ptr = f->data, .len = (uint32_t)got};
+        finish(f, DAFS_ST_OK);
+        return true;
+    }
+    dfab_rseg rs[DAFS_SEG_MAX];
+    for (unsigned i = 0; i < r->nsegs; i++)
+        rs[i] = (dfab_rseg){.addr = r->segs[i].addr, .key = r->segs[i].key, .len = r->segs[i].len};
+    memset(&f->op, 0, sizeof(f->op));
+    f->op.done = rma_done;
+    rc = dfab_rma_write(srv->fabric, f->sess->addr, f->data, got, pool.mr, rs, r->nsegs, true,
+                        &f->op);
+    return rc == 0; /* not posted: nothing happened yet, the worker redoes it */
+}
+
+static bool fast_getattr(server *srv, fast_slot *f, const dafs_request *req)
+{
+    fdc_entry *e = fdcache_get(&srv->fds, FDC_PATH, &req->u.fh.fh, NULL);
+    if (!e)
+        return false;
+    struct stat st;
+    int rc = fstat(e->fd, &st);
+    fdcache_put(&srv->fds, e, false);
+    if (rc != 0)
+        return false;
+    export_fill_attr(&st, &f->rep.u.attr.attr);
+    finish(f, DAFS_ST_OK);
+    return true;
+}
+
+bool fastpath_try(server *srv, rx_slot *slot, session *s)
+{
+    const dafs_request *req = &slot->req;
+    uint16_t op = req->hdr.opcode;
+    if (op != DAFS_OP_READ_INLINE && op != DAFS_OP_READ_DIRECT && op != DAFS_OP_GETATTR)
+        return false;
+    fast_slot *f = pool.free;
+    if (!f || srv->draining)
+        return false;
+    op_cred cred;
+    if (cred_lookup(&s->creds, &srv->cfg.policy, req->hdr.cred, &cred) != DAFS_ST_OK)
+        return false;
+    pool.free = f->next;
+    pool.busy++;
+    f->sess = s;
+    memset(&f->rep, 0, sizeof(f->rep));
+    reply_hdr_init(&f->rep.hdr, &req->hdr, s->id, 0, DAFS_ST_OK);
+    bool done = op == DAFS_OP_GETATTR ? fast_getattr(srv, f, req)
+                                      : fast_read(srv, f, req, &cred, op == DAFS_OP_READ_DIRECT);
+    if (!done) {
+        f->sess = NULL;
+        f->next = pool.free;
+        pool.free = f;
+        pool.busy--;
+    }
+    return done;
+}
