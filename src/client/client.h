@@ -21,6 +21,7 @@
 #define DAFS_CLIENT_H
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -71,9 +72,11 @@ typedef struct client_slot {
     bool replied;
     client_rx *rx;   /* the receive holding the reply, until the caller reposts it */
     size_t rx_len;
-    atomic_bool sleeping; /* the owner is blocked on cond (not progressing) */
+    atomic_bool sleeping; /* the owner sleeps on wake and is owed one post */
     pthread_mutex_t mtx;  /* guards the request state above (busy .. rx_len) */
-    pthread_cond_t cond;  /* the owner sleeps here: its reply, or the progress role */
+    sem_t wake;           /* the owner sleeps here: its reply, or the progress role.
+                           * A semaphore, not a condvar: waking it takes one futex
+                           * call and the woken owner never blocks on mtx. */
 } client_slot;
 
 typedef struct client_region {

@@ -12,8 +12,8 @@
  * Progress ("the caller progresses"): there is no progress thread.  Of all
  * the threads waiting for something (a reply, a credit), one at a time holds
  * the progress role and calls dfab_progress(), which polls briefly and then
- * blocks in the provider.  The others sleep, each on its own slot's condition
- * variable (credit waiters on the session's), so a completion wakes exactly
+ * blocks in the provider.  The others sleep, each on its own slot's semaphore
+ * (credit waiters on the session's condition variable), so a completion wakes exactly
  * the thread it belongs to — no thundering herd with 32 threads on one
  * session.  When the progressor's own reply is in it gives the role up and
  * wakes one sleeper whose reply is still due (or, failing that, a credit
@@ -28,6 +28,7 @@
  * dead session.)  Reconnecting is a later feature.
  */
 #include <errno.h>
+#include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -46,11 +47,23 @@ static bool slot_done(const client_slot *slot) /* slot->mtx held */
     return (slot->send_done && slot->send_status < 0) || (slot->replied && slot->send_done);
 }
 
-static void signal_slot(client_slot *slot)
+/* slot->mtx held: should the sleeping owner be woken (given `wake`)?  Clears
+ * the flag so that one sleep gets at most one post. */
+static bool claim_wake(client_slot *slot, bool wake)
+{
+    if (!wake || !atomic_load(&slot->sleeping))
+        return false;
+    atomic_store(&slot->sleeping, false);
+    return true;
+}
+
+static void wake_slot(client_slot *slot)
 {
     pthread_mutex_lock(&slot->mtx);
-    pthread_cond_signal(&slot->cond);
+    bool wake = claim_wake(slot, true);
     pthread_mutex_unlock(&slot->mtx);
+    if (wake)
+        (void)sem_post(&slot->wake);
 }
 
 static void break_session_locked(dafs_session *s, int err)
@@ -60,7 +73,7 @@ static void break_session_locked(dafs_session *s, int err)
     pthread_cond_broadcast(&s->cond);
     for (uint32_t i = 0; i < s->nslots; i++)
         if (atomic_load(&s->slots[i].sleeping))
-            signal_slot(&s->slots[i]);
+            wake_slot(&s->slots[i]);
 }
 
 void engine_break(dafs_session *s, int err)
@@ -122,11 +135,11 @@ static void rx_done(dfab_op *op, int status, size_t len, dfab_addr src)
         slot->rx = rx;
         slot->rx_len = len;
         slot->replied = true;
-        wake = atomic_load(&slot->sleeping) && slot_done(slot);
+        wake = claim_wake(slot, slot_done(slot));
     }
     pthread_mutex_unlock(&slot->mtx);
     if (wake) /* after the unlock, so the woken owner does not block on mtx */
-        pthread_cond_signal(&slot->cond);
+        (void)sem_post(&slot->wake);
     if (!mine) {
         repost_rx(rx); /* stale (timed-out slot reused) or unknown xid */
         return;
@@ -143,10 +156,10 @@ static void send_done(dfab_op *op, int status, size_t len, dfab_addr src)
     pthread_mutex_lock(&slot->mtx);
     slot->send_done = true;
     slot->send_status = status;
-    bool wake = atomic_load(&slot->sleeping) && slot_done(slot);
+    bool wake = claim_wake(slot, slot_done(slot));
     pthread_mutex_unlock(&slot->mtx);
     if (wake)
-        pthread_cond_signal(&slot->cond);
+        (void)sem_post(&slot->wake);
 }
 
 static int alloc_registered(dafs_session *s, size_t bytes, uint8_t **mem, dfab_mr **mr)
@@ -164,35 +177,31 @@ static int alloc_registered(dafs_session *s, size_t bytes, uint8_t **mem, dfab_m
     return 0;
 }
 
-/* Every slot's mutex and condition variable (on the monotonic clock, like
- * s->cond).  On failure the ones made so far are destroyed. */
+/* Every slot's mutex and wake semaphore.  On failure the ones made so far
+ * are destroyed. */
 static int init_slot_sync(dafs_session *s)
 {
-    pthread_condattr_t attr;
-    if (pthread_condattr_init(&attr) != 0)
-        return -ENOMEM;
-    int rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     uint32_t made = 0;
-    while (rc == 0 && made < s->nslots) {
+    int rc = 0;
+    while (made < s->nslots) {
         client_slot *slot = &s->slots[made];
         rc = pthread_mutex_init(&slot->mtx, NULL);
         if (rc != 0)
             break;
-        rc = pthread_cond_init(&slot->cond, &attr);
-        if (rc != 0) {
+        if (sem_init(&slot->wake, 0, 0) != 0) {
+            rc = errno;
             pthread_mutex_destroy(&slot->mtx);
             break;
         }
         made++;
     }
-    pthread_condattr_destroy(&attr);
-    if (rc != 0) {
+    if (made < s->nslots) {
         while (made > 0) {
             made--;
-            pthread_cond_destroy(&s->slots[made].cond);
+            (void)sem_destroy(&s->slots[made].wake);
             pthread_mutex_destroy(&s->slots[made].mtx);
         }
-        return -rc;
+        return rc != 0 ? -rc : -ENOMEM;
     }
     s->slot_sync_made = true;
     return 0;
@@ -244,7 +253,7 @@ void engine_fini(dafs_session *s)
     free(s->recv_mem);
     if (s->slot_sync_made) {
         for (uint32_t i = 0; i < s->nslots; i++) {
-            pthread_cond_destroy(&s->slots[i].cond);
+            (void)sem_destroy(&s->slots[i].wake);
             pthread_mutex_destroy(&s->slots[i].mtx);
         }
     }
@@ -277,10 +286,10 @@ static void pass_progress_role(dafs_session *s)
             if (!atomic_load(&slot->sleeping))
                 continue;
             pthread_mutex_lock(&slot->mtx);
-            bool wake = atomic_load(&slot->sleeping) && !slot_done(slot);
+            bool wake = claim_wake(slot, !slot_done(slot));
             pthread_mutex_unlock(&slot->mtx);
             if (wake) {
-                pthread_cond_signal(&slot->cond);
+                (void)sem_post(&slot->wake);
                 return;
             }
         }
@@ -441,7 +450,7 @@ static int reply_state(const client_slot *slot)
 
 /*
  * Wait for slot's reply: progress the endpoint while nobody else does, else
- * sleep on the slot's own condition variable until the reply is in, the
+ * sleep on the slot's own semaphore until the reply is in, the
  * progress role is passed here, or a slice passes.  slot->mtx held on entry
  * and exit.  Returns 0 or a negative error.
  */
@@ -473,10 +482,12 @@ static int wait_reply_locked(client_slot *slot, unsigned timeout_ms)
         }
         struct timespec ts;
         deadline_to_timespec(now + (uint64_t)slice, &ts);
-        int rc = pthread_cond_timedwait(&slot->cond, &slot->mtx, &ts);
+        pthread_mutex_unlock(&slot->mtx);
+        int rc = sem_clockwait(&slot->wake, CLOCK_MONOTONIC, &ts) == 0 ? 0 : errno;
+        pthread_mutex_lock(&slot->mtx);
         atomic_fetch_sub(&s->reply_sleepers, 1u);
-        atomic_store(&slot->sleeping, false);
-        if (rc != 0 && rc != ETIMEDOUT)
+        atomic_store(&slot->sleeping, false); /* timed out: no post is owed */
+        if (rc != 0 && rc != ETIMEDOUT && rc != EINTR)
             return -rc;
     }
 }
