@@ -9,6 +9,7 @@
 #include "fdcache.h"
 
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@ int fdcache_init(fdcache *c)
 {
     memset(c, 0, sizeof(*c));
     c->gen = 1;
+    c->fgen = 1;
     return pthread_mutex_init(&c->mu, NULL) == 0 ? 0 : -1;
 }
 
@@ -35,10 +37,10 @@ void fdcache_destroy(fdcache *c)
     pthread_mutex_destroy(&c->mu);
 }
 
-uint64_t fdcache_gen(fdcache *c)
+fdc_gen fdcache_gen(fdcache *c)
 {
     pthread_mutex_lock(&c->mu);
-    uint64_t g = c->gen;
+    fdc_gen g = {c->gen, c->fgen};
     pthread_mutex_unlock(&c->mu);
     return g;
 }
@@ -67,7 +69,8 @@ static bool matches(const fdc_entry *e, int kind, const dafs_fh *fh, const op_cr
 
 static bool is_live(const fdcache *c, const fdc_entry *e, int64_t now)
 {
-    return !e->dead && e->gen == c->gen && now - e->born_ms < FDC_TTL_MS;
+    return !e->dead && e->gen == c->gen && (e->fgen == c->fgen || S_ISDIR(e->mode)) &&
+           now - e->born_ms < FDC_TTL_MS;
 }
 
 fdc_entry *fdcache_get(fdcache *c, int kind, const dafs_fh *fh, const op_cred *cred)
@@ -135,7 +138,7 @@ static fdc_entry *victim(fdcache *c, fdc_entry *set, int64_t now, int *old_fd)
 }
 
 bool fdcache_add(fdcache *c, int kind, const dafs_fh *fh, const op_cred *cred, int fd,
-                 mode_t mode, ino_t ino, uint64_t gen, fdc_entry **out)
+                 mode_t mode, ino_t ino, fdc_gen gen, fdc_entry **out)
 {
     static const op_cred root;
     if (kind == FDC_PATH)
@@ -147,14 +150,15 @@ bool fdcache_add(fdcache *c, int kind, const dafs_fh *fh, const op_cred *cred, i
     int old_fd = -1;
     fdc_entry *e = NULL;
     pthread_mutex_lock(&c->mu);
-    if (gen == c->gen)
+    if (gen.all == c->gen && (gen.files == c->fgen || S_ISDIR(mode)))
         e = victim(c, set, now, &old_fd);
     if (e) {
         memset(e, 0, sizeof(*e));
         e->used = true;
         e->kind = (uint8_t)kind;
         e->refs = 1;
-        e->gen = gen;
+        e->gen = gen.all;
+        e->fgen = gen.files;
         e->born_ms = now;
         e->last_use = ++c->tick;
         e->fh = *fh;
@@ -170,16 +174,19 @@ bool fdcache_add(fdcache *c, int kind, const dafs_fh *fh, const op_cred *cred, i
     return e != NULL;
 }
 
-void fdcache_invalidate(fdcache *c)
+void fdcache_invalidate(fdcache *c, bool files_only)
 {
     int fds[FDC_SETS * FDC_WAYS];
     unsigned n = 0;
     pthread_mutex_lock(&c->mu);
-    c->gen++;
+    if (files_only)
+        c->fgen++;
+    else
+        c->gen++;
     for (unsigned s = 0; s < FDC_SETS; s++) {
         for (unsigned w = 0; w < FDC_WAYS; w++) {
             fdc_entry *e = &c->sets[s][w];
-            if (!e->used)
+            if (!e->used || (files_only && S_ISDIR(e->mode)))
                 continue;
             e->dead = true;
             if (e->refs == 0) {

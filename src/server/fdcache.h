@@ -13,7 +13,9 @@
  * calls fdcache_invalidate(), which bumps a generation; entries from an
  * older generation, or older than FDC_TTL_MS (changes made outside dafs),
  * are never returned.  A worker reads the generation before it opens, so an
- * entry opened across an invalidation is born stale.
+ * entry opened across an invalidation is born stale.  REMOVE cannot remove
+ * a directory, so it bumps only the file generation, which O_PATH entries
+ * of directories ignore (LOOKUP's parent stays cached).
  *
  * Threads: one mutex; the network thread only gets and puts references, and
  * never closes an fd (closing the last reference to an unlinked file can
@@ -42,6 +44,7 @@ typedef struct fdc_entry {
     uint8_t kind;
     unsigned refs;
     uint64_t gen;
+    uint64_t fgen;
     int64_t born_ms;
     uint64_t last_use;
     dafs_fh fh;
@@ -54,6 +57,7 @@ typedef struct fdc_entry {
 typedef struct fdcache {
     pthread_mutex_t mu;
     uint64_t gen;
+    uint64_t fgen;       /* bumped by REMOVE (files only) */
     uint64_t tick;
     fdc_entry sets[FDC_SETS][FDC_WAYS];
 } fdcache;
@@ -61,8 +65,12 @@ typedef struct fdcache {
 int fdcache_init(fdcache *c);
 void fdcache_destroy(fdcache *c); /* closes every fd */
 
+typedef struct fdc_gen {
+    uint64_t all, files;
+} fdc_gen;
+
 /* The generation to pass to fdcache_add; read it before opening. */
-uint64_t fdcache_gen(fdcache *c);
+fdc_gen fdcache_gen(fdcache *c);
 
 /* A live entry for (kind, fh, cred) with a reference taken, or NULL.
  * cred is ignored for FDC_PATH. */
@@ -74,9 +82,10 @@ void fdcache_put(fdcache *c, fdc_entry *e, bool may_close);
  * owns fd and the caller holds a reference (*out); false: not cached, the
  * caller still owns fd. */
 bool fdcache_add(fdcache *c, int kind, const dafs_fh *fh, const op_cred *cred, int fd,
-                 mode_t mode, ino_t ino, uint64_t gen, fdc_entry **out);
+                 mode_t mode, ino_t ino, fdc_gen gen, fdc_entry **out);
 
-/* Forget every entry (see the top of this file). */
-void fdcache_invalidate(fdcache *c);
+/* Forget every entry (see the top of this file); files_only: every entry
+ * but directories. */
+void fdcache_invalidate(fdcache *c, bool files_only);
 
 #endif

@@ -79,10 +79,33 @@ int ops_fh_open(op_ctx *c, const dafs_fh *fh, int *fd, struct stat *st)
     return status;
 }
 
+/* A directory's O_PATH fd from the cache, duplicated for the caller. */
+static bool open_dir_cached(op_ctx *c, const dafs_fh *fh, int *fd)
+{
+    fdc_entry *e = fdcache_get(&c->srv->fds, FDC_PATH, fh, NULL);
+    if (!e)
+        return false;
+    *fd = S_ISDIR(e->mode) ? fcntl(e->fd, F_DUPFD_CLOEXEC, 0) : -1;
+    fdcache_put(&c->srv->fds, e, true);
+    return *fd >= 0;
+}
+
 int ops_open_dir(op_ctx *c, const dafs_fh *fh, int *fd)
 {
+    if (open_dir_cached(c, fh, fd))
+        return DAFS_ST_OK;
     struct stat st;
+    fdc_gen gen = fdcache_gen(&c->srv->fds);
     int status = ops_fh_open(c, fh, fd, &st);
+    if (status == DAFS_ST_OK && S_ISDIR(st.st_mode)) {
+        fdc_entry *e;
+        int dup = fcntl(*fd, F_DUPFD_CLOEXEC, 0);
+        if (dup >= 0 && fdcache_add(&c->srv->fds, FDC_PATH, fh, NULL, dup, st.st_mode,
+                                    st.st_ino, gen, &e))
+            fdcache_put(&c->srv->fds, e, true);
+        else if (dup >= 0)
+            close(dup);
+    }
     if (status == DAFS_ST_OK && !S_ISDIR(st.st_mode)) {
         close(*fd);
         *fd = -1;
@@ -137,7 +160,7 @@ static int open_data_cached(op_ctx *c, const dafs_fh *fh, int kind, data_fd *d)
         d->fd = d->ent->fd;
         return DAFS_ST_OK;
     }
-    uint64_t gen = fdcache_gen(fc);
+    fdc_gen gen = fdcache_gen(fc);
     struct stat st;
     int status = open_data(c, fh, kind == FDC_READ ? O_RDONLY : O_WRONLY, &d->fd, &st);
     if (status == DAFS_ST_OK)
@@ -174,7 +197,7 @@ static int op_getattr(op_ctx *c)
             return export_errno_status(err);
     } else {
         int fd;
-        uint64_t gen = fdcache_gen(fc);
+        fdc_gen gen = fdcache_gen(fc);
         int status = ops_fh_open(c, fh, &fd, &st);
         if (status != DAFS_ST_OK)
             return status;
@@ -661,8 +684,7 @@ static bool modifies(const dafs_request *req)
 static bool invalidates_fds(uint16_t opcode)
 {
     switch (opcode) {
-    case DAFS_OP_REMOVE: case DAFS_OP_RMDIR: case DAFS_OP_RENAME: case DAFS_OP_SETATTR:
-    case DAFS_OP_LINK:
+    case DAFS_OP_RMDIR: case DAFS_OP_RENAME: case DAFS_OP_SETATTR: case DAFS_OP_LINK:
         return true;
     default:
         return false;
@@ -713,7 +735,9 @@ int ops_execute(op_ctx *c)
     else
         status = run_op(c);
     cred_leave();
-    if (invalidates_fds(op))
-        fdcache_invalidate(&c->srv->fds);
+    if (op == DAFS_OP_REMOVE)
+        fdcache_invalidate(&c->srv->fds, true);
+    else if (invalidates_fds(op))
+        fdcache_invalidate(&c->srv->fds, false);
     return status;
 }
