@@ -299,6 +299,7 @@ static void shutdown_server(server *srv, bool drained)
     srv->fabric = NULL; /* the signal handler must not wake a closed endpoint */
     if (f)
         dfab_close(f);
+    workers_free(srv);
     dispatch_free(srv);
     fdcache_destroy(&srv->fds);
     export_close(&srv->exp);

@@ -467,11 +467,35 @@ void workers_stop(server *srv)
             pthread_join(w->thread, NULL);
         if (w->bufs)
             bufs_free(w->bufs);
-        /* orphans whose completion never came: the endpoint is still
-         * open, so they stay allocated until process exit */
+        w->bufs = NULL;
         reap_orphans(w);
+        /* Orphans whose completion never came: close their registrations
+         * now (before the domain), keep the memory until workers_free runs
+         * after dfab_close has cancelled the operations that point at it
+         * (the same order dispatch uses for its receive buffers). */
+        for (worker_bufs *b = w->orphans; b; b = b->next_orphan) {
+            dfab_mr_close(b->bounce_mr);
+            dfab_mr_close(b->reply_mr);
+            b->bounce_mr = b->reply_mr = NULL;
+        }
         if (w->ring_ready)
             io_uring_queue_exit(&w->ring);
+        w->ring_ready = false;
+    }
+}
+
+void workers_free(server *srv)
+{
+    if (!srv->workers)
+        return;
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        worker *w = &srv->workers[i];
+        while (w->orphans) {
+            worker_bufs *b = w->orphans;
+            w->orphans = b->next_orphan;
+            bufs_free(b);
+        }
+        w->norphans = 0;
     }
     free(srv->workers);
     srv->workers = NULL;

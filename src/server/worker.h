@@ -55,6 +55,7 @@ void workers_submit(server *srv, rx_slot *slot);
 /* Number of requests queued or executing. */
 unsigned workers_busy(server *srv);
 void workers_stop(server *srv); /* joins; call once the queue is empty */
+void workers_free(server *srv); /* after dfab_close: frees the workers and abandoned buffers */
 
 /* File I/O through the worker's io_uring.  Return 0 or -errno. */
 int worker_file_read(worker *w, int fd, void *buf, size_t len, uint64_t off, size_t *got);
