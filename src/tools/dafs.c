@@ -310,41 +310,81 @@ static void xfer_buf_close(xfer_buf *b)
     free(b->data);
 }
 
-/* ---- get / cat ---- */
+/* ---- the transfer loop shared by get, put and cp ---- */
 
-/* Copy the remote file f to fd; *copied counts the bytes. */
-static int copy_out(cli *c, const char *url, dafs_file *f, int fd, const char *local,
-                    uint64_t size)
+/* One chunk of a transfer: move up to XFER_BUF_SIZE bytes at off through buf
+ * and set *moved (0 once the source is exhausted).  Returns 0, or 1 after
+ * printing the error line. */
+typedef struct transfer transfer;
+typedef int (*transfer_step)(const transfer *t, uint8_t *buf, uint64_t off, size_t *moved);
+
+struct transfer {
+    cli *c;
+    const char *url;    /* the remote object, named in remote errors */
+    const char *local;  /* the local file (get, put), named in local errors */
+    dafs_file *src;     /* remote source (get, cp) */
+    dafs_file *dst;     /* remote destination (put, cp) */
+    int fd;             /* local file (get, put) */
+    uint64_t size;      /* bytes expected */
+    transfer_step step;
+};
+
+/* Run t->step through one registered buffer until the source ends or a
+ * step fails, drawing progress; *total is the number of bytes moved. */
+static int run_transfer(const transfer *t, uint64_t *total)
 {
     xfer_buf b;
-    if (xfer_buf_open(c, url, &b) != 0)
+    if (xfer_buf_open(t->c, t->url, &b) != 0)
         return 1;
     progress pr;
-    progress_init(&pr, size);
+    progress_init(&pr, t->size);
     uint64_t off = 0;
-    int status = 0;
-    for (;;) {
-        ssize_t n = dafs_pread(f, b.data, XFER_BUF_SIZE, off);
-        if (n < 0) {
-            status = fail_dafs(c, url, (int)n);
-            break;
-        }
-        if (n == 0)
-            break;
-        int rc = write_all(fd, b.data, (size_t)n);
-        if (rc < 0) {
-            status = fail(c, local, "%s", strerror(-rc));
-            break;
-        }
-        off += (uint64_t)n;
+    size_t moved = 0;
+    int status;
+    while ((status = t->step(t, b.data, off, &moved)) == 0 && moved > 0) {
+        off += moved;
         progress_update(&pr, off, false);
     }
     progress_finish(&pr, off);
     xfer_buf_close(&b);
-    if (status == 0 && off < size)
-        status = fail(c, url, "file shrank during the copy (%" PRIu64 " of %" PRIu64 " bytes)",
-                      off, size);
+    *total = off;
     return status;
+}
+
+/* A transfer out of a remote file (get, cp): fewer bytes than its size
+ * means the file shrank under us. */
+static int transfer_from_remote(const transfer *t)
+{
+    uint64_t off = 0;
+    int status = run_transfer(t, &off);
+    if (status == 0 && off < t->size)
+        status = fail(t->c, t->url, "file shrank during the copy (%" PRIu64 " of %" PRIu64
+                      " bytes)", off, t->size);
+    return status;
+}
+
+/* ---- get / cat ---- */
+
+/* One chunk of get/cat: remote pread, then write(2) all of it. */
+static int remote_to_local(const transfer *t, uint8_t *buf, uint64_t off, size_t *moved)
+{
+    ssize_t n = dafs_pread(t->src, buf, XFER_BUF_SIZE, off);
+    if (n < 0)
+        return fail_dafs(t->c, t->url, (int)n);
+    int rc = write_all(t->fd, buf, (size_t)n);
+    if (rc < 0)
+        return fail(t->c, t->local, "%s", strerror(-rc));
+    *moved = (size_t)n;
+    return 0;
+}
+
+/* Copy the remote file f to fd. */
+static int copy_out(cli *c, const char *url, dafs_file *f, int fd, const char *local,
+                    uint64_t size)
+{
+    transfer t = {.c = c, .url = url, .local = local, .src = f, .fd = fd, .size = size,
+                  .step = remote_to_local};
+    return transfer_from_remote(&t);
 }
 
 static int open_remote_for_read(cli *c, const char *url, dafs_file **f, uint64_t *size)
@@ -425,39 +465,30 @@ static int cmd_get(cli *c, int argc, char **argv)
 
 /* ---- put ---- */
 
+/* One chunk of put: read(2) a full buffer, then pwrite all of it. */
+static int local_to_remote(const transfer *t, uint8_t *buf, uint64_t off, size_t *moved)
+{
+    ssize_t n = read_full(t->fd, buf, XFER_BUF_SIZE);
+    if (n < 0)
+        return fail(t->c, t->local, "%s", strerror((int)-n));
+    size_t done = 0;
+    while (done < (size_t)n) {
+        ssize_t w = dafs_pwrite(t->dst, buf + done, (size_t)n - done, off + done);
+        if (w <= 0)
+            return fail_dafs(t->c, t->url, w < 0 ? (int)w : -EIO);
+        done += (size_t)w;
+    }
+    *moved = (size_t)n;
+    return 0;
+}
+
 static int copy_in(cli *c, const char *url, int fd, const char *local, dafs_file *f,
                    uint64_t size)
 {
-    xfer_buf b;
-    if (xfer_buf_open(c, url, &b) != 0)
-        return 1;
-    progress pr;
-    progress_init(&pr, size);
+    transfer t = {.c = c, .url = url, .local = local, .dst = f, .fd = fd, .size = size,
+                  .step = local_to_remote};
     uint64_t off = 0;
-    int status = 0;
-    for (;;) {
-        ssize_t n = read_full(fd, b.data, XFER_BUF_SIZE);
-        if (n < 0) {
-            status = fail(c, local, "%s", strerror((int)-n));
-            break;
-        }
-        if (n == 0)
-            break;
-        size_t done = 0;
-        while (done < (size_t)n && status == 0) {
-            ssize_t w = dafs_pwrite(f, b.data + done, (size_t)n - done, off + done);
-            if (w <= 0)
-                status = fail_dafs(c, url, w < 0 ? (int)w : -EIO);
-            else
-                done += (size_t)w;
-        }
-        if (status != 0)
-            break;
-        off += (uint64_t)n;
-        progress_update(&pr, off, false);
-    }
-    progress_finish(&pr, off);
-    xfer_buf_close(&b);
+    int status = run_transfer(&t, &off);
     if (status == 0 && off != size)
         status = fail(c, local, "file changed size during the copy (%" PRIu64 " of %" PRIu64
                       " bytes)", off, size);
@@ -733,36 +764,27 @@ static int cmd_mv(cli *c, int argc, char **argv)
     return close_session(c, url, rc < 0 ? fail_dafs(c, url, rc) : 0);
 }
 
+/* One chunk of cp: remote pread, then remote pwrite of the same bytes. */
+static int remote_to_remote(const transfer *t, uint8_t *buf, uint64_t off, size_t *moved)
+{
+    ssize_t n = dafs_pread(t->src, buf, XFER_BUF_SIZE, off);
+    if (n < 0)
+        return fail_dafs(t->c, t->url, (int)n);
+    if (n > 0) {
+        ssize_t w = dafs_pwrite(t->dst, buf, (size_t)n, off);
+        if (w != n)
+            return fail_dafs(t->c, t->url, w < 0 ? (int)w : -EIO);
+    }
+    *moved = (size_t)n;
+    return 0;
+}
+
 /* Copy src (open) to dst (open) through the registered buffer. */
 static int copy_remote(cli *c, const char *url, dafs_file *src, dafs_file *dst, uint64_t size)
 {
-    xfer_buf b;
-    if (xfer_buf_open(c, url, &b) != 0)
-        return 1;
-    progress pr;
-    progress_init(&pr, size);
-    uint64_t off = 0;
-    int status = 0;
-    for (;;) {
-        ssize_t n = dafs_pread(src, b.data, XFER_BUF_SIZE, off);
-        if (n <= 0) {
-            status = n < 0 ? fail_dafs(c, url, (int)n) : 0;
-            break;
-        }
-        ssize_t w = dafs_pwrite(dst, b.data, (size_t)n, off);
-        if (w != n) {
-            status = fail_dafs(c, url, w < 0 ? (int)w : -EIO);
-            break;
-        }
-        off += (uint64_t)n;
-        progress_update(&pr, off, false);
-    }
-    progress_finish(&pr, off);
-    xfer_buf_close(&b);
-    if (status == 0 && off < size)
-        status = fail(c, url, "file shrank during the copy (%" PRIu64 " of %" PRIu64 " bytes)",
-                      off, size);
-    return status;
+    transfer t = {.c = c, .url = url, .src = src, .dst = dst, .fd = -1, .size = size,
+                  .step = remote_to_remote};
+    return transfer_from_remote(&t);
 }
 
 static int cmd_cp(cli *c, int argc, char **argv)
