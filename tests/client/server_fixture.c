@@ -1,5 +1,6 @@
 /*
- * server_fixture.c — see server_fixture.h.
+ * server_fixture.c — see server_fixture.h.  run_session_tests is the only
+ * part that uses libdafs.
  */
 #include "server_fixture.h"
 
@@ -7,6 +8,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,4 +142,52 @@ void test_server_stop(test_server *srv)
     }
     if (srv->base[0] != '\0' && getenv("DAFS_TEST_KEEP") == NULL)
         (void)nftw(srv->base, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---- session-based test programs ---- */
+
+int test_failures;
+
+static bool selected(const char *name, int argc, char **argv)
+{
+    if (argc <= 2)
+        return true;
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], name) == 0)
+            return true;
+    return false;
+}
+
+int run_session_tests(int argc, char **argv, const test_case *tests, size_t ntests)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s DAFSD [TEST...]\n", argv[0]);
+        return 2;
+    }
+    (void)setenv("FI_TCP_IFACE", "lo", 0);
+    test_ctx c = {.dafsd = argv[1]};
+    if (test_server_start(argv[1], &c.srv) != 0)
+        return 1;
+    int rc = dafs_connect(c.srv.url, NULL, &c.s);
+    if (rc != 0) {
+        fprintf(stderr, "dafs_connect %s: %s\n", c.srv.url, dafs_strerror(rc));
+        test_server_stop(&c.srv);
+        return 1;
+    }
+    for (size_t i = 0; i < ntests; i++) {
+        if (!selected(tests[i].name, argc, argv))
+            continue;
+        int before = test_failures;
+        tests[i].run(&c);
+        printf("%s %s\n", test_failures == before ? "ok  " : "FAIL", tests[i].name);
+        fflush(stdout);
+    }
+    rc = dafs_disconnect(c.s);
+    if (rc != 0) {
+        fprintf(stderr, "dafs_disconnect: %s\n", dafs_strerror(rc));
+        test_failures++;
+    }
+    test_server_stop(&c.srv);
+    printf("%d failure(s)\n", test_failures);
+    return test_failures == 0 ? 0 : 1;
 }

@@ -25,34 +25,7 @@
 #include "dafs/dafs.h"
 #include "server_fixture.h"
 
-typedef struct ctx {
-    const char *dafsd;
-    test_server srv;
-    dafs_session *s;
-} ctx;
-
-static int failures;
-
-#define CHECK(cond)                                                                      \
-    do {                                                                                 \
-        if (!(cond)) {                                                                   \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);     \
-            failures++;                                                                  \
-            return;                                                                      \
-        }                                                                                \
-    } while (0)
-
-#define CHECK_EQ(expr, want)                                                             \
-    do {                                                                                 \
-        long long got_ = (long long)(expr), want_ = (long long)(want);                   \
-        if (got_ != want_) {                                                             \
-            fprintf(stderr, "%s:%d: %s = %lld (%s), expected %lld (%s)\n", __FILE__,     \
-                    __LINE__, #expr, got_, got_ < 0 ? dafs_strerror((int)got_) : "",     \
-                    want_, want_ < 0 ? dafs_strerror((int)want_) : "");                  \
-            failures++;                                                                  \
-            return;                                                                      \
-        }                                                                                \
-    } while (0)
+typedef test_ctx ctx;
 
 static double now_sec(void)
 {
@@ -692,11 +665,6 @@ static void test_dead_server(ctx *c)
     CHECK(took < 12.0);
 }
 
-typedef struct test_case {
-    const char *name;
-    void (*run)(ctx *c);
-} test_case;
-
 static const test_case tests[] = {
     {"chmod_chown", test_chmod_chown},
     {"truncate", test_truncate},
@@ -713,46 +681,7 @@ static const test_case tests[] = {
     {"dead_server", test_dead_server},
 };
 
-static bool selected(const char *name, int argc, char **argv)
-{
-    if (argc <= 2)
-        return true;
-    for (int i = 2; i < argc; i++)
-        if (strcmp(argv[i], name) == 0)
-            return true;
-    return false;
-}
-
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s DAFSD [TEST...]\n", argv[0]);
-        return 2;
-    }
-    (void)setenv("FI_TCP_IFACE", "lo", 0);
-    ctx c = {.dafsd = argv[1]};
-    if (test_server_start(argv[1], &c.srv) != 0)
-        return 1;
-    int rc = dafs_connect(c.srv.url, NULL, &c.s);
-    if (rc != 0) {
-        fprintf(stderr, "dafs_connect %s: %s\n", c.srv.url, dafs_strerror(rc));
-        test_server_stop(&c.srv);
-        return 1;
-    }
-    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-        if (!selected(tests[i].name, argc, argv))
-            continue;
-        int before = failures;
-        tests[i].run(&c);
-        printf("%s %s\n", failures == before ? "ok  " : "FAIL", tests[i].name);
-        fflush(stdout);
-    }
-    rc = dafs_disconnect(c.s);
-    if (rc != 0) {
-        fprintf(stderr, "dafs_disconnect: %s\n", dafs_strerror(rc));
-        failures++;
-    }
-    test_server_stop(&c.srv);
-    printf("%d failure(s)\n", failures);
-    return failures == 0 ? 0 : 1;
+    return run_session_tests(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }
