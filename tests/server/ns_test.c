@@ -25,18 +25,6 @@
 
 #include "raw_client.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                                  \
-    do {                                                                                  \
-        if (!(cond)) {                                                                    \
-            fprintf(stderr, "FAIL %s:%d: ", __func__, __LINE__);                         \
-            fprintf(stderr, __VA_ARGS__);                                                 \
-            fprintf(stderr, "\n");                                                        \
-            failures++;                                                                   \
-            return;                                                                       \
-        }                                                                                 \
-    } while (0)
-
 #define UID_A 1001u
 #define UID_B 1002u
 #define UID_C 1003u
@@ -720,14 +708,8 @@ static void test_stuck_client(void)
 
 static void prepare_scratch(void)
 {
-    snprintf(scratch, sizeof(scratch), "/tmp/dafsd-ns-XXXXXX");
-    if (!mkdtemp(scratch)) {
-        perror("mkdtemp");
-        exit(1);
-    }
-    snprintf(export_dir, sizeof(export_dir), "%s/export", scratch);
-    snprintf(state_dir, sizeof(state_dir), "%s/state", scratch);
-    if (mkdir(export_dir, 0755) != 0 || chmod(scratch, 0755) != 0) {
+    make_scratch("/tmp/dafsd-ns-XXXXXX");
+    if (chmod(scratch, 0755) != 0) {
         perror("scratch");
         exit(1);
     }
@@ -753,30 +735,20 @@ int main(int argc, char **argv)
         return 1;
     }
     port = d.port;
-    struct { const char *name; void (*fn)(void); } tests[] = {
+    const named_test tests[] = {
         {"setattr", test_setattr},       {"rename_link", test_rename_link},
         {"symlink_mknod", test_symlink_mknod}, {"permissions", test_permissions},
         {"squash", test_squash},         {"append", test_append},
         {"stuck_client", test_stuck_client},
     };
-    for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-        int before = failures;
-        int64_t t0 = now_ms();
-        tests[i].fn();
-        fprintf(stderr, "%s %s (%lld ms)\n", failures == before ? "ok  " : "FAIL", tests[i].name,
-                (long long)(now_ms() - t0));
-    }
-    int before = failures;
+    run_tests(tests, sizeof(tests) / sizeof(tests[0]));
+    int before = test_failures;
     test_restart(&d);
-    fprintf(stderr, "%s restart\n", failures == before ? "ok  " : "FAIL");
+    fprintf(stderr, "%s restart\n", test_failures == before ? "ok  " : "FAIL");
     if (dafsd_alive(&d) && stop_dafsd(&d) != 0) {
         fprintf(stderr, "FAIL: SIGTERM exit\n");
-        failures++;
+        test_failures++;
     }
-    char cmd[400];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", scratch);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", scratch);
-    fprintf(stderr, "%d failure(s)\n", failures);
-    return failures > 100 ? 100 : failures;
+    remove_scratch();
+    return test_exit_status();
 }

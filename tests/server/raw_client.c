@@ -1,7 +1,8 @@
 /*
  * raw_client.c — test helpers shared by the dafsd test programs: start and
  * stop a dafsd by PID, and a raw protocol client (dafs_transport + the wire
- * codec, no libdafs) with one request in flight at a time.
+ * codec, no libdafs) with one request in flight at a time; and the test
+ * scaffolding (failure count, scratch directory, test loop).
  */
 #include "raw_client.h"
 
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,6 +28,50 @@ int64_t now_ms(void)
 
 const char *dafsd_path;
 char scratch[256], export_dir[300], state_dir[300];
+
+/* ---- test scaffolding --------------------------------------------------- */
+
+int test_failures;
+
+void make_scratch(const char *templ)
+{
+    snprintf(scratch, sizeof(scratch), "%s", templ);
+    if (!mkdtemp(scratch)) {
+        perror("mkdtemp");
+        exit(1);
+    }
+    snprintf(export_dir, sizeof(export_dir), "%s/export", scratch);
+    snprintf(state_dir, sizeof(state_dir), "%s/state", scratch);
+    if (mkdir(export_dir, 0755) != 0) {
+        perror("scratch");
+        exit(1);
+    }
+}
+
+void remove_scratch(void)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", scratch);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", scratch);
+}
+
+void run_tests(const named_test *tests, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int before = test_failures;
+        int64_t t0 = now_ms();
+        tests[i].fn();
+        fprintf(stderr, "%s %s (%lld ms)\n", test_failures == before ? "ok  " : "FAIL",
+                tests[i].name, (long long)(now_ms() - t0));
+    }
+}
+
+int test_exit_status(void)
+{
+    fprintf(stderr, "%d failure(s)\n", test_failures);
+    return test_failures > 100 ? 100 : test_failures;
+}
 
 int start_dafsd(daemon_proc *d, const char *lease_ms)
 {

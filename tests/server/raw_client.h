@@ -1,12 +1,15 @@
 /*
  * raw_client.h — dafsd process control and a raw protocol client for the
- * server tests (see raw_client.c).
+ * server tests (see raw_client.c), and the scaffolding both test programs
+ * share: the failure count and CHECK, the scratch directory, the test loop.
  */
 #ifndef DAFS_TEST_RAW_CLIENT_H
 #define DAFS_TEST_RAW_CLIENT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "proto.h"
@@ -52,6 +55,38 @@ typedef struct client {
 int64_t now_ms(void);
 extern const char *dafsd_path;
 extern char scratch[256], export_dir[300], state_dir[300];
+
+/* ---- test scaffolding ---- */
+
+/* Failed checks so far, over all tests of the program. */
+extern int test_failures;
+
+/* Report a failed check (printf-style message) and leave the test function. */
+#define CHECK(cond, ...)                                                                  \
+    do {                                                                                  \
+        if (!(cond)) {                                                                    \
+            fprintf(stderr, "FAIL %s:%d: ", __func__, __LINE__);                         \
+            fprintf(stderr, __VA_ARGS__);                                                 \
+            fprintf(stderr, "\n");                                                        \
+            test_failures++;                                                              \
+            return;                                                                       \
+        }                                                                                 \
+    } while (0)
+
+typedef struct named_test {
+    const char *name;
+    void (*fn)(void);
+} named_test;
+
+/* mkdtemp(templ) into scratch, set export_dir and state_dir inside it and
+ * create export_dir (0755); exits the program on failure. */
+void make_scratch(const char *templ);
+/* rm -rf scratch (best effort). */
+void remove_scratch(void);
+/* Run each test, printing "ok"/"FAIL", its name and how long it took. */
+void run_tests(const named_test *tests, size_t n);
+/* Print the failure count; the exit status: that count, capped at 100. */
+int test_exit_status(void);
 
 /* Start dafsd on the scratch export with --no-root-squash (and --lease-ms). */
 int start_dafsd(daemon_proc *d, const char *lease_ms);

@@ -25,19 +25,6 @@
 
 #include "raw_client.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                                  \
-    do {                                                                                  \
-        if (!(cond)) {                                                                    \
-            fprintf(stderr, "FAIL %s:%d: ", __func__, __LINE__);                         \
-            fprintf(stderr, __VA_ARGS__);                                                 \
-            fprintf(stderr, "\n");                                                        \
-            failures++;                                                                   \
-            return;                                                                       \
-        }                                                                                 \
-    } while (0)
-
-
 /* ---- the checks --------------------------------------------------------- */
 
 static const char *port;
@@ -546,16 +533,10 @@ static void check_bad_arguments(void)
 
 static void prepare_scratch(void)
 {
-    snprintf(scratch, sizeof(scratch), "/tmp/dafsd-test-XXXXXX");
-    if (!mkdtemp(scratch)) {
-        perror("mkdtemp");
-        exit(1);
-    }
-    snprintf(export_dir, sizeof(export_dir), "%s/export", scratch);
-    snprintf(state_dir, sizeof(state_dir), "%s/state", scratch);
+    make_scratch("/tmp/dafsd-test-XXXXXX");
     char path[400];
     snprintf(path, sizeof(path), "%s/pw", export_dir);
-    if (mkdir(export_dir, 0755) != 0 || symlink("/etc/passwd", path) != 0) {
+    if (symlink("/etc/passwd", path) != 0) {
         perror("scratch");
         exit(1);
     }
@@ -564,14 +545,6 @@ static void prepare_scratch(void)
         perror("symlink");
         exit(1);
     }
-}
-
-static void remove_scratch(void)
-{
-    char cmd[400];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", scratch);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", scratch);
 }
 
 int main(int argc, char **argv)
@@ -594,7 +567,7 @@ int main(int argc, char **argv)
     port = d.port;
     fprintf(stderr, "dafsd pid %d port %s provider %s\n", (int)d.pid, port,
             getenv("FI_PROVIDER") ? getenv("FI_PROVIDER") : "(default)");
-    struct { const char *name; void (*fn)(void); } tests[] = {
+    const named_test tests[] = {
         {"round_trip", test_round_trip}, {"direct", test_direct},
         {"offsets", test_offsets},       {"hostile", test_hostile},
         {"names", test_names},           {"readdir", test_readdir},
@@ -602,21 +575,14 @@ int main(int argc, char **argv)
         {"incarnation", test_incarnation},
         {"lease", test_lease},
     };
-    for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-        int before = failures;
-        int64_t t0 = now_ms();
-        tests[i].fn();
-        fprintf(stderr, "%s %s (%lld ms)\n", failures == before ? "ok  " : "FAIL", tests[i].name,
-                (long long)(now_ms() - t0));
-    }
+    run_tests(tests, sizeof(tests) / sizeof(tests[0]));
     test_fresh_session(&d);
     int64_t t0 = now_ms();
     int rc = stop_dafsd(&d);
     if (rc != 0 || now_ms() - t0 > 3000) {
         fprintf(stderr, "FAIL: SIGTERM: exit %d after %lld ms\n", rc, (long long)(now_ms() - t0));
-        failures++;
+        test_failures++;
     }
     remove_scratch();
-    fprintf(stderr, "%d failure(s)\n", failures);
-    return failures > 100 ? 100 : failures;
+    return test_exit_status();
 }
