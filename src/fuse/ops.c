@@ -127,8 +127,13 @@ static int make_entry(struct dfuse *fs, const dafs_handle *h, const struct dafs_
     return 0;
 }
 
-static void reply_entry(fuse_req_t req, const dafs_handle *h, const struct dafs_stat *st)
+/* Answer with a new entry for h, or with rc's errno when rc < 0. */
+static void reply_entry(fuse_req_t req, int rc, const dafs_handle *h, const struct dafs_stat *st)
 {
+    if (rc < 0) {
+        reply_err(req, rc);
+        return;
+    }
     struct dfuse *fs = fs_of(req);
     struct fuse_entry_param e;
     int err = make_entry(fs, h, st, &e);
@@ -140,8 +145,13 @@ static void reply_entry(fuse_req_t req, const dafs_handle *h, const struct dafs_
         nodes_forget(&fs->nodes, e.ino, 1); /* interrupted: the kernel never saw it */
 }
 
-static void reply_attr(fuse_req_t req, const struct dafs_stat *d)
+/* Answer with d's attributes, or with rc's errno when rc < 0. */
+static void reply_attr(fuse_req_t req, int rc, const struct dafs_stat *d)
 {
+    if (rc < 0) {
+        reply_err(req, rc);
+        return;
+    }
     struct stat st;
     to_stat(d, &st);
     fuse_reply_attr(req, &st, fs_of(req)->cfg.attr_timeout);
@@ -166,10 +176,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     else
         rc = dafs_h_lookup(fs->session, c->cred, handle_of(fs, parent), name, &h, &st);
     creds_put(&fs->creds, c);
-    if (rc < 0)
-        reply_err(req, rc);
-    else
-        reply_entry(req, &h, &st);
+    reply_entry(req, rc, &h, &st);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -196,10 +203,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     struct dafs_stat st;
     int rc = dafs_h_getattr(fs->session, c->cred, handle_of(fs, ino), &st);
     creds_put(&fs->creds, c);
-    if (rc < 0)
-        reply_err(req, rc);
-    else
-        reply_attr(req, &st);
+    reply_attr(req, rc, &st);
 }
 
 static void setattr_times(const struct stat *attr, int to_set, dafs_setattr *sa)
@@ -252,10 +256,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
     int rc = sa.valid == 0 ? dafs_h_getattr(fs->session, c->cred, handle_of(fs, ino), &st)
                            : dafs_h_setattr(fs->session, c->cred, handle_of(fs, ino), &sa, &st);
     creds_put(&fs->creds, c);
-    if (rc < 0)
-        reply_err(req, rc);
-    else
-        reply_attr(req, &st);
+    reply_attr(req, rc, &st);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -286,10 +287,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
     struct dafs_stat st;
     int rc = dafs_h_mknod(fs->session, c->cred, handle_of(fs, parent), name, mode, rdev, &h, &st);
     creds_put(&fs->creds, c);
-    if (rc < 0)
-        reply_err(req, rc);
-    else
-        reply_entry(req, &h, &st);
+    reply_entry(req, rc, &h, &st);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -302,10 +300,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
     struct dafs_stat st;
     int rc = dafs_h_mkdir(fs->session, c->cred, handle_of(fs, parent), name, mode, &h, &st);
     creds_put(&fs->creds, c);
-    if (rc < 0)
-        reply_err(req, rc);
-    else
-        reply_entry(req, &h, &st);
+    reply_entry(req, rc, &h, &st);
 }
 
 static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name)
@@ -318,10 +313,7 @@ static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, co
     struct dafs_stat st;
     int rc = dafs_h_symlink(fs->session, c->cred, handle_of(fs, parent), name, target, &h, &st);
     creds_put(&fs->creds, c);
-    if (rc < 0)
-        reply_err(req, rc);
-    else
-        reply_entry(req, &h, &st);
+    reply_entry(req, rc, &h, &st);
 }
 
 /* Unlink of a file open on this mount: rename it to a hidden name in the same
@@ -405,10 +397,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
     const dafs_handle *h = handle_of(fs, ino);
     int rc = dafs_h_link(fs->session, c->cred, h, handle_of(fs, newparent), newname, &st);
     creds_put(&fs->creds, c);
-    if (rc < 0)
-        reply_err(req, rc);
-    else
-        reply_entry(req, h, &st);
+    reply_entry(req, rc, h, &st);
 }
 
 /* ---- files ---------------------------------------------------------------- */
