@@ -320,12 +320,12 @@ typedef int (*transfer_step)(const transfer *t, uint8_t *buf, uint64_t off, size
 
 struct transfer {
     cli *c;
-    const char *url;    /* the remote object, named in remote errors */
-    const char *local;  /* the local file (get, put), named in local errors */
-    dafs_file *src;     /* remote source (get, cp) */
-    dafs_file *dst;     /* remote destination (put, cp) */
-    int fd;             /* local file (get, put) */
-    uint64_t size;      /* bytes expected */
+    const char *url;   /* the remote object, named in remote errors */
+    const char *local; /* the local file (get, put), named in local errors */
+    dafs_file *src;    /* remote source (get, cp) */
+    dafs_file *dst;    /* remote destination (put, cp) */
+    int fd;            /* local file (get, put) */
+    uint64_t size;     /* bytes expected */
     transfer_step step;
 };
 
