@@ -13,7 +13,7 @@ packages=(
   libfabric-dev liburing-dev libfuse3-dev fuse3 libsodium-dev liblmdb-dev
   libcmocka-dev libinih-dev
   # tools the scripts and tests use
-  libfabric-bin procps xxd coreutils
+  libfabric-bin procps xxd coreutils python3 openssl
   # dafs-bench --plot
   gnuplot-nox
   # workloads the FUSE mount tests run (tests/fuse)
