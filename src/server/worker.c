@@ -3,17 +3,21 @@
  *
  * The network thread never touches files: it queues each admitted request
  * (with its receive buffer) on one shared FIFO, and a worker takes it,
- * executes it (ops.c), sends the reply from its own registered reply buffer,
- * waits for the send to complete, then reposts the receive buffer.  The
- * queue can never hold more than the receive pool, so it needs no bound of
- * its own.
+ * executes it (ops.c), encodes the reply into one of its REPLY_BUFS
+ * registered reply buffers, posts the send without waiting for it (a
+ * cross-thread wakeup per reply cost more than the request itself), then
+ * reposts the receive buffer.  The send's completion returns the buffer to
+ * the worker's free list; only when all are in flight does the worker wait.
+ * The queue can never hold more than the receive pool, so it needs no bound
+ * of its own.
  *
  * Each worker owns an io_uring for file data (read/write/fsync: submit one
  * SQE and wait, looping over short transfers) and a registered bounce buffer
  * of max_io bytes for RMA.  Fabric operations a worker posts (reply sends,
  * RMA) complete in the network thread's dfab_progress(); the completion
  * callback signals the worker's condition variable.  A worker therefore has
- * at most one fabric operation outstanding, which keeps buffer reuse obvious.
+ * at most one RMA outstanding (its reply follows the RMA's completion), plus
+ * replies in flight, each in its own buffer.
  *
  * Stuck clients.  A client that stops progressing would hold a worker
  * forever (its RMA or reply never completes).  The wait is therefore bounded
@@ -21,7 +25,10 @@
  * (later requests get BADSESSION), and the worker continues with a fresh
  * buffer set, keeping the old one (still owned by the provider) on an orphan
  * list that is freed once its completion arrives.  At most MAX_ORPHANS sets
- * per worker; beyond that the worker waits for the oldest one.
+ * per worker; beyond that the worker waits for the oldest one.  Replies
+ * follow the same rule: when no reply buffer comes back within the timeout,
+ * the sessions of the buffers in flight are closed and those buffers are
+ * retired (freed when their completion arrives) and replaced.
  */
 #include "worker.h"
 
@@ -130,15 +137,197 @@ int worker_rma_read(worker *w, dfab_addr src, size_t len, const dafs_seg *segs, 
     return rc != 0 ? rc : fabric_wait_for(w);
 }
 
-static int send_reply(worker *w, dfab_addr dst, size_t len)
+/* ---- reply buffers --------------------------------------------------- */
+
+#define MAX_RETIRED_REPLIES 16
+
+static void reply_sent(dfab_op *op, int status, size_t len, dfab_addr src)
 {
+    (void)len;
+    (void)src;
+    reply_buf *rb = (reply_buf *)((char *)op - offsetof(reply_buf, op));
+    worker *w = rb->w;
+    pthread_mutex_lock(&w->reply_mu);
+    session *s = rb->sess;
+    rb->sess = NULL;
+    rb->in_flight = false;
+    if (!rb->retired) {
+        rb->next = w->reply_free;
+        w->reply_free = rb;
+        w->replies_in_flight--;
+        pthread_cond_signal(&w->reply_cv);
+    }
+    pthread_mutex_unlock(&w->reply_mu);
+    if (status != 0 && s)
+        log_error("reply to session %016llx failed: %s", (unsigned long long)s->id,
+                  strerror(-status));
+    if (s)
+        session_release(&w->srv->sessions, s);
+}
+
+static void reply_buf_free(reply_buf *rb)
+{
+    if (!rb)
+        return;
+    dfab_mr_close(rb->mr);
+    free(rb->mem);
+    free(rb);
+}
+
+static reply_buf *reply_buf_new(worker *w)
+{
+    reply_buf *rb = calloc(1, sizeof(*rb));
+    if (!rb)
+        return NULL;
+    rb->w = w;
+    rb->mem = aligned_alloc(4096, w->srv->cfg.max_response);
+    if (!rb->mem || dfab_mr_reg(w->srv->fabric, rb->mem, w->srv->cfg.max_response,
+                                DFAB_ACCESS_LOCAL, &rb->mr) != 0) {
+        reply_buf_free(rb);
+        return NULL;
+    }
+    return rb;
+}
+
+/* Free retired buffers whose completion has arrived. */
+static void reap_retired_replies(worker *w)
+{
+    reply_buf *done = NULL;
+    pthread_mutex_lock(&w->reply_mu);
+    reply_buf **pp = &w->reply_retired;
+    while (*pp) {
+        reply_buf *rb = *pp;
+        if (!rb->in_flight) {
+            *pp = rb->next;
+            rb->next = done;
+            done = rb;
+            w->nreply_retired--;
+        } else {
+            pp = &rb->next;
+        }
+    }
+    pthread_mutex_unlock(&w->reply_mu);
+    while (done) {
+        reply_buf *rb = done;
+        done = rb->next;
+        reply_buf_free(rb);
+    }
+}
+
+/* No reply completed within io_timeout_ms: every buffer in flight belongs to
+ * a client that stopped progressing.  Close those sessions and replace the
+ * buffers (the provider still owns them) with fresh ones.  Returns false
+ * when no more buffers may be retired. */
+static bool retire_stuck_replies(worker *w)
+{
+    session *stuck[REPLY_BUFS];
+    unsigned nstuck = 0;
+    pthread_mutex_lock(&w->reply_mu);
+    bool room = w->nreply_retired + REPLY_BUFS <= MAX_RETIRED_REPLIES;
+    for (unsigned i = 0; room && i < REPLY_BUFS; i++) {
+        reply_buf *rb = w->reply_all[i];
+        if (!rb || !rb->in_flight)
+            continue;
+        rb->retired = true;
+        if (rb->sess)
+            stuck[nstuck++] = rb->sess;
+        rb->sess = NULL;
+        rb->next = w->reply_retired;
+        w->reply_retired = rb;
+        w->nreply_retired++;
+        w->replies_in_flight--;
+        w->reply_all[i] = NULL;
+    }
+    pthread_mutex_unlock(&w->reply_mu);
+    for (unsigned i = 0; i < nstuck; i++) {
+        log_error("session %016llx: client did not take a reply within %u ms; closing it",
+                  (unsigned long long)stuck[i]->id, w->srv->cfg.io_timeout_ms);
+        session_close(&w->srv->sessions, stuck[i], "closed: client stopped progressing");
+        session_release(&w->srv->sessions, stuck[i]);
+    }
+    for (unsigned i = 0; room && i < REPLY_BUFS; i++) {
+        if (w->reply_all[i])
+            continue;
+        reply_buf *rb = reply_buf_new(w);
+        pthread_mutex_lock(&w->reply_mu);
+        w->reply_all[i] = rb;
+        if (rb) {
+            rb->next = w->reply_free;
+            w->reply_free = rb;
+            pthread_cond_signal(&w->reply_cv);
+        }
+        pthread_mutex_unlock(&w->reply_mu);
+    }
+    return room;
+}
+
+/* Take a free reply buffer, waiting (bounded) for a send to complete. */
+static reply_buf *reply_acquire(worker *w)
+{
+    for (;;) {
+        struct timespec until = deadline_in(w->srv->cfg.io_timeout_ms);
+        bool bounded = true;
+        int rc = 0;
+        pthread_mutex_lock(&w->reply_mu);
+        while (!w->reply_free && rc != ETIMEDOUT) {
+            if (bounded)
+                rc = pthread_cond_timedwait(&w->reply_cv, &w->reply_mu, &until);
+            else
+                pthread_cond_wait(&w->reply_cv, &w->reply_mu);
+        }
+        reply_buf *rb = w->reply_free;
+        if (rb)
+            w->reply_free = rb->next;
+        pthread_mutex_unlock(&w->reply_mu);
+        if (rb)
+            return rb;
+        if (!retire_stuck_replies(w)) {
+            /* too many retired already: wait for a completion after all */
+            pthread_mutex_lock(&w->reply_mu);
+            while (!w->reply_free)
+                pthread_cond_wait(&w->reply_cv, &w->reply_mu);
+            rb = w->reply_free;
+            w->reply_free = rb->next;
+            pthread_mutex_unlock(&w->reply_mu);
+            return rb;
+        }
+    }
+}
+
+/* Give back a buffer that was not posted. */
+static void reply_unused(worker *w, reply_buf *rb)
+{
+    pthread_mutex_lock(&w->reply_mu);
+    rb->next = w->reply_free;
+    w->reply_free = rb;
+    pthread_mutex_unlock(&w->reply_mu);
+}
+
+/* Post the reply in rb without waiting.  On success the caller's reference
+ * on s passes to the buffer, which drops it at completion. */
+static int send_reply(worker *w, reply_buf *rb, session *s, size_t len)
+{
+    pthread_mutex_lock(&w->reply_mu);
+    rb->in_flight = true;
+    rb->sess = s;
+    w->replies_in_flight++;
+    pthread_mutex_unlock(&w->reply_mu);
+    memset(&rb->op, 0, sizeof(rb->op));
+    rb->op.done = reply_sent;
     int rc, tries = 0;
     do {
-        fabric_wait_arm(&w->bufs->wait);
-        rc = dfab_send(w->srv->fabric, dst, w->bufs->reply, len, w->bufs->reply_mr,
-                       &w->bufs->wait.op);
+        rc = dfab_send(w->srv->fabric, s->addr, rb->mem, len, rb->mr, &rb->op);
     } while (retry_later(rc, &tries));
-    return rc != 0 ? rc : fabric_wait_for(w);
+    if (rc != 0) {
+        pthread_mutex_lock(&w->reply_mu);
+        rb->in_flight = false;
+        rb->sess = NULL;
+        w->replies_in_flight--;
+        rb->next = w->reply_free;
+        w->reply_free = rb;
+        pthread_mutex_unlock(&w->reply_mu);
+    }
+    return rc;
 }
 
 /* ---- file I/O through io_uring ---------------------------------------- */
@@ -257,6 +446,15 @@ unsigned workers_busy(server *srv)
     pthread_mutex_lock(&srv->queue.mu);
     unsigned n = srv->queue.busy;
     pthread_mutex_unlock(&srv->queue.mu);
+    /* replies still leaving count too: draining waits for them */
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        worker *w = &srv->workers[i];
+        if (!w->reply_ready)
+            continue;
+        pthread_mutex_lock(&w->reply_mu);
+        n += w->replies_in_flight;
+        pthread_mutex_unlock(&w->reply_mu);
+    }
     return n;
 }
 
@@ -265,9 +463,7 @@ unsigned workers_busy(server *srv)
 static void bufs_free(worker_bufs *b)
 {
     dfab_mr_close(b->bounce_mr);
-    dfab_mr_close(b->reply_mr);
     free(b->bounce);
-    free(b->reply);
     pthread_mutex_destroy(&b->wait.mu);
     pthread_cond_destroy(&b->wait.cv);
     free(b);
@@ -285,11 +481,8 @@ static worker_bufs *bufs_new(server *srv)
     pthread_cond_init(&b->wait.cv, &ca);
     pthread_condattr_destroy(&ca);
     b->bounce = aligned_alloc(4096, srv->cfg.max_io);
-    b->reply = aligned_alloc(4096, srv->cfg.max_response);
-    if (!b->bounce || !b->reply ||
-        dfab_mr_reg(srv->fabric, b->bounce, srv->cfg.max_io, DFAB_ACCESS_LOCAL, &b->bounce_mr) ||
-        dfab_mr_reg(srv->fabric, b->reply, srv->cfg.max_response, DFAB_ACCESS_LOCAL,
-                    &b->reply_mr)) {
+    if (!b->bounce ||
+        dfab_mr_reg(srv->fabric, b->bounce, srv->cfg.max_io, DFAB_ACCESS_LOCAL, &b->bounce_mr)) {
         bufs_free(b);
         return NULL;
     }
@@ -356,7 +549,8 @@ static void execute_request(worker *w, rx_slot *slot)
     c.w = w;
     c.sess = s;
     c.req = &slot->req;
-    c.reply_buf = w->bufs->reply;
+    reply_buf *rb = reply_acquire(w);
+    c.reply_buf = rb->mem;
     c.reply_cap = s->limits.max_response;
     reply_hdr_init(&c.rep.hdr, &slot->req.hdr, s->id, 0, DAFS_ST_OK);
     c.rep.hdr.credits = session_grant_for_reply(&srv->sessions, s);
@@ -367,6 +561,7 @@ static void execute_request(worker *w, rx_slot *slot)
     if (status == DAFS_ST_BADSESSION || w->timed_out) {
         if (w->timed_out)
             retire_bufs(w, s); /* the session is closed: no reply */
+        reply_unused(w, rb);
         session_request_done(&srv->sessions, s);
         session_release(&srv->sessions, s);
         slot->sess = NULL;
@@ -375,25 +570,25 @@ static void execute_request(worker *w, rx_slot *slot)
     int len = c.encoded_len;
     if (status != DAFS_ST_OK || len <= 0) {
         c.rep.hdr.status = status;
-        len = dafs_encode_reply(w->bufs->reply, c.reply_cap, &c.rep);
+        len = dafs_encode_reply(rb->mem, c.reply_cap, &c.rep);
     }
     if (len < 0) {
         log_error("cannot encode %s reply (status %d)", dafs_op_name(slot->req.hdr.opcode), -len);
         c.rep.hdr.status = DAFS_ST_SERVERFAULT;
-        len = dafs_encode_reply(w->bufs->reply, c.reply_cap, &c.rep);
+        len = dafs_encode_reply(rb->mem, c.reply_cap, &c.rep);
     }
     /* The request is finished before the reply leaves, so a client that
      * sends its next request the moment it sees the reply is within credits. */
     session_request_done(&srv->sessions, s);
-    if (len > 0) {
-        int rc = send_reply(w, s->addr, (size_t)len);
-        if (rc != 0)
+    int rc = len > 0 ? send_reply(w, rb, s, (size_t)len) : -EINVAL;
+    if (rc != 0) {
+        if (len > 0)
             log_error("reply to session %016llx failed: %s", (unsigned long long)s->id,
                       strerror(-rc));
-        if (w->timed_out)
-            retire_bufs(w, s);
+        else
+            reply_unused(w, rb);
+        session_release(&srv->sessions, s);
     }
-    session_release(&srv->sessions, s);
     slot->sess = NULL;
 }
 
@@ -405,6 +600,8 @@ static void *worker_main(void *arg)
     while ((slot = queue_pop(&srv->queue)) != NULL) {
         if (w->orphans)
             reap_orphans(w);
+        if (w->reply_retired)
+            reap_retired_replies(w);
         execute_request(w, slot);
         rx_repost(srv, slot);
         queue_finished_one(&srv->queue);
@@ -429,6 +626,23 @@ static int worker_init(server *srv, worker *w, unsigned index, const char **why)
         return -1;
     }
     w->bounce = w->bufs->bounce;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&w->reply_mu, NULL);
+    pthread_cond_init(&w->reply_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    w->reply_ready = true;
+    for (unsigned i = 0; i < REPLY_BUFS; i++) {
+        reply_buf *rb = reply_buf_new(w);
+        if (!rb) {
+            *why = "cannot allocate and register reply buffers";
+            return -1;
+        }
+        w->reply_all[i] = rb;
+        rb->next = w->reply_free;
+        w->reply_free = rb;
+    }
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
         *why = "cannot create worker thread";
         return -1;
@@ -453,6 +667,50 @@ int workers_start(server *srv, const char **why)
     return 0;
 }
 
+/* After the join: free the reply buffers that are back; close the
+ * registrations of those still posted and keep their memory (and the mutex
+ * their completion takes) until free_replies, after dfab_close. */
+static void stop_replies(worker *w)
+{
+    reap_retired_replies(w);
+    pthread_mutex_lock(&w->reply_mu);
+    w->reply_free = NULL;
+    for (unsigned i = 0; i < REPLY_BUFS; i++) {
+        reply_buf *rb = w->reply_all[i];
+        if (rb && !rb->in_flight) {
+            reply_buf_free(rb);
+            w->reply_all[i] = NULL;
+        }
+    }
+    pthread_mutex_unlock(&w->reply_mu);
+    for (unsigned i = 0; i < REPLY_BUFS; i++)
+        if (w->reply_all[i]) {
+            dfab_mr_close(w->reply_all[i]->mr);
+            w->reply_all[i]->mr = NULL;
+        }
+    for (reply_buf *rb = w->reply_retired; rb; rb = rb->next) {
+        dfab_mr_close(rb->mr);
+        rb->mr = NULL;
+    }
+}
+
+static void free_replies(worker *w)
+{
+    for (unsigned i = 0; i < REPLY_BUFS; i++) {
+        reply_buf_free(w->reply_all[i]);
+        w->reply_all[i] = NULL;
+    }
+    while (w->reply_retired) {
+        reply_buf *rb = w->reply_retired;
+        w->reply_retired = rb->next;
+        reply_buf_free(rb);
+    }
+    w->reply_free = NULL;
+    pthread_mutex_destroy(&w->reply_mu);
+    pthread_cond_destroy(&w->reply_cv);
+    w->reply_ready = false;
+}
+
 void workers_stop(server *srv)
 {
     if (!srv->workers)
@@ -475,9 +733,10 @@ void workers_stop(server *srv)
          * (the same order dispatch uses for its receive buffers). */
         for (worker_bufs *b = w->orphans; b; b = b->next_orphan) {
             dfab_mr_close(b->bounce_mr);
-            dfab_mr_close(b->reply_mr);
-            b->bounce_mr = b->reply_mr = NULL;
+            b->bounce_mr = NULL;
         }
+        if (w->reply_ready)
+            stop_replies(w);
         if (w->ring_ready)
             io_uring_queue_exit(&w->ring);
         w->ring_ready = false;
@@ -496,6 +755,8 @@ void workers_free(server *srv)
             bufs_free(b);
         }
         w->norphans = 0;
+        if (w->reply_ready)
+            free_replies(w);
     }
     free(srv->workers);
     srv->workers = NULL;

@@ -1,7 +1,7 @@
 /*
  * worker.h — the worker pool: threads that execute requests, each with its
- * own io_uring, registered bounce buffer (max_io bytes) and registered reply
- * buffer (max_response bytes).
+ * own io_uring, registered bounce buffer (max_io bytes) and REPLY_BUFS
+ * registered reply buffers (max_response bytes each).
  */
 #ifndef DAFSD_WORKER_H
 #define DAFSD_WORKER_H
@@ -30,10 +30,25 @@ typedef struct worker_bufs {
     fabric_wait wait;
     uint8_t *bounce;
     dfab_mr *bounce_mr;
-    uint8_t *reply;
-    dfab_mr *reply_mr;
     struct worker_bufs *next_orphan;
 } worker_bufs;
+
+/* A registered reply buffer.  The worker posts the reply and moves on; the
+ * send's completion (network thread, or inside dfab_send when injected)
+ * returns the buffer to its worker's free list and drops the session
+ * reference.  A buffer whose client stopped progressing is retired: it is
+ * never reused, and is freed once its completion arrives. */
+#define REPLY_BUFS 8
+typedef struct reply_buf {
+    dfab_op op;
+    struct worker *w;
+    uint8_t *mem;
+    dfab_mr *mr;
+    session *sess;          /* held while in flight; NULL once retired */
+    bool in_flight;
+    bool retired;
+    struct reply_buf *next; /* free list or retired list */
+} reply_buf;
 
 typedef struct worker {
     server *srv;
@@ -47,6 +62,15 @@ typedef struct worker {
     worker_bufs *orphans;  /* abandoned sets awaiting their completion */
     unsigned norphans;
     bool timed_out;        /* the current request gave up on its client */
+    pthread_mutex_t reply_mu; /* guards the reply_* fields below */
+    pthread_cond_t reply_cv;
+    bool reply_ready;
+    reply_buf *reply_all[REPLY_BUFS]; /* the live (not retired) buffers */
+    reply_buf *reply_free;
+    reply_buf *reply_retired;
+    unsigned nreply_retired;
+    unsigned replies_in_flight;      /* live buffers posted, not yet completed */
+    reply_buf *reply;                /* the one the current request encodes into */
 } worker;
 
 int workers_start(server *srv, const char **why);
