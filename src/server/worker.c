@@ -359,41 +359,42 @@ static int uring_one(worker *w, enum uring_op what, int fd, void *buf, unsigned 
     return res;
 }
 
-int worker_file_read(worker *w, int fd, void *buf, size_t len, uint64_t off, size_t *got)
+/*
+ * Move len bytes at off through the ring, resubmitting after short transfers
+ * and a bounded number of EINTR/EAGAIN.  Stops early only when the kernel
+ * transfers 0 bytes; *done says how far it got.
+ */
+static int uring_full(worker *w, enum uring_op kind, int fd, uint8_t *buf, size_t len, uint64_t off,
+                      size_t *done)
 {
-    size_t done = 0;
     int again = 0;
-    while (done < len) {
-        int r = uring_one(w, URING_READ, fd, (uint8_t *)buf + done, (unsigned)(len - done),
-                          off + done);
+    *done = 0;
+    while (*done < len) {
+        int r = uring_one(w, kind, fd, buf + *done, (unsigned)(len - *done), off + *done);
         if ((r == -EINTR || r == -EAGAIN) && ++again < 100)
             continue;
         if (r < 0)
             return r;
         if (r == 0)
-            break; /* end of file */
-        done += (size_t)r;
+            break;
+        *done += (size_t)r;
     }
-    *got = done;
     return 0;
+}
+
+int worker_file_read(worker *w, int fd, void *buf, size_t len, uint64_t off, size_t *got)
+{
+    return uring_full(w, URING_READ, fd, buf, len, off, got); /* 0 bytes = end of file */
 }
 
 int worker_file_write(worker *w, int fd, const void *buf, size_t len, uint64_t off)
 {
-    size_t done = 0;
-    int again = 0;
-    while (done < len) {
-        int r = uring_one(w, URING_WRITE, fd, (uint8_t *)buf + done, (unsigned)(len - done),
-                          off + done);
-        if ((r == -EINTR || r == -EAGAIN) && ++again < 100)
-            continue;
-        if (r < 0)
-            return r;
-        if (r == 0)
-            return -EIO;
-        done += (size_t)r;
-    }
-    return 0;
+    size_t done;
+    /* uring_one only reads from buf for a write */
+    int rc = uring_full(w, URING_WRITE, fd, (uint8_t *)(uintptr_t)buf, len, off, &done);
+    if (rc == 0 && done < len)
+        rc = -EIO; /* the kernel wrote nothing and reported no error */
+    return rc;
 }
 
 int worker_file_sync(worker *w, int fd, bool datasync)
