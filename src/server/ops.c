@@ -114,10 +114,15 @@ int ops_open_dir(op_ctx *c, const dafs_fh *fh, int *fd)
     return status;
 }
 
+void ops_proc_path(int fd, char out[64])
+{
+    snprintf(out, 64, "/proc/self/fd/%d", fd);
+}
+
 int ops_reopen(int pathfd, int flags, int *fd)
 {
     char path[64];
-    snprintf(path, sizeof(path), "/proc/self/fd/%d", pathfd);
+    ops_proc_path(pathfd, path);
     *fd = open(path, flags | O_CLOEXEC | O_NOCTTY);
     return *fd < 0 ? export_errno_status(errno) : DAFS_ST_OK;
 }

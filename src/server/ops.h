@@ -44,6 +44,8 @@ int ops_execute(op_ctx *c);
 int ops_fh_open(op_ctx *c, const dafs_fh *fh, int *fd, struct stat *st);
 /* Same, and it must be a directory (else NOTDIR). */
 int ops_open_dir(op_ctx *c, const dafs_fh *fh, int *fd);
+/* The /proc/self/fd path of fd: reopens or names the same inode, as the caller. */
+void ops_proc_path(int fd, char out[64]);
 /* Open the object behind O_PATH fd pathfd again with open(2) flags, as the
  * current (caller's) identity, so the kernel checks the caller's access. */
 int ops_reopen(int pathfd, int flags, int *fd);

@@ -33,11 +33,6 @@
 
 #define LOOKUPP_MAX_DEPTH 4096
 
-static void proc_path(int fd, char out[64])
-{
-    snprintf(out, 64, "/proc/self/fd/%d", fd);
-}
-
 static int errno_status(void)
 {
     return export_errno_status(errno);
@@ -90,7 +85,7 @@ static int set_mode(int pfd, const struct stat *st, uint32_t mode)
     if (S_ISLNK(st->st_mode))
         return DAFS_ST_NOTSUP; /* Linux symlinks have no mode of their own */
     char path[64];
-    proc_path(pfd, path);
+    ops_proc_path(pfd, path);
     return chmod(path, mode & 07777) != 0 ? errno_status() : DAFS_ST_OK;
 }
 
@@ -203,7 +198,7 @@ static int op_link(op_ctx *c)
         return status;
     }
     char path[64], name[DAFS_NAME_MAX + 1];
-    proc_path(pfd, path);
+    ops_proc_path(pfd, path);
     ops_cname(&r->name, name);
     /* following the /proc magic link links the inode itself (no
      * CAP_DAC_READ_SEARCH needed, unlike AT_EMPTY_PATH) */
