@@ -29,14 +29,16 @@ struct dafs_dir {
     dafs_readdir_iter iter;
 };
 
-static int fetch_batch(dafs_dir *d)
+/* Copy a READDIR reply's entries into buf (s->max_response bytes). */
+static int readdir_batch(dafs_session *s, uint32_t cred, const dafs_fh *dir, uint64_t cookie,
+                         uint8_t *buf, dafs_readdir_iter *it, bool *eof)
 {
-    dafs_session *s = d->s;
     dafs_request req;
     memset(&req, 0, sizeof req);
     req.hdr.opcode = DAFS_OP_READDIR;
-    req.u.readdir.dir = d->fh;
-    req.u.readdir.cookie = d->cookie;
+    req.hdr.cred = cred;
+    req.u.readdir.dir = *dir;
+    req.u.readdir.cookie = cookie;
     req.u.readdir.maxcount = s->max_response - DAFS_HDR_SIZE;
     dafs_reply rep;
     client_slot *slot;
@@ -48,13 +50,19 @@ static int fetch_batch(dafs_dir *d)
         engine_release(slot);
         return -DAFS_EPROTO;
     }
-    memcpy(d->buf, r->entries.ptr, r->entries.len);
+    memcpy(buf, r->entries.ptr, r->entries.len);
     dafs_readdir_rep copy = *r;
-    copy.entries.ptr = d->buf;
-    dafs_readdir_iter_init(&d->iter, &copy);
-    d->eof = r->eof != 0;
+    copy.entries.ptr = buf;
+    dafs_readdir_iter_init(it, &copy);
+    *eof = r->eof != 0;
     engine_release(slot);
     return 0;
+}
+
+/* The next batch of an open directory (cred 0: the session's default). */
+static int fetch_batch(dafs_dir *d)
+{
+    return readdir_batch(d->s, 0, &d->fh, d->cookie, d->buf, &d->iter, &d->eof);
 }
 
 int dafs_opendir(dafs_session *s, const char *path, dafs_dir **out)
@@ -131,35 +139,6 @@ int dafs_closedir(dafs_dir *d)
     return 0;
 }
 
-/* Copy a READDIR reply's entries into buf (s->max_response bytes). */
-static int readdir_batch(dafs_session *s, uint32_t cred, const dafs_fh *dir, uint64_t cookie,
-                         uint8_t *buf, dafs_readdir_iter *it, bool *eof)
-{
-    dafs_request req;
-    memset(&req, 0, sizeof req);
-    req.hdr.opcode = DAFS_OP_READDIR;
-    req.hdr.cred = cred;
-    req.u.readdir.dir = *dir;
-    req.u.readdir.cookie = cookie;
-    req.u.readdir.maxcount = s->max_response - DAFS_HDR_SIZE;
-    dafs_reply rep;
-    client_slot *slot;
-    int rc = engine_call(s, &req, &rep, &slot);
-    if (rc < 0)
-        return rc;
-    const dafs_readdir_rep *r = &rep.u.readdir;
-    if ((r->nentries == 0 && !r->eof) || r->entries.len > s->max_response) {
-        engine_release(slot);
-        return -DAFS_EPROTO;
-    }
-    memcpy(buf, r->entries.ptr, r->entries.len);
-    dafs_readdir_rep copy = *r;
-    copy.entries.ptr = buf;
-    dafs_readdir_iter_init(it, &copy);
-    *eof = r->eof != 0;
-    engine_release(slot);
-    return 0;
-}
 
 /* Hand one batch to the callback.  Returns 1 when it stopped, 0 when the
  * batch was consumed, or a negative error. */
