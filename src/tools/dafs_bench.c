@@ -187,14 +187,6 @@ static int run_mp_round(const bench_opts *o, int rep, const char *url, pid_t ser
     return 0;
 }
 
-static int any_selected(const bench_opts *o, int from, int to)
-{
-    for (int w = from; w < to; w++)
-        if (o->selected[w])
-            return 1;
-    return 0;
-}
-
 static int run_rounds(const bench_opts *o, const char *url, pid_t server, const char *local_dir)
 {
     bench_floor_server fs = {0};
@@ -208,8 +200,9 @@ static int run_rounds(const bench_opts *o, const char *url, pid_t server, const 
         if (rc != 0)
             fprintf(stderr, "dafs-bench: connect %s: %s\n", url, dafs_strerror(rc));
     }
-    int need_data = any_selected(o, BW_READ4K_QD1, BW_CREATE) || any_selected(o, BW_MP1, BW_COUNT);
-    if (rc == 0 && need_data) {
+    /* Every selection needs the data file: the dafs and local rounds open it
+     * before running any workload, the metadata ones included. */
+    if (rc == 0) {
         rc = bench_io_prepare_dafs(s);
         if (rc == 0)
             rc = bench_io_prepare_local(local_dir);
