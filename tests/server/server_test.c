@@ -148,6 +148,82 @@ static void test_direct(void)
     client_close(&c);
 }
 
+/* Several big READ_DIRECTs in flight at once (the workers send each reply
+ * from its write's completion, not in request order), at odd offsets into
+ * an odd-sized file, split over odd segments; one straddles end of file and
+ * one starts past it.  Every reply must name its own count and eof, and the
+ * data must be in place when the reply arrives. */
+#define PIPE_READS 6
+static void test_direct_pipelined(void)
+{
+    client c;
+    CHECK(client_open(&c, port) == 0, "client open");
+    CHECK(do_connect(&c, "pipelined", 1, 8) == 0, "connect");
+    dafs_fh root, fh;
+    CHECK(getroot(&c, &root) == 0, "getroot");
+    CHECK(dirop(&c, DAFS_OP_OPEN, &root, "odd", DAFS_OPEN_RDWR | DAFS_OPEN_CREAT, &fh, NULL) == 0,
+          "open");
+    const uint32_t fsize = 700001;
+    for (uint32_t i = 0; i < fsize; i++)
+        c.data[i] = (uint8_t)(i * 13 + i / 251);
+    size_t woff[1] = {0}, wlen[1] = {fsize};
+    dafs_seg wseg[1];
+    make_segs(&c, wseg, woff, wlen, 1);
+    uint32_t got = 0;
+    CHECK(direct(&c, DAFS_OP_WRITE_DIRECT, &fh, 0, fsize, wseg, 1, &got) == 0 && got == fsize,
+          "write %u", got);
+    /* file offset, count, expected count; each read lands in its own area */
+    const uint64_t off[PIPE_READS] = {1, 65537, 123457, 399999, fsize - 4097, fsize + 3};
+    const uint32_t cnt[PIPE_READS] = {300001, 65537, 276543, 300002, 262144, 4096};
+    uint64_t xids[PIPE_READS];
+    size_t area[PIPE_READS];
+    for (int i = 0; i < PIPE_READS; i++) {
+        area[i] = (1u << 20) + (size_t)i * 500000 + 3; /* within DATA_BYTES */
+        dafs_request req;
+        init_req(&req, DAFS_OP_READ_DIRECT);
+        req.u.read = (dafs_read_req){.fh = fh, .offset = off[i], .count = cnt[i], .nsegs = 3};
+        size_t a = cnt[i] / 3 + 1, b = 7;
+        size_t offs[3] = {area[i], area[i] + a + 11, area[i] + a + 11 + b + 5};
+        size_t lens[3] = {a, b, cnt[i] - a - b + 100};
+        make_segs(&c, req.u.read.segs, offs, lens, 3);
+        memset(c.data + area[i], 0xEE, 490000);
+        uint8_t buf[MSG];
+        int len = encode(&c, &req, buf);
+        xids[i] = req.hdr.xid;
+        CHECK(len > 0 && send_raw(&c, buf, (size_t)len) == 0, "send read %d", i);
+    }
+    for (int n = 0; n < PIPE_READS; n++) {
+        dafs_reply rep;
+        CHECK(take_reply(&c, 5000, &rep) == 0 && rep.hdr.status == DAFS_ST_OK, "reply %d", n);
+        int i = 0;
+        while (i < PIPE_READS && xids[i] != rep.hdr.xid)
+            i++;
+        if (i == PIPE_READS) {
+            CHECK(false, "reply with unknown xid");
+            continue;
+        }
+        uint64_t want = off[i] >= fsize ? 0 : fsize - off[i];
+        want = want < cnt[i] ? want : cnt[i];
+        CHECK(rep.u.read.count == want, "read %d count %u want %llu", i, rep.u.read.count,
+              (unsigned long long)want);
+        CHECK(rep.u.read.eof == (off[i] + want >= fsize), "read %d eof %u", i, rep.u.read.eof);
+        size_t a = cnt[i] / 3 + 1, b = 7;
+        size_t dst[3] = {area[i], area[i] + a + 11, area[i] + a + 11 + b + 5};
+        size_t seglen[3] = {a, b, cnt[i] - a - b + 100};
+        size_t done = 0;
+        bool same = true;
+        for (int sgi = 0; sgi < 3 && done < want; sgi++) {
+            size_t take = want - done < seglen[sgi] ? want - done : seglen[sgi];
+            same = same && memcmp(c.data + dst[sgi], c.data + off[i] + done, take) == 0;
+            if (take < seglen[sgi]) /* nothing written beyond the data */
+                same = same && c.data[dst[sgi] + take] == 0xEE;
+            done += take;
+        }
+        CHECK(same, "read %d data", i);
+    }
+    client_close(&c);
+}
+
 static void test_offsets(void)
 {
     client c;
@@ -569,6 +645,7 @@ int main(int argc, char **argv)
             getenv("FI_PROVIDER") ? getenv("FI_PROVIDER") : "(default)");
     const named_test tests[] = {
         {"round_trip", test_round_trip}, {"direct", test_direct},
+        {"direct_pipelined", test_direct_pipelined},
         {"offsets", test_offsets},       {"hostile", test_hostile},
         {"names", test_names},           {"readdir", test_readdir},
         {"credits", test_credits},       {"grants", test_grants},
