@@ -416,8 +416,9 @@ void workers_submit(server *srv, rx_slot *slot)
         q->head = slot;
     q->tail = slot;
     q->busy++;
-    pthread_cond_signal(&q->cv);
     pthread_mutex_unlock(&q->mu);
+    /* after the unlock, so the woken worker does not block on q->mu at once */
+    pthread_cond_signal(&q->cv);
 }
 
 static rx_slot *queue_pop(work_queue *q)
