@@ -200,3 +200,13 @@ void cred_resume(void)
         abort();
     }
 }
+
+void cred_return_to_root(void)
+{
+    static const op_cred root; /* uid 0, gid 0, no supplementary groups */
+    if (cred_enter(&root) != 0) {
+        log_error("cannot return the network thread to root's identity; aborting");
+        abort();
+    }
+    cred_leave();
+}

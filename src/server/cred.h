@@ -62,6 +62,11 @@ int cred_lookup(cred_table *t, const cred_policy *p, uint32_t id, op_cred *out);
 void cred_init(void);
 int cred_enter(const op_cred *c);
 void cred_leave(void);
+/* For a thread that must stay root between operations (the network thread,
+ * which also opens the shm provider's regions): switch fully back to uid 0,
+ * gid 0 and no groups after a cred_enter; no syscalls when the operation ran
+ * as root.  Aborts if it cannot. */
+void cred_return_to_root(void);
 void cred_suspend(void);
 void cred_resume(void);
 

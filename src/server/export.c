@@ -225,8 +225,10 @@ int export_open_fh(const dafs_export *e, const dafs_fh *fh, int flags, int *fd, 
     return DAFS_ST_OK;
 }
 
-int export_openat(const dafs_export *e, int dirfd, const dafs_bytes *name, int flags,
-                  unsigned mode, int *fd)
+/* openat2 of one checked component, never following symlinks or leaving the
+ * export's file system; extra_resolve adds RESOLVE_* bits. */
+static int openat_beneath(const dafs_export *e, int dirfd, const dafs_bytes *name, int flags,
+                          unsigned mode, uint64_t extra_resolve, int *fd, struct stat *st_out)
 {
     char cname[DAFS_NAME_MAX + 1];
     *fd = -1;
@@ -238,12 +240,15 @@ int export_openat(const dafs_export *e, int dirfd, const dafs_bytes *name, int f
     struct open_how how = {
         .flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW | ((flags & O_PATH) ? 0 : O_NOCTTY)),
         .mode = (flags & O_CREAT) ? (mode & 07777) : 0,
-        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV,
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS |
+                   RESOLVE_NO_XDEV | extra_resolve,
     };
     long f = syscall(SYS_openat2, dirfd, cname, &how, sizeof(how));
     if (f < 0) {
         int err = errno;
         struct stat ls;
+        if (err == EAGAIN && (extra_resolve & RESOLVE_CACHED))
+            return DAFS_ST_AGAIN;
         /* O_DIRECTORY on a symlink says ENOTDIR; report the link as such */
         if (err == ENOTDIR && fstatat(dirfd, cname, &ls, AT_SYMLINK_NOFOLLOW) == 0 &&
             S_ISLNK(ls.st_mode))
@@ -256,7 +261,21 @@ int export_openat(const dafs_export *e, int dirfd, const dafs_bytes *name, int f
         return DAFS_ST_XDEV;
     }
     *fd = (int)f;
+    if (st_out)
+        *st_out = sb;
     return DAFS_ST_OK;
+}
+
+int export_openat(const dafs_export *e, int dirfd, const dafs_bytes *name, int flags,
+                  unsigned mode, int *fd)
+{
+    return openat_beneath(e, dirfd, name, flags, mode, 0, fd, NULL);
+}
+
+int export_lookup_cached(const dafs_export *e, int dirfd, const dafs_bytes *name, int *fd,
+                         struct stat *st)
+{
+    return openat_beneath(e, dirfd, name, O_PATH, 0, RESOLVE_CACHED, fd, st);
 }
 
 void export_fill_attr(const struct stat *st, dafs_attr *a)

@@ -48,6 +48,13 @@ int export_open_fh(const dafs_export *e, const dafs_fh *fh, int flags, int *fd, 
 int export_openat(const dafs_export *e, int dirfd, const dafs_bytes *name, int flags,
                   unsigned mode, int *fd);
 
+/* export_openat(..., O_PATH, ...) that never blocks: it uses only the
+ * dentry and inode caches (RESOLVE_CACHED) and returns DAFS_ST_AGAIN when the
+ * lookup would have to wait for the disk.  *st: the object's attributes.
+ * For the network thread. */
+int export_lookup_cached(const dafs_export *e, int dirfd, const dafs_bytes *name, int *fd,
+                         struct stat *st);
+
 void export_fill_attr(const struct stat *st, dafs_attr *a);
 
 #endif

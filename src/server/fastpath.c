@@ -1,5 +1,5 @@
 /*
- * fastpath.c — READ_INLINE, READ_DIRECT and GETATTR on the network thread
+ * fastpath.c — READ_INLINE, READ_DIRECT, GETATTR and LOOKUP on the network thread
  * (see fastpath.h for when and why).
  *
  * A slot is one registered region: FAST_IO_MAX bytes of data followed by a
@@ -290,11 +290,40 @@ static bool fast_getattr(server *srv, fast_slot *f, const dafs_request *req)
     return true;
 }
 
+/* LOOKUP in a directory whose O_PATH fd is cached, when the name is in the
+ * dentry cache: the lookup runs as the caller (search permission is the
+ * kernel's decision) and the thread returns to root before anything else. */
+static bool fast_lookup(server *srv, fast_slot *f, const dafs_request *req, const op_cred *cred)
+{
+    const dafs_dirop_req *r = &req->u.dirop;
+    if (r->name.len == 1 && r->name.ptr[0] == '.')
+        return false; /* the worker answers "." with the directory itself */
+    fdc_entry *e = fdcache_get(&srv->fds, FDC_PATH, &r->dir, NULL);
+    if (!e)
+        return false;
+    int fd = -1, status = DAFS_ST_AGAIN;
+    struct stat st;
+    if (S_ISDIR(e->mode) && cred_enter(cred) == 0)
+        status = export_lookup_cached(&srv->exp, e->fd, &r->name, &fd, &st);
+    cred_return_to_root();
+    fdcache_put(&srv->fds, e, false);
+    if (status != DAFS_ST_OK && status != DAFS_ST_NOENT && status != DAFS_ST_ACCES)
+        return false; /* would block, or an unusual error: the worker redoes it */
+    if (status == DAFS_ST_OK) {
+        export_fill_attr(&st, &f->rep.u.fh_attr.attr);
+        status = export_make_fh(&srv->exp, fd, &f->rep.u.fh_attr.fh);
+        close(fd);
+    }
+    finish(f, status);
+    return true;
+}
+
 bool fastpath_try(server *srv, rx_slot *slot, session *s)
 {
     const dafs_request *req = &slot->req;
     uint16_t op = req->hdr.opcode;
-    if (op != DAFS_OP_READ_INLINE && op != DAFS_OP_READ_DIRECT && op != DAFS_OP_GETATTR)
+    if (op != DAFS_OP_READ_INLINE && op != DAFS_OP_READ_DIRECT && op != DAFS_OP_GETATTR &&
+        op != DAFS_OP_LOOKUP)
         return false;
     fast_slot *f = pool.free;
     if (!f || srv->draining)
@@ -307,8 +336,13 @@ bool fastpath_try(server *srv, rx_slot *slot, session *s)
     f->sess = s;
     memset(&f->rep, 0, sizeof(f->rep));
     reply_hdr_init(&f->rep.hdr, &req->hdr, s->id, 0, DAFS_ST_OK);
-    bool done = op == DAFS_OP_GETATTR ? fast_getattr(srv, f, req)
-                                      : fast_read(srv, f, req, &cred, op == DAFS_OP_READ_DIRECT);
+    bool done;
+    if (op == DAFS_OP_GETATTR)
+        done = fast_getattr(srv, f, req);
+    else if (op == DAFS_OP_LOOKUP)
+        done = fast_lookup(srv, f, req, &cred);
+    else
+        done = fast_read(srv, f, req, &cred, op == DAFS_OP_READ_DIRECT);
     if (!done) {
         f->sess = NULL;
         f->next = pool.free;

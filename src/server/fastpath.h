@@ -1,5 +1,5 @@
 /*
- * fastpath.h — small reads and GETATTR answered on the network thread.
+ * fastpath.h — small reads, GETATTR and LOOKUP answered on the network thread.
  *
  * On this kind of machine each hand-off between threads costs 10-30 us, more
  * than the whole transport round trip.  A READ whose fd is already in the
@@ -9,7 +9,10 @@
  * waiting for the disk), RMA-writes it from a registered slot, sends the
  * reply from the write's completion callback, and frees the slot when the
  * reply completes — the same shape as the transport floor.  GETATTR is an
- * fstat of a cached O_PATH fd.  Anything else (a cache miss, data not in
+ * fstat of a cached O_PATH fd.  LOOKUP (what stat and path walks cost) runs
+ * in a cached directory fd with openat2(RESOLVE_CACHED), which fails with
+ * EAGAIN rather than read a directory block from disk; the thread takes the
+ * caller's identity for it and returns to root at once.  Anything else (a cache miss, data not in
  * memory, no free slot, a check that fails) goes to the worker pool as
  * before, which also produces every error reply.
  *

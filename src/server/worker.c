@@ -360,7 +360,27 @@ static int uring_one(worker *w, enum uring_op what, int fd, void *buf, unsigned 
 }
 
 /*
- * Move len bytes at off through the ring, resubmitting after short transfers
+ * One transfer or sync.  Only reads go through the ring: they are served
+ * inline from the page cache, and asynchronously when they must wait for the
+ * disk.  Buffered writes and syncs are plain syscalls, because a file system
+ * without RWF_NOWAIT buffered writes (ext4 here: pwritev2 says EOPNOTSUPP)
+ * makes io_uring hand every one to an io-wq kernel thread — a context switch
+ * and wakeup per write, for nothing, since a worker is a blocking thread.
+ */
+static int file_one(worker *w, enum uring_op what, int fd, void *buf, unsigned len, uint64_t off)
+{
+    ssize_t n;
+    if (what == URING_READ)
+        return uring_one(w, what, fd, buf, len, off);
+    if (what == URING_WRITE)
+        n = pwrite(fd, buf, len, (off_t)off);
+    else
+        n = what == URING_FSYNC ? fsync(fd) : fdatasync(fd);
+    return n < 0 ? -errno : (int)n;
+}
+
+/*
+ * Move len bytes at off through file_one, resubmitting after short transfers
  * and a bounded number of EINTR/EAGAIN.  Stops early only when the kernel
  * transfers 0 bytes; *done says how far it got.
  */
@@ -370,7 +390,7 @@ static int uring_full(worker *w, enum uring_op kind, int fd, uint8_t *buf, size_
     int again = 0;
     *done = 0;
     while (*done < len) {
-        int r = uring_one(w, kind, fd, buf + *done, (unsigned)(len - *done), off + *done);
+        int r = file_one(w, kind, fd, buf + *done, (unsigned)(len - *done), off + *done);
         if ((r == -EINTR || r == -EAGAIN) && ++again < 100)
             continue;
         if (r < 0)
@@ -390,7 +410,7 @@ int worker_file_read(worker *w, int fd, void *buf, size_t len, uint64_t off, siz
 int worker_file_write(worker *w, int fd, const void *buf, size_t len, uint64_t off)
 {
     size_t done;
-    /* uring_one only reads from buf for a write */
+    /* file_one only reads from buf for a write */
     int rc = uring_full(w, URING_WRITE, fd, (uint8_t *)(uintptr_t)buf, len, off, &done);
     if (rc == 0 && done < len)
         rc = -EIO; /* the kernel wrote nothing and reported no error */
@@ -399,7 +419,7 @@ int worker_file_write(worker *w, int fd, const void *buf, size_t len, uint64_t o
 
 int worker_file_sync(worker *w, int fd, bool datasync)
 {
-    int r = uring_one(w, datasync ? URING_FDATASYNC : URING_FSYNC, fd, NULL, 0, 0);
+    int r = file_one(w, datasync ? URING_FDATASYNC : URING_FSYNC, fd, NULL, 0, 0);
     return r < 0 ? r : 0;
 }
 
@@ -416,8 +436,9 @@ void workers_submit(server *srv, rx_slot *slot)
         q->head = slot;
     q->tail = slot;
     q->busy++;
-    pthread_cond_signal(&q->cv);
     pthread_mutex_unlock(&q->mu);
+    /* after the unlock, so the woken worker does not block on q->mu at once */
+    pthread_cond_signal(&q->cv);
 }
 
 static rx_slot *queue_pop(work_queue *q)

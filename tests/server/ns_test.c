@@ -376,6 +376,27 @@ static void test_permissions(void)
                    NULL, NULL) == 0, "A creates inside");
     CHECK(dirop_as(&c, B, DAFS_OP_LOOKUP, &priv, "in", 0, 0, NULL, NULL) == DAFS_ST_ACCES,
           "B looks up in A's 0700 dir");
+    /* The same lookups again, now certainly on the network thread's fast path
+     * (the directory's fd and the dentries are cached): it runs each as its
+     * caller and goes back to root, whatever the order. */
+    for (int round = 0; round < 3; round++) {
+        CHECK(dirop_as(&c, A, DAFS_OP_LOOKUP, &priv, "in", 0, 0, NULL, &a) == 0 &&
+                  a.uid == UID_A, "A looks up in its own 0700 dir (round %d)", round);
+        CHECK(dirop_as(&c, B, DAFS_OP_LOOKUP, &priv, "in", 0, 0, NULL, NULL) == DAFS_ST_ACCES,
+              "B is refused again (round %d)", round);
+        CHECK(dirop_as(&c, B, DAFS_OP_LOOKUP, &priv, "nosuch", 0, 0, NULL, NULL) ==
+                  DAFS_ST_ACCES, "B cannot even learn a name is absent (round %d)", round);
+        CHECK(dirop_as(&c, 0, DAFS_OP_LOOKUP, &priv, "in", 0, 0, NULL, NULL) == 0,
+              "root (no squash) looks up after B: the thread is root again (round %d)", round);
+        CHECK(dirop_as(&c, A, DAFS_OP_LOOKUP, &priv, "nosuch", 0, 0, NULL, NULL) ==
+                  DAFS_ST_NOENT, "A: a missing name is NOENT (round %d)", round);
+    }
+    /* a new session after the network thread ran as B: on shm, attaching the
+     * new peer's region needs root's identity back */
+    client c2;
+    CHECK(open_session(&c2, "perms-after-lookups") == 0, "a new session after B's lookups");
+    CHECK(getroot(&c2, &root) == 0, "getroot on the new session");
+    client_close(&c2);
     dafs_request req;
     init_req(&req, DAFS_OP_READDIR);
     req.hdr.cred = B;
