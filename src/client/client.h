@@ -36,6 +36,7 @@
 #define CLIENT_DEFAULT_TIMEOUT_MS 30000u
 #define CLIENT_INLINE_MAX (32u * 1024u) /* proposed inline payload limit */
 #define CLIENT_MSG_OVERHEAD 1024u       /* header + body fields around inline data */
+#define CLIENT_READ_REPLY_OVERHEAD 64u  /* READ_INLINE reply bytes besides the data */
 #define CLIENT_PIPELINE_DEPTH 8u        /* chunks of one large I/O in flight */
 #define CLIENT_PROGRESS_SLICE_MS 100    /* longest single block in dfab_progress */
 #define CLIENT_PROBE_MS 2000u           /* silence with requests outstanding before a probe */

@@ -20,7 +20,12 @@
  * Inline vs direct at 4 KiB (the server caps inline at 8 KiB today): a 4 KiB
  * read inline was 1.2-1.8x faster than the same read direct into a
  * registered buffer (tcp;ofi_rxm, QD1), so the client keeps proposing a large
- * inline limit and lets the server's cap decide.
+ * inline limit and lets the server's cap decide.  Except for reads whose
+ * inline reply would be longer than what the provider sends in one copy
+ * (dfab_limits.eager_msg_max: shm's 4 KiB inject size; above it shm makes
+ * the receiver fetch the message with process_vm_readv, ~1.5 us): those go
+ * direct, because a small RMA write and a short reply stay within it (4 KiB
+ * read QD1 on shm: ~6.5 -> ~4.5 us mean, same build).
  * Up to CLIENT_PIPELINE_DEPTH chunks of one call are in flight at once (never
  * more than the credit grant: the engine enforces it), and replies are taken
  * in order, so the byte count returned is always a contiguous prefix.  A
@@ -180,6 +185,7 @@ typedef struct io_call {
     dfab_mr *mr;       /* NULL: inline chunks only */
     bool own_mr;       /* registered for this call */
     size_t chunk_max;
+    size_t inline_limit; /* chunks up to this size travel inline */
     io_chunk queue[CLIENT_PIPELINE_DEPTH];
     unsigned head, count;
     size_t next;       /* next byte of buf to submit */
@@ -190,8 +196,7 @@ typedef struct io_call {
 
 static void build_request(io_call *io, const io_chunk *c, dafs_request *req)
 {
-    dafs_session *s = io->s;
-    bool direct = c->len > s->inline_max;
+    bool direct = c->len > io->inline_limit;
     memset(req, 0, sizeof *req);
     req->hdr.cred = io->cred;
     dafs_seg seg = {0};
@@ -309,13 +314,24 @@ static void run_io(io_call *io)
     }
 }
 
+/* The largest read that should travel inline: the negotiated limit, or less
+ * when such a reply would not fit the provider's one-copy send size. */
+static size_t read_inline_limit(const dafs_session *s)
+{
+    size_t eager = dfab_get_limits(s->fab)->eager_msg_max;
+    if (eager <= CLIENT_READ_REPLY_OVERHEAD || eager - CLIENT_READ_REPLY_OVERHEAD >= s->inline_max)
+        return s->inline_max;
+    return eager - CLIENT_READ_REPLY_OVERHEAD;
+}
+
 /* Pick the transfer mode and registration for a call. */
 static void setup_io(io_call *io)
 {
     dafs_session *s = io->s;
     io->chunk_max = s->inline_max;
-    bool direct_possible = s->max_io > s->inline_max;
-    if (io->len <= s->inline_max || !direct_possible)
+    io->inline_limit = s->inline_max;
+    size_t limit = io->write ? s->inline_max : read_inline_limit(s);
+    if (io->len <= limit || s->max_io <= limit)
         return;
     io->mr = mem_find_region(s, io->buf, io->len);
     if (io->mr == NULL) {
@@ -327,6 +343,7 @@ static void setup_io(io_call *io)
         }
         io->own_mr = true;
     }
+    io->inline_limit = limit;
     io->chunk_max = s->max_io;
 }
 

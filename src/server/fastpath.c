@@ -187,21 +187,40 @@ static void rma_done(dfab_op *op, int status, size_t len, dfab_addr src)
 
 /* ---- the operations ---------------------------------------------------- */
 
-/* Read count bytes at off without blocking.  0 and *got, -EAGAIN when any
- * of it is not in memory, or another -errno. */
-static int read_nowait(int fd, uint8_t *buf, size_t count, uint64_t off, size_t *got)
+/* Read count bytes at off without blocking, plus one probe byte past them:
+ * getting the probe byte proves the file goes on (not at EOF) without an
+ * fstat, which cost ~0.35 us of a ~5 us 4 KiB read on shm.  0 with *got and
+ * *eof, -EAGAIN when any of the range is not in memory, or another -errno.
+ * When only the probe byte is not in memory, *eof comes from fstat. */
+static int read_nowait(int fd, uint8_t *buf, size_t count, uint64_t off, size_t *got, bool *eof)
 {
+    uint8_t probe;
     size_t done = 0;
-    while (done < count) {
-        struct iovec iov = {.iov_base = buf + done, .iov_len = count - done};
-        ssize_t n = preadv2(fd, &iov, 1, (off_t)(off + done), RWF_NOWAIT);
+    while (done <= count) {
+        struct iovec iov[2] = {{.iov_base = buf + done, .iov_len = count - done},
+                               {.iov_base = &probe, .iov_len = 1}};
+        int first = done == count; /* only the probe is left */
+        ssize_t n = preadv2(fd, iov + first, 2 - first, (off_t)(off + done), RWF_NOWAIT);
+        if (n < 0 && errno == EAGAIN && done == count)
+            break; /* the range is read; the page after it is not cached */
         if (n < 0)
             return errno == EINTR ? -EAGAIN : -errno;
-        if (n == 0)
-            break;
+        if (n == 0) { /* end of file at off + done */
+            *got = done;
+            *eof = true;
+            return 0;
+        }
         done += (size_t)n;
     }
-    *got = done;
+    *got = count;
+    if (done > count) {
+        *eof = false;
+        return 0;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return -errno;
+    *eof = off + count >= (uint64_t)st.st_size;
     return 0;
 }
 
@@ -229,11 +248,8 @@ static bool fast_read(server *srv, fast_slot *f, const dafs_request *req, const 
     if (!e)
         return false;
     size_t got = 0;
-    struct stat st;
-    memset(&st, 0, sizeof(st));
-    int rc = read_nowait(e->fd, f->data, r->count, r->offset, &got);
-    if (rc == 0 && got == r->count && fstat(e->fd, &st) != 0)
-        rc = -errno;
+    bool eof = false;
+    int rc = read_nowait(e->fd, f->data, r->count, r->offset, &got, &eof);
     fdcache_put(&srv->fds, e, false);
     if (rc == -EOPNOTSUPP) {
         pool.reads_off = true;
@@ -242,7 +258,7 @@ static bool fast_read(server *srv, fast_slot *f, const dafs_request *req, const 
     if (rc < 0)
         return false; /* the worker retries it and reports any error */
     f->rep.u.read.count = (uint32_t)got;
-    f->rep.u.read.eof = got < r->count || r->offset + got >= (uint64_t)st.st_size;
+    f->rep.u.read.eof = eof;
     if (!direct || got == 0) {
         if (!direct)
             f->rep.u.read.data = (dafs_bytes){.ptr = f->data, .len = (uint32_t)got};

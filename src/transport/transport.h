@@ -63,6 +63,12 @@ typedef struct dfab_limits {
     size_t tx_size, rx_size;
     uint64_t mr_mode;      /* FI_MR_* bits granted */
     bool write_then_send_ordered; /* FI_ORDER_SAW honoured */
+    /* Sends up to this many bytes are delivered with one copy through the
+     * provider's buffers; a larger one costs the receiver an extra step
+     * (shm: a process_vm_readv system call and an acknowledgement), so a
+     * small RMA write plus a short message can beat one long message.
+     * SIZE_MAX when the provider shows no such step below max_msg_size. */
+    size_t eager_msg_max;
     bool virt_addr;        /* remote addresses are virtual addresses */
 } dfab_limits;
 

@@ -161,6 +161,53 @@ static void test_round_trips(ctx *c)
     }
 }
 
+/* Reads from just under the provider's one-copy send size up to the inline
+ * limit: on shm these go direct (RMA write plus a short reply) instead of
+ * inline; either way the bytes, the count at EOF, and the bytes after a short
+ * read (untouched) must be right, into registered memory or not, and again
+ * once the server has the file's fd cached (its network-thread fast path). */
+static void test_small_reads(ctx *c)
+{
+    enum { FILE_LEN = 20000, BUF = 8192 + 64 };
+    static const size_t sizes[] = {1000, 4000, 4032, 4033, 4096, 4097, 6000, 8192};
+    static const uint64_t offs[] = {0, 1, 4096, FILE_LEN - 8192, FILE_LEN - 1000, FILE_LEN};
+    uint8_t *data = malloc(FILE_LEN), *mem = malloc(BUF);
+    CHECK(data != NULL && mem != NULL);
+    fill_pattern(data, FILE_LEN, 77);
+    dafs_file *f;
+    CHECK_EQ(dafs_open(c->s, "small", O_RDWR | O_CREAT | O_TRUNC, 0644, &f), 0);
+    CHECK_EQ(dafs_pwrite(f, data, FILE_LEN, 0), FILE_LEN);
+    for (int registered = 0; registered < 2; registered++) {
+        dafs_mr *mr = NULL;
+        if (registered)
+            CHECK_EQ(dafs_mem_register(c->s, mem, BUF, &mr), 0);
+        for (int pass = 0; pass < 2; pass++)
+            for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+                for (size_t j = 0; j < sizeof offs / sizeof offs[0]; j++) {
+                    uint8_t *buf = mem + 8; /* not page aligned */
+                    size_t want = offs[j] >= FILE_LEN ? 0
+                                  : FILE_LEN - offs[j] < sizes[i] ? FILE_LEN - offs[j]
+                                                                 : sizes[i];
+                    memset(mem, 0xEE, BUF);
+                    ssize_t n = dafs_pread(f, buf, sizes[i], offs[j]);
+                    bool ok = n == (ssize_t)want &&
+                              (want == 0 || memcmp(buf, data + offs[j], want) == 0);
+                    for (size_t k = want; ok && k < sizes[i]; k++)
+                        ok = buf[k] == 0xEE;
+                    if (!ok)
+                        fprintf(stderr, "  read %zu at %llu (%s): %zd\n", sizes[i],
+                                (unsigned long long)offs[j], registered ? "reg" : "unreg", n);
+                    CHECK(ok);
+                }
+        if (mr != NULL)
+            CHECK_EQ(dafs_mem_deregister(mr), 0);
+    }
+    CHECK_EQ(dafs_close(f), 0);
+    CHECK_EQ(dafs_unlink(c->s, "small"), 0);
+    free(data);
+    free(mem);
+}
+
 static void test_sparse_and_eof(ctx *c)
 {
     dafs_file *f;
@@ -475,6 +522,7 @@ static const test_case tests[] = {
     {"urls", test_urls},
     {"open_flags", test_open_flags},
     {"round_trips", test_round_trips},
+    {"small_reads", test_small_reads},
     {"sparse_and_eof", test_sparse_and_eof},
     {"overwrite_middle", test_overwrite_middle},
     {"metadata", test_metadata},

@@ -224,6 +224,54 @@ static void test_direct_pipelined(void)
     client_close(&c);
 }
 
+/* The eof flag at and around the end of a file, through the worker (the
+ * first read of a handle) and the network thread's fast path (the fd is then
+ * cached, and the fast path tells EOF from a probe byte read past the
+ * range): eof is set exactly when the read reaches the end of the file. */
+static void test_eof(void)
+{
+    enum { SIZE = 3 * 4096 + 100 };
+    char path[512];
+    snprintf(path, sizeof(path), "%s/eofs", export_dir);
+    int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    CHECK(fd >= 0, "create %s", path);
+    static char content[SIZE];
+    for (int i = 0; i < SIZE; i++)
+        content[i] = (char)(i * 13 + 1);
+    CHECK(fd >= 0 && write(fd, content, SIZE) == SIZE, "write eofs");
+    if (fd >= 0)
+        close(fd);
+    client c;
+    CHECK(client_open(&c, port) == 0, "client open");
+    CHECK(do_connect(&c, "eof", 1, 8) == 0, "connect");
+    dafs_fh root, fh;
+    CHECK(getroot(&c, &root) == 0, "getroot");
+    CHECK(dirop(&c, DAFS_OP_OPEN, &root, "eofs", DAFS_OPEN_RDONLY, &fh, NULL) == 0, "open");
+    static const struct {
+        uint64_t off;
+        uint32_t count, want;
+        bool eof;
+    } cases[] = {
+        {0, 4096, 4096, false},        {SIZE - 4096, 4096, 4096, true},
+        {SIZE - 4097, 4096, 4096, false}, {3 * 4096, 100, 100, true},
+        {3 * 4096, 99, 99, false},     {3 * 4096, 4096, 100, true},
+        {SIZE, 10, 0, true},           {SIZE + 4096, 10, 0, true},
+    };
+    char buf[4096];
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+            uint32_t got = 0;
+            bool eof = !cases[i].eof;
+            int st = read_inline(&c, &fh, cases[i].off, cases[i].count, buf, &got, &eof);
+            CHECK(st == 0 && got == cases[i].want && eof == cases[i].eof &&
+                      (got == 0 || memcmp(buf, content + cases[i].off, got) == 0),
+                  "pass %d read %llu+%u: st %d got %u eof %d", pass,
+                  (unsigned long long)cases[i].off, cases[i].count, st, got, (int)eof);
+        }
+    }
+    client_close(&c);
+}
+
 static void test_offsets(void)
 {
     client c;
@@ -645,7 +693,7 @@ int main(int argc, char **argv)
             getenv("FI_PROVIDER") ? getenv("FI_PROVIDER") : "(default)");
     const named_test tests[] = {
         {"round_trip", test_round_trip}, {"direct", test_direct},
-        {"direct_pipelined", test_direct_pipelined},
+        {"direct_pipelined", test_direct_pipelined}, {"eof", test_eof},
         {"offsets", test_offsets},       {"hostile", test_hostile},
         {"names", test_names},           {"readdir", test_readdir},
         {"credits", test_credits},       {"grants", test_grants},
