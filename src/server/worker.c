@@ -15,13 +15,9 @@
  * SQE and wait, looping over short transfers) and a registered bounce buffer
  * of max_io bytes for RMA.  Fabric operations a worker posts (reply sends,
  * RMA) complete in the network thread's dfab_progress(); the completion
- * callback signals the worker's condition variable.  READ_DIRECT is the
- * exception: its data goes out from one of READ_XFERS registered read
- * transfers per worker, the reply is encoded before the RMA write is posted,
- * and the write's completion sends it, so the worker does not wait for the
- * client and takes its next request at once (worker.h, read_xfer).  A worker
- * therefore has at most READ_XFERS read transfers plus one other RMA
- * outstanding, plus replies in flight, each in its own buffer.
+ * callback signals the worker's condition variable.  A worker therefore has
+ * at most one RMA outstanding (its reply follows the RMA's completion), plus
+ * replies in flight, each in its own buffer.
  *
  * Stuck clients.  A client that stops progressing would hold a worker
  * forever (its RMA or reply never completes).  The wait is therefore bounded
