@@ -380,22 +380,16 @@ static int op_read(op_ctx *c, bool direct)
     status = open_data_cached(c, &r->fh, FDC_READ, &d);
     if (status != DAFS_ST_OK)
         return status;
-    /* direct data goes out from a read transfer after the worker has
-     * encoded the reply (execute_request), or else from the bounce buffer */
-    c->xfer = direct && r->count > 0 ? worker_xfer_acquire(c->w) : NULL;
-    uint8_t *buf = c->xfer ? c->xfer->buf : c->w->bounce;
     size_t got = 0;
     struct stat st;
     memset(&st, 0, sizeof(st));
-    int rc = worker_file_read(c->w, d.fd, buf, r->count, r->offset, &got);
+    int rc = worker_file_read(c->w, d.fd, c->w->bounce, r->count, r->offset, &got);
     if (rc == 0 && got == r->count && fstat(d.fd, &st) != 0)
         rc = -errno;
     close_data(c, &d);
     if (rc < 0)
         return export_errno_status(-rc);
-    if (c->xfer)
-        c->xfer->len = got;
-    else if (direct && got > 0) {
+    if (direct && got > 0) {
         rc = worker_rma_write(c->w, c->sess->addr, got, r->segs, r->nsegs);
         if (rc < 0)
             return DAFS_ST_IO;

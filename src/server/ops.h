@@ -33,8 +33,6 @@ typedef struct op_ctx {
     size_t reply_cap;   /* the session's max_response */
     int encoded_len;
     op_cred cred;       /* who the request runs as */
-    struct read_xfer *xfer; /* READ_DIRECT: data to RMA-write once the reply is
-                             * encoded (worker.h); NULL otherwise */
 } op_ctx;
 
 /* Execute c->req (a worker-side opcode).  Returns a DAFS_ST_* status. */

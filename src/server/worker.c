@@ -330,225 +330,6 @@ static int send_reply(worker *w, reply_buf *rb, session *s, size_t len)
     return rc;
 }
 
-/* ---- read transfers ---------------------------------------------------- */
-
-#define MAX_RETIRED_XFERS 4
-
-static void xfer_free(read_xfer *x)
-{
-    if (!x)
-        return;
-    dfab_mr_close(x->mr);
-    free(x->buf);
-    free(x);
-}
-
-static read_xfer *xfer_new(worker *w)
-{
-    read_xfer *x = calloc(1, sizeof(*x));
-    if (!x)
-        return NULL;
-    x->w = w;
-    x->buf = aligned_alloc(4096, w->srv->cfg.max_io);
-    if (!x->buf ||
-        dfab_mr_reg(w->srv->fabric, x->buf, w->srv->cfg.max_io, DFAB_ACCESS_LOCAL, &x->mr) != 0) {
-        xfer_free(x);
-        return NULL;
-    }
-    return x;
-}
-
-/* Back on the free list (reply_mu held). */
-static void xfer_put_locked(worker *w, read_xfer *x)
-{
-    x->len = 0;
-    x->next = w->xfer_free;
-    w->xfer_free = x;
-    pthread_cond_signal(&w->reply_cv);
-}
-
-static void xfer_unused(worker *w, read_xfer *x)
-{
-    pthread_mutex_lock(&w->reply_mu);
-    xfer_put_locked(w, x);
-    pthread_mutex_unlock(&w->reply_mu);
-}
-
-/*
- * The RMA write finished (network thread, or the posting worker when a
- * split write fails part-way): send the reply encoded for it, or an I/O
- * error instead.  The request is finished before its reply leaves, as on
- * the worker path.  A retired transfer only comes back to be freed.
- */
-static void xfer_written(dfab_op *op, int status, size_t len, dfab_addr src)
-{
-    (void)len;
-    (void)src;
-    read_xfer *x = (read_xfer *)((char *)op - offsetof(read_xfer, op));
-    worker *w = x->w;
-    pthread_mutex_lock(&w->reply_mu);
-    reply_buf *rb = x->rb;
-    session *s = x->sess;
-    x->rb = NULL;
-    x->sess = NULL;
-    pthread_mutex_unlock(&w->reply_mu);
-    if (s) {
-        int rlen = (int)x->reply_len;
-        if (status != 0) {
-            log_error("read data to session %016llx failed: %s", (unsigned long long)s->id,
-                      strerror(-status));
-            x->rep.hdr.status = DAFS_ST_IO;
-            memset(&x->rep.u, 0, sizeof(x->rep.u));
-            rlen = dafs_encode_reply(rb->mem, x->reply_cap, &x->rep);
-        }
-        session_request_done(&w->srv->sessions, s);
-        if (rlen <= 0 || send_reply(w, rb, s, (size_t)rlen) != 0) {
-            log_error("reply to session %016llx failed", (unsigned long long)s->id);
-            if (rlen <= 0)
-                reply_unused(w, rb);
-            session_release(&w->srv->sessions, s);
-        }
-    }
-    pthread_mutex_lock(&w->reply_mu);
-    x->in_flight = false;
-    if (!x->retired) {
-        w->xfers_in_flight--;
-        xfer_put_locked(w, x);
-    }
-    pthread_mutex_unlock(&w->reply_mu);
-}
-
-/* Post x's data with the reply encoded in rb (len bytes) to follow it.  On
- * success the reference on s and the buffer rb pass to the transfer. */
-static int xfer_post(worker *w, read_xfer *x, const op_ctx *c, reply_buf *rb, size_t len)
-{
-    const dafs_read_req *r = &c->req->u.read;
-    dfab_rseg rs[DAFS_SEG_MAX];
-    for (unsigned i = 0; i < r->nsegs; i++)
-        rs[i] = (dfab_rseg){.addr = r->segs[i].addr, .key = r->segs[i].key, .len = r->segs[i].len};
-    x->rep = c->rep;
-    x->reply_cap = c->reply_cap;
-    x->reply_len = len;
-    pthread_mutex_lock(&w->reply_mu);
-    x->rb = rb;
-    x->sess = c->sess;
-    x->in_flight = true;
-    w->xfers_in_flight++;
-    pthread_mutex_unlock(&w->reply_mu);
-    memset(&x->op, 0, sizeof(x->op));
-    x->op.done = xfer_written;
-    int rc = dfab_rma_write(w->srv->fabric, c->sess->addr, x->buf, x->len, x->mr, rs, r->nsegs,
-                            true, &x->op);
-    if (rc != 0) { /* nothing posted: no completion will come */
-        pthread_mutex_lock(&w->reply_mu);
-        x->rb = NULL;
-        x->sess = NULL;
-        x->in_flight = false;
-        w->xfers_in_flight--;
-        xfer_put_locked(w, x);
-        pthread_mutex_unlock(&w->reply_mu);
-    }
-    return rc;
-}
-
-/* Free retired transfers whose completion has arrived. */
-static void reap_retired_xfers(worker *w)
-{
-    read_xfer *done = NULL;
-    pthread_mutex_lock(&w->reply_mu);
-    read_xfer **pp = &w->xfer_retired;
-    while (*pp) {
-        read_xfer *x = *pp;
-        if (!x->in_flight) {
-            *pp = x->next;
-            x->next = done;
-            done = x;
-            w->nxfer_retired--;
-        } else {
-            pp = &x->next;
-        }
-    }
-    pthread_mutex_unlock(&w->reply_mu);
-    while (done) {
-        read_xfer *x = done;
-        done = x->next;
-        xfer_free(x);
-    }
-}
-
-/* No transfer completed within io_timeout_ms: their clients stopped
- * progressing.  Close those sessions, take back the (unposted) reply
- * buffers, and replace the transfers.  False when no more may be retired. */
-static bool retire_stuck_xfers(worker *w)
-{
-    session *stuck[READ_XFERS];
-    reply_buf *rbs[READ_XFERS];
-    unsigned nstuck = 0, nrbs = 0;
-    pthread_mutex_lock(&w->reply_mu);
-    bool room = w->nxfer_retired + READ_XFERS <= MAX_RETIRED_XFERS;
-    for (unsigned i = 0; room && i < READ_XFERS; i++) {
-        read_xfer *x = w->xfer_all[i];
-        if (!x || !x->in_flight)
-            continue;
-        x->retired = true;
-        if (x->sess)
-            stuck[nstuck++] = x->sess;
-        if (x->rb)
-            rbs[nrbs++] = x->rb;
-        x->sess = NULL;
-        x->rb = NULL;
-        x->next = w->xfer_retired;
-        w->xfer_retired = x;
-        w->nxfer_retired++;
-        w->xfers_in_flight--;
-        w->xfer_all[i] = NULL;
-    }
-    pthread_mutex_unlock(&w->reply_mu);
-    for (unsigned i = 0; i < nrbs; i++)
-        reply_unused(w, rbs[i]);
-    for (unsigned i = 0; i < nstuck; i++) {
-        log_error("session %016llx: client did not complete a transfer within %u ms; closing it",
-                  (unsigned long long)stuck[i]->id, w->srv->cfg.io_timeout_ms);
-        session_close(&w->srv->sessions, stuck[i], "closed: client stopped progressing");
-        session_request_done(&w->srv->sessions, stuck[i]);
-        session_release(&w->srv->sessions, stuck[i]);
-    }
-    for (unsigned i = 0; room && i < READ_XFERS; i++) {
-        if (w->xfer_all[i])
-            continue;
-        read_xfer *x = xfer_new(w);
-        pthread_mutex_lock(&w->reply_mu);
-        w->xfer_all[i] = x;
-        if (x)
-            xfer_put_locked(w, x);
-        pthread_mutex_unlock(&w->reply_mu);
-    }
-    return room;
-}
-
-read_xfer *worker_xfer_acquire(worker *w)
-{
-    struct timespec until = deadline_in(w->srv->cfg.io_timeout_ms);
-    int rc = 0;
-    pthread_mutex_lock(&w->reply_mu);
-    /* with none free and none in flight, nothing can come back */
-    while (!w->xfer_free && w->xfers_in_flight > 0 && rc != ETIMEDOUT)
-        rc = pthread_cond_timedwait(&w->reply_cv, &w->reply_mu, &until);
-    read_xfer *x = w->xfer_free;
-    if (x)
-        w->xfer_free = x->next;
-    bool stuck = !x && w->xfers_in_flight > 0;
-    pthread_mutex_unlock(&w->reply_mu);
-    if (x || !stuck || !retire_stuck_xfers(w))
-        return x;
-    pthread_mutex_lock(&w->reply_mu);
-    x = w->xfer_free;
-    if (x)
-        w->xfer_free = x->next;
-    pthread_mutex_unlock(&w->reply_mu);
-    return x;
-}
-
 /* ---- file I/O through io_uring ---------------------------------------- */
 
 enum uring_op { URING_READ, URING_WRITE, URING_FSYNC, URING_FDATASYNC };
@@ -693,7 +474,7 @@ unsigned workers_busy(server *srv)
         if (!w->reply_ready)
             continue;
         pthread_mutex_lock(&w->reply_mu);
-        n += w->replies_in_flight + w->xfers_in_flight;
+        n += w->replies_in_flight;
         pthread_mutex_unlock(&w->reply_mu);
     }
     return n;
@@ -799,13 +580,6 @@ static void execute_request(worker *w, rx_slot *slot)
     /* A session closed while this request queued (a stuck client): drop
      * it unanswered rather than risk another wait on that client. */
     int status = session_is_closed(&srv->sessions, s) ? DAFS_ST_BADSESSION : ops_execute(&c);
-    /* a read transfer with data goes out with this reply; otherwise it is
-     * not needed after all */
-    read_xfer *x = c.xfer;
-    if (x && (status != DAFS_ST_OK || x->len == 0 || w->timed_out)) {
-        xfer_unused(w, x);
-        x = NULL;
-    }
     if (status == DAFS_ST_BADSESSION || w->timed_out) {
         if (w->timed_out)
             retire_bufs(w, s); /* the session is closed: no reply */
@@ -824,18 +598,6 @@ static void execute_request(worker *w, rx_slot *slot)
         log_error("cannot encode %s reply (status %d)", dafs_op_name(slot->req.hdr.opcode), -len);
         c.rep.hdr.status = DAFS_ST_SERVERFAULT;
         len = dafs_encode_reply(rb->mem, c.reply_cap, &c.rep);
-    }
-    if (x && len > 0) {
-        /* the write's completion finishes the request and sends the reply */
-        if (xfer_post(w, x, &c, rb, (size_t)len) == 0) {
-            slot->sess = NULL;
-            return;
-        }
-        c.rep.hdr.status = DAFS_ST_IO;
-        memset(&c.rep.u, 0, sizeof(c.rep.u));
-        len = dafs_encode_reply(rb->mem, c.reply_cap, &c.rep);
-    } else if (x) {
-        xfer_unused(w, x);
     }
     /* The request is finished before the reply leaves, so a client that
      * sends its next request the moment it sees the reply is within credits. */
@@ -862,8 +624,6 @@ static void *worker_main(void *arg)
             reap_orphans(w);
         if (w->reply_retired)
             reap_retired_replies(w);
-        if (w->xfer_retired)
-            reap_retired_xfers(w);
         execute_request(w, slot);
         rx_repost(srv, slot);
         queue_finished_one(&srv->queue);
@@ -904,16 +664,6 @@ static int worker_init(server *srv, worker *w, unsigned index, const char **why)
         w->reply_all[i] = rb;
         rb->next = w->reply_free;
         w->reply_free = rb;
-    }
-    for (unsigned i = 0; i < READ_XFERS; i++) {
-        read_xfer *x = xfer_new(w);
-        if (!x) {
-            *why = "cannot allocate and register read transfer buffers";
-            return -1;
-        }
-        w->xfer_all[i] = x;
-        x->next = w->xfer_free;
-        w->xfer_free = x;
     }
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
         *why = "cannot create worker thread";
@@ -966,46 +716,6 @@ static void stop_replies(worker *w)
     }
 }
 
-/* As stop_replies, for read transfers. */
-static void stop_xfers(worker *w)
-{
-    reap_retired_xfers(w);
-    pthread_mutex_lock(&w->reply_mu);
-    w->xfer_free = NULL;
-    for (unsigned i = 0; i < READ_XFERS; i++) {
-        read_xfer *x = w->xfer_all[i];
-        if (x && !x->in_flight) {
-            xfer_free(x);
-            w->xfer_all[i] = NULL;
-        }
-    }
-    pthread_mutex_unlock(&w->reply_mu);
-    for (unsigned i = 0; i < READ_XFERS; i++)
-        if (w->xfer_all[i]) {
-            dfab_mr_close(w->xfer_all[i]->mr);
-            w->xfer_all[i]->mr = NULL;
-        }
-    for (read_xfer *x = w->xfer_retired; x; x = x->next) {
-        dfab_mr_close(x->mr);
-        x->mr = NULL;
-    }
-}
-
-static void free_xfers(worker *w)
-{
-    for (unsigned i = 0; i < READ_XFERS; i++) {
-        xfer_free(w->xfer_all[i]);
-        w->xfer_all[i] = NULL;
-    }
-    while (w->xfer_retired) {
-        read_xfer *x = w->xfer_retired;
-        w->xfer_retired = x->next;
-        xfer_free(x);
-    }
-    w->xfer_free = NULL;
-    w->nxfer_retired = 0;
-}
-
 static void free_replies(worker *w)
 {
     for (unsigned i = 0; i < REPLY_BUFS; i++) {
@@ -1047,10 +757,8 @@ void workers_stop(server *srv)
             dfab_mr_close(b->bounce_mr);
             b->bounce_mr = NULL;
         }
-        if (w->reply_ready) {
-            stop_xfers(w);
+        if (w->reply_ready)
             stop_replies(w);
-        }
         if (w->ring_ready)
             io_uring_queue_exit(&w->ring);
         w->ring_ready = false;
@@ -1069,10 +777,8 @@ void workers_free(server *srv)
             bufs_free(b);
         }
         w->norphans = 0;
-        if (w->reply_ready) {
-            free_xfers(w);
+        if (w->reply_ready)
             free_replies(w);
-        }
     }
     free(srv->workers);
     srv->workers = NULL;

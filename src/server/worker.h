@@ -50,31 +50,6 @@ typedef struct reply_buf {
     struct reply_buf *next; /* free list or retired list */
 } reply_buf;
 
-/* A READ_DIRECT whose data travels without the worker waiting: the file
- * data sits in the transfer's registered buffer, the reply is encoded
- * before the RMA write is posted, and the write's completion (network
- * thread) sends that reply (re-encoded as an I/O error if the write
- * failed).  The worker meanwhile takes its next request.  A transfer whose
- * client stops progressing is retired like a reply buffer: its session is
- * closed, its reply buffer taken back, and the transfer freed once its
- * completion arrives. */
-#define READ_XFERS 2
-typedef struct read_xfer {
-    dfab_op op;
-    struct worker *w;
-    uint8_t *buf;           /* max_io bytes */
-    dfab_mr *mr;
-    size_t len;             /* bytes to write */
-    reply_buf *rb;          /* the encoded reply; NULL once sent or retired */
-    size_t reply_len;
-    dafs_reply rep;         /* re-encoded if the write fails */
-    size_t reply_cap;
-    session *sess;          /* held until the reply is posted; NULL once retired */
-    bool in_flight;
-    bool retired;
-    struct read_xfer *next; /* free list or retired list */
-} read_xfer;
-
 typedef struct worker {
     server *srv;
     unsigned index;
@@ -95,11 +70,7 @@ typedef struct worker {
     reply_buf *reply_retired;
     unsigned nreply_retired;
     unsigned replies_in_flight;      /* live buffers posted, not yet completed */
-    read_xfer *xfer_all[READ_XFERS]; /* the live transfers (guarded by reply_mu too) */
-    read_xfer *xfer_free;
-    read_xfer *xfer_retired;
-    unsigned nxfer_retired;
-    unsigned xfers_in_flight;        /* live transfers posted, not yet completed */
+    reply_buf *reply;                /* the one the current request encodes into */
 } worker;
 
 int workers_start(server *srv, const char **why);
@@ -114,13 +85,6 @@ void workers_free(server *srv); /* after dfab_close: frees the workers and aband
 int worker_file_read(worker *w, int fd, void *buf, size_t len, uint64_t off, size_t *got);
 int worker_file_write(worker *w, int fd, const void *buf, size_t len, uint64_t off);
 int worker_file_sync(worker *w, int fd, bool datasync);
-
-/* A free read transfer for a READ_DIRECT (see read_xfer), waiting at most
- * io_timeout_ms for one in flight; NULL when none can be had (the caller
- * then uses the worker's bounce buffer and worker_rma_write).  The op stores
- * it in op_ctx.xfer with the byte count in op_ctx.xfer_len; the worker
- * posts it after encoding the reply, or gives it back unused. */
-read_xfer *worker_xfer_acquire(worker *w);
 
 /* RMA with the session's client, waiting for completion.  Return 0 or -errno. */
 int worker_rma_write(worker *w, dfab_addr dst, size_t len, const dafs_seg *segs, unsigned nsegs);
