@@ -20,7 +20,8 @@ kill_mid_transfer() {
   client=$!
   track_pid "$client"
   sleep 0.5
-  kill -0 "$client" 2>/dev/null || fail "$what: the transfer ended within 0.5 s; cannot kill the server mid-transfer"
+  kill -0 "$client" 2>/dev/null ||
+    fail "$what: the transfer ended within 0.5 s; cannot kill the server mid-transfer: $(cat "$WORK/$what.err")"
   t0=$SECONDS
   kill_server
   wait "$client" || rc=$?
