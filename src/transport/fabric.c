@@ -29,7 +29,8 @@
  *    shared-memory region name, so (node, service) maps deterministically to
  *    "dafs_shm_<service>" and a client given the same port finds the server.
  *    An flock on "<name>.lock" makes stale regions of crashed servers safe to
- *    remove (see shm_claim_name).
+ *    remove (see shm_claim_name).  shm clients claim a random
+ *    "dafs_shm_c<hex>" name the same way (see open_shm_any_port).
  *  - Test hook: $DAFS_FABRIC_MAX_MSG (>= 4096) lowers max_msg_size so tests
  *    can exercise splitting and EMSGSIZE on providers that allow SIZE_MAX.
  *  - Waiting: a CQ with a wait fd when the provider offers one, else
@@ -191,7 +192,7 @@ static int get_final_info(const dfab_config *cfg, const char *prov, struct fi_in
         if (!hints)
             return -ENOMEM;
         if (shm) {
-            if (cfg->listen) {
+            if (cfg->service) { /* a claimed dafs_shm_ name (see dfab_open) */
                 snprintf(shm_name, sizeof shm_name, SHM_NAME_PREFIX "%s",
                          cfg->service ? cfg->service : "0");
                 hints->addr_format = FI_ADDR_STR;
@@ -486,7 +487,7 @@ static int open_with_provider(const dfab_config *cfg, const char *prov, dfab **o
     atomic_init(&f->next_requested_key, 1);
     f->shm_lock_fd = -1;
     int ret = 0;
-    if (strcmp(prov, "shm") == 0 && cfg->listen)
+    if (strcmp(prov, "shm") == 0 && cfg->service)
         ret = shm_claim_name(cfg->service, &f->shm_lock_fd, errmsg);
     if (!ret)
         ret = get_final_info(cfg, prov, &f->info, errmsg);
@@ -501,8 +502,8 @@ static int open_with_provider(const dfab_config *cfg, const char *prov, dfab **o
     }
     if (!ret)
         ret = open_objects(f, errmsg);
-    if (!ret && cfg->listen) {
-        ret = record_bound_service(f, cfg);
+    if (!ret && (cfg->listen || f->shm_lock_fd >= 0)) {
+        ret = record_bound_service(f, cfg); /* shm clients: for shm_release_name */
         if (ret)
             *errmsg = set_err("cannot read the bound address: %s", strerror(-ret));
     }
@@ -518,7 +519,12 @@ static int open_with_provider(const dfab_config *cfg, const char *prov, dfab **o
     return 0;
 }
 
-/* shm has no ports: for service "0" pick random numbers until a name is free. */
+/* shm has no ports: for service "0" pick random numbers until a name is free.
+ * Clients claim a name too ("c" and 8 hex digits, never a listener's port):
+ * left to itself libfabric names a client's region after its pid, so one
+ * SIGKILLed client left a region that made the next process to get that pid
+ * fail to open its endpoint.  A claimed name is locked while in use and swept
+ * by the next opener once its owner is gone. */
 static int open_shm_any_port(const dfab_config *cfg, dfab **out, const char **errmsg)
 {
     unsigned seed = (unsigned)(fabric_now_ns() ^ getpid());
@@ -526,7 +532,11 @@ static int open_shm_any_port(const dfab_config *cfg, dfab **out, const char **er
     for (int attempt = 0; attempt < 64 && ret == -EADDRINUSE; attempt++) {
         char service[16];
         dfab_config c = *cfg;
-        snprintf(service, sizeof service, "%u", 20000u + rand_r(&seed) % 40000u);
+        unsigned r = (unsigned)rand_r(&seed);
+        if (cfg->listen)
+            snprintf(service, sizeof service, "%u", 20000u + r % 40000u);
+        else
+            snprintf(service, sizeof service, "c%08x", r ^ (unsigned)rand_r(&seed) << 16);
         c.service = service;
         ret = open_with_provider(&c, "shm", out, errmsg);
     }
@@ -563,7 +573,7 @@ int dfab_open(const dfab_config *cfg, dfab **out, const char **errmsg)
         return -EINVAL;
     }
     bool any_port = !cfg->service || strcmp(cfg->service, "0") == 0;
-    if (strcmp(prov, "shm") == 0 && cfg->listen && any_port)
+    if (strcmp(prov, "shm") == 0 && any_port)
         return open_shm_any_port(cfg, out, errmsg);
     return open_with_provider(cfg, prov, out, errmsg);
 }
