@@ -30,6 +30,18 @@
 static const char *port;
 static dafs_fh saved_fh; /* "hello", to check handles survive a restart */
 
+/* A fresh session (client id `id`, 8 credits) with `name` opened from the
+ * root with `flags` into *fh. */
+static void open_session_file(client *c, const char *id, const char *name, uint32_t flags,
+                              dafs_fh *fh)
+{
+    dafs_fh root;
+    CHECK(client_open(c, port) == 0, "client open");
+    CHECK(do_connect(c, id, 1, 8) == 0, "connect %s", id);
+    CHECK(getroot(c, &root) == 0, "getroot");
+    CHECK(dirop(c, DAFS_OP_OPEN, &root, name, flags, fh, NULL) == 0, "open %s", name);
+}
+
 static void test_round_trip(void)
 {
     client c;
@@ -110,12 +122,8 @@ static int direct_short_segs(client *c, const dafs_fh *fh, uint32_t total, const
 static void test_direct(void)
 {
     client c;
-    CHECK(client_open(&c, port) == 0, "client open");
-    CHECK(do_connect(&c, "direct", 1, 8) == 0, "connect");
-    dafs_fh root, fh;
-    CHECK(getroot(&c, &root) == 0, "getroot");
-    CHECK(dirop(&c, DAFS_OP_OPEN, &root, "big", DAFS_OPEN_RDWR | DAFS_OPEN_CREAT, &fh, NULL) == 0,
-          "open");
+    dafs_fh fh;
+    open_session_file(&c, "direct", "big", DAFS_OPEN_RDWR | DAFS_OPEN_CREAT, &fh);
     const uint32_t n = 300000;
     for (uint32_t i = 0; i < n; i++)
         c.data[i] = (uint8_t)(i * 7 + 3);
@@ -148,8 +156,8 @@ static void test_direct(void)
     client_close(&c);
 }
 
-/* Several big READ_DIRECTs in flight at once (the workers send each reply
- * from its write's completion, not in request order), at odd offsets into
+/* Several big READ_DIRECTs in flight at once (replies may come in any
+ * order: two workers and the fast path share them), at odd offsets into
  * an odd-sized file, split over odd segments; one straddles end of file and
  * one starts past it.  Every reply must name its own count and eof, and the
  * data must be in place when the reply arrives. */
@@ -157,12 +165,8 @@ static void test_direct(void)
 static void test_direct_pipelined(void)
 {
     client c;
-    CHECK(client_open(&c, port) == 0, "client open");
-    CHECK(do_connect(&c, "pipelined", 1, 8) == 0, "connect");
-    dafs_fh root, fh;
-    CHECK(getroot(&c, &root) == 0, "getroot");
-    CHECK(dirop(&c, DAFS_OP_OPEN, &root, "odd", DAFS_OPEN_RDWR | DAFS_OPEN_CREAT, &fh, NULL) == 0,
-          "open");
+    dafs_fh fh;
+    open_session_file(&c, "pipelined", "odd", DAFS_OPEN_RDWR | DAFS_OPEN_CREAT, &fh);
     const uint32_t fsize = 700001;
     for (uint32_t i = 0; i < fsize; i++)
         c.data[i] = (uint8_t)(i * 13 + i / 251);
@@ -242,11 +246,8 @@ static void test_eof(void)
     if (fd >= 0)
         close(fd);
     client c;
-    CHECK(client_open(&c, port) == 0, "client open");
-    CHECK(do_connect(&c, "eof", 1, 8) == 0, "connect");
-    dafs_fh root, fh;
-    CHECK(getroot(&c, &root) == 0, "getroot");
-    CHECK(dirop(&c, DAFS_OP_OPEN, &root, "eofs", DAFS_OPEN_RDONLY, &fh, NULL) == 0, "open");
+    dafs_fh fh;
+    open_session_file(&c, "eof", "eofs", DAFS_OPEN_RDONLY, &fh);
     static const struct {
         uint64_t off;
         uint32_t count, want;
@@ -275,11 +276,8 @@ static void test_eof(void)
 static void test_offsets(void)
 {
     client c;
-    CHECK(client_open(&c, port) == 0, "client open");
-    CHECK(do_connect(&c, "offsets", 1, 8) == 0, "connect");
-    dafs_fh root, fh;
-    CHECK(getroot(&c, &root) == 0, "getroot");
-    CHECK(dirop(&c, DAFS_OP_OPEN, &root, "hello", DAFS_OPEN_RDWR, &fh, NULL) == 0, "open");
+    dafs_fh fh;
+    open_session_file(&c, "offsets", "hello", DAFS_OPEN_RDWR, &fh);
     uint32_t got;
     bool eof;
     char buf[16];
