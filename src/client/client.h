@@ -106,7 +106,7 @@ struct dafs_session {
     /* buffers */
     uint32_t nslots, nrecv;
     client_slot *slots;
-    bool slot_sync_made;      /* every slots[i].mtx and .cond initialised */
+    bool slot_sync_made;      /* every slots[i].mtx and .wake initialised */
     client_rx *rx;
     uint8_t *send_mem, *recv_mem;
     dfab_mr *send_mr, *recv_mr;
@@ -116,7 +116,7 @@ struct dafs_session {
     pthread_mutex_t lock;
     pthread_cond_t cond;      /* credit waiters sleep here (a slot freed, the role free) */
     atomic_uint credit_waiters; /* threads blocked on cond in engine_acquire */
-    atomic_uint reply_sleepers; /* slot owners blocked on their own cond */
+    atomic_uint reply_sleepers; /* slot owners blocked on their own semaphore */
     atomic_uint grant;        /* latest credit grant from the server (>= 1) */
     uint32_t outstanding;     /* busy slots, under lock */
     atomic_bool progressing;  /* some caller holds the progress role */

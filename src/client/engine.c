@@ -177,6 +177,15 @@ static int alloc_registered(dafs_session *s, size_t bytes, uint8_t **mem, dfab_m
     return 0;
 }
 
+/* Destroy the mutex and semaphore of the first n slots. */
+static void destroy_slot_sync(dafs_session *s, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        (void)sem_destroy(&s->slots[i].wake);
+        pthread_mutex_destroy(&s->slots[i].mtx);
+    }
+}
+
 /* Every slot's mutex and wake semaphore.  On failure the ones made so far
  * are destroyed. */
 static int init_slot_sync(dafs_session *s)
@@ -196,11 +205,7 @@ static int init_slot_sync(dafs_session *s)
         made++;
     }
     if (made < s->nslots) {
-        while (made > 0) {
-            made--;
-            (void)sem_destroy(&s->slots[made].wake);
-            pthread_mutex_destroy(&s->slots[made].mtx);
-        }
+        destroy_slot_sync(s, made);
         return rc != 0 ? -rc : -ENOMEM;
     }
     s->slot_sync_made = true;
@@ -251,12 +256,8 @@ void engine_fini(dafs_session *s)
 {
     free(s->send_mem);
     free(s->recv_mem);
-    if (s->slot_sync_made) {
-        for (uint32_t i = 0; i < s->nslots; i++) {
-            (void)sem_destroy(&s->slots[i].wake);
-            pthread_mutex_destroy(&s->slots[i].mtx);
-        }
-    }
+    if (s->slot_sync_made)
+        destroy_slot_sync(s, s->nslots);
     s->slot_sync_made = false;
     free(s->slots);
     free(s->rx);

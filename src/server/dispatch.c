@@ -12,7 +12,8 @@
  *   credit check ─ over the limit ────► CREDIT, request not executed
  *   decode body ─ bad ────────────────► BADMSG / BADOP
  *   NULL, DISCONNECT ─────────────────► answered here
- *   READ/GETATTR, fd cached ──────────► answered here (fastpath.c)
+ *   READ/GETATTR, fd cached, LOOKUP
+ *   in a cached directory ────────────► answered here (fastpath.c)
  *   everything else ──────────────────► worker queue (keeps the rx buffer;
  *                                       the worker reposts it)
  *
@@ -340,9 +341,7 @@ int dispatch_run(server *srv, int drain_ms)
 {
     int64_t next_check = session_now_ms() + LEASE_CHECK_MS;
     while (!srv->stopping) {
-        if (fastpath_has_retries(srv))
-            fastpath_retry(srv);
-        int rc = dfab_progress(srv->fabric, fastpath_has_retries(srv) ? 1 : LEASE_CHECK_MS);
+        int rc = dfab_progress(srv->fabric, LEASE_CHECK_MS);
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN) {
             log_error("fabric progress failed: %s", strerror(-rc));
             break;
@@ -357,7 +356,6 @@ int dispatch_run(server *srv, int drain_ms)
     srv->draining = true;
     int64_t deadline = session_now_ms() + drain_ms;
     while ((workers_busy(srv) > 0 || fastpath_busy(srv) > 0) && session_now_ms() < deadline) {
-        fastpath_retry(srv);
         (void)dfab_progress(srv->fabric, 10);
     }
     /* let the last replies leave */

@@ -3,7 +3,7 @@
  * (see fastpath.h for when and why).
  *
  * A slot is one registered region: FAST_IO_MAX bytes of data followed by a
- * max_response reply buffer.  Slots, their free list and the retry list are
+ * max_response reply buffer.  Slots and their free list are
  * touched only by the network thread (completion callbacks run there too),
  * so they need no lock.  A slot keeps its session referenced until the reply
  * has completed.
@@ -31,7 +31,7 @@ typedef struct fast_slot {
     uint8_t *reply;
     size_t reply_len;
     dafs_reply rep;            /* kept to re-encode an error after a failed write */
-    struct fast_slot *next;    /* free list or retry list */
+    struct fast_slot *next;    /* free list */
 } fast_slot;
 
 typedef struct fast_pool {
@@ -39,7 +39,6 @@ typedef struct fast_pool {
     dfab_mr *mr;
     fast_slot *slots;
     fast_slot *free;
-    fast_slot *retry_head, *retry_tail;
     unsigned busy;
     bool reads_off;            /* RWF_NOWAIT unsupported here */
 } fast_pool;
@@ -75,12 +74,6 @@ unsigned fastpath_busy(const server *srv)
 {
     (void)srv;
     return pool.busy;
-}
-
-bool fastpath_has_retries(const server *srv)
-{
-    (void)srv;
-    return pool.retry_head != NULL;
 }
 
 void fastpath_close_mr(server *srv)
@@ -120,37 +113,16 @@ static void reply_done(dfab_op *op, int status, size_t len, dfab_addr src)
     slot_release(f);
 }
 
-/* Post the encoded reply; a full send queue parks it on the retry list. */
+/* Post the encoded reply (the transport retries a full send queue itself). */
 static void send_reply(fast_slot *f)
 {
     memset(&f->op, 0, sizeof(f->op));
     f->op.done = reply_done;
     int rc = dfab_send(f->srv->fabric, f->sess->addr, f->reply, f->reply_len, pool.mr, &f->op);
-    if (rc == -EAGAIN) {
-        f->next = NULL;
-        if (pool.retry_tail)
-            pool.retry_tail->next = f;
-        else
-            pool.retry_head = f;
-        pool.retry_tail = f;
-        return;
-    }
     if (rc != 0) {
         log_error("reply to session %016llx failed: %s", (unsigned long long)f->sess->id,
                   strerror(-rc));
         slot_release(f);
-    }
-}
-
-void fastpath_retry(server *srv)
-{
-    (void)srv;
-    fast_slot *list = pool.retry_head;
-    pool.retry_head = pool.retry_tail = NULL;
-    while (list) {
-        fast_slot *f = list;
-        list = f->next;
-        send_reply(f); /* may park it again */
     }
 }
 

@@ -34,11 +34,8 @@ int fastpath_start(server *srv, const char **why);
 /* Try to answer slot's request here.  True: answered (or being answered);
  * the caller reposts the receive buffer and keeps no session reference. */
 bool fastpath_try(server *srv, rx_slot *slot, session *s);
-/* Retry replies whose post found the send queue full (network thread). */
-void fastpath_retry(server *srv);
 /* Replies still in flight. */
 unsigned fastpath_busy(const server *srv);
-bool fastpath_has_retries(const server *srv);
 void fastpath_close_mr(server *srv);
 void fastpath_free(server *srv);
 

@@ -90,6 +90,20 @@ static bool open_dir_cached(op_ctx *c, const dafs_fh *fh, int *fd)
     return *fd >= 0;
 }
 
+/* Offer a duplicate of O_PATH fd (fh's object, opened at generation gen)
+ * to the fd cache; the caller keeps fd. */
+static void cache_path_fd(op_ctx *c, const dafs_fh *fh, int fd, const struct stat *st,
+                          fdc_gen gen)
+{
+    fdc_entry *e;
+    int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (dup >= 0 && fdcache_add(&c->srv->fds, FDC_PATH, fh, NULL, dup, st->st_mode, st->st_ino,
+                                gen, &e))
+        fdcache_put(&c->srv->fds, e, true);
+    else if (dup >= 0)
+        close(dup);
+}
+
 int ops_open_dir(op_ctx *c, const dafs_fh *fh, int *fd)
 {
     if (open_dir_cached(c, fh, fd))
@@ -97,15 +111,8 @@ int ops_open_dir(op_ctx *c, const dafs_fh *fh, int *fd)
     struct stat st;
     fdc_gen gen = fdcache_gen(&c->srv->fds);
     int status = ops_fh_open(c, fh, fd, &st);
-    if (status == DAFS_ST_OK && S_ISDIR(st.st_mode)) {
-        fdc_entry *e;
-        int dup = fcntl(*fd, F_DUPFD_CLOEXEC, 0);
-        if (dup >= 0 && fdcache_add(&c->srv->fds, FDC_PATH, fh, NULL, dup, st.st_mode,
-                                    st.st_ino, gen, &e))
-            fdcache_put(&c->srv->fds, e, true);
-        else if (dup >= 0)
-            close(dup);
-    }
+    if (status == DAFS_ST_OK && S_ISDIR(st.st_mode))
+        cache_path_fd(c, fh, *fd, &st, gen);
     if (status == DAFS_ST_OK && !S_ISDIR(st.st_mode)) {
         close(*fd);
         *fd = -1;
@@ -206,10 +213,8 @@ static int op_getattr(op_ctx *c)
         int status = ops_fh_open(c, fh, &fd, &st);
         if (status != DAFS_ST_OK)
             return status;
-        if (fdcache_add(fc, FDC_PATH, fh, NULL, fd, st.st_mode, st.st_ino, gen, &e))
-            fdcache_put(fc, e, true);
-        else
-            close(fd);
+        cache_path_fd(c, fh, fd, &st, gen);
+        close(fd);
     }
     export_fill_attr(&st, &c->rep.u.attr.attr);
     return DAFS_ST_OK;

@@ -44,7 +44,6 @@
 #include "ops.h"
 
 #define URING_DEPTH 8
-#define SEND_RETRIES 10000
 #define MAX_ORPHANS 8
 
 /* ---- waiting for fabric completions ---------------------------------- */
@@ -100,41 +99,32 @@ static int fabric_wait_for(worker *w)
     return -ETIMEDOUT;
 }
 
-/* Post with fi_*-style EAGAIN retries (queue full): back off briefly. */
-static bool retry_later(int rc, int *tries)
+/* RMA between the bounce buffer and the client's segments, then wait for it.
+ * (A full send queue is retried inside the transport, so a post either
+ * starts or fails for good.) */
+static int bounce_rma(worker *w, bool write, dfab_addr peer, size_t len, const dafs_seg *segs,
+                      unsigned nsegs)
 {
-    if (rc != -EAGAIN || ++*tries > SEND_RETRIES)
-        return false;
-    usleep(50);
-    return true;
+    dfab_rseg rs[DAFS_SEG_MAX];
+    for (unsigned i = 0; i < nsegs; i++)
+        rs[i] = (dfab_rseg){.addr = segs[i].addr, .key = segs[i].key, .len = segs[i].len};
+    fabric_wait_arm(&w->bufs->wait);
+    dfab_mr *mr = w->bufs->bounce_mr;
+    int rc = write ? dfab_rma_write(w->srv->fabric, peer, w->bounce, len, mr, rs, nsegs, true,
+                                    &w->bufs->wait.op)
+                   : dfab_rma_read(w->srv->fabric, peer, w->bounce, len, mr, rs, nsegs,
+                                   &w->bufs->wait.op);
+    return rc != 0 ? rc : fabric_wait_for(w);
 }
 
 int worker_rma_write(worker *w, dfab_addr dst, size_t len, const dafs_seg *segs, unsigned nsegs)
 {
-    dfab_rseg rs[DAFS_SEG_MAX];
-    for (unsigned i = 0; i < nsegs; i++)
-        rs[i] = (dfab_rseg){.addr = segs[i].addr, .key = segs[i].key, .len = segs[i].len};
-    int rc, tries = 0;
-    do {
-        fabric_wait_arm(&w->bufs->wait);
-        rc = dfab_rma_write(w->srv->fabric, dst, w->bounce, len, w->bufs->bounce_mr, rs, nsegs, true,
-                            &w->bufs->wait.op);
-    } while (retry_later(rc, &tries));
-    return rc != 0 ? rc : fabric_wait_for(w);
+    return bounce_rma(w, true, dst, len, segs, nsegs);
 }
 
 int worker_rma_read(worker *w, dfab_addr src, size_t len, const dafs_seg *segs, unsigned nsegs)
 {
-    dfab_rseg rs[DAFS_SEG_MAX];
-    for (unsigned i = 0; i < nsegs; i++)
-        rs[i] = (dfab_rseg){.addr = segs[i].addr, .key = segs[i].key, .len = segs[i].len};
-    int rc, tries = 0;
-    do {
-        fabric_wait_arm(&w->bufs->wait);
-        rc = dfab_rma_read(w->srv->fabric, src, w->bounce, len, w->bufs->bounce_mr, rs, nsegs,
-                           &w->bufs->wait.op);
-    } while (retry_later(rc, &tries));
-    return rc != 0 ? rc : fabric_wait_for(w);
+    return bounce_rma(w, false, src, len, segs, nsegs);
 }
 
 /* ---- reply buffers --------------------------------------------------- */
@@ -314,10 +304,7 @@ static int send_reply(worker *w, reply_buf *rb, session *s, size_t len)
     pthread_mutex_unlock(&w->reply_mu);
     memset(&rb->op, 0, sizeof(rb->op));
     rb->op.done = reply_sent;
-    int rc, tries = 0;
-    do {
-        rc = dfab_send(w->srv->fabric, s->addr, rb->mem, len, rb->mr, &rb->op);
-    } while (retry_later(rc, &tries));
+    int rc = dfab_send(w->srv->fabric, s->addr, rb->mem, len, rb->mr, &rb->op);
     if (rc != 0) {
         pthread_mutex_lock(&w->reply_mu);
         rb->in_flight = false;
@@ -330,21 +317,17 @@ static int send_reply(worker *w, reply_buf *rb, session *s, size_t len)
     return rc;
 }
 
-/* ---- file I/O through io_uring ---------------------------------------- */
+/* ---- file I/O ---------------------------------------------------------- */
 
-enum uring_op { URING_READ, URING_WRITE, URING_FSYNC, URING_FDATASYNC };
+enum file_op { FILE_READ, FILE_WRITE, FILE_FSYNC, FILE_FDATASYNC };
 
-static int uring_one(worker *w, enum uring_op what, int fd, void *buf, unsigned len, uint64_t off)
+/* One read through the worker's ring. */
+static int uring_read(worker *w, int fd, void *buf, unsigned len, uint64_t off)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
     if (!sqe)
         return -EBUSY;
-    switch (what) {
-    case URING_READ: io_uring_prep_read(sqe, fd, buf, len, off); break;
-    case URING_WRITE: io_uring_prep_write(sqe, fd, buf, len, off); break;
-    case URING_FSYNC: io_uring_prep_fsync(sqe, fd, 0); break;
-    case URING_FDATASYNC: io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC); break;
-    }
+    io_uring_prep_read(sqe, fd, buf, len, off);
     int rc = io_uring_submit(&w->ring);
     if (rc < 0)
         return rc;
@@ -367,15 +350,15 @@ static int uring_one(worker *w, enum uring_op what, int fd, void *buf, unsigned 
  * makes io_uring hand every one to an io-wq kernel thread — a context switch
  * and wakeup per write, for nothing, since a worker is a blocking thread.
  */
-static int file_one(worker *w, enum uring_op what, int fd, void *buf, unsigned len, uint64_t off)
+static int file_one(worker *w, enum file_op what, int fd, void *buf, unsigned len, uint64_t off)
 {
     ssize_t n;
-    if (what == URING_READ)
-        return uring_one(w, what, fd, buf, len, off);
-    if (what == URING_WRITE)
+    if (what == FILE_READ)
+        return uring_read(w, fd, buf, len, off);
+    if (what == FILE_WRITE)
         n = pwrite(fd, buf, len, (off_t)off);
     else
-        n = what == URING_FSYNC ? fsync(fd) : fdatasync(fd);
+        n = what == FILE_FSYNC ? fsync(fd) : fdatasync(fd);
     return n < 0 ? -errno : (int)n;
 }
 
@@ -384,8 +367,8 @@ static int file_one(worker *w, enum uring_op what, int fd, void *buf, unsigned l
  * and a bounded number of EINTR/EAGAIN.  Stops early only when the kernel
  * transfers 0 bytes; *done says how far it got.
  */
-static int uring_full(worker *w, enum uring_op kind, int fd, uint8_t *buf, size_t len, uint64_t off,
-                      size_t *done)
+static int file_full(worker *w, enum file_op kind, int fd, uint8_t *buf, size_t len, uint64_t off,
+                     size_t *done)
 {
     int again = 0;
     *done = 0;
@@ -404,14 +387,14 @@ static int uring_full(worker *w, enum uring_op kind, int fd, uint8_t *buf, size_
 
 int worker_file_read(worker *w, int fd, void *buf, size_t len, uint64_t off, size_t *got)
 {
-    return uring_full(w, URING_READ, fd, buf, len, off, got); /* 0 bytes = end of file */
+    return file_full(w, FILE_READ, fd, buf, len, off, got); /* 0 bytes = end of file */
 }
 
 int worker_file_write(worker *w, int fd, const void *buf, size_t len, uint64_t off)
 {
     size_t done;
     /* file_one only reads from buf for a write */
-    int rc = uring_full(w, URING_WRITE, fd, (uint8_t *)(uintptr_t)buf, len, off, &done);
+    int rc = file_full(w, FILE_WRITE, fd, (uint8_t *)(uintptr_t)buf, len, off, &done);
     if (rc == 0 && done < len)
         rc = -EIO; /* the kernel wrote nothing and reported no error */
     return rc;
@@ -419,7 +402,7 @@ int worker_file_write(worker *w, int fd, const void *buf, size_t len, uint64_t o
 
 int worker_file_sync(worker *w, int fd, bool datasync)
 {
-    int r = file_one(w, datasync ? URING_FDATASYNC : URING_FSYNC, fd, NULL, 0, 0);
+    int r = file_one(w, datasync ? FILE_FDATASYNC : FILE_FSYNC, fd, NULL, 0, 0);
     return r < 0 ? r : 0;
 }
 

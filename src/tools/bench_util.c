@@ -22,23 +22,19 @@ double bench_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-double bench_self_cpu_us(void)
+/* User + system CPU of `who` (RUSAGE_SELF or RUSAGE_CHILDREN), in us. */
+static double rusage_cpu_us(int who)
 {
     struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) != 0)
+    if (getrusage(who, &ru) != 0)
         return 0;
     return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
            (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
-double bench_children_cpu_us(void)
-{
-    struct rusage ru;
-    if (getrusage(RUSAGE_CHILDREN, &ru) != 0)
-        return 0;
-    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
-           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
-}
+double bench_self_cpu_us(void) { return rusage_cpu_us(RUSAGE_SELF); }
+
+double bench_children_cpu_us(void) { return rusage_cpu_us(RUSAGE_CHILDREN); }
 
 double bench_proc_cpu_us(pid_t pid)
 {

@@ -121,7 +121,10 @@ void dfab_mr_close(dfab_mr *mr); /* NULL is fine */
 /* Post a receive of up to len bytes into buf (inside mr). */
 int dfab_post_recv(dfab *f, void *buf, size_t len, dfab_mr *mr, dfab_op *op);
 /* Send len bytes from buf (inside mr, or NULL when len <= inject_size; the
- * transport then injects and calls op->done right away if op != NULL). */
+ * transport then injects and calls op->done right away if op != NULL).
+ * Every post (send, recv, RMA) retries a full queue itself, driving the
+ * provider, for up to 5 s, then fails with -ETIMEDOUT: callers never see
+ * -EAGAIN. */
 int dfab_send(dfab *f, dfab_addr dst, const void *buf, size_t len, dfab_mr *mr, dfab_op *op);
 
 /* RMA between local [buf, buf+len) (inside mr) and the peer's segments, in
