@@ -8,9 +8,11 @@ want=$(sed -n 's/^[a-z_ ]*[ *]\(dafs_[a-z_]*\)(.*/\1/p' "$header" | sort -u)
 got=$(nm -D --defined-only "$lib" | awk '$2 ~ /^[TtWw]$/ {print $3}' | sed 's/@.*//' | sort -u)
 if [ "$want" != "$got" ]; then
   echo "exported symbols differ from dafs.h:" >&2
-  diff -u "$(printf '%s\n' "$want" >/tmp/want.$$ && echo /tmp/want.$$)" \
-          "$(printf '%s\n' "$got" >/tmp/got.$$ && echo /tmp/got.$$)" >&2 || true
-  rm -f /tmp/want.$$ /tmp/got.$$
+  tmp=$(mktemp -d)
+  printf '%s\n' "$want" >"$tmp/want"
+  printf '%s\n' "$got" >"$tmp/got"
+  diff -u "$tmp/want" "$tmp/got" >&2 || true
+  rm -rf "$tmp"
   exit 1
 fi
 echo "exports ok: $(printf '%s\n' "$got" | wc -l) functions"

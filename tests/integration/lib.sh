@@ -111,6 +111,18 @@ dafs() { timeout -k 5 "${DAFS_CLI_TIMEOUT:-120}" "$DAFS" "$@"; }
 
 sha() { sha256sum <"$1" | cut -d' ' -f1; }
 
+# wait_until SECONDS WHAT CMD...: run CMD every 50 ms until it succeeds; fail
+# the test ("WHAT: not within SECONDS s") if it has not after SECONDS.  Tests
+# wait for the event they check this way, never for a fixed time.
+wait_until() {
+  local limit=$1 what=$2 t0=$SECONDS
+  shift 2
+  until "$@"; do
+    [ $((SECONDS - t0)) -lt "$limit" ] || fail "$what: not within $limit s"
+    sleep 0.05
+  done
+}
+
 # make_file PATH SIZE: SIZE bytes of random data (AES-CTR keystream from
 # openssl for big files, which is several times faster than /dev/urandom).
 make_file() {
