@@ -6,18 +6,30 @@
 # Runs as root, or through sudo when not root. Quiet on success, loud on failure.
 set -euo pipefail
 
+# Every package, and what needs it.  Building only the library and programs
+# (cmake -DDAFS_BUILD_TESTS=OFF) needs the first two groups; the rest is for
+# the tests, the fuzzer and dafs-bench --plot.
 packages=(
-  # toolchain
-  build-essential cmake pkg-config clang libclang-rt-14-dev
-  # libraries dafs links against
-  libfabric-dev liburing-dev libfuse3-dev fuse3 libsodium-dev liblmdb-dev
-  libcmocka-dev libinih-dev
-  # tools the scripts and tests use
-  libfabric-bin procps xxd coreutils python3 openssl
-  # dafs-bench --plot
+  # --- to build: compiler, make, cmake, pkg-config (finds the libraries below);
+  #     dpkg-dev is in build-essential, named because `cpack -G DEB` runs its
+  #     dpkg-shlibdeps to compute the package's dependencies
+  build-essential cmake pkg-config dpkg-dev
+  # --- libraries the code links against
+  libfabric-dev # libfabric: the transport of every program (providers in libfabric1)
+  liburing-dev  # io_uring: dafsd's file I/O
+  libsodium-dev # dafsd: the key that makes file handles unforgeable
+  libfuse3-dev  # dafs-fuse / mount.dafs
+  fuse3         # fusermount3: dafs-fuse mounting as a non-root user, `fusermount3 -u`
+  # --- tests (scripts/test.sh, ctest)
+  libcmocka-dev       # the unit tests (tests/unit); skipped, with a warning, without it
+  clang               # the libFuzzer target (build-fuzz); sanitizer build if gcc cannot
+  libclang-rt-14-dev  # clang's libFuzzer and sanitizer runtimes
+  python3             # checks dafs-bench's JSON (tests/bench)
+  openssl             # fast random data for the 1 GiB end-to-end files (tests/integration)
+  coreutils util-linux # timeout, sha256sum, mktemp; mountpoint, setpriv, unshare
+  fio stress-ng sqlite3 git tar # workloads the FUSE mount tests run (tests/fuse)
+  # --- dafs-bench --plot
   gnuplot-nox
-  # workloads the FUSE mount tests run (tests/fuse)
-  fio stress-ng sqlite3 git tar util-linux
 )
 
 missing=()
@@ -45,9 +57,12 @@ echo "deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >"$log" 2>&1 ||
+# Two copies of the suite starting at once must not fail on apt's locks: wait
+# for them (up to 10 minutes) instead.
+apt=(apt-get -q -o DPkg::Lock::Timeout=600)
+if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive "${apt[@]}" update >"$log" 2>&1 ||
    ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-       apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$log" 2>&1; then
+       "${apt[@]}" install -y --no-install-recommends "${missing[@]}" >>"$log" 2>&1; then
   cat "$log" >&2
   echo "deps: apt-get failed (output above)" >&2
   exit 1
