@@ -29,6 +29,7 @@
 #include "dispatch.h"
 #include "log.h"
 #include "server.h"
+#include "statedir.h"
 #include "worker.h"
 
 #define DRAIN_MS 5000
@@ -201,6 +202,11 @@ static void parse_args(int argc, char **argv, server_config *cfg)
         die_usage("unexpected argument '%s'", argv[optind]);
     if (!cfg->export_dir)
         die_usage("%s", "missing --export DIR");
+    char why[PATH_MAX * 2 + 256];
+    if (statedir_check(cfg->export_dir, cfg->state_dir, why, sizeof(why)) != 0) {
+        fprintf(stderr, "dafsd: %s\n", why);
+        exit(2);
+    }
 }
 
 static void on_signal(int sig)

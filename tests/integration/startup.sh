@@ -33,7 +33,7 @@ check_start_line() {
   log "start line: $want"
 }
 
-mkdir -p "$WORK/state"
+mkdir -m 700 "$WORK/state"
 : "${FI_PROVIDER:?the start line names the provider: set FI_PROVIDER}"
 
 # Default squash, port 0: the line names the bound port; argv untouched.
