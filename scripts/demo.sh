@@ -40,7 +40,8 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
-mkdir -p "$work/export" "$work/state" "$work/local"
+mkdir -p "$work/export" "$work/local"
+mkdir -m 700 "$work/state" # dafsd refuses a state dir others can read
 
 step "Starting dafsd on 127.0.0.1 (free port), exporting $work/export (provider ${DAFS_PROVIDER:-$FI_PROVIDER})"
 # The client runs as the same user on the same machine, so its uid is not

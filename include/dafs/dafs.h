@@ -86,7 +86,13 @@ typedef struct dafs_session_info {
 } dafs_session_info;
 
 /* Sessions. url: dafs://HOST[:PORT][/PATH]; PATH is ignored by dafs_connect
- * (use dafs_url_path() to get it). */
+ * (use dafs_url_path() to get it).  A server that cannot be reached gives,
+ * as soon as the cause is known: -ECONNREFUSED (nothing listens there),
+ * -EHOSTUNREACH (no route, or the name does not resolve), -ENETUNREACH,
+ * -EAFNOSUPPORT (address family not usable by the provider), -ETIMEDOUT (no
+ * answer), -EPROTONOSUPPORT (no such libfabric provider here), -EPROTOTYPE
+ * (the server uses another provider, e.g. shm vs tcp); any other transport
+ * failure is -DAFS_ETRANSPORT. */
 int dafs_connect(const char *url, const dafs_options *opts, dafs_session **out);
 int dafs_disconnect(dafs_session *s); /* frees s even on error */
 int dafs_session_get_info(dafs_session *s, dafs_session_info *info);

@@ -78,6 +78,26 @@ static const char *dafs_specific_message(int err)
     }
 }
 
+/* dafs_connect's errno codes for a server it cannot reach, in words that
+ * name the cause rather than the socket-level symptom. */
+static const char *connect_message(int err)
+{
+    switch (err) {
+    case ECONNREFUSED: return "Connection refused (no dafs server at that address and port)";
+    case EHOSTUNREACH: return "Host unreachable (no route to it, or its name does not resolve)";
+    case ENETUNREACH: return "Network unreachable";
+    case EAFNOSUPPORT:
+        return "Address family not usable (e.g. an IPv6 address where the server, the "
+               "provider or the network does only IPv4)";
+    case EPROTONOSUPPORT: return "No such libfabric provider (fi_info -l lists them)";
+    case EPROTOTYPE:
+        return "The server uses another libfabric provider than this client (shm vs "
+               "tcp;ofi_rxm)";
+    case ETIMEDOUT: return "Connection timed out (nothing answered at that address)";
+    default: return NULL;
+    }
+}
+
 const char *dafs_strerror(int err)
 {
     static __thread char unknown[48];
@@ -86,6 +106,8 @@ const char *dafs_strerror(int err)
     if (err == 0)
         return "Success";
     const char *msg = dafs_specific_message(err);
+    if (msg == NULL)
+        msg = connect_message(err);
     if (msg != NULL)
         return msg;
     if (err < 10000) {

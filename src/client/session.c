@@ -247,6 +247,26 @@ static void destroy_session(dafs_session *s)
     free(s);
 }
 
+/* What dafs_connect reports for a transport failure before the session
+ * exists: the causes a user can act on keep their errno (dafs_strerror
+ * names them), the rest is a transport error. */
+static int connect_error(int rc)
+{
+    switch (rc) {
+    case -ECONNREFUSED:
+    case -EHOSTUNREACH:
+    case -ENETUNREACH:
+    case -EAFNOSUPPORT:
+    case -EPROTONOSUPPORT:
+    case -EPROTOTYPE:
+    case -ETIMEDOUT:
+    case -ENOMEM:
+        return rc;
+    default:
+        return -DAFS_ETRANSPORT;
+    }
+}
+
 static int open_endpoint(dafs_session *s, const dafs_options *opts, const char *host,
                          unsigned port)
 {
@@ -255,17 +275,22 @@ static int open_endpoint(dafs_session *s, const dafs_options *opts, const char *
                        .service = NULL,
                        .listen = false};
     const char *errmsg = NULL;
-    if (dfab_open(&cfg, &s->fab, &errmsg) < 0) {
+    int rc = dfab_open(&cfg, &s->fab, &errmsg);
+    if (rc < 0) {
         s->fab = NULL;
-        return -DAFS_ETRANSPORT;
+        return connect_error(rc);
     }
     const dfab_limits *lim = dfab_get_limits(s->fab);
     (void)snprintf(s->provider, sizeof s->provider, "%s", lim->provider);
     char service[16];
     (void)snprintf(service, sizeof service, "%u", port);
-    if (dfab_resolve(s->fab, host, service, &s->server) < 0)
-        return -DAFS_ETRANSPORT;
-    return 0;
+    rc = dfab_resolve(s->fab, host, service, &s->server);
+    if (rc < 0)
+        return connect_error(rc);
+    /* Nobody there?  Known in milliseconds here, where the provider would
+     * retry its connection until the send gave up (see fabric_peer.c). */
+    rc = dfab_check_peer(s->fab, host, service, (int)s->timeout_ms, &errmsg);
+    return rc < 0 ? connect_error(rc) : 0;
 }
 
 static int setup_session(dafs_session *s, const char *url, const dafs_options *opts)

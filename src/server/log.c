@@ -10,10 +10,10 @@
 
 bool dafsd_verbose;
 
-static void log_line(const char *fmt, va_list ap)
+static void log_line(const char *prefix, const char *fmt, va_list ap)
 {
-    char line[512];
-    int n = snprintf(line, sizeof(line), "dafsd: ");
+    char line[8192]; /* room for a PATH_MAX export path in the start line */
+    int n = snprintf(line, sizeof(line), "%s", prefix);
     int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
     size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
     if (len > sizeof(line) - 2)
@@ -27,7 +27,15 @@ void log_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    log_line(fmt, ap);
+    log_line("dafsd: ", fmt, ap);
+    va_end(ap);
+}
+
+void log_notice(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_line("", fmt, ap);
     va_end(ap);
 }
 
@@ -37,6 +45,6 @@ void log_info(const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    log_line(fmt, ap);
+    log_line("dafsd: ", fmt, ap);
     va_end(ap);
 }

@@ -29,9 +29,14 @@
 #include "dispatch.h"
 #include "log.h"
 #include "server.h"
+#include "statedir.h"
 #include "worker.h"
 
 #define DRAIN_MS 5000
+
+#ifndef DAFSD_VERSION_STRING /* set by CMake from the project version */
+#define DAFSD_VERSION_STRING "0.1.0"
+#endif
 
 static server the_server;
 
@@ -82,29 +87,36 @@ static unsigned parse_unsigned(const char *opt, const char *s, unsigned lo, unsi
     return (unsigned)v;
 }
 
-/* HOST, HOST:PORT, [V6]:PORT or [V6]. */
-static void parse_listen(server_config *cfg, char *arg)
+/* HOST, HOST:PORT, [V6]:PORT or [V6].  The parts are copied out: argv is
+ * left as it was given, so ps shows the command line the admin typed. */
+static void parse_listen(server_config *cfg, const char *arg)
 {
     static char port[16];
-    char *host = arg, *colon;
+    static char host[256];
+    const char *h = arg, *colon;
+    size_t hlen;
     if (arg[0] == '[') {
-        char *close = strchr(arg, ']');
+        const char *close = strchr(arg, ']');
         if (!close || (close[1] != '\0' && close[1] != ':'))
             die_usage("invalid --listen address '%s'", arg);
-        host = arg + 1;
-        *close = '\0';
+        h = arg + 1;
+        hlen = (size_t)(close - h);
         colon = close[1] == ':' ? close + 1 : NULL;
     } else {
         colon = strrchr(arg, ':');
+        hlen = colon ? (size_t)(colon - arg) : strlen(arg);
     }
     if (colon) {
-        *colon = '\0';
         unsigned p = parse_unsigned("--listen port", colon + 1, 0, 65535);
         snprintf(port, sizeof(port), "%u", p);
         cfg->listen_service = port;
     }
-    if (host[0] == '\0')
+    if (hlen == 0)
         die_usage("invalid --listen address '%s' (empty host)", arg);
+    if (hlen >= sizeof(host))
+        die_usage("invalid --listen address '%s' (host too long)", arg);
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
     cfg->listen_node = host;
 }
 
@@ -181,7 +193,7 @@ static void parse_args(int argc, char **argv, server_config *cfg)
         case 'f': break;
         case 'v': dafsd_verbose = true; break;
         case 'h': usage(stdout); exit(0);
-        case 'V': printf("dafsd %d.%d\n", DAFS_VERSION_MAJOR, DAFS_VERSION_MINOR); exit(0);
+        case 'V': printf("dafsd %s\n", DAFSD_VERSION_STRING); exit(0);
         case ':': die_usage("option '%s' needs an argument", argv[optind - 1]); break;
         default: die_usage("unknown option '%s'", argv[optind - 1]); break;
         }
@@ -190,6 +202,11 @@ static void parse_args(int argc, char **argv, server_config *cfg)
         die_usage("unexpected argument '%s'", argv[optind]);
     if (!cfg->export_dir)
         die_usage("%s", "missing --export DIR");
+    char why[PATH_MAX * 2 + 256];
+    if (statedir_check(cfg->export_dir, cfg->state_dir, why, sizeof(why)) != 0) {
+        fprintf(stderr, "dafsd: %s\n", why);
+        exit(2);
+    }
 }
 
 static void on_signal(int sig)
@@ -228,6 +245,34 @@ static int write_ready_file(const char *path, const char *port)
         return -err;
     }
     return 0;
+}
+
+/* "root squashed to 65534:65534", "no root squash", ... */
+static void describe_squash(const cred_policy *p, char *buf, size_t len)
+{
+    switch (p->squash) {
+    case SQUASH_NONE: snprintf(buf, len, "no root squash"); break;
+    case SQUASH_ALL:
+        snprintf(buf, len, "all users squashed to %u:%u", p->anon_uid, p->anon_gid);
+        break;
+    case SQUASH_ROOT:
+    default:
+        snprintf(buf, len, "root squashed to %u:%u", p->anon_uid, p->anon_gid);
+        break;
+    }
+}
+
+/* The one line dafsd always prints (stderr, like every log line) once it is
+ * serving: what it exports, where, over which provider, and how it treats
+ * root, so that a refused root client can be explained from the log. */
+static void log_start_line(const server *srv, const char *port)
+{
+    char squash[96];
+    describe_squash(&srv->cfg.policy, squash, sizeof(squash));
+    bool v6 = strchr(srv->cfg.listen_node, ':') != NULL;
+    log_notice("dafsd %s: exporting %s on %s%s%s:%s (%s), %s%s", DAFSD_VERSION_STRING,
+               srv->cfg.export_dir, v6 ? "[" : "", srv->cfg.listen_node, v6 ? "]" : "", port,
+               srv->limits->provider, squash, srv->cfg.read_only ? ", read-only" : "");
 }
 
 static int start(server *srv)
@@ -273,13 +318,12 @@ static int start(server *srv)
         log_error("cannot tell the bound port: %s", strerror(-rc));
         return -1;
     }
+    log_start_line(srv, port); /* before the ready file: a reader of both sees both */
     if (srv->cfg.ready_file && (rc = write_ready_file(srv->cfg.ready_file, port)) != 0) {
         log_error("%s: %s", srv->cfg.ready_file, strerror(-rc));
         return -1;
     }
-    log_info("serving %s on %s:%s (%s), instance %016llx", srv->cfg.export_dir,
-             srv->cfg.listen_node, port, srv->limits->provider,
-             (unsigned long long)srv->instance);
+    log_info("server instance %016llx", (unsigned long long)srv->instance);
     return 0;
 }
 

@@ -45,6 +45,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -155,7 +156,7 @@ static int choose_provider(const char *requested, char *out, size_t outlen, cons
         else
             *errmsg = set_err("no usable libfabric provider (FI_PROVIDER='%s'): %s", fp ? fp : "",
                               fi_strerror(-ret));
-        return ret == -FI_ENODATA ? -ENOENT : fabric_errno(ret);
+        return ret == -FI_ENODATA ? -EPROTONOSUPPORT : fabric_errno(ret);
     }
     const struct fi_info *best = NULL;
     int best_rank = 1 << 30;
@@ -169,11 +170,31 @@ static int choose_provider(const char *requested, char *out, size_t outlen, cons
     if (!best) {
         fi_freeinfo(list);
         *errmsg = set_err("only 'net'/'sockets'/'shm' providers found; ask for one explicitly");
-        return -ENOENT;
+        return -EPROTONOSUPPORT;
     }
     snprintf(out, outlen, "%s", best->fabric_attr->prov_name);
     fi_freeinfo(list);
     return 0;
+}
+
+/* The provider found nothing for node: a name that does not resolve
+ * (-EHOSTUNREACH) or an address it cannot use, e.g. IPv6 where it does only
+ * IPv4 (-EAFNOSUPPORT). */
+static int unusable_node(const char *prov, const char *node, const char **errmsg)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    int gai = getaddrinfo(node, NULL, &hints, &res);
+    if (gai != 0) {
+        *errmsg = set_err("cannot resolve '%s': %s", node, gai_strerror(gai));
+        return -EHOSTUNREACH;
+    }
+    int family = res->ai_family;
+    freeaddrinfo(res);
+    *errmsg = set_err("libfabric provider '%s' cannot use the %s address '%s'%s", prov,
+                      family == AF_INET6 ? "IPv6" : family == AF_INET ? "IPv4" : "given", node,
+                      getenv("FI_TCP_IFACE") ? " (FI_TCP_IFACE limits it to one interface)" : "");
+    return -EAFNOSUPPORT;
 }
 
 /* fi_getinfo for the chosen provider, trying the most wanted features first. */
@@ -216,6 +237,8 @@ static int get_final_info(const dfab_config *cfg, const char *prov, struct fi_in
     if (ret) {
         *errmsg = set_err("libfabric provider '%s' cannot serve this endpoint: %s", prov,
                           fi_strerror(-ret));
+        if (ret == -FI_ENODATA && !shm)
+            return unusable_node(prov, node, errmsg);
         return fabric_errno(ret);
     }
     return 0;

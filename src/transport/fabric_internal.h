@@ -3,7 +3,8 @@
  *
  * fabric.c opens and closes the endpoint and handles addressing,
  * fabric_ops.c registers memory and posts sends, receives and split RMA,
- * fabric_progress.c reaps completions and waits.  The struct dfab below is
+ * fabric_progress.c reaps completions and waits, fabric_peer.c checks a
+ * server's address before the first message.  The struct dfab below is
  * private to them; transport.h is the only public interface.
  */
 #ifndef DAFS_FABRIC_INTERNAL_H

@@ -110,6 +110,16 @@ int dfab_getname(dfab *f, void *addr, size_t *len);
 int dfab_insert_name(dfab *f, const void *addr, size_t len, dfab_addr *out);
 /* Client: resolve and insert the server at node:service. */
 int dfab_resolve(dfab *f, const char *node, const char *service, dfab_addr *out);
+/* Client, before the first message: is a server at node:service reachable
+ * over this endpoint's provider?  tcp: a plain TCP connect; shm: is the
+ * region's owner alive.  0 when it is (or the provider offers no cheap
+ * check), else -ECONNREFUSED (nothing there), -EHOSTUNREACH (no route, or
+ * the name does not resolve), -ENETUNREACH, -EAFNOSUPPORT (address family
+ * not usable), -ETIMEDOUT (no answer within timeout_ms) or -EPROTOTYPE (a
+ * server is there, on another provider: tcp vs shm).  *errmsg (if non-NULL)
+ * then describes it.  See fabric_peer.c for why libfabric cannot tell. */
+int dfab_check_peer(dfab *f, const char *node, const char *service, int timeout_ms,
+                    const char **errmsg);
 /* Server: the port actually bound (useful after service "0"), as text. */
 int dfab_bound_service(dfab *f, char *buf, size_t len);
 /* Forget a peer (session closed). */

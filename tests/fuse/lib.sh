@@ -38,7 +38,8 @@ chmod 755 "$WORK"
 EXPORT=$WORK/export
 MNT=$WORK/mnt
 LOCAL=$WORK/local
-mkdir -p "$EXPORT" "$MNT" "$LOCAL" "$WORK/state"
+mkdir -p "$EXPORT" "$MNT" "$LOCAL"
+mkdir -m 700 "$WORK/state" # dafsd refuses a state dir others can read
 SERVER_PID=
 FUSE_PID=
 URL=

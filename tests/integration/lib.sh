@@ -66,7 +66,7 @@ trap _cleanup EXIT
 start_server() {
   local ready=$WORK/ready i
   rm -f "$ready"
-  mkdir -p "$WORK/state"
+  mkdir -p -m 700 "$WORK/state" # dafsd refuses a state dir others can read
   "$DAFSD" --export "$EXPORT" --listen 127.0.0.1:0 --state-dir "$WORK/state" \
     --ready-file "$ready" --no-root-squash "$@" >>"$WORK/dafsd.log" 2>&1 &
   SERVER_PID=$!
