@@ -55,6 +55,7 @@ extern volatile sig_atomic_t cli_progress_open; /* a progress line lacks its new
 __attribute__((format(printf, 3, 4))) int cli_fail(const cli *c, const char *object,
                                                    const char *fmt, ...);
 int cli_fail_dafs(const cli *c, const char *object, int err); /* a libdafs error code */
+int cli_fail_url(const cli *c, const char *url); /* a malformed URL: says what is wrong */
 int cli_bad_usage(const cli *c);                              /* exit status 2 */
 const char *cli_command_usage(const char *cmd);               /* dafs.c */
 

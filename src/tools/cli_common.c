@@ -66,6 +66,13 @@ int cli_fail_dafs(const cli *c, const char *object, int err)
     return cli_fail(c, object, "%s", dafs_strerror(err));
 }
 
+int cli_fail_url(const cli *c, const char *url)
+{
+    const char *why = dafs_url_error(url);
+    return cli_fail(c, url[0] ? url : "\"\"", "%s%s%s", dafs_strerror(-DAFS_EURL),
+                    why != NULL ? ": " : "", why != NULL ? why : "");
+}
+
 int cli_bad_usage(const cli *c)
 {
     end_progress_line();
@@ -81,7 +88,7 @@ int cli_open(cli *c, const char *url)
     unsigned port;
     int rc = dafs_url_parse(url, host, sizeof host, &port, c->path, sizeof c->path);
     if (rc < 0)
-        return cli_fail_dafs(c, url[0] ? url : "\"\"", rc);
+        return cli_fail_url(c, url);
     cli_set_object(c, url);
     if (c->s != NULL && strcmp(host, c->host) == 0 && port == c->port)
         return 0;
@@ -122,7 +129,7 @@ int cli_second_path(cli *c, const char *src_url, const char *dst, char *out, siz
     unsigned port2;
     int rc = dafs_url_parse(dst, h2, sizeof h2, &port2, out, outlen);
     if (rc < 0)
-        return cli_fail_dafs(c, dst, rc);
+        return cli_fail_url(c, dst);
     if (strcmp(c->host, h2) != 0 || c->port != port2)
         return cli_fail(c, dst, "not on the same server as %s", src_url);
     return 0;
