@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dafs_version.h"
 #include "dafs_fuse.h"
 
 #define DFUSE_MAX_THREADS 16
@@ -158,7 +159,7 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *cl)
             usage(stdout, base);
             return 1;
         } else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
-            printf("%s (dafs) %d.%d\n", base, DAFS_VERSION_MAJOR, DAFS_VERSION_MINOR);
+            printf("%s (dafs) %s\n", base, DAFS_VERSION_STRING);
             return 1;
         } else if (strcmp(a, "-o") == 0 || strncmp(a, "-o", 2) == 0) {
             const char *list = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);

@@ -25,6 +25,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "dafs_version.h"
 #include "dafs/dafs.h"
 #include "dispatch.h"
 #include "log.h"
@@ -181,7 +182,7 @@ static void parse_args(int argc, char **argv, server_config *cfg)
         case 'f': break;
         case 'v': dafsd_verbose = true; break;
         case 'h': usage(stdout); exit(0);
-        case 'V': printf("dafsd %d.%d\n", DAFS_VERSION_MAJOR, DAFS_VERSION_MINOR); exit(0);
+        case 'V': printf("dafsd (dafs) %s\n", DAFS_VERSION_STRING); exit(0);
         case ':': die_usage("option '%s' needs an argument", argv[optind - 1]); break;
         default: die_usage("unknown option '%s'", argv[optind - 1]); break;
         }

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "dafs_version.h"
 
 static void usage(FILE *out)
 {
@@ -147,7 +148,7 @@ static int take_option(cli *c, const command *k, int opt, const char *arg)
         c->flags.parents = true;
         return -1;
     case 'h': usage(stdout); return 0;
-    case 'V': printf("dafs %d.%d.0\n", DAFS_VERSION_MAJOR, DAFS_VERSION_MINOR); return 0;
+    case 'V': printf("dafs (dafs) %s\n", DAFS_VERSION_STRING); return 0;
     case ':':
     case '?': return bad_option(c->cmd, opt == ':' ? ':' : optopt, arg);
     default: break;
