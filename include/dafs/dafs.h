@@ -100,6 +100,11 @@ int dafs_session_get_info(dafs_session *s, dafs_session_info *info);
  * with '/') into path.  Returns 0 or -DAFS_EURL. */
 int dafs_url_parse(const char *url, char *host, size_t hostlen, unsigned *port, char *path,
                    size_t pathlen);
+/* What is wrong with a URL, for messages ("empty host", "bad port (not a
+ * number)", ...), or NULL if it parses (with buffers of the sizes below). */
+#define DAFS_URL_HOST_MAX 256
+#define DAFS_URL_PATH_MAX 4096
+const char *dafs_url_error(const char *url);
 int dafs_null(dafs_session *s); /* round trip that does nothing (renews the lease) */
 
 /* Paths are relative to the export root; leading '/' optional. */

@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dafs_version.h"
 #include "dafs_fuse.h"
 
 #define DFUSE_MAX_THREADS 16
@@ -37,22 +38,34 @@ struct cmdline {
     char fuse_opts[4096]; /* comma-separated options for libfuse */
     int fake;             /* mount.dafs -f: do everything but mount */
     int as_mount_helper;
+    int overmount;        /* -o nonempty: mount over an existing FUSE mount */
 };
 
-static void usage(FILE *out, const char *prog)
+/* mount.dafs is called by mount(8), whose -f means "fake" and whose -n, -s
+ * and -v mean nothing here; dafs-fuse has -f (foreground) and -d. */
+static void usage(FILE *out, const char *prog, int as_mount_helper)
 {
+    if (as_mount_helper)
+        fprintf(out,
+                "usage: %s dafs://HOST[:PORT]/[PATH] MOUNTPOINT [-fnsv] [-o OPTIONS]\n"
+                "  -f                 fake: do everything but the mount (mount -f)\n"
+                "  -n, -s, -v         accepted from mount(8), no effect\n",
+                prog);
+    else
+        fprintf(out,
+                "usage: %s dafs://HOST[:PORT]/[PATH] MOUNTPOINT [-f] [-d] [-o OPTIONS]\n"
+                "  -f                 stay in the foreground\n"
+                "  -d                 foreground with FUSE debug output\n",
+                prog);
     fprintf(out,
-            "usage: %s dafs://HOST[:PORT]/[PATH] MOUNTPOINT [-f] [-d] [-o OPTIONS]\n"
-            "  -f                 stay in the foreground\n"
-            "  -d                 foreground with FUSE debug output\n"
             "  -o attr_timeout=S  cache attributes for S seconds (default 1)\n"
             "  -o entry_timeout=S cache names for S seconds (default 1)\n"
             "  -o timeout=MS      per-request timeout in ms (default: libdafs's)\n"
             "  -o direct_io       bypass the page cache\n"
             "  -o writeback_cache cache writes in the kernel (off by default)\n"
             "  -o provider=NAME   libfabric provider (e.g. \"tcp;ofi_rxm\", shm)\n"
-            "  -o allow_other, ro, nosuid, ... are passed to FUSE\n",
-            prog);
+            "  -o nonempty        mount even where a FUSE file system is mounted already\n"
+            "  -o allow_other, ro, nosuid, ... are passed to FUSE\n");
 }
 
 static int add_fuse_opt(struct cmdline *cl, const char *opt)
@@ -124,6 +137,8 @@ static int parse_one_option(struct cmdline *cl, const char *opt)
         return (cl->cfg.direct_io = 1, 0);
     if (KEY_IS("writeback_cache") && !value)
         return (cl->cfg.writeback_cache = 1, 0);
+    if (KEY_IS("nonempty") && !value)
+        return (cl->overmount = 1, 0);
 #undef KEY_IS
     if (is_fstab_only(opt))
         return 0;
@@ -155,10 +170,10 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *cl)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            usage(stdout, base);
+            usage(stdout, base, cl->as_mount_helper);
             return 1;
         } else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
-            printf("%s (dafs) %d.%d\n", base, DAFS_VERSION_MAJOR, DAFS_VERSION_MINOR);
+            printf("%s (dafs) %s\n", base, DAFS_VERSION_STRING);
             return 1;
         } else if (strcmp(a, "-o") == 0 || strncmp(a, "-o", 2) == 0) {
             const char *list = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
@@ -189,7 +204,7 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *cl)
         }
     }
     if (cl->cfg.url == NULL || cl->cfg.mountpoint == NULL) {
-        usage(stderr, base);
+        usage(stderr, base, cl->as_mount_helper);
         return -1;
     }
     return 0;
@@ -370,6 +385,60 @@ out_session:
     return rc;
 }
 
+/* Undo the octal escapes of /proc/self/mountinfo (\\040 for a space...). */
+static void unescape_mountinfo(char *s)
+{
+    char *out = s;
+    for (; *s != '\0'; s++) {
+        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+            s[3] >= '0' && s[3] <= '7') {
+            *out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+            s += 3;
+        } else {
+            *out++ = *s;
+        }
+    }
+    *out = '\0';
+}
+
+/* Is mnt (a canonical path) already the mount point of a FUSE file system?
+ * Then *what gets its type and source, for the message.  Mounting again
+ * would stack a second dafs-fuse over the first without a word. */
+static int fuse_mounted_at(const char *mnt, char *what, size_t whatlen)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    if (f == NULL)
+        return 0; /* no /proc: nothing to check against */
+    char line[2 * PATH_MAX + 512];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f) != NULL) {
+        /* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [TAGS...] - FSTYPE SOURCE SUPER */
+        char *save = NULL, *field = strtok_r(line, " ", &save);
+        for (int i = 1; field != NULL && i < 5; i++)
+            field = strtok_r(NULL, " ", &save);
+        if (field == NULL)
+            continue;
+        unescape_mountinfo(field);
+        if (strcmp(field, mnt) != 0)
+            continue;
+        char *type = NULL;
+        while ((field = strtok_r(NULL, " ", &save)) != NULL)
+            if (strcmp(field, "-") == 0) {
+                type = strtok_r(NULL, " ", &save);
+                break;
+            }
+        char *source = type != NULL ? strtok_r(NULL, " ", &save) : NULL;
+        if (type != NULL && strncmp(type, "fuse", 4) == 0) {
+            if (source != NULL)
+                unescape_mountinfo(source);
+            snprintf(what, whatlen, "%s from %s", type, source != NULL ? source : "?");
+            found = 1;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
 int main(int argc, char **argv)
 {
     static struct cmdline cl;
@@ -380,6 +449,15 @@ int main(int argc, char **argv)
     char mnt[PATH_MAX];
     if (realpath(cl.cfg.mountpoint, mnt) == NULL) {
         fprintf(stderr, "dafs-fuse: mount point %s: %s\n", cl.cfg.mountpoint, strerror(errno));
+        return 1;
+    }
+    char what[PATH_MAX + 64];
+    if (!cl.overmount && fuse_mounted_at(mnt, what, sizeof what)) {
+        fprintf(stderr,
+                "dafs-fuse: mount point %s: already mounted (%s); unmount it first, or add "
+                "-o nonempty to mount over it\n",
+                mnt, what);
+        free(cl.cfg.provider);
         return 1;
     }
     static struct dfuse fs;

@@ -25,6 +25,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "dafs_version.h"
 #include "dafs/dafs.h"
 #include "dispatch.h"
 #include "log.h"
@@ -33,10 +34,6 @@
 #include "worker.h"
 
 #define DRAIN_MS 5000
-
-#ifndef DAFSD_VERSION_STRING /* set by CMake from the project version */
-#define DAFSD_VERSION_STRING "0.1.0"
-#endif
 
 static server the_server;
 
@@ -193,7 +190,7 @@ static void parse_args(int argc, char **argv, server_config *cfg)
         case 'f': break;
         case 'v': dafsd_verbose = true; break;
         case 'h': usage(stdout); exit(0);
-        case 'V': printf("dafsd %s\n", DAFSD_VERSION_STRING); exit(0);
+        case 'V': printf("dafsd (dafs) %s\n", DAFS_VERSION_STRING); exit(0);
         case ':': die_usage("option '%s' needs an argument", argv[optind - 1]); break;
         default: die_usage("unknown option '%s'", argv[optind - 1]); break;
         }
@@ -270,7 +267,7 @@ static void log_start_line(const server *srv, const char *port)
     char squash[96];
     describe_squash(&srv->cfg.policy, squash, sizeof(squash));
     bool v6 = strchr(srv->cfg.listen_node, ':') != NULL;
-    log_notice("dafsd %s: exporting %s on %s%s%s:%s (%s), %s%s", DAFSD_VERSION_STRING,
+    log_notice("dafsd %s: exporting %s on %s%s%s:%s (%s), %s%s", DAFS_VERSION_STRING,
                srv->cfg.export_dir, v6 ? "[" : "", srv->cfg.listen_node, v6 ? "]" : "", port,
                srv->limits->provider, squash, srv->cfg.read_only ? ", read-only" : "");
 }

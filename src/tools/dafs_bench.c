@@ -27,6 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "dafs_version.h"
 #include "bench.h"
 #include <dafs/dafs.h>
 
@@ -266,7 +267,8 @@ static void usage(FILE *out)
             "create/stat/readdir/unlink and 1..16 client processes against dafs, a local\n"
             "directory and the raw libfabric floor, and prints one table with ratios and\n"
             "the performance targets.  LIST: comma-separated groups (read4k, write4k, seq,\n"
-            "meta, mp) or workload ids (read4k_qd1, ..., mp16); default all.\n");
+            "meta, mp) or workload ids (read4k_qd1, ..., mp16); default all.\n"
+            "  -h, --help     show this help;  -V, --version  show the version\n");
 }
 
 static int select_token(bench_opts *o, const char *tok)
@@ -310,14 +312,14 @@ static int parse_args(int argc, char **argv, bench_opts *o)
         {"repeat", required_argument, NULL, 'r'},   {"json", no_argument, NULL, 'j'},
         {"quick", no_argument, NULL, 'q'},          {"plot", required_argument, NULL, 'P'},
         {"workloads", required_argument, NULL, 'w'}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+        {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0}};
     *o = (bench_opts){.repeat = 3, .ops_small = 5000, .ops_qd32 = 20000, .seq_calls = 32,
                       .ops_meta = 10000, .ops_mp = 2000};
     for (int w = 0; w < BW_COUNT; w++)
         o->selected[w] = 1;
     int c;
     char *end;
-    while ((c = getopt_long(argc, argv, "p:u:r:jqP:w:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "p:u:r:jqP:w:hV", longopts, NULL)) != -1) {
         switch (c) {
         case 'p': o->provider = optarg; break;
         case 'u': o->url = optarg; break;
@@ -345,6 +347,7 @@ static int parse_args(int argc, char **argv, bench_opts *o)
                 return 2;
             break;
         case 'h': usage(stdout); return 1;
+        case 'V': printf("dafs-bench (dafs) %s\n", DAFS_VERSION_STRING); return 1;
         default: usage(stderr); return 2;
         }
     }

@@ -42,7 +42,7 @@ grep -q "0640\|rw-r-----" "$tmp/out" || { echo "FAIL chmod: $(cat "$tmp/out")"; 
 check_fails "mv missing" 1 "$dafs" mv "$url/missing" /x
 check_fails "cp a directory" 1 "$dafs" cp "$url/dir" /x
 check_fails "mv to another server" 1 "$dafs" mv "$url/renamed" "dafs://192.0.2.1:1/x"
-check_fails "chmod bad mode" 1 "$dafs" chmod 9z "$url/renamed"
+check_fails "chmod bad mode" 2 "$dafs" chmod 9z "$url/renamed"
 check_fails "ln without -s" 2 "$dafs" ln "$url/renamed" "$url/h"
 check_fails "cp usage" 2 "$dafs" cp "$url/renamed"
 [ "$fails" -eq 0 ] && echo "cli namespace commands ok"

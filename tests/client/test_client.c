@@ -424,6 +424,36 @@ static void test_urls(ctx *c)
             CHECK(0);
         }
     }
+    /* dafs_url_error names the part that is wrong. */
+    static const struct {
+        const char *url, *says;
+    } why[] = {{"", "empty URL"},
+               {"http://h/x", "scheme must be dafs://"},
+               {"h:7/x", "missing scheme"},
+               {"dafs:/h", "two slashes"},
+               {"dafs://", "empty host"},
+               {"dafs://:7/x", "empty host"},
+               {"dafs://h:/x", "empty port"},
+               {"dafs://h:x/", "bad port"},
+               {"dafs://h:0/", "bad port"},
+               {"dafs://h:99999", "bad port"},
+               {"dafs://[::1/x", "closing ']'"},
+               {"dafs://[::1]x/", "after the IPv6"},
+               {"dafs://fe80::1/x", "needs brackets"},
+               {"dafs://u@h/", "user names"},
+               {"dafs://h x/", "bad character"},
+               {"dafs://h/x#y", "fragments"}};
+    for (size_t i = 0; i < sizeof why / sizeof why[0]; i++) {
+        const char *got = dafs_url_error(why[i].url);
+        if (got == NULL || strstr(got, why[i].says) == NULL) {
+            fprintf(stderr, "  dafs_url_error(\"%s\") = \"%s\", expected \"...%s...\"\n",
+                    why[i].url, got ? got : "(null)", why[i].says);
+            CHECK(0);
+        }
+    }
+    CHECK(dafs_url_error("dafs://[fe80::1%lo]:99/a") == NULL);
+    CHECK(dafs_url_error("dafs://h") == NULL);
+    CHECK(dafs_url_error(NULL) != NULL);
     dafs_session *s2;
     CHECK_EQ(dafs_connect("dafs:/nope", NULL, &s2), -DAFS_EURL);
     CHECK(strcmp(dafs_strerror(-ENOENT), "No such file or directory") == 0);

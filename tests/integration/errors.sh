@@ -72,10 +72,22 @@ dafs put "$LOCAL/small" "$URL/dangling-link" >/dev/null 2>&1 || rc=$?
 dafs put "$LOCAL/small" "$URL/secret-link" >/dev/null 2>&1 || true
 [ "$(cat "$WORK/secret")" = "$token" ] || fail "put to a symlink overwrote a file outside the export"
 
-# Bad URLs.
-for bad in "http://127.0.0.1:$PORT/x" "dafs://" "dafs://127.0.0.1:notaport/x" "dafs://127.0.0.1:99999/x" "127.0.0.1:$PORT/x" ""; do
+# Bad URLs: the one line says which part is wrong.
+while IFS='|' read -r bad says; do
   expect_error "$e" dafs cat "$bad"
-done
+  grep -q "Malformed dafs:// URL: .*" "$e.err" && grep -qF "$says" "$e.err" || fail "cat '$bad' did not say '$says': $(cat "$e.err")"
+done <<EOF
+http://127.0.0.1:$PORT/x|the scheme must be dafs://
+127.0.0.1:$PORT/x|missing scheme
+dafs://|empty host
+dafs://:$PORT/x|empty host
+dafs://127.0.0.1:notaport/x|bad port
+dafs://127.0.0.1:99999/x|bad port
+dafs://[::1:$PORT/x|closing ']'
+dafs://::1/x|needs brackets
+dafs://127.0.0.1:$PORT/x?y|not supported
+|empty URL
+EOF
 # No command / unknown command: non-zero.
 rc=0; "$DAFS" >/dev/null 2>&1 || rc=$?; [ "$rc" -ne 0 ] || fail "dafs with no arguments exited 0"
 rc=0; "$DAFS" frobnicate "$URL/x" >/dev/null 2>&1 || rc=$?; [ "$rc" -ne 0 ] || fail "dafs frobnicate exited 0"
