@@ -72,5 +72,5 @@ stop_server
 
 # The version it prints at start is the one --version prints.
 v=$("$DAFSD" --version) || fail "dafsd --version failed"
-[ "$v" = "dafsd 0.1.0" ] || fail "dafsd --version printed '$v'"
+[ "$v" = "dafsd (dafs) 0.1.0" ] || fail "dafsd --version printed '$v'"
 pass
