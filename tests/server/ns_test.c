@@ -199,8 +199,10 @@ static void test_rename_link(void)
     /* LINK */
     dafs_request req;
     init_req(&req, DAFS_OP_LINK);
-    /* f's inode was replaced above (its handle is stale now); g's lives on */
-    CHECK(fh_op(&c, 0, DAFS_OP_GETATTR, &f, &rep) == DAFS_ST_STALE, "replaced target stale");
+    /* f's inode was replaced above: its handle no longer opens, but this session
+     * still has it open (OPEN made an open state), so GETATTR answers, nlink 0 */
+    CHECK(fh_op(&c, 0, DAFS_OP_GETATTR, &f, &rep) == 0 && rep.u.attr.attr.nlink == 0,
+          "replaced target, still open: nlink %u", rep.u.attr.attr.nlink);
     req.u.link = (dafs_link_req){.fh = g, .dir = d, .name = {(const uint8_t *)"f2", 2}};
     int st = call(&c, &req, &rep);
     CHECK(st == 0 && rep.u.attr.attr.nlink == 2, "link: %d nlink %u", st, rep.u.attr.attr.nlink);
