@@ -100,6 +100,8 @@ static bool open_dir_cached(op_ctx *c, const dafs_fh *fh, int *fd)
 static void cache_path_fd(op_ctx *c, const dafs_fh *fh, int fd, const struct stat *st,
                           fdc_gen gen)
 {
+    if (st->st_nlink == 0)
+        return; /* unlinked: a cached fd would keep it alive after its last close */
     fdc_entry *e;
     int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (dup >= 0 && fdcache_add(&c->srv->fds, FDC_PATH, fh, NULL, dup, st->st_mode, st->st_ino,
