@@ -37,6 +37,8 @@ extern "C" {
 #define DAFS_EPROTO 10007      /* malformed reply from the server */
 #define DAFS_ETRANSPORT 10008  /* fabric error: connection lost, timeout */
 #define DAFS_EURL 10009        /* malformed dafs:// URL */
+#define DAFS_EBADSTATEID 10010 /* open file (stateid) unknown to the server: closed, or
+                                * its session ended */
 
 const char *dafs_strerror(int err); /* accepts err or -err */
 
@@ -242,6 +244,20 @@ int dafs_h_statfs(dafs_session *s, const dafs_cred *c, const dafs_handle *fh,
                   struct dafs_statfs *st);
 /* The handle behind an open file. */
 int dafs_file_handle(dafs_file *f, dafs_handle *out);
+
+/* Opens that keep the server's open state (for FUSE and other stacking
+ * layers): like dafs_h_open (dafs_h_open_file) or an open of an existing
+ * file by handle (dafs_h_open_fh, flags O_ACCMODE | O_TRUNC), but they return
+ * a dafs_file, used with dafs_pread/dafs_pwrite/dafs_append/dafs_fsync/
+ * dafs_ftruncate/dafs_fstat/dafs_close.  Its I/O runs with the access
+ * checked once, at open, as c (as on a local file system: the file may be
+ * chmodded or unlinked meanwhile).  Regular files only.  dafs_h_open itself
+ * keeps no open state. */
+int dafs_h_open_file(dafs_session *s, const dafs_cred *c, const dafs_handle *dir,
+                     const char *name, int flags, mode_t mode, dafs_file **file,
+                     dafs_handle *out, struct dafs_stat *st, int *created);
+int dafs_h_open_fh(dafs_session *s, const dafs_cred *c, const dafs_handle *fh, int flags,
+                   dafs_file **file, struct dafs_stat *st);
 
 #ifdef __cplusplus
 }

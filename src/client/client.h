@@ -140,7 +140,8 @@ struct dafs_file {
     dafs_session *s;
     dafs_fh fh;
     int flags;
-    uint32_t cred; /* the session default at open time, used for its I/O */
+    uint32_t cred; /* the session default at open time (or the opener's), used for its I/O */
+    dafs_stateid stateid; /* the server's open state; 0 = none (I/O checked as cred) */
 };
 
 struct dafs_cred {
@@ -206,10 +207,15 @@ int op_setattr(dafs_session *s, uint32_t cred, const dafs_fh *fh, dafs_setattr_r
 /* Copies the target NUL-terminated into buf[len], len > DAFS_PATH_MAX. */
 int op_readlink(dafs_session *s, uint32_t cred, const dafs_fh *fh, char *buf, size_t len,
                 size_t *target_len);
-/* OPEN, MKDIR, REMOVE, RMDIR: fh/attr/created may be NULL. */
+/* OPEN, MKDIR, REMOVE, RMDIR: fh/attr/created may be NULL.  OPEN: the new
+ * open state's id in *stateid; with stateid NULL the state is closed again
+ * at once (handle-only users such as dafs_h_open). */
 int op_dirop(dafs_session *s, uint32_t cred, uint16_t opcode, const dafs_fh *dir,
              const char *name, uint32_t flags, uint32_t mode, dafs_fh *fh, dafs_attr *attr,
-             int *created);
+             int *created, dafs_stateid *stateid);
+/* OPEN_FH: open the existing file fh (DAFS_OPEN_* access | TRUNC). */
+int op_open_fh(dafs_session *s, uint32_t cred, const dafs_fh *fh, uint32_t flags,
+               dafs_attr *attr, dafs_stateid *stateid);
 int op_symlink(dafs_session *s, uint32_t cred, const dafs_fh *dir, const char *name,
                const char *target, dafs_fh *fh, dafs_attr *attr);
 int op_mknod(dafs_session *s, uint32_t cred, const dafs_fh *dir, const char *name,
@@ -219,8 +225,9 @@ int op_link(dafs_session *s, uint32_t cred, const dafs_fh *fh, const dafs_fh *di
 int op_rename(dafs_session *s, uint32_t cred, const dafs_fh *sdir, const char *sname,
               const dafs_fh *ddir, const char *dname, unsigned flags);
 int op_access(dafs_session *s, uint32_t cred, const dafs_fh *fh, int mask);
-int op_close(dafs_session *s, uint32_t cred, const dafs_fh *fh);
-int op_commit(dafs_session *s, uint32_t cred, const dafs_fh *fh, uint32_t stable);
+int op_close(dafs_session *s, uint32_t cred, const dafs_fh *fh, dafs_stateid stateid);
+int op_commit(dafs_session *s, uint32_t cred, const dafs_fh *fh, uint32_t stable,
+              dafs_stateid stateid);
 int op_statfs(dafs_session *s, uint32_t cred, const dafs_fh *fh, struct dafs_statfs *st);
 /* A name from the caller: 1..DAFS_NAME_MAX bytes, no '/'. */
 int check_name(const char *name);
@@ -243,10 +250,14 @@ int path_resolve_parent(dafs_session *s, const char *path, dafs_fh *dir, char *n
 int client_getattr(dafs_session *s, const dafs_fh *fh, dafs_attr *attr);
 
 /* ---- file.c ---- */
-/* Data I/O and append on a handle under a credential (0 = default). */
-ssize_t file_io(dafs_session *s, uint32_t cred, const dafs_fh *fh, bool write, void *buf,
-                size_t len, uint64_t offset);
-ssize_t file_append(dafs_session *s, uint32_t cred, const dafs_fh *fh, const void *buf,
-                    size_t len, uint64_t *offset);
+/* Data I/O and append on a handle under a credential (0 = default) and an
+ * open state (0 = none). */
+ssize_t file_io(dafs_session *s, uint32_t cred, const dafs_fh *fh, dafs_stateid stateid,
+                bool write, void *buf, size_t len, uint64_t offset);
+ssize_t file_append(dafs_session *s, uint32_t cred, const dafs_fh *fh, dafs_stateid stateid,
+                    const void *buf, size_t len, uint64_t *offset);
+/* A dafs_file for an open state the caller just got. */
+int file_new(dafs_session *s, uint32_t cred, const dafs_fh *fh, int flags,
+             dafs_stateid stateid, dafs_file **out);
 
 #endif

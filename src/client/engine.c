@@ -123,7 +123,9 @@ static void rx_done(dfab_op *op, int status, size_t len, dfab_addr src)
         return;
     }
     dafs_hdr h;
-    if (dafs_decode_hdr(rx->buf, len, &h) != 0 || !(h.flags & DAFS_HDR_REPLY) ||
+    int hrc = dafs_decode_hdr(rx->buf, len, &h);
+    /* a reply of another version (a server's VERSION error) still names our xid */
+    if ((hrc != 0 && hrc != -DAFS_ST_VERSION) || !(h.flags & DAFS_HDR_REPLY) ||
         (h.xid & 0xffffu) >= s->nslots) {
         repost_rx(rx); /* garbage, not a reply, or no slot of ours: drop it */
         return;
@@ -506,7 +508,10 @@ int engine_wait_for(client_slot *slot, dafs_reply *rep, unsigned timeout_ms)
     pass_progress_role(slot->s); /* we are done waiting: someone else may need the role */
     if (rc < 0)
         return rc;
-    if (dafs_decode_reply(slot->rx->buf, slot->rx_len, rep) != 0 || rep->hdr.opcode != slot->opcode)
+    int drc = dafs_decode_reply(slot->rx->buf, slot->rx_len, rep);
+    if (drc == -DAFS_ST_VERSION)
+        return -DAFS_EVERSION; /* the server speaks another protocol version */
+    if (drc != 0 || rep->hdr.opcode != slot->opcode)
         return -DAFS_EPROTO;
     if (rep->hdr.status != DAFS_ST_OK)
         return client_map_status(rep->hdr.status);

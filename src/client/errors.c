@@ -50,6 +50,8 @@ static const struct status_map status_table[] = {
     {DAFS_ST_BADHANDLE, DAFS_EBADHANDLE},
     {DAFS_ST_SERVERFAULT, DAFS_ESERVERFAULT},
     {DAFS_ST_BADOP, DAFS_EBADOP},
+    {DAFS_ST_MFILE, EMFILE},
+    {DAFS_ST_BADSTATEID, DAFS_EBADSTATEID},
 };
 
 int client_map_status(int32_t status)
@@ -67,11 +69,12 @@ static const char *dafs_specific_message(int err)
     switch (err) {
     case DAFS_EBADSESSION: return "Session unknown to the server";
     case DAFS_ECREDIT: return "Request beyond the server's credit grant";
-    case DAFS_EVERSION: return "Protocol version mismatch";
+    case DAFS_EVERSION: return "Server speaks another protocol version";
     case DAFS_EBADHANDLE: return "Malformed or stale file handle";
     case DAFS_ESERVERFAULT: return "Server fault";
     case DAFS_EBADOP: return "Operation not supported by the server";
     case DAFS_EPROTO: return "Malformed reply from the server";
+    case DAFS_EBADSTATEID: return "Open file unknown to the server (closed, or its session ended)";
     case DAFS_ETRANSPORT: return "Transport error (connection lost or timed out)";
     case DAFS_EURL: return "Malformed dafs:// URL";
     default: return NULL;

@@ -37,6 +37,14 @@
  * append is -EINVAL rather than a split that would not be atomic.  O_APPEND
  * itself is refused with -EINVAL: use dafs_append.
  *
+ * Open state (protocol v2): dafs_open, dafs_h_open_file and dafs_h_open_fh
+ * keep the stateid the server returns in the dafs_file, and every request on
+ * that file (read, write, append, commit, ftruncate, close) carries it, so
+ * the server uses the access granted at open (a 0444 file opened for
+ * writing at creation stays writable, an unlinked file stays readable)
+ * instead of checking the caller again.  The handle-level dafs_h_* calls
+ * carry no stateid and keep the version-1 behaviour.
+ *
  * dafs_open follows a final symlink like open(2) (O_NOFOLLOW: -ELOOP): the
  * OPEN is sent for the name; if the server answers ELOOP or with a symlink's
  * attributes, the target is read and the open retried there, resolved from
@@ -79,11 +87,13 @@ static int map_open_flags(int flags, uint32_t *out)
 /* OPEN name in dir.  Returns 1 (with *link filled) when name is a symlink
  * that OPEN did not follow, else 0 or a negative error. */
 static int open_once(dafs_session *s, const dafs_fh *dir, const char *name, uint32_t wflags,
-                     uint32_t mode, dafs_fh *fh, dafs_attr *attr, dafs_fh *link)
+                     uint32_t mode, dafs_fh *fh, dafs_attr *attr, dafs_stateid *stateid,
+                     dafs_fh *link)
 {
-    int rc = op_dirop(s, 0, DAFS_OP_OPEN, dir, name, wflags, mode, fh, attr, NULL);
+    int rc = op_dirop(s, 0, DAFS_OP_OPEN, dir, name, wflags, mode, fh, attr, NULL, stateid);
     if (rc == 0 && S_ISLNK(attr->mode)) {
-        (void)op_close(s, 0, fh);
+        (void)op_close(s, 0, fh, *stateid);
+        *stateid = 0;
         *link = *fh;
         return 1;
     }
@@ -99,7 +109,7 @@ static int open_once(dafs_session *s, const dafs_fh *dir, const char *name, uint
 
 /* Open path, following symlinks (the final one too unless O_NOFOLLOW). */
 static int open_path(dafs_session *s, const char *path, int flags, uint32_t wflags,
-                     uint32_t mode, dafs_fh *fh, dafs_attr *attr)
+                     uint32_t mode, dafs_fh *fh, dafs_attr *attr, dafs_stateid *stateid)
 {
     char name[DAFS_NAME_MAX + 1];
     char target[DAFS_PATH_MAX + 1];
@@ -112,7 +122,7 @@ static int open_path(dafs_session *s, const char *path, int flags, uint32_t wfla
             return rc;
         if (!has_name)
             return -EISDIR;
-        rc = open_once(s, &dir, name, wflags, mode, fh, attr, &link);
+        rc = open_once(s, &dir, name, wflags, mode, fh, attr, stateid, &link);
         if (rc <= 0)
             return rc;
         if ((flags & O_NOFOLLOW) || ++hops > CLIENT_SYMLINK_HOPS)
@@ -137,22 +147,30 @@ int dafs_open(dafs_session *s, const char *path, int flags, mode_t mode, dafs_fi
         return rc;
     dafs_fh fh;
     dafs_attr attr;
-    rc = open_path(s, path, flags, wflags, (uint32_t)mode & 07777u, &fh, &attr);
+    dafs_stateid stateid = 0;
+    rc = open_path(s, path, flags, wflags, (uint32_t)mode & 07777u, &fh, &attr, &stateid);
     if (rc < 0)
         return rc;
     if (S_ISDIR(attr.mode)) { /* directories are read with dafs_opendir */
-        (void)op_close(s, 0, &fh);
+        (void)op_close(s, 0, &fh, stateid);
         return -EISDIR;
     }
+    return file_new(s, atomic_load(&s->default_cred), &fh, flags, stateid, out);
+}
+
+int file_new(dafs_session *s, uint32_t cred, const dafs_fh *fh, int flags,
+             dafs_stateid stateid, dafs_file **out)
+{
     dafs_file *f = calloc(1, sizeof *f);
     if (f == NULL) {
-        (void)op_close(s, 0, &fh);
+        (void)op_close(s, cred, fh, stateid);
         return -ENOMEM;
     }
     f->s = s;
-    f->fh = fh;
+    f->fh = *fh;
     f->flags = flags;
-    f->cred = atomic_load(&s->default_cred);
+    f->cred = cred;
+    f->stateid = stateid;
     *out = f;
     return 0;
 }
@@ -161,7 +179,7 @@ int dafs_close(dafs_file *f)
 {
     if (f == NULL)
         return -EINVAL;
-    int rc = op_close(f->s, f->cred, &f->fh);
+    int rc = op_close(f->s, f->cred, &f->fh, f->stateid);
     free(f);
     return rc;
 }
@@ -177,6 +195,7 @@ typedef struct io_chunk {
 typedef struct io_call {
     dafs_session *s;
     const dafs_fh *fh;
+    dafs_stateid stateid;
     uint32_t cred;
     bool write;
     uint8_t *buf;
@@ -209,6 +228,7 @@ static void build_request(io_call *io, const io_chunk *c, dafs_request *req)
         dafs_write_req *w = &req->u.write;
         req->hdr.opcode = direct ? DAFS_OP_WRITE_DIRECT : DAFS_OP_WRITE_INLINE;
         w->fh = *io->fh;
+        w->stateid = io->stateid;
         w->offset = io->offset + c->pos;
         w->count = (uint32_t)c->len;
         w->stable = DAFS_UNSTABLE;
@@ -222,6 +242,7 @@ static void build_request(io_call *io, const io_chunk *c, dafs_request *req)
         dafs_read_req *r = &req->u.read;
         req->hdr.opcode = direct ? DAFS_OP_READ_DIRECT : DAFS_OP_READ_INLINE;
         r->fh = *io->fh;
+        r->stateid = io->stateid;
         r->offset = io->offset + c->pos;
         r->count = (uint32_t)c->len;
         if (direct) {
@@ -347,8 +368,8 @@ static void setup_io(io_call *io)
     io->chunk_max = s->max_io;
 }
 
-ssize_t file_io(dafs_session *s, uint32_t cred, const dafs_fh *fh, bool write, void *buf,
-                size_t len, uint64_t offset)
+ssize_t file_io(dafs_session *s, uint32_t cred, const dafs_fh *fh, dafs_stateid stateid,
+                bool write, void *buf, size_t len, uint64_t offset)
 {
     if (buf == NULL && len != 0)
         return -EINVAL;
@@ -360,8 +381,8 @@ ssize_t file_io(dafs_session *s, uint32_t cred, const dafs_fh *fh, bool write, v
         return -EFBIG;
     if (len == 0)
         return 0;
-    io_call io = {.s = s, .fh = fh, .cred = cred, .write = write, .buf = buf, .len = len,
-                  .offset = offset};
+    io_call io = {.s = s, .fh = fh, .stateid = stateid, .cred = cred, .write = write,
+                  .buf = buf, .len = len, .offset = offset};
     setup_io(&io);
     if (io.chunk_max == 0)
         return -DAFS_EPROTO; /* the server allows neither inline nor direct I/O */
@@ -380,7 +401,7 @@ static ssize_t do_io(dafs_file *f, bool write, void *buf, size_t len, uint64_t o
     int acc = f->flags & O_ACCMODE;
     if ((write && acc == O_RDONLY) || (!write && acc == O_WRONLY))
         return -EBADF;
-    return file_io(f->s, f->cred, &f->fh, write, buf, len, offset);
+    return file_io(f->s, f->cred, &f->fh, f->stateid, write, buf, len, offset);
 }
 
 ssize_t dafs_pread(dafs_file *f, void *buf, size_t len, uint64_t offset)
@@ -397,12 +418,13 @@ ssize_t dafs_pwrite(dafs_file *f, const void *buf, size_t len, uint64_t offset)
 /* ---- append: one request, so atomic ---- */
 
 static void append_request(dafs_request *req, uint32_t cred, const dafs_fh *fh,
-                           const void *buf, size_t len, const dfab_mr *mr)
+                           dafs_stateid stateid, const void *buf, size_t len, const dfab_mr *mr)
 {
     memset(req, 0, sizeof *req);
     req->hdr.cred = cred;
     dafs_write_req *w = &req->u.write;
     w->fh = *fh;
+    w->stateid = stateid;
     w->count = (uint32_t)len;
     w->stable = DAFS_UNSTABLE;
     if (mr == NULL) {
@@ -417,8 +439,8 @@ static void append_request(dafs_request *req, uint32_t cred, const dafs_fh *fh,
     w->segs[0].len = len;
 }
 
-ssize_t file_append(dafs_session *s, uint32_t cred, const dafs_fh *fh, const void *buf,
-                    size_t len, uint64_t *offset)
+ssize_t file_append(dafs_session *s, uint32_t cred, const dafs_fh *fh, dafs_stateid stateid,
+                    const void *buf, size_t len, uint64_t *offset)
 {
     if (buf == NULL && len != 0)
         return -EINVAL;
@@ -437,7 +459,7 @@ ssize_t file_append(dafs_session *s, uint32_t cred, const dafs_fh *fh, const voi
         }
     }
     dafs_request req;
-    append_request(&req, cred, fh, buf, len, mr);
+    append_request(&req, cred, fh, stateid, buf, len, mr);
     dafs_reply rep;
     client_slot *slot;
     int rc = engine_call(s, &req, &rep, &slot);
@@ -461,7 +483,7 @@ ssize_t dafs_append(dafs_file *f, const void *buf, size_t len, uint64_t *offset)
         return -EINVAL;
     if ((f->flags & O_ACCMODE) == O_RDONLY)
         return -EBADF;
-    return file_append(f->s, f->cred, &f->fh, buf, len, offset);
+    return file_append(f->s, f->cred, &f->fh, f->stateid, buf, len, offset);
 }
 
 int dafs_ftruncate(dafs_file *f, uint64_t size)
@@ -470,7 +492,7 @@ int dafs_ftruncate(dafs_file *f, uint64_t size)
         return -EINVAL;
     if ((f->flags & O_ACCMODE) == O_RDONLY)
         return -EBADF; /* like ftruncate(2) on a read-only descriptor (EINVAL there) */
-    dafs_setattr_req sa = {.valid = DAFS_SET_SIZE, .size = size};
+    dafs_setattr_req sa = {.valid = DAFS_SET_SIZE, .size = size, .stateid = f->stateid};
     return op_setattr(f->s, f->cred, &f->fh, &sa, NULL);
 }
 
@@ -486,7 +508,7 @@ static int commit(dafs_file *f, uint32_t stable)
 {
     if (f == NULL)
         return -EINVAL;
-    return op_commit(f->s, f->cred, &f->fh, stable);
+    return op_commit(f->s, f->cred, &f->fh, stable, f->stateid);
 }
 
 int dafs_fsync(dafs_file *f)

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <string.h>
 
 #include "client.h"
@@ -146,13 +147,71 @@ int dafs_h_open(dafs_session *s, const dafs_cred *c, const dafs_handle *dir, con
         rc = map_h_open_flags(flags, &wflags);
     if (rc == 0)
         rc = op_dirop(s, cred, DAFS_OP_OPEN, &d, name, wflags, (uint32_t)mode & 07777u, &fh,
-                      &attr, &made);
+                      &attr, &made, NULL);
     if (rc < 0)
         return rc;
     put_result(&fh, &attr, out, st);
     if (created != NULL)
         *created = made;
     return 0;
+}
+
+int dafs_h_open_file(dafs_session *s, const dafs_cred *c, const dafs_handle *dir,
+                     const char *name, int flags, mode_t mode, dafs_file **file,
+                     dafs_handle *out, struct dafs_stat *st, int *created)
+{
+    uint32_t cred, wflags;
+    dafs_fh d, fh;
+    dafs_attr attr;
+    dafs_stateid stateid = 0;
+    int made = 0;
+    if (file == NULL)
+        return -EINVAL;
+    *file = NULL;
+    int rc = name == NULL ? -EINVAL : prepare(s, c, dir, name, &cred, &d);
+    if (rc == 0)
+        rc = map_h_open_flags(flags, &wflags);
+    if (rc == 0)
+        rc = op_dirop(s, cred, DAFS_OP_OPEN, &d, name, wflags, (uint32_t)mode & 07777u, &fh,
+                      &attr, &made, &stateid);
+    if (rc < 0)
+        return rc;
+    if (!S_ISREG(attr.mode)) { /* data I/O is for regular files only */
+        (void)op_close(s, cred, &fh, stateid);
+        return S_ISDIR(attr.mode) ? -EISDIR : S_ISLNK(attr.mode) ? -ELOOP : -EINVAL;
+    }
+    rc = file_new(s, cred, &fh, flags & O_ACCMODE, stateid, file);
+    if (rc < 0)
+        return rc;
+    put_result(&fh, &attr, out, st);
+    if (created != NULL)
+        *created = made;
+    return 0;
+}
+
+int dafs_h_open_fh(dafs_session *s, const dafs_cred *c, const dafs_handle *fh, int flags,
+                   dafs_file **file, struct dafs_stat *st)
+{
+    uint32_t cred, wflags;
+    dafs_fh f;
+    dafs_attr attr;
+    dafs_stateid stateid = 0;
+    if (file == NULL)
+        return -EINVAL;
+    *file = NULL;
+    if ((flags & (O_CREAT | O_EXCL)) != 0)
+        return -EINVAL; /* the file exists: create it with dafs_h_open_file */
+    int rc = prepare(s, c, fh, NULL, &cred, &f);
+    if (rc == 0)
+        rc = map_h_open_flags(flags, &wflags);
+    if (rc == 0)
+        rc = op_open_fh(s, cred, &f, wflags, &attr, &stateid);
+    if (rc < 0)
+        return rc;
+    rc = file_new(s, cred, &f, flags & O_ACCMODE, stateid, file);
+    if (rc == 0 && st != NULL)
+        attr_to_stat(&attr, st);
+    return rc;
 }
 
 int dafs_h_mkdir(dafs_session *s, const dafs_cred *c, const dafs_handle *dir, const char *name,
@@ -164,7 +223,7 @@ int dafs_h_mkdir(dafs_session *s, const dafs_cred *c, const dafs_handle *dir, co
     int rc = name == NULL ? -EINVAL : prepare(s, c, dir, name, &cred, &d);
     if (rc == 0)
         rc = op_dirop(s, cred, DAFS_OP_MKDIR, &d, name, 0, (uint32_t)mode & 07777u, &fh, &attr,
-                      NULL);
+                      NULL, NULL);
     if (rc == 0)
         put_result(&fh, &attr, out, st);
     return rc;
@@ -242,7 +301,7 @@ static int h_remove(dafs_session *s, const dafs_cred *c, const dafs_handle *dir,
     dafs_fh d;
     int rc = name == NULL ? -EINVAL : prepare(s, c, dir, name, &cred, &d);
     if (rc == 0)
-        rc = op_dirop(s, cred, opcode, &d, name, 0, 0, NULL, NULL, NULL);
+        rc = op_dirop(s, cred, opcode, &d, name, 0, 0, NULL, NULL, NULL, NULL);
     return rc;
 }
 
@@ -277,7 +336,7 @@ ssize_t dafs_h_pread(dafs_session *s, const dafs_cred *c, const dafs_handle *fh,
     uint32_t cred;
     dafs_fh f;
     int rc = prepare(s, c, fh, NULL, &cred, &f);
-    return rc == 0 ? file_io(s, cred, &f, false, buf, len, offset) : rc;
+    return rc == 0 ? file_io(s, cred, &f, 0, false, buf, len, offset) : rc;
 }
 
 ssize_t dafs_h_pwrite(dafs_session *s, const dafs_cred *c, const dafs_handle *fh,
@@ -287,7 +346,7 @@ ssize_t dafs_h_pwrite(dafs_session *s, const dafs_cred *c, const dafs_handle *fh
     dafs_fh f;
     int rc = prepare(s, c, fh, NULL, &cred, &f);
     /* The buffer is only read (RMA-read by the server, or copied inline). */
-    return rc == 0 ? file_io(s, cred, &f, true, (void *)(uintptr_t)buf, len, offset) : rc;
+    return rc == 0 ? file_io(s, cred, &f, 0, true, (void *)(uintptr_t)buf, len, offset) : rc;
 }
 
 ssize_t dafs_h_append(dafs_session *s, const dafs_cred *c, const dafs_handle *fh,
@@ -296,7 +355,7 @@ ssize_t dafs_h_append(dafs_session *s, const dafs_cred *c, const dafs_handle *fh
     uint32_t cred;
     dafs_fh f;
     int rc = prepare(s, c, fh, NULL, &cred, &f);
-    return rc == 0 ? file_append(s, cred, &f, buf, len, offset) : rc;
+    return rc == 0 ? file_append(s, cred, &f, 0, buf, len, offset) : rc;
 }
 
 int dafs_h_commit(dafs_session *s, const dafs_cred *c, const dafs_handle *fh, int datasync)
@@ -304,7 +363,7 @@ int dafs_h_commit(dafs_session *s, const dafs_cred *c, const dafs_handle *fh, in
     uint32_t cred;
     dafs_fh f;
     int rc = prepare(s, c, fh, NULL, &cred, &f);
-    return rc == 0 ? op_commit(s, cred, &f, datasync ? DAFS_DATA_SYNC : DAFS_FILE_SYNC) : rc;
+    return rc == 0 ? op_commit(s, cred, &f, datasync ? DAFS_DATA_SYNC : DAFS_FILE_SYNC, 0) : rc;
 }
 
 int dafs_h_statfs(dafs_session *s, const dafs_cred *c, const dafs_handle *fh,

@@ -38,7 +38,7 @@ int check_name(const char *name)
 
 /* Run a request whose reply carries a handle and attributes. */
 static int call_fh_attr(dafs_session *s, dafs_request *req, dafs_fh *fh, dafs_attr *attr,
-                        int *created)
+                        int *created, dafs_stateid *stateid)
 {
     dafs_reply rep;
     client_slot *slot;
@@ -51,6 +51,8 @@ static int call_fh_attr(dafs_session *s, dafs_request *req, dafs_fh *fh, dafs_at
         *attr = rep.u.fh_attr.attr;
     if (created != NULL)
         *created = rep.u.fh_attr.created != 0;
+    if (stateid != NULL)
+        *stateid = rep.u.fh_attr.stateid;
     engine_release(slot);
     return 0;
 }
@@ -76,7 +78,7 @@ int op_lookup(dafs_session *s, uint32_t cred, const dafs_fh *dir, const char *na
     init_request(&req, DAFS_OP_LOOKUP, cred);
     req.u.dirop.dir = *dir;
     req.u.dirop.name = name_bytes(name);
-    return call_fh_attr(s, &req, fh, attr, NULL);
+    return call_fh_attr(s, &req, fh, attr, NULL, NULL);
 }
 
 int op_lookupp(dafs_session *s, uint32_t cred, const dafs_fh *dir, dafs_fh *fh,
@@ -85,7 +87,7 @@ int op_lookupp(dafs_session *s, uint32_t cred, const dafs_fh *dir, dafs_fh *fh,
     dafs_request req;
     init_request(&req, DAFS_OP_LOOKUPP, cred);
     req.u.fh.fh = *dir;
-    return call_fh_attr(s, &req, fh, attr, NULL);
+    return call_fh_attr(s, &req, fh, attr, NULL, NULL);
 }
 
 int op_getattr(dafs_session *s, uint32_t cred, const dafs_fh *fh, dafs_attr *attr)
@@ -139,7 +141,7 @@ int op_readlink(dafs_session *s, uint32_t cred, const dafs_fh *fh, char *buf, si
 
 int op_dirop(dafs_session *s, uint32_t cred, uint16_t opcode, const dafs_fh *dir,
              const char *name, uint32_t flags, uint32_t mode, dafs_fh *fh, dafs_attr *attr,
-             int *created)
+             int *created, dafs_stateid *stateid)
 {
     dafs_request req;
     init_request(&req, opcode, cred);
@@ -149,7 +151,26 @@ int op_dirop(dafs_session *s, uint32_t cred, uint16_t opcode, const dafs_fh *dir
     req.u.dirop.mode = mode;
     if (opcode == DAFS_OP_REMOVE || opcode == DAFS_OP_RMDIR)
         return engine_call_simple(s, &req);
-    return call_fh_attr(s, &req, fh, attr, created);
+    dafs_stateid sid = 0;
+    dafs_fh got;
+    int rc = call_fh_attr(s, &req, &got, attr, created, &sid);
+    if (rc == 0 && fh != NULL)
+        *fh = got;
+    if (rc == 0 && opcode == DAFS_OP_OPEN && stateid == NULL && sid != 0)
+        (void)op_close(s, cred, &got, sid); /* the caller keeps no open state */
+    if (stateid != NULL)
+        *stateid = rc == 0 ? sid : 0;
+    return rc;
+}
+
+int op_open_fh(dafs_session *s, uint32_t cred, const dafs_fh *fh, uint32_t flags,
+               dafs_attr *attr, dafs_stateid *stateid)
+{
+    dafs_request req;
+    init_request(&req, DAFS_OP_OPEN_FH, cred);
+    req.u.open_fh.fh = *fh;
+    req.u.open_fh.flags = flags;
+    return call_fh_attr(s, &req, NULL, attr, NULL, stateid);
 }
 
 int op_symlink(dafs_session *s, uint32_t cred, const dafs_fh *dir, const char *name,
@@ -165,7 +186,7 @@ int op_symlink(dafs_session *s, uint32_t cred, const dafs_fh *dir, const char *n
     req.u.symlink.dir = *dir;
     req.u.symlink.name = name_bytes(name);
     req.u.symlink.target = (dafs_bytes){(const uint8_t *)target, (uint32_t)tlen};
-    return call_fh_attr(s, &req, fh, attr, NULL);
+    return call_fh_attr(s, &req, fh, attr, NULL, NULL);
 }
 
 int op_mknod(dafs_session *s, uint32_t cred, const dafs_fh *dir, const char *name,
@@ -177,7 +198,7 @@ int op_mknod(dafs_session *s, uint32_t cred, const dafs_fh *dir, const char *nam
     req.u.mknod.name = name_bytes(name);
     req.u.mknod.mode = mode;
     req.u.mknod.rdev = rdev;
-    return call_fh_attr(s, &req, fh, attr, NULL);
+    return call_fh_attr(s, &req, fh, attr, NULL, NULL);
 }
 
 int op_link(dafs_session *s, uint32_t cred, const dafs_fh *fh, const dafs_fh *dir,
@@ -218,19 +239,22 @@ int op_access(dafs_session *s, uint32_t cred, const dafs_fh *fh, int mask)
     return engine_call_simple(s, &req);
 }
 
-int op_close(dafs_session *s, uint32_t cred, const dafs_fh *fh)
+int op_close(dafs_session *s, uint32_t cred, const dafs_fh *fh, dafs_stateid stateid)
 {
     dafs_request req;
     init_request(&req, DAFS_OP_CLOSE, cred);
-    req.u.fh.fh = *fh;
+    req.u.close.fh = *fh;
+    req.u.close.stateid = stateid;
     return engine_call_simple(s, &req);
 }
 
-int op_commit(dafs_session *s, uint32_t cred, const dafs_fh *fh, uint32_t stable)
+int op_commit(dafs_session *s, uint32_t cred, const dafs_fh *fh, uint32_t stable,
+              dafs_stateid stateid)
 {
     dafs_request req;
     init_request(&req, DAFS_OP_COMMIT, cred);
     req.u.commit.fh = *fh;
+    req.u.commit.stateid = stateid;
     req.u.commit.stable = stable;
     return engine_call_simple(s, &req);
 }

@@ -265,7 +265,7 @@ static int dirop(dafs_session *s, const char *path, uint16_t opcode, uint32_t mo
         return rc;
     if (!has_name)
         return root_error;
-    return op_dirop(s, 0, opcode, &dir, name, 0, mode, NULL, NULL, NULL);
+    return op_dirop(s, 0, opcode, &dir, name, 0, mode, NULL, NULL, NULL, NULL);
 }
 
 int dafs_mkdir(dafs_session *s, const char *path, mode_t mode)

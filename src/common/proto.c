@@ -1,5 +1,5 @@
 /*
- * proto.c — the dafs wire codec (protocol version 1), see proto.h and
+ * proto.c — the dafs wire codec (protocol version 2), see proto.h and
  * docs/protocol.md for the layout rules this file implements.
  *
  * How it is built:
@@ -304,12 +304,21 @@ void dafs_encode_hdr(void *buf, const dafs_hdr *h)
     store_u64(p + 24, h->xid);
     store_u32(p + 32, (uint32_t)h->status);
     store_u32(p + 36, h->cred);
+    if (h->version != 1) { /* version 1 headers end at the common prefix */
+        store_u32(p + 40, h->slot);
+        store_u32(p + 44, h->seq);
+    }
 }
 
+/*
+ * The first DAFS_HDR_V1_SIZE bytes are read whatever the version, so that a
+ * message of another version still yields opcode, session and xid (for a
+ * VERSION reply, or to match a peer's VERSION reply to our request).
+ */
 int dafs_decode_hdr(const void *buf, size_t len, dafs_hdr *out)
 {
     memset(out, 0, sizeof *out);
-    if (len < DAFS_HDR_SIZE)
+    if (len < DAFS_HDR_V1_SIZE)
         return -DAFS_ST_BADMSG;
     const uint8_t *p = buf;
     out->magic = load_u32(p + 0);
@@ -326,8 +335,10 @@ int dafs_decode_hdr(const void *buf, size_t len, dafs_hdr *out)
         return -DAFS_ST_BADMSG;
     if (out->version != DAFS_PROTO_VERSION)
         return -DAFS_ST_VERSION;
-    if (out->length != len || out->length > DAFS_MSG_LIMIT)
+    if (len < DAFS_HDR_SIZE || out->length != len || out->length > DAFS_MSG_LIMIT)
         return -DAFS_ST_BADMSG;
+    out->slot = load_u32(p + 40);
+    out->seq = load_u32(p + 44);
     if ((out->flags & DAFS_HDR_REPLY) && out->cred != 0) /* cred only travels in requests */
         return -DAFS_ST_BADMSG;
     return 0;
@@ -478,6 +489,7 @@ static void get_dirop_req(reader *r, dafs_dirop_req *d)
 static void put_read_req(writer *w, const dafs_read_req *q, bool direct)
 {
     put_fh(w, &q->fh);
+    put_u64(w, q->stateid);
     put_u64(w, q->offset);
     put_u32(w, q->count);
     put_u32(w, q->hints);
@@ -488,6 +500,7 @@ static void put_read_req(writer *w, const dafs_read_req *q, bool direct)
 static void get_read_req(reader *r, dafs_read_req *q, bool direct)
 {
     get_fh(r, &q->fh);
+    q->stateid = get_u64(r);
     q->offset = get_u64(r);
     q->count = get_u32(r);
     q->hints = get_u32(r);
@@ -498,6 +511,7 @@ static void get_read_req(reader *r, dafs_read_req *q, bool direct)
 static void put_write_req(writer *w, const dafs_write_req *q, bool direct)
 {
     put_fh(w, &q->fh);
+    put_u64(w, q->stateid);
     put_u64(w, q->offset);
     put_u32(w, q->count);
     put_u32(w, q->stable);
@@ -513,6 +527,7 @@ static void put_write_req(writer *w, const dafs_write_req *q, bool direct)
 static void get_write_req(reader *r, dafs_write_req *q, bool direct)
 {
     get_fh(r, &q->fh);
+    q->stateid = get_u64(r);
     q->offset = get_u64(r);
     q->count = get_u32(r);
     q->stable = get_u32(r);
@@ -528,6 +543,7 @@ static void get_write_req(reader *r, dafs_write_req *q, bool direct)
 static void put_commit_req(writer *w, const dafs_commit_req *c)
 {
     put_fh(w, &c->fh);
+    put_u64(w, c->stateid);
     put_u64(w, c->offset);
     put_u64(w, c->count);
     put_u32(w, c->stable);
@@ -536,6 +552,7 @@ static void put_commit_req(writer *w, const dafs_commit_req *c)
 static void get_commit_req(reader *r, dafs_commit_req *c)
 {
     get_fh(r, &c->fh);
+    c->stateid = get_u64(r);
     c->offset = get_u64(r);
     c->count = get_u64(r);
     c->stable = get_u32(r);
@@ -567,6 +584,7 @@ static void put_setattr_req(writer *w, const dafs_setattr_req *s)
 {
     writer_require(w, setattr_valid(s));
     put_fh(w, &s->fh);
+    put_u64(w, s->stateid);
     put_u32(w, s->valid);
     put_u32(w, s->mode);
     put_u32(w, s->uid);
@@ -581,6 +599,7 @@ static void put_setattr_req(writer *w, const dafs_setattr_req *s)
 static void get_setattr_req(reader *r, dafs_setattr_req *s)
 {
     get_fh(r, &s->fh);
+    s->stateid = get_u64(r);
     s->valid = get_u32(r);
     s->mode = get_u32(r);
     s->uid = get_u32(r);
@@ -703,6 +722,33 @@ static void get_cred_req(reader *r, dafs_cred_req *c)
         c->ngroups = n;
 }
 
+static void put_close_req(writer *w, const dafs_close_req *q)
+{
+    put_fh(w, &q->fh);
+    put_u64(w, q->stateid);
+}
+
+static void get_close_req(reader *r, dafs_close_req *q)
+{
+    get_fh(r, &q->fh);
+    q->stateid = get_u64(r);
+}
+
+/* OPEN_FH: access mode and TRUNC only (no CREAT/EXCL/DIRECTORY: the object exists). */
+static void put_open_fh_req(writer *w, const dafs_open_fh_req *q)
+{
+    writer_require(w, (q->flags & ~DAFS_OPEN_FH_ALL) == 0);
+    put_fh(w, &q->fh);
+    put_u32(w, q->flags);
+}
+
+static void get_open_fh_req(reader *r, dafs_open_fh_req *q)
+{
+    get_fh(r, &q->fh);
+    q->flags = get_u32(r);
+    reader_require(r, (q->flags & ~DAFS_OPEN_FH_ALL) == 0);
+}
+
 /* APPEND_* carry a write_req whose offset must be 0 (the server picks it). */
 static void put_append_req(writer *w, const dafs_write_req *q, bool direct)
 {
@@ -753,6 +799,9 @@ static bool put_second_set_request_body(writer *w, const dafs_request *m)
     case DAFS_OP_RELEASE_CRED:
         put_u32(w, m->u.cred_id.cred_id);
         return true;
+    case DAFS_OP_OPEN_FH:
+        put_open_fh_req(w, &m->u.open_fh);
+        return true;
     default:
         return false;
     }
@@ -794,6 +843,9 @@ static bool get_second_set_request_body(reader *r, dafs_request *m)
     case DAFS_OP_RELEASE_CRED:
         m->u.cred_id.cred_id = get_u32(r);
         return true;
+    case DAFS_OP_OPEN_FH:
+        get_open_fh_req(r, &m->u.open_fh);
+        return true;
     default:
         return false;
     }
@@ -812,9 +864,11 @@ static bool put_request_body(writer *w, const dafs_request *m)
         put_connect_req(w, &m->u.connect);
         return true;
     case DAFS_OP_GETATTR:
-    case DAFS_OP_CLOSE:
     case DAFS_OP_STATFS:
         put_fh(w, &m->u.fh.fh);
+        return true;
+    case DAFS_OP_CLOSE:
+        put_close_req(w, &m->u.close);
         return true;
     case DAFS_OP_LOOKUP:
     case DAFS_OP_OPEN:
@@ -854,9 +908,11 @@ static bool get_request_body(reader *r, dafs_request *m)
         get_connect_req(r, &m->u.connect);
         return true;
     case DAFS_OP_GETATTR:
-    case DAFS_OP_CLOSE:
     case DAFS_OP_STATFS:
         get_fh(r, &m->u.fh.fh);
+        return true;
+    case DAFS_OP_CLOSE:
+        get_close_req(r, &m->u.close);
         return true;
     case DAFS_OP_LOOKUP:
     case DAFS_OP_OPEN:
@@ -908,20 +964,25 @@ static void get_connect_rep(reader *r, dafs_connect_rep *c)
     c->max_segs = get_u16(r);
 }
 
-static void put_fh_attr_rep(writer *w, const dafs_fh_attr_rep *f)
+/* with_state: OPEN and OPEN_FH replies end with the new stateid. */
+static void put_fh_attr_rep(writer *w, const dafs_fh_attr_rep *f, bool with_state)
 {
     writer_require(w, f->created <= 1);
     put_fh(w, &f->fh);
     put_attr(w, &f->attr);
     put_u8(w, f->created);
+    if (with_state)
+        put_u64(w, f->stateid);
 }
 
-static void get_fh_attr_rep(reader *r, dafs_fh_attr_rep *f)
+static void get_fh_attr_rep(reader *r, dafs_fh_attr_rep *f, bool with_state)
 {
     get_fh(r, &f->fh);
     get_attr(r, &f->attr);
     f->created = get_u8(r);
     reader_require(r, f->created <= 1);
+    if (with_state)
+        f->stateid = get_u64(r);
 }
 
 static void put_read_rep(writer *w, const dafs_read_rep *q, bool direct)
@@ -1068,7 +1129,10 @@ static bool put_second_set_reply_body(writer *w, const dafs_reply *m)
     case DAFS_OP_SYMLINK:
     case DAFS_OP_MKNOD:
     case DAFS_OP_LOOKUPP:
-        put_fh_attr_rep(w, &m->u.fh_attr);
+        put_fh_attr_rep(w, &m->u.fh_attr, false);
+        return true;
+    case DAFS_OP_OPEN_FH:
+        put_fh_attr_rep(w, &m->u.fh_attr, true);
         return true;
     case DAFS_OP_READLINK:
         put_readlink_rep(w, &m->u.readlink);
@@ -1100,7 +1164,10 @@ static bool get_second_set_reply_body(reader *r, dafs_reply *m)
     case DAFS_OP_SYMLINK:
     case DAFS_OP_MKNOD:
     case DAFS_OP_LOOKUPP:
-        get_fh_attr_rep(r, &m->u.fh_attr);
+        get_fh_attr_rep(r, &m->u.fh_attr, false);
+        return true;
+    case DAFS_OP_OPEN_FH:
+        get_fh_attr_rep(r, &m->u.fh_attr, true);
         return true;
     case DAFS_OP_READLINK:
         get_readlink_rep(r, &m->u.readlink);
@@ -1132,9 +1199,11 @@ static bool put_reply_body(writer *w, const dafs_reply *m)
         return true;
     case DAFS_OP_GETROOT:
     case DAFS_OP_LOOKUP:
-    case DAFS_OP_OPEN:
     case DAFS_OP_MKDIR:
-        put_fh_attr_rep(w, &m->u.fh_attr);
+        put_fh_attr_rep(w, &m->u.fh_attr, false);
+        return true;
+    case DAFS_OP_OPEN:
+        put_fh_attr_rep(w, &m->u.fh_attr, true);
         return true;
     case DAFS_OP_GETATTR:
         put_attr(w, &m->u.attr.attr);
@@ -1176,9 +1245,11 @@ static bool get_reply_body(reader *r, dafs_reply *m)
         return true;
     case DAFS_OP_GETROOT:
     case DAFS_OP_LOOKUP:
-    case DAFS_OP_OPEN:
     case DAFS_OP_MKDIR:
-        get_fh_attr_rep(r, &m->u.fh_attr);
+        get_fh_attr_rep(r, &m->u.fh_attr, false);
+        return true;
+    case DAFS_OP_OPEN:
+        get_fh_attr_rep(r, &m->u.fh_attr, true);
         return true;
     case DAFS_OP_GETATTR:
         get_attr(r, &m->u.attr.attr);
@@ -1213,7 +1284,7 @@ static bool get_reply_body(reader *r, dafs_reply *m)
  */
 static void prepare_hdr(writer *w, dafs_hdr *h, bool reply)
 {
-    writer_require(w, (h->flags & ~DAFS_HDR_REPLY) == 0);
+    writer_require(w, (h->flags & ~DAFS_HDR_REPLY) == 0); /* NOTIFY: not encoded yet */
     h->magic = DAFS_PROTO_MAGIC;
     h->version = DAFS_PROTO_VERSION;
     h->flags = reply ? DAFS_HDR_REPLY : 0;
@@ -1286,6 +1357,27 @@ int dafs_decode_reply(const void *buf, size_t len, dafs_reply *out)
     if (out->hdr.status == DAFS_ST_OK && !get_reply_body(&r, out))
         return -DAFS_ST_BADOP;
     return reader_finish(&r);
+}
+
+int dafs_encode_version_error(void *buf, size_t cap, const dafs_hdr *req, uint16_t credits)
+{
+    bool v1 = req->version == 1;
+    size_t len = v1 ? DAFS_HDR_V1_SIZE : DAFS_HDR_SIZE;
+    if (cap < len)
+        return -DAFS_ST_OVERFLOW;
+    dafs_hdr h;
+    memset(&h, 0, sizeof h);
+    h.magic = DAFS_PROTO_MAGIC;
+    h.version = v1 ? 1 : DAFS_PROTO_VERSION;
+    h.opcode = req->opcode;
+    h.length = (uint32_t)len;
+    h.flags = DAFS_HDR_REPLY;
+    h.credits = credits;
+    h.session_id = req->session_id;
+    h.xid = req->xid;
+    h.status = DAFS_ST_VERSION;
+    dafs_encode_hdr(buf, &h); /* a version-1 header is the 40-byte prefix */
+    return (int)len;
 }
 
 /* ---- incremental READDIR reply ----------------------------------------- */
@@ -1396,6 +1488,7 @@ static const char *const op_names[DAFS_OP_COUNT] = {
     [DAFS_OP_APPEND_DIRECT] = "APPEND_DIRECT",
     [DAFS_OP_REGISTER_CRED] = "REGISTER_CRED",
     [DAFS_OP_RELEASE_CRED] = "RELEASE_CRED",
+    [DAFS_OP_OPEN_FH] = "OPEN_FH",
 };
 
 const char *dafs_op_name(uint16_t op)

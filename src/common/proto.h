@@ -1,9 +1,14 @@
 /*
- * proto.h — the dafs wire protocol, version 1: message layouts and the one
+ * proto.h — the dafs wire protocol, version 2: message layouts and the one
  * bounds-checked codec that both dafsd and libdafs use.
  *
  * Design (see docs/protocol.md for the op-by-op description):
- *  - Every message is a fixed 40-byte header followed by an op-specific body.
+ *  - Every message is a fixed 48-byte header followed by an op-specific body.
+ *    The header's first 40 bytes have the same layout in every version (v1
+ *    ended there), so a peer of another version can still be answered.
+ *  - Version 2 adds open state: OPEN and OPEN_FH return a server-chosen
+ *    stateid, and READ/WRITE/APPEND/COMMIT/SETATTR/CLOSE carry one (0 = none:
+ *    authorize the request as its caller, as in version 1).
  *  - All integers are little-endian and naturally aligned: the codec pads the
  *    cursor to a multiple of a field's size before writing or reading it, and
  *    pads every variable-length byte string to a multiple of 8.  Pad bytes are
@@ -24,8 +29,9 @@
 #include <stdint.h>
 
 #define DAFS_PROTO_MAGIC 0x53464144u /* "DAFS" read as little-endian u32 */
-#define DAFS_PROTO_VERSION 1
-#define DAFS_HDR_SIZE 40
+#define DAFS_PROTO_VERSION 2
+#define DAFS_HDR_SIZE 48
+#define DAFS_HDR_V1_SIZE 40     /* the version-independent prefix of every header */
 
 #define DAFS_FH_MAX 64          /* opaque file handle bytes (as in DAFS) */
 #define DAFS_NAME_MAX 255       /* one path component */
@@ -39,6 +45,24 @@
 
 /* Header flags. */
 #define DAFS_HDR_REPLY 0x0001u
+#define DAFS_HDR_NOTIFY 0x0002u /* reserved: server-initiated message (not a reply);
+                                 * never valid in a request */
+
+/*
+ * Opcode space (docs/protocol.md §4):
+ *   0-29  version 1 operations          30     OPEN_FH
+ *   31-39 reserved: open state/sessions 40-49  reserved: batch, async, cache hints
+ *   50-59 reserved: locks               60-69  reserved: authentication, fencing, admin
+ *   70-79 file operations (FALLOCATE, COPY_RANGE, SEEK, xattrs, READDIRPLUS)
+ *   80-89 reserved: server->client notifications (80 NOTIFY_INVAL)
+ */
+#define DAFS_OP_RANGE_OPEN_STATE 31  /* first reserved opcode of each range */
+#define DAFS_OP_RANGE_BATCH 40
+#define DAFS_OP_RANGE_LOCKS 50
+#define DAFS_OP_RANGE_ADMIN 60
+#define DAFS_OP_RANGE_FILEOPS 70
+#define DAFS_OP_RANGE_NOTIFY 80
+#define DAFS_OP_NOTIFY_INVAL 80      /* reserved, not implemented */
 
 enum dafs_op {
     DAFS_OP_NULL = 0,        /* lease renewal / ping */
@@ -72,6 +96,8 @@ enum dafs_op {
     DAFS_OP_APPEND_DIRECT = 27,
     DAFS_OP_REGISTER_CRED = 28, /* uid, gid, groups -> cred id used in later headers */
     DAFS_OP_RELEASE_CRED = 29,  /* forget a cred id */
+    /* protocol v2 */
+    DAFS_OP_OPEN_FH = 30,    /* fh + DAFS_OPEN_* access (+TRUNC) -> fh + attr + stateid */
     DAFS_OP_COUNT            /* one past the last op */
 };
 
@@ -94,6 +120,7 @@ enum dafs_status {
     DAFS_ST_NOTDIR = 20,
     DAFS_ST_ISDIR = 21,
     DAFS_ST_INVAL = 22,
+    DAFS_ST_MFILE = 24,   /* too many open states on this session */
     DAFS_ST_FBIG = 27,
     DAFS_ST_NOSPC = 28,
     DAFS_ST_ROFS = 30,
@@ -114,6 +141,8 @@ enum dafs_status {
     DAFS_ST_BADHANDLE = 10004,  /* malformed or forged file handle */
     DAFS_ST_SERVERFAULT = 10005,/* server-side failure not covered above */
     DAFS_ST_BADOP = 10006,      /* unknown opcode */
+    DAFS_ST_BADSTATEID = 10010, /* stateid unknown to this session, closed, stale or
+                                 * not for this file handle */
 };
 
 /* Fixed message header.  length = header + body, in bytes. */
@@ -130,6 +159,8 @@ typedef struct dafs_hdr {
     uint32_t cred;       /* request: credential id from REGISTER_CRED under which the
                           * server runs it; 0 = anonymous (the export's anon uid/gid).
                           * reply: 0 */
+    uint32_t slot;       /* reserved for the exactly-once slot table: clients send 0 */
+    uint32_t seq;        /* reserved, with slot; any value is accepted */
 } dafs_hdr;
 
 typedef struct dafs_fh {
@@ -174,6 +205,15 @@ typedef struct dafs_seg {
 #define DAFS_OPEN_TRUNC 0x0040u
 #define DAFS_OPEN_DIRECTORY 0x0080u
 #define DAFS_OPEN_ALL 0x00f3u
+#define DAFS_OPEN_FH_ALL (DAFS_OPEN_ACCMODE | DAFS_OPEN_TRUNC) /* OPEN_FH flags */
+
+/*
+ * Open state.  A stateid names one open of one file in one session; the
+ * server picks it (never 0) and refuses an unknown, closed or stale one with
+ * DAFS_ST_BADSTATEID.  stateid 0 in a request means "no open state": the
+ * server checks access as the caller, as in version 1.
+ */
+typedef uint64_t dafs_stateid;
 
 /* WRITE stable_how / COMMIT. */
 enum dafs_stable { DAFS_UNSTABLE = 0, DAFS_DATA_SYNC = 1, DAFS_FILE_SYNC = 2 };
@@ -197,7 +237,8 @@ typedef struct dafs_connect_req {
 
 /*
  * Which body goes with which op (request / reply-on-success):
- *   GETATTR, CLOSE, STATFS, READLINK, LOOKUPP: fh_req / (attr, -, statfs, readlink, fh_attr)
+ *   GETATTR, STATFS, READLINK, LOOKUPP: fh_req / (attr, statfs, readlink, fh_attr)
+ *   CLOSE: close_req / empty           OPEN_FH: open_fh_req / fh_attr with stateid
  *   SETATTR: setattr_req / attr        RENAME: rename_req / empty
  *   LINK: link_req / attr (of fh)      SYMLINK: symlink_req / fh_attr
  *   MKNOD: mknod_req / fh_attr         ACCESS: access_req / empty
@@ -206,6 +247,16 @@ typedef struct dafs_connect_req {
  * (the first set is documented in docs/protocol.md)
  */
 typedef struct dafs_fh_req { dafs_fh fh; } dafs_fh_req;
+
+typedef struct dafs_close_req { /* CLOSE */
+    dafs_fh fh;
+    dafs_stateid stateid; /* released; 0: nothing to release (v1 behaviour) */
+} dafs_close_req;
+
+typedef struct dafs_open_fh_req { /* OPEN_FH */
+    dafs_fh fh;
+    uint32_t flags; /* DAFS_OPEN_RDONLY/WRONLY/RDWR, optionally DAFS_OPEN_TRUNC */
+} dafs_open_fh_req;
 
 typedef struct dafs_dirop_req { /* LOOKUP, REMOVE, RMDIR, MKDIR, OPEN */
     dafs_fh dir;
@@ -216,6 +267,7 @@ typedef struct dafs_dirop_req { /* LOOKUP, REMOVE, RMDIR, MKDIR, OPEN */
 
 typedef struct dafs_read_req { /* READ_INLINE, READ_DIRECT */
     dafs_fh fh;
+    dafs_stateid stateid; /* open state to do it under; 0 = none */
     uint64_t offset;
     uint32_t count;
     uint32_t hints;
@@ -225,6 +277,7 @@ typedef struct dafs_read_req { /* READ_INLINE, READ_DIRECT */
 
 typedef struct dafs_write_req { /* WRITE_INLINE, WRITE_DIRECT */
     dafs_fh fh;
+    dafs_stateid stateid; /* open state to do it under; 0 = none */
     uint64_t offset;
     uint32_t count;
     uint32_t stable;  /* enum dafs_stable */
@@ -236,6 +289,7 @@ typedef struct dafs_write_req { /* WRITE_INLINE, WRITE_DIRECT */
 
 typedef struct dafs_commit_req {
     dafs_fh fh;
+    dafs_stateid stateid; /* open state to do it under; 0 = none */
     uint64_t offset;
     uint64_t count;   /* 0 = to end of file */
     uint32_t stable;  /* DAFS_DATA_SYNC or DAFS_FILE_SYNC */
@@ -260,6 +314,7 @@ typedef struct dafs_readdir_req {
 
 typedef struct dafs_setattr_req {
     dafs_fh fh;
+    dafs_stateid stateid; /* open state to do it under; 0 = none */
     uint32_t valid; /* DAFS_SET_* */
     uint32_t mode;  /* permission bits 07777 */
     uint32_t uid, gid;
@@ -320,6 +375,8 @@ typedef struct dafs_request {
     union {
         dafs_connect_req connect;
         dafs_fh_req fh;
+        dafs_close_req close;
+        dafs_open_fh_req open_fh;
         dafs_dirop_req dirop;
         dafs_read_req read;
         dafs_write_req write;
@@ -348,10 +405,12 @@ typedef struct dafs_connect_rep {
     uint16_t max_segs;        /* segments per direct request the server accepts */
 } dafs_connect_rep;
 
-typedef struct dafs_fh_attr_rep { /* GETROOT, LOOKUP, OPEN, MKDIR */
+typedef struct dafs_fh_attr_rep { /* GETROOT, LOOKUP, OPEN, OPEN_FH, MKDIR, ... */
     dafs_fh fh;
     dafs_attr attr;
     uint8_t created; /* OPEN: 1 when this call created the file */
+    dafs_stateid stateid; /* OPEN and OPEN_FH only (not encoded for other ops):
+                           * the new open state, 0 when none was made */
 } dafs_fh_attr_rep;
 
 typedef struct dafs_attr_rep { dafs_attr attr; } dafs_attr_rep; /* GETATTR */
@@ -461,6 +520,15 @@ int dafs_readdir_next(dafs_readdir_iter *it, dafs_dirent_wire *ent);
 
 /* Encoded size of an error reply (header only). */
 #define DAFS_ERROR_REPLY_SIZE DAFS_HDR_SIZE
+
+/*
+ * The VERSION error reply to a request of another version whose header
+ * (common 40-byte prefix) is req: to a version-1 peer a 40-byte version-1
+ * header, which a version-1 client decodes; to any other version our own
+ * 48-byte version-2 header.  Returns the length written (cap must hold
+ * DAFS_HDR_SIZE bytes) or -DAFS_ST_OVERFLOW.
+ */
+int dafs_encode_version_error(void *buf, size_t cap, const dafs_hdr *req, uint16_t credits);
 
 const char *dafs_op_name(uint16_t op); /* "READ_DIRECT", or "UNKNOWN" */
 

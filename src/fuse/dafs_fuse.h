@@ -27,16 +27,9 @@ struct dfuse_node {
     dafs_handle handle;
     uint64_t nlookup;
     struct dfuse_node *next; /* hash chain */
-    /* under the table lock: open files on this node, and where it was
-     * hidden when unlinked while open (removed at the last release) */
-    unsigned opens;
-    int hidden;
-    dafs_handle hidden_dir;
-    char hidden_name[48];
 };
 
 struct dfuse_nodes {
-    uint64_t hide_seq; /* names of hidden files */
     pthread_mutex_t lock;
     struct dfuse_node **buckets;
     size_t nbuckets;
@@ -54,16 +47,6 @@ fuse_ino_t nodes_ref(struct dfuse_nodes *t, const dafs_handle *h);
 /* The kernel forgot n lookups of ino; the node is freed at zero. */
 void nodes_forget(struct dfuse_nodes *t, fuse_ino_t ino, uint64_t n);
 size_t nodes_count(struct dfuse_nodes *t);
-/* Open counts: nodes_open on open/create, nodes_close on release; close
- * returns 1 (and the hidden name) when the last close of a hidden node must
- * remove it. */
-void nodes_open(struct dfuse_nodes *t, fuse_ino_t ino);
-int nodes_close(struct dfuse_nodes *t, fuse_ino_t ino, dafs_handle *dir, char *name, size_t len);
-/* If h is open here, mark it hidden as dir/name and return 1 (the caller
- * renames instead of removing); else 0. */
-int nodes_hide_if_open(struct dfuse_nodes *t, const dafs_handle *h, const dafs_handle *dir,
-                       const char *name);
-void nodes_unhide(struct dfuse_nodes *t, const dafs_handle *h);
 
 /* ---- credential cache ----------------------------------------------------
  * One registered dafs_cred per distinct (uid, gid, sorted groups), at most

@@ -9,11 +9,8 @@
  * the handle bytes finds the existing node when the same object is looked up
  * again (another name, a hard link), so one server object is one kernel
  * inode.  The table doubles when it holds twice as many nodes as buckets.
- *
- * Open counts support unlink of an open file: the server reopens files by
- * handle, so a file whose last name is gone cannot be read or written any
- * more.  Like NFS, we rename such a file to a hidden name instead and remove
- * it when the last open file on it is released.
+ * (Unlink of an open file needs nothing here: the open holds server-side
+ * open state, which keeps the file usable; see ops.c.)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,62 +148,4 @@ size_t nodes_count(struct dfuse_nodes *t)
     size_t n = t->count;
     pthread_mutex_unlock(&t->lock);
     return n;
-}
-
-/* Under the lock: the node for h, without taking a reference. */
-static struct dfuse_node *nodes_find_locked(struct dfuse_nodes *t, const dafs_handle *h)
-{
-    if (handle_equal(h, &t->root.handle))
-        return &t->root;
-    struct dfuse_node *n = t->buckets[handle_hash(h) & (t->nbuckets - 1)];
-    while (n != NULL && !handle_equal(&n->handle, h))
-        n = n->next;
-    return n;
-}
-
-void nodes_open(struct dfuse_nodes *t, fuse_ino_t ino)
-{
-    struct dfuse_node *n = (struct dfuse_node *)nodes_get(t, ino);
-    pthread_mutex_lock(&t->lock);
-    n->opens++;
-    pthread_mutex_unlock(&t->lock);
-}
-
-int nodes_close(struct dfuse_nodes *t, fuse_ino_t ino, dafs_handle *dir, char *name, size_t len)
-{
-    struct dfuse_node *n = (struct dfuse_node *)nodes_get(t, ino);
-    int remove = 0;
-    pthread_mutex_lock(&t->lock);
-    if (n->opens > 0 && --n->opens == 0 && n->hidden) {
-        n->hidden = 0;
-        *dir = n->hidden_dir;
-        snprintf(name, len, "%s", n->hidden_name);
-        remove = 1;
-    }
-    pthread_mutex_unlock(&t->lock);
-    return remove;
-}
-
-int nodes_hide_if_open(struct dfuse_nodes *t, const dafs_handle *h, const dafs_handle *dir,
-                       const char *name)
-{
-    pthread_mutex_lock(&t->lock);
-    struct dfuse_node *n = nodes_find_locked(t, h);
-    int hide = n != NULL && n->opens > 0 && !n->hidden;
-    if (hide) {
-        n->hidden = 1;
-        n->hidden_dir = *dir;
-        snprintf(n->hidden_name, sizeof n->hidden_name, "%s", name);
-    }
-    pthread_mutex_unlock(&t->lock);
-    return hide;
-}
-
-void nodes_unhide(struct dfuse_nodes *t, const dafs_handle *h)
-{
-    pthread_mutex_lock(&t->lock);
-    struct dfuse_node *n = nodes_find_locked(t, h);
-    if (n != NULL)
-        n->hidden = 0;
-    pthread_mutex_unlock(&t->lock);
 }

@@ -6,7 +6,12 @@
  * registered credential from the cache (creds.c), so the server, not the
  * kernel, decides permissions (no default_permissions).  Open files and
  * directories keep the credential of the open, as POSIX checks access at
- * open time.
+ * open time.  A file open is a libdafs dafs_file holding the server's open
+ * state (protocol v2 stateid, dafs_h_open_file / dafs_h_open_fh): its reads,
+ * writes, fsyncs, ftruncates and fstats run with the access granted at open,
+ * so a file created 0444 or mode 0 stays writable through the open that
+ * created it, chmod 0000 does not break an open fd, and a file unlinked
+ * while open stays usable (nlink 0) with no hidden rename.
  *
  * Caching: attributes and entries are cached by the kernel for
  * attr_timeout/entry_timeout; no negative entries are cached; the page cache
@@ -35,8 +40,8 @@
 
 struct dfuse_file {
     struct dfuse_cred *cred;
-    fuse_ino_t ino; /* 0 for directories */
     dafs_handle handle;
+    dafs_file *file; /* the open state; NULL for directories */
     int append;
 };
 
@@ -56,6 +61,7 @@ int dfuse_errno(int rc)
         return e;
     switch (e) {
     case DAFS_EBADHANDLE: return ESTALE;
+    case DAFS_EBADSTATEID: return EBADF; /* the open is gone on the server */
     case DAFS_EBADOP: return EOPNOTSUPP;
     default: return EIO; /* transport failure, dead server, protocol error */
     }
@@ -193,15 +199,22 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
     fuse_reply_none(req);
 }
 
+static struct dfuse_file *file_of(struct fuse_file_info *fi)
+{
+    return (struct dfuse_file *)(uintptr_t)fi->fh;
+}
+
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    (void)fi;
     struct dfuse *fs = fs_of(req);
     struct dfuse_cred *c = req_cred(req);
     if (c == NULL)
         return;
     struct dafs_stat st;
-    int rc = dafs_h_getattr(fs->session, c->cred, handle_of(fs, ino), &st);
+    struct dfuse_file *f = fi != NULL ? file_of(fi) : NULL;
+    int rc = f != NULL && f->file != NULL
+                 ? dafs_fstat(f->file, &st) /* through the open (works once unlinked) */
+                 : dafs_h_getattr(fs->session, c->cred, handle_of(fs, ino), &st);
     creds_put(&fs->creds, c);
     reply_attr(req, rc, &st);
 }
@@ -227,7 +240,6 @@ static void setattr_times(const struct stat *attr, int to_set, dafs_setattr *sa)
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                        struct fuse_file_info *fi)
 {
-    (void)fi;
     struct dfuse *fs = fs_of(req);
     dafs_setattr sa;
     memset(&sa, 0, sizeof sa);
@@ -253,8 +265,23 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
     if (c == NULL)
         return;
     struct dafs_stat st;
-    int rc = sa.valid == 0 ? dafs_h_getattr(fs->session, c->cred, handle_of(fs, ino), &st)
-                           : dafs_h_setattr(fs->session, c->cred, handle_of(fs, ino), &sa, &st);
+    int rc = 0;
+    /* ftruncate (and open's O_TRUNC: no atomic_o_trunc) on an open file: under
+     * its open state, with the access granted at open */
+    struct dfuse_file *f = fi != NULL ? file_of(fi) : NULL;
+    if ((sa.valid & DAFS_SETATTR_SIZE) && f != NULL && f->file != NULL) {
+        rc = dafs_ftruncate(f->file, sa.size);
+        if (rc != -EBADF) /* EBADF: not open for writing, try as the caller */
+            sa.valid &= ~DAFS_SETATTR_SIZE;
+        if (rc == -EBADF)
+            rc = 0;
+    }
+    if (rc == 0 && sa.valid == 0)
+        rc = f != NULL && f->file != NULL
+                 ? dafs_fstat(f->file, &st)
+                 : dafs_h_getattr(fs->session, c->cred, handle_of(fs, ino), &st);
+    else if (rc == 0)
+        rc = dafs_h_setattr(fs->session, c->cred, handle_of(fs, ino), &sa, &st);
     creds_put(&fs->creds, c);
     reply_attr(req, rc, &st);
 }
@@ -316,40 +343,15 @@ static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, co
     reply_entry(req, rc, &h, &st);
 }
 
-/* Unlink of a file open on this mount: rename it to a hidden name in the same
- * directory (removed at the last release; see nodes.c).  Returns 1 if done
- * that way (rc set), 0 to unlink normally. */
-static int unlink_open_file(struct dfuse *fs, const dafs_cred *cred, const dafs_handle *dir,
-                            const char *name, int *rc)
-{
-    dafs_handle h;
-    struct dafs_stat st;
-    if (dafs_h_lookup(fs->session, cred, dir, name, &h, &st) < 0 || S_ISDIR(st.mode))
-        return 0;
-    char hidden[48];
-    pthread_mutex_lock(&fs->nodes.lock);
-    unsigned long long seq = ++fs->nodes.hide_seq;
-    pthread_mutex_unlock(&fs->nodes.lock);
-    snprintf(hidden, sizeof hidden, ".dafs-fuse-hidden.%d.%llu", (int)getpid(), seq);
-    if (!nodes_hide_if_open(&fs->nodes, &h, dir, hidden))
-        return 0;
-    *rc = dafs_h_rename(fs->session, cred, dir, name, dir, hidden, DAFS_RENAME_NOREPLACE);
-    if (*rc < 0) { /* could not hide it: unlink for real */
-        nodes_unhide(&fs->nodes, &h);
-        return 0;
-    }
-    return 1;
-}
-
+/* A file unlinked while open stays usable through its open state (the
+ * server holds the open fd), so unlink is always a real unlink. */
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     struct dfuse *fs = fs_of(req);
     struct dfuse_cred *c = req_cred(req);
     if (c == NULL)
         return;
-    int rc = 0;
-    if (!unlink_open_file(fs, c->cred, handle_of(fs, parent), name, &rc))
-        rc = dafs_h_unlink(fs->session, c->cred, handle_of(fs, parent), name);
+    int rc = dafs_h_unlink(fs->session, c->cred, handle_of(fs, parent), name);
     creds_put(&fs->creds, c);
     reply_err(req, rc);
 }
@@ -402,15 +404,6 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 
 /* ---- files ---------------------------------------------------------------- */
 
-static int access_mask(int flags)
-{
-    switch (flags & O_ACCMODE) {
-    case O_WRONLY: return W_OK;
-    case O_RDWR: return R_OK | W_OK;
-    default: return R_OK;
-    }
-}
-
 /* With writeback caching the kernel reads around partial page writes and
  * handles O_APPEND itself: open for read and write, without append. */
 static int adjust_open_flags(const struct dfuse *fs, int flags)
@@ -434,14 +427,11 @@ static struct dfuse_file *file_new(struct dfuse_cred *c, const dafs_handle *h, i
     return f;
 }
 
-/* Drop an open file; the last close of a file unlinked while open removes
- * its hidden name. */
+/* Drop an open file or directory: a file's open state is closed on the server. */
 static void file_release(struct dfuse *fs, struct dfuse_file *f)
 {
-    dafs_handle dir;
-    char name[48];
-    if (f->ino != 0 && nodes_close(&fs->nodes, f->ino, &dir, name, sizeof name))
-        (void)dafs_h_unlink(fs->session, f->cred->cred, &dir, name); /* best effort */
+    if (f->file != NULL)
+        (void)dafs_close(f->file); /* best effort: the session's end releases it too */
     creds_put(&fs->creds, f->cred);
     free(f);
 }
@@ -461,23 +451,19 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     if (c == NULL)
         return;
     const dafs_handle *h = handle_of(fs, ino);
-    int rc = dafs_h_access(fs->session, c->cred, h, access_mask(flags));
-    if (rc == 0 && (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
-        dafs_setattr sa = {.valid = DAFS_SETATTR_SIZE, .size = 0};
-        struct dafs_stat st;
-        rc = dafs_h_setattr(fs->session, c->cred, h, &sa, &st);
-    }
-    struct dfuse_file *f = rc == 0 ? file_new(c, h, flags) : NULL;
-    if (rc == 0 && f == NULL)
-        rc = -ENOMEM;
+    /* the server checks access as the caller once, here, and keeps the open */
+    int oflags = flags & O_ACCMODE;
+    if ((flags & O_TRUNC) && oflags != O_RDONLY)
+        oflags |= O_TRUNC;
+    struct dfuse_file *f = file_new(c, h, flags);
+    int rc = f == NULL ? -ENOMEM : dafs_h_open_fh(fs->session, c->cred, h, oflags, &f->file, NULL);
     if (rc < 0) {
+        free(f);
         creds_put(&fs->creds, c);
         reply_err(req, rc);
         return;
     }
     file_set_info(fs, f, fi);
-    f->ino = ino;
-    nodes_open(&fs->nodes, ino);
     if (fuse_reply_open(req, fi) != 0)
         file_release(fs, f);
 }
@@ -494,30 +480,28 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     struct dafs_stat st;
     int created = 0;
     int open_flags = (flags & (O_ACCMODE | O_EXCL | O_TRUNC)) | O_CREAT;
-    int rc = dafs_h_open(fs->session, c->cred, handle_of(fs, parent), name, open_flags, mode, &h,
-                         &st, &created);
+    dafs_file *file = NULL;
+    /* the creator keeps the access it asked for, whatever the new mode */
+    int rc = dafs_h_open_file(fs->session, c->cred, handle_of(fs, parent), name, open_flags,
+                              mode, &file, &h, &st, &created);
     struct dfuse_file *f = rc == 0 ? file_new(c, &h, flags) : NULL;
     struct fuse_entry_param e;
     if (rc == 0)
         rc = f == NULL ? -ENOMEM : -make_entry(fs, &h, &st, &e);
     if (rc < 0) {
+        if (file != NULL)
+            (void)dafs_close(file);
         free(f);
         creds_put(&fs->creds, c);
         reply_err(req, rc);
         return;
     }
+    f->file = file;
     file_set_info(fs, f, fi);
-    f->ino = e.ino;
-    nodes_open(&fs->nodes, e.ino);
     if (fuse_reply_create(req, &e, fi) != 0) {
         file_release(fs, f);
         nodes_forget(&fs->nodes, e.ino, 1);
     }
-}
-
-static struct dfuse_file *file_of(struct fuse_file_info *fi)
-{
-    return (struct dfuse_file *)(uintptr_t)fi->fh;
 }
 
 /* Per-thread read buffer, registered with libdafs once so the server can
@@ -577,7 +561,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
             return;
         }
     }
-    ssize_t n = dafs_h_pread(fs->session, f->cred->cred, &f->handle, buf, size, (uint64_t)off);
+    ssize_t n = dafs_pread(f->file, buf, size, (uint64_t)off);
     if (n < 0)
         reply_err(req, (int)n);
     else
@@ -589,13 +573,12 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
                      struct fuse_file_info *fi)
 {
     (void)ino;
-    struct dfuse *fs = fs_of(req);
     struct dfuse_file *f = file_of(fi);
     ssize_t n;
     if (f->append)
-        n = dafs_h_append(fs->session, f->cred->cred, &f->handle, buf, size, NULL);
+        n = dafs_append(f->file, buf, size, NULL);
     else
-        n = dafs_h_pwrite(fs->session, f->cred->cred, &f->handle, buf, size, (uint64_t)off);
+        n = dafs_pwrite(f->file, buf, size, (uint64_t)off);
     if (n < 0)
         reply_err(req, (int)n);
     else
@@ -620,9 +603,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
     (void)ino;
-    struct dfuse *fs = fs_of(req);
     struct dfuse_file *f = file_of(fi);
-    reply_err(req, dafs_h_commit(fs->session, f->cred->cred, &f->handle, datasync));
+    reply_err(req, datasync ? dafs_fdatasync(f->file) : dafs_fsync(f->file));
 }
 
 /* ---- directories ---------------------------------------------------------- */

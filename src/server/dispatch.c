@@ -7,6 +7,8 @@
  *   decode header ─ bad ──────────────► error reply if we can address the
  *        │                              sender (known/recent session or a
  *        │                              source address), else drop
+ *        │      ─ other version ──────► VERSION, in a header that peer's
+ *        │                              version can decode (v1: 40 bytes)
  *   CONNECT ───────────────────────────► session table, reply here
  *   find session ─ unknown ───────────► BADSESSION (same addressing rule)
  *   credit check ─ over the limit ────► CREDIT, request not executed
@@ -129,6 +131,32 @@ static void reply_undecodable(server *srv, const uint8_t *buf, size_t len, dfab_
         session_release(&srv->sessions, s);
 }
 
+/* A request of another protocol version: VERSION, in a header the peer can
+ * read (dafs_encode_version_error).  Replies of another version are dropped. */
+static void reply_version(server *srv, const dafs_hdr *h, dfab_addr src)
+{
+    if (h->flags & DAFS_HDR_REPLY)
+        return;
+    session *s;
+    dfab_addr dst = error_address(srv, h->session_id, src, &s);
+    ctl_reply *c = srv->ctl_free;
+    if (c && dst != DFAB_ADDR_UNSPEC) {
+        uint16_t credits = s ? session_grant_for_reply(&srv->sessions, s) : 0;
+        int len = dafs_encode_version_error(c->buf, CTL_REPLY_SIZE, h, credits);
+        if (len > 0) {
+            srv->ctl_free = c->next_free;
+            memset(&c->op, 0, sizeof(c->op));
+            c->op.done = ctl_done;
+            if (dfab_send(srv->fabric, dst, c->buf, (size_t)len, srv->ctl_mr, &c->op) != 0) {
+                c->next_free = srv->ctl_free;
+                srv->ctl_free = c;
+            }
+        }
+    }
+    if (s)
+        session_release(&srv->sessions, s);
+}
+
 /* ---- CONNECT ---------------------------------------------------------- */
 
 static uint32_t min_u32(uint32_t a, uint32_t b) { return a < b ? a : b; }
@@ -236,6 +264,10 @@ static bool handle_message(server *srv, rx_slot *slot, dfab_addr src)
 {
     dafs_hdr h;
     int rc = dafs_decode_hdr(slot->buf, slot->len, &h);
+    if (rc == -DAFS_ST_VERSION) {
+        reply_version(srv, &h, src);
+        return false;
+    }
     if (rc != 0) {
         reply_undecodable(srv, slot->buf, slot->len, src, -rc);
         return false;

@@ -216,13 +216,25 @@ static bool fast_read(server *srv, fast_slot *f, const dafs_request *req, const 
     const dafs_read_req *r = &req->u.read;
     if (pool.reads_off || !read_acceptable(f->sess, req, direct))
         return false;
-    fdc_entry *e = fdcache_get(&srv->fds, FDC_READ, &r->fh, cred);
-    if (!e)
-        return false;
+    /* under an open state: its fd; else a cached fd of the same identity */
+    fdc_entry *e = NULL;
+    open_ref ref;
+    if (r->stateid != 0) {
+        if (opens_get(&f->sess->opens, r->stateid, &r->fh, OPENS_ACCESS_READ, &ref) != DAFS_ST_OK)
+            return false; /* the worker answers the error */
+    } else {
+        e = fdcache_get(&srv->fds, FDC_READ, &r->fh, cred);
+        if (!e)
+            return false;
+        ref.fd = e->fd;
+    }
     size_t got = 0;
     bool eof = false;
-    int rc = read_nowait(e->fd, f->data, r->count, r->offset, &got, &eof);
-    fdcache_put(&srv->fds, e, false);
+    int rc = read_nowait(ref.fd, f->data, r->count, r->offset, &got, &eof);
+    if (e)
+        fdcache_put(&srv->fds, e, false);
+    else
+        opens_put(&f->sess->opens, &ref); /* never closes: CLOSE waits for this */
     if (rc == -EOPNOTSUPP) {
         pool.reads_off = true;
         log_info("file system without RWF_NOWAIT: reads go to the worker pool");

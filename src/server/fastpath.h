@@ -4,7 +4,8 @@
  * On this kind of machine each hand-off between threads costs 10-30 us, more
  * than the whole transport round trip.  A READ whose fd is already in the
  * fd cache (opened by the same identity), and whose data is in the page
- * cache, needs no worker: the network thread reads it with
+ * cache, needs no worker (and so does a READ under an open state, whose fd the
+ * state holds): the network thread reads it with
  * preadv2(RWF_NOWAIT) (which never blocks: it fails with EAGAIN instead of
  * waiting for the disk), RMA-writes it from a registered slot, sends the
  * reply from the write's completion callback, and frees the slot when the

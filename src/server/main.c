@@ -4,7 +4,7 @@
  *   dafsd --export DIR [--listen HOST[:PORT]] [--provider NAME]
  *         [--state-dir DIR] [--threads N] [--credits N] [--lease-ms MS]
  *         [--ready-file FILE] [--root-squash | --no-root-squash | --all-squash]
- *         [--anon-uid N] [--anon-gid N] [--read-only] [--io-timeout-ms MS]
+ *         [--anon-uid N] [--anon-gid N] [--read-only] [--io-timeout-ms MS] [--max-opens N]
  *         [-f] [--verbose]
  *
  * Startup: open the export and the handle key, open the fabric endpoint,
@@ -56,6 +56,7 @@ static void usage(FILE *out)
             "  --anon-gid N        anon gid (default 65534)\n"
             "  --read-only         refuse every modifying request (ROFS)\n"
             "  --io-timeout-ms MS  give up on a client's RMA/reply after MS (default 10000)\n"
+            "  --max-opens N       open files (stateids) per session (default 4096)\n"
             "  -f, --foreground    stay in the foreground (always the case)\n"
             "  -v, --verbose       log session events\n"
             "  -h, --help          this text\n"
@@ -134,12 +135,13 @@ static void parse_args(int argc, char **argv, server_config *cfg)
         .max_io = 1u << 20,
         .rx_buffers = 512,
         .max_sessions = 1024,
+        .max_opens = OPENS_DEFAULT_LIMIT,
         .policy = {.squash = SQUASH_ROOT, .anon_uid = CRED_ANON_ID, .anon_gid = CRED_ANON_ID},
         .io_timeout_ms = 10000,
     };
     enum { O_EXPORT = 256, O_LISTEN, O_PROVIDER, O_STATE, O_THREADS, O_CREDITS, O_LEASE, O_READY,
            O_ROOT_SQUASH, O_NO_ROOT_SQUASH, O_ALL_SQUASH, O_ANON_UID, O_ANON_GID, O_RO,
-           O_IO_TIMEOUT };
+           O_IO_TIMEOUT, O_MAX_OPENS };
     static const struct option opts[] = {
         {"export", required_argument, NULL, O_EXPORT},
         {"listen", required_argument, NULL, O_LISTEN},
@@ -156,6 +158,7 @@ static void parse_args(int argc, char **argv, server_config *cfg)
         {"anon-gid", required_argument, NULL, O_ANON_GID},
         {"read-only", no_argument, NULL, O_RO},
         {"io-timeout-ms", required_argument, NULL, O_IO_TIMEOUT},
+        {"max-opens", required_argument, NULL, O_MAX_OPENS},
         {"foreground", no_argument, NULL, 'f'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
@@ -186,6 +189,9 @@ static void parse_args(int argc, char **argv, server_config *cfg)
         case O_RO: cfg->read_only = true; break;
         case O_IO_TIMEOUT:
             cfg->io_timeout_ms = parse_unsigned("--io-timeout-ms", optarg, 10, 3600000);
+            break;
+        case O_MAX_OPENS:
+            cfg->max_opens = parse_unsigned("--max-opens", optarg, 1, 1u << 20);
             break;
         case 'f': break;
         case 'v': dafsd_verbose = true; break;
@@ -303,8 +309,14 @@ static int start(server *srv)
         log_error("cannot initialise the fd cache");
         return -1;
     }
-    if (session_table_init(&srv->sessions, srv->fabric, srv->cfg.max_sessions,
-                           srv->cfg.rx_buffers) != 0 ||
+    if ((rc = opens_start()) != 0) {
+        log_error("cannot start the open-state reaper: %s", strerror(-rc));
+        return -1;
+    }
+    int tables = session_table_init(&srv->sessions, srv->fabric, srv->cfg.max_sessions,
+                                    srv->cfg.rx_buffers);
+    srv->sessions.max_opens = srv->cfg.max_opens;
+    if (tables != 0 ||
         workers_start(srv, &why) != 0 || dispatch_start(srv, &why) != 0) {
         log_error("startup failed: %s", why ? why : "session table");
         return -1;
@@ -336,6 +348,7 @@ static void shutdown_server(server *srv, bool drained)
     dispatch_close_mrs(srv);
     if (srv->sessions.fabric)
         session_table_destroy(&srv->sessions);
+    opens_stop(); /* after the sessions: closes the last open states' fds */
     dfab *f = srv->fabric;
     srv->fabric = NULL; /* the signal handler must not wake a closed endpoint */
     if (f)

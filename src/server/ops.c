@@ -1,12 +1,17 @@
 /*
  * ops.c — the file operations, one function each, run on worker threads.
  *
- * The server keeps no per-open state: OPEN checks that the file can be
- * opened as asked and returns its handle; every READ/WRITE opens the object
- * by handle (open_by_handle_at, then a reopen as the caller) or takes an fd
- * that the same identity opened recently from the fd cache (fdcache.h,
- * invalidated by REMOVE/RMDIR/RENAME/SETATTR/LINK), and does its I/O
- * through the worker's io_uring.  GETATTR fstats a cached O_PATH fd.
+ * Open state (protocol v2, openstate.h): OPEN and OPEN_FH open the file as
+ * the caller, keep that fd in the session's open-state table and return its
+ * stateid; READ/WRITE/APPEND/COMMIT (and SETATTR's truncate) that name a
+ * stateid do their I/O on that fd, with no new permission check, and CLOSE
+ * releases it.  Requests with stateid 0 keep the version-1 behaviour: they
+ * open the object by handle (open_by_handle_at, then a reopen as the caller)
+ * or take an fd that the same identity opened recently from the fd cache
+ * (fdcache.h, invalidated by REMOVE/RMDIR/RENAME/SETATTR/LINK), and do their
+ * I/O through the worker's io_uring.  GETATTR fstats a cached O_PATH fd, and
+ * for a handle that no longer opens (a file unlinked while open) the fd of
+ * one of the session's open states for it.
  *
  * Identity: every op but the handle opens runs as the caller (see ops.h);
  * data opens go through ops_reopen, so read/write permission is the
@@ -95,6 +100,8 @@ static bool open_dir_cached(op_ctx *c, const dafs_fh *fh, int *fd)
 static void cache_path_fd(op_ctx *c, const dafs_fh *fh, int fd, const struct stat *st,
                           fdc_gen gen)
 {
+    if (st->st_nlink == 0)
+        return; /* unlinked: a cached fd would keep it alive after its last close */
     fdc_entry *e;
     int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (dup >= 0 && fdcache_add(&c->srv->fds, FDC_PATH, fh, NULL, dup, st->st_mode, st->st_ino,
@@ -156,17 +163,35 @@ static int open_data(op_ctx *c, const dafs_fh *fh, int oflags, int *fd, struct s
     return status;
 }
 
-/* A data fd, from the cache (ent != NULL) or private to this request. */
+/* A data fd: an open state's (state), from the cache (ent != NULL), or
+ * private to this request. */
 typedef struct data_fd {
     int fd;
     fdc_entry *ent;
+    bool state;
+    open_ref ref;
 } data_fd;
+
+/* The fd of open state stateid (for fh, allowing need). */
+static int open_data_state(op_ctx *c, const dafs_fh *fh, dafs_stateid stateid, unsigned need,
+                           data_fd *d)
+{
+    d->ent = NULL;
+    d->state = false;
+    int status = opens_get(&c->sess->opens, stateid, fh, need, &d->ref);
+    if (status != DAFS_ST_OK)
+        return status;
+    d->state = true;
+    d->fd = d->ref.fd;
+    return DAFS_ST_OK;
+}
 
 /* open_data through the fd cache: kind FDC_READ (O_RDONLY) or FDC_WRITE
  * (O_WRONLY), for exactly the caller's identity. */
 static int open_data_cached(op_ctx *c, const dafs_fh *fh, int kind, data_fd *d)
 {
     fdcache *fc = &c->srv->fds;
+    d->state = false;
     d->ent = fdcache_get(fc, kind, fh, &c->cred);
     if (d->ent) {
         d->fd = d->ent->fd;
@@ -180,19 +205,38 @@ static int open_data_cached(op_ctx *c, const dafs_fh *fh, int kind, data_fd *d)
     return status;
 }
 
+/* Under stateid when it is not 0, else through the fd cache as the caller. */
+static int open_data_for(op_ctx *c, const dafs_fh *fh, dafs_stateid stateid, int kind,
+                         data_fd *d)
+{
+    if (stateid != 0)
+        return open_data_state(c, fh, stateid,
+                               kind == FDC_READ ? OPENS_ACCESS_READ : OPENS_ACCESS_WRITE, d);
+    return open_data_cached(c, fh, kind, d);
+}
+
 static void close_data(op_ctx *c, data_fd *d)
 {
-    if (d->ent)
+    if (d->state)
+        opens_put(&c->sess->opens, &d->ref);
+    else if (d->ent)
         fdcache_put(&c->srv->fds, d->ent, true);
     else
         close(d->fd);
     d->fd = -1;
     d->ent = NULL;
+    d->state = false;
 }
 
 static int op_getroot(op_ctx *c)
 {
     return ops_reply_fh_attr(c, c->srv->exp.root_fd);
+}
+
+static int reply_attr(op_ctx *c, const struct stat *st)
+{
+    export_fill_attr(st, &c->rep.u.attr.attr);
+    return DAFS_ST_OK;
 }
 
 static int op_getattr(op_ctx *c)
@@ -211,8 +255,10 @@ static int op_getattr(op_ctx *c)
         int fd;
         fdc_gen gen = fdcache_gen(fc);
         int status = ops_fh_open(c, fh, &fd, &st);
-        if (status != DAFS_ST_OK)
-            return status;
+        if (status != DAFS_ST_OK) /* unlinked, but perhaps open in this session */
+            return opens_fstat_fh(&c->sess->opens, fh, &st) == DAFS_ST_OK
+                       ? reply_attr(c, &st)
+                       : status;
         cache_path_fd(c, fh, fd, &st, gen);
         close(fd);
     }
@@ -220,11 +266,15 @@ static int op_getattr(op_ctx *c)
     return DAFS_ST_OK;
 }
 
+/* CLOSE: release the open state; without one, only check the handle (v1). */
 static int op_close(op_ctx *c)
 {
+    const dafs_close_req *r = &c->req->u.close;
+    if (r->stateid != 0)
+        return opens_close(&c->sess->opens, r->stateid, &r->fh);
     int fd;
     struct stat st;
-    int status = ops_fh_open(c, &c->req->u.fh.fh, &fd, &st);
+    int status = ops_fh_open(c, &r->fh, &fd, &st);
     if (status == DAFS_ST_OK)
         close(fd);
     return status;
@@ -299,6 +349,39 @@ static int open_maybe_create(op_ctx *c, int dirfd, int oflags, unsigned mode, in
     return DAFS_ST_AGAIN;
 }
 
+static unsigned access_of(int oflags)
+{
+    switch (oflags & O_ACCMODE) {
+    case O_WRONLY: return OPENS_ACCESS_WRITE;
+    case O_RDWR: return OPENS_ACCESS_READ | OPENS_ACCESS_WRITE;
+    default: return OPENS_ACCESS_READ;
+    }
+}
+
+/*
+ * Reply fh + attr of fd, an open of the object made as the caller, and keep
+ * fd as the request's open state when it is a regular file (stateid 0 for
+ * anything else: no data I/O happens on those).  Consumes fd.
+ */
+static int reply_open_state(op_ctx *c, int fd, int oflags)
+{
+    struct stat st;
+    int status = fstat(fd, &st) == 0 ? DAFS_ST_OK : export_errno_status(errno);
+    if (status == DAFS_ST_OK) {
+        export_fill_attr(&st, &c->rep.u.fh_attr.attr);
+        status = export_make_fh(&c->srv->exp, fd, &c->rep.u.fh_attr.fh);
+    }
+    c->rep.u.fh_attr.stateid = 0;
+    if (status == DAFS_ST_OK && S_ISREG(st.st_mode)) {
+        status = opens_add(&c->sess->opens, fd, access_of(oflags), &c->rep.u.fh_attr.fh,
+                           &c->rep.u.fh_attr.stateid);
+        if (status == DAFS_ST_OK)
+            return DAFS_ST_OK; /* the state owns fd now */
+    }
+    close(fd);
+    return status;
+}
+
 static int op_open(op_ctx *c)
 {
     const dafs_dirop_req *r = &c->req->u.dirop;
@@ -309,6 +392,8 @@ static int op_open(op_ctx *c)
     status = export_check_name(&r->name);
     if (status != DAFS_ST_OK)
         return status;
+    if (opens_count(&c->sess->opens) >= c->sess->opens.limit)
+        return DAFS_ST_MFILE; /* before creating anything */
     status = ops_open_dir(c, &r->dir, &dirfd);
     if (status != DAFS_ST_OK)
         return status;
@@ -317,10 +402,33 @@ static int op_open(op_ctx *c)
     if (status != DAFS_ST_OK)
         return status;
     uint8_t created = c->rep.u.fh_attr.created;
-    status = ops_reply_fh_attr(c, fd);
+    status = reply_open_state(c, fd, oflags);
     c->rep.u.fh_attr.created = created;
-    close(fd);
     return status;
+}
+
+/*
+ * OPEN_FH: open an existing regular file by handle, as the caller (the
+ * kernel checks access, and TRUNC truncates as part of the open), and keep
+ * it as an open state.
+ */
+static int op_open_fh(op_ctx *c)
+{
+    const dafs_open_fh_req *r = &c->req->u.open_fh;
+    int oflags;
+    if ((r->flags & ~DAFS_OPEN_FH_ALL) != 0)
+        return DAFS_ST_INVAL;
+    int status = open_flags_from_wire(r->flags, &oflags);
+    if (status != DAFS_ST_OK)
+        return status;
+    if (opens_count(&c->sess->opens) >= c->sess->opens.limit)
+        return DAFS_ST_MFILE;
+    int fd;
+    struct stat st;
+    status = open_data(c, &r->fh, oflags, &fd, &st);
+    if (status != DAFS_ST_OK)
+        return status;
+    return reply_open_state(c, fd, oflags);
 }
 
 static int op_mkdir(op_ctx *c)
@@ -382,7 +490,7 @@ static int op_read(op_ctx *c, bool direct)
     if (status != DAFS_ST_OK)
         return status;
     data_fd d;
-    status = open_data_cached(c, &r->fh, FDC_READ, &d);
+    status = open_data_for(c, &r->fh, r->stateid, FDC_READ, &d);
     if (status != DAFS_ST_OK)
         return status;
     size_t got = 0;
@@ -434,7 +542,7 @@ static int op_write(op_ctx *c, bool direct)
     if (status != DAFS_ST_OK)
         return status;
     data_fd d;
-    status = open_data_cached(c, &r->fh, FDC_WRITE, &d);
+    status = open_data_for(c, &r->fh, r->stateid, FDC_WRITE, &d);
     if (status != DAFS_ST_OK)
         return status;
     int fd = d.fd;
@@ -464,6 +572,17 @@ static int op_commit(op_ctx *c)
     const dafs_commit_req *r = &c->req->u.commit;
     if (r->stable != DAFS_DATA_SYNC && r->stable != DAFS_FILE_SYNC)
         return DAFS_ST_INVAL;
+    uint32_t committed;
+    if (r->stateid != 0) { /* any open state may be synced, whatever its access */
+        data_fd d;
+        int status = open_data_state(c, &r->fh, r->stateid, 0, &d);
+        if (status == DAFS_ST_OK)
+            status = sync_as_asked(c, d.fd, r->stable, &committed);
+        if (d.state)
+            close_data(c, &d);
+        c->rep.u.commit.verifier = c->srv->instance;
+        return status;
+    }
     int fd;
     struct stat st;
     cred_suspend(); /* durability is not an access: any caller may commit */
@@ -471,7 +590,6 @@ static int op_commit(op_ctx *c)
     cred_resume();
     if (status != DAFS_ST_OK)
         return status;
-    uint32_t committed;
     status = sync_as_asked(c, fd, r->stable, &committed);
     close(fd);
     c->rep.u.commit.verifier = c->srv->instance;
@@ -650,7 +768,17 @@ int ops_append(op_ctx *c, bool direct)
         return status;
     int fd;
     struct stat st;
-    status = open_data(c, &r->fh, O_WRONLY, &fd, &st);
+    data_fd d = {.fd = -1};
+    if (r->stateid != 0) {
+        status = open_data_state(c, &r->fh, r->stateid, OPENS_ACCESS_WRITE, &d);
+        fd = d.fd;
+        if (status == DAFS_ST_OK && fstat(fd, &st) != 0)
+            status = export_errno_status(errno);
+        if (status != DAFS_ST_OK && d.state)
+            close_data(c, &d);
+    } else {
+        status = open_data(c, &r->fh, O_WRONLY, &fd, &st);
+    }
     if (status != DAFS_ST_OK)
         return status;
     const uint8_t *data = r->data.ptr;
@@ -664,7 +792,10 @@ int ops_append(op_ctx *c, bool direct)
         status = append_at_eof(c, fd, st.st_ino, data, r->count, &where);
     if (status == DAFS_ST_OK)
         status = sync_as_asked(c, fd, r->stable, &c->rep.u.write.committed);
-    close(fd);
+    if (d.state)
+        close_data(c, &d);
+    else
+        close(fd);
     c->rep.u.write.count = r->count;
     c->rep.u.write.offset = where;
     c->rep.u.write.verifier = c->srv->instance;
@@ -679,6 +810,8 @@ static bool modifies(const dafs_request *req)
     switch (req->hdr.opcode) {
     case DAFS_OP_OPEN:
         return (req->u.dirop.flags & (DAFS_OPEN_ACCMODE | DAFS_OPEN_CREAT | DAFS_OPEN_TRUNC)) != 0;
+    case DAFS_OP_OPEN_FH:
+        return (req->u.open_fh.flags & (DAFS_OPEN_ACCMODE | DAFS_OPEN_TRUNC)) != 0;
     case DAFS_OP_WRITE_INLINE: case DAFS_OP_WRITE_DIRECT: case DAFS_OP_APPEND_INLINE:
     case DAFS_OP_APPEND_DIRECT: case DAFS_OP_REMOVE: case DAFS_OP_MKDIR: case DAFS_OP_RMDIR:
     case DAFS_OP_SETATTR: case DAFS_OP_RENAME: case DAFS_OP_LINK: case DAFS_OP_SYMLINK:
@@ -708,6 +841,7 @@ static int run_op(op_ctx *c)
     case DAFS_OP_LOOKUP: return op_lookup(c);
     case DAFS_OP_GETATTR: return op_getattr(c);
     case DAFS_OP_OPEN: return op_open(c);
+    case DAFS_OP_OPEN_FH: return op_open_fh(c);
     case DAFS_OP_CLOSE: return op_close(c);
     case DAFS_OP_READ_INLINE: return op_read(c, false);
     case DAFS_OP_READ_DIRECT: return op_read(c, true);

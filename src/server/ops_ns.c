@@ -18,7 +18,10 @@
  *
  * SETATTR applies size, then owner/group, then mode, then times, and stops
  * at the first failure (earlier changes stay); the reply carries the
- * attributes afterwards.
+ * attributes afterwards.  A size change under a stateid (ftruncate on an
+ * open file) truncates the open state's fd, which must be open for writing,
+ * with no new permission check; without one the file is reopened as the
+ * caller.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -71,6 +74,21 @@ static int set_size(int pfd, const struct stat *st, uint64_t size)
     return status;
 }
 
+/* ftruncate on the fd of open state r->stateid. */
+static int set_size_state(op_ctx *c, const dafs_setattr_req *r)
+{
+    if (r->size > (uint64_t)INT64_MAX)
+        return DAFS_ST_FBIG;
+    open_ref ref;
+    int status = opens_get(&c->sess->opens, r->stateid, &r->fh, OPENS_ACCESS_WRITE, &ref);
+    if (status != DAFS_ST_OK)
+        return status;
+    if (ftruncate(ref.fd, (off_t)r->size) != 0)
+        status = errno_status();
+    opens_put(&c->sess->opens, &ref);
+    return status;
+}
+
 static int set_owner(int pfd, const dafs_setattr_req *r)
 {
     uid_t uid = (r->valid & DAFS_SET_UID) ? (uid_t)r->uid : (uid_t)-1;
@@ -120,10 +138,22 @@ static int op_setattr(op_ctx *c)
         return DAFS_ST_INVAL;
     int pfd;
     struct stat st;
-    int status = ops_fh_open(c, &r->fh, &pfd, &st);
+    int status = DAFS_ST_OK;
+    bool by_state = (r->valid & DAFS_SET_SIZE) && r->stateid != 0;
+    if (by_state) /* first: the handle may no longer open (unlinked) */
+        status = set_size_state(c, r);
     if (status != DAFS_ST_OK)
         return status;
-    if (r->valid & DAFS_SET_SIZE)
+    if ((r->valid & ~DAFS_SET_SIZE) == 0 && by_state) { /* ftruncate alone */
+        status = opens_fstat_fh(&c->sess->opens, &r->fh, &st);
+        if (status == DAFS_ST_OK)
+            export_fill_attr(&st, &c->rep.u.attr.attr);
+        return status;
+    }
+    status = ops_fh_open(c, &r->fh, &pfd, &st);
+    if (status != DAFS_ST_OK)
+        return status;
+    if ((r->valid & DAFS_SET_SIZE) && !by_state)
         status = set_size(pfd, &st, r->size);
     if (status == DAFS_ST_OK && (r->valid & (DAFS_SET_UID | DAFS_SET_GID)))
         status = set_owner(pfd, r);

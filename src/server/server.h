@@ -33,6 +33,7 @@ typedef struct server_config {
     uint32_t max_io;        /* largest direct transfer (bounce buffer size) */
     unsigned rx_buffers;
     unsigned max_sessions;
+    unsigned max_opens;     /* open states per session (--max-opens) */
     cred_policy policy;     /* root_squash / no_root_squash / all_squash, anon ids */
     bool read_only;         /* every modifying op gets DAFS_ST_ROFS */
     unsigned io_timeout_ms; /* longest wait for one RMA or reply completion */

@@ -142,6 +142,7 @@ static void unlink_locked(session_table *t, session *s)
 static void release_locked(session *s)
 {
     if (--s->refs == 0) {
+        opens_discard(&s->opens); /* fds go to the reaper: never closed here */
         cred_table_destroy(&s->creds);
         free(s);
     }
@@ -199,10 +200,16 @@ int session_create(session_table *t, const session_params *p, int64_t now_ms, se
         free(s);
         return DAFS_ST_NOMEM;
     }
+    if (opens_init(&s->opens, t->max_opens) != 0) {
+        cred_table_destroy(&s->creds);
+        free(s);
+        return DAFS_ST_NOMEM;
+    }
     pthread_mutex_lock(&t->mu);
     close_old_incarnations_locked(t, req);
     if (t->count >= t->max_sessions) {
         pthread_mutex_unlock(&t->mu);
+        opens_discard(&s->opens);
         cred_table_destroy(&s->creds);
         free(s);
         return DAFS_ST_AGAIN;

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "cred.h"
+#include "openstate.h"
 #include "proto.h"
 #include "transport.h"
 
@@ -36,6 +37,8 @@ typedef struct session {
     int refs;                       /* the table's own + one per in-flight request */
     bool closed;
     cred_table creds;               /* REGISTER_CRED identities (own mutex) */
+    open_table opens;               /* open state (stateids), own mutex; released
+                                     * when the session is freed */
     struct session *next;           /* hash chain */
 } session;
 
@@ -46,6 +49,7 @@ typedef struct session_table {
     unsigned count;
     unsigned max_sessions;
     unsigned rx_pool;               /* receive buffers shared by all sessions */
+    unsigned max_opens;             /* open states per session (0: default) */
     /* Recently closed or expired sessions: id -> address, so that a late
      * request still gets a BADSESSION reply; the address leaves the AV when
      * its tombstone is recycled. */

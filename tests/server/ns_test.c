@@ -199,8 +199,10 @@ static void test_rename_link(void)
     /* LINK */
     dafs_request req;
     init_req(&req, DAFS_OP_LINK);
-    /* f's inode was replaced above (its handle is stale now); g's lives on */
-    CHECK(fh_op(&c, 0, DAFS_OP_GETATTR, &f, &rep) == DAFS_ST_STALE, "replaced target stale");
+    /* f's inode was replaced above: its handle no longer opens, but this session
+     * still has it open (OPEN made an open state), so GETATTR answers, nlink 0 */
+    CHECK(fh_op(&c, 0, DAFS_OP_GETATTR, &f, &rep) == 0 && rep.u.attr.attr.nlink == 0,
+          "replaced target, still open: nlink %u", rep.u.attr.attr.nlink);
     req.u.link = (dafs_link_req){.fh = g, .dir = d, .name = {(const uint8_t *)"f2", 2}};
     int st = call(&c, &req, &rep);
     CHECK(st == 0 && rep.u.attr.attr.nlink == 2, "link: %d nlink %u", st, rep.u.attr.attr.nlink);
@@ -727,6 +729,290 @@ static void test_stuck_client(void)
     CHECK(alive && rc == 0, "dafsd alive %d exit %d", alive, rc);
 }
 
+/* ---- open state (protocol v2 stateids) ----------------------------------- */
+
+/* OPEN as cred; *sid gets the stateid. */
+static int open_state_as(client *c, uint32_t cred, const dafs_fh *dir, const char *name,
+                         uint32_t flags, uint32_t mode, dafs_fh *fh, dafs_stateid *sid)
+{
+    dafs_request req;
+    dafs_reply rep;
+    init_req(&req, DAFS_OP_OPEN);
+    req.hdr.cred = cred;
+    req.u.dirop = (dafs_dirop_req){.dir = *dir, .flags = flags, .mode = mode,
+                                   .name = {(const uint8_t *)name, (uint32_t)strlen(name)}};
+    int st = call(c, &req, &rep);
+    if (st == 0) {
+        *fh = rep.u.fh_attr.fh;
+        *sid = rep.u.fh_attr.stateid;
+    }
+    return st;
+}
+
+static int open_fh_as(client *c, uint32_t cred, const dafs_fh *fh, uint32_t flags,
+                      dafs_stateid *sid)
+{
+    dafs_request req;
+    dafs_reply rep;
+    init_req(&req, DAFS_OP_OPEN_FH);
+    req.hdr.cred = cred;
+    req.u.open_fh = (dafs_open_fh_req){.fh = *fh, .flags = flags};
+    int st = call(c, &req, &rep);
+    if (st == 0)
+        *sid = rep.u.fh_attr.stateid;
+    return st;
+}
+
+static int write_sid(client *c, uint32_t cred, const dafs_fh *fh, dafs_stateid sid,
+                     const char *data)
+{
+    dafs_request req;
+    dafs_reply rep;
+    init_req(&req, DAFS_OP_WRITE_INLINE);
+    req.hdr.cred = cred;
+    req.u.write = (dafs_write_req){.fh = *fh, .stateid = sid, .count = (uint32_t)strlen(data),
+                                   .data = {(const uint8_t *)data, (uint32_t)strlen(data)}};
+    return call(c, &req, &rep);
+}
+
+/* READ_INLINE of up to 64 bytes at 0 into out (NUL-terminated). */
+static int read_sid(client *c, uint32_t cred, const dafs_fh *fh, dafs_stateid sid, char out[65])
+{
+    dafs_request req;
+    dafs_reply rep;
+    init_req(&req, DAFS_OP_READ_INLINE);
+    req.hdr.cred = cred;
+    req.u.read = (dafs_read_req){.fh = *fh, .stateid = sid, .count = 64};
+    int st = call(c, &req, &rep);
+    out[0] = '\0';
+    if (st == 0) {
+        memcpy(out, rep.u.read.data.ptr, rep.u.read.data.len);
+        out[rep.u.read.data.len] = '\0';
+    }
+    return st;
+}
+
+static int close_sid(client *c, uint32_t cred, const dafs_fh *fh, dafs_stateid sid)
+{
+    dafs_request req;
+    dafs_reply rep;
+    init_req(&req, DAFS_OP_CLOSE);
+    req.hdr.cred = cred;
+    req.u.close = (dafs_close_req){.fh = *fh, .stateid = sid};
+    return call(c, &req, &rep);
+}
+
+/* How many of dafsd's descriptors name a file called `name` (unlinked or not). */
+static int fds_naming(pid_t pid, const char *name)
+{
+    char dir[64], path[320], target[512];
+    snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+    int n = 0;
+    for (int fd = 0; fd < 4096; fd++) {
+        snprintf(path, sizeof path, "%s/%d", dir, fd);
+        ssize_t len = readlink(path, target, sizeof target - 1);
+        if (len <= 0)
+            continue;
+        target[len] = '\0';
+        if (strstr(target, name) != NULL)
+            n++;
+    }
+    return n;
+}
+
+/* The access granted at open stays with the open: mode 0 at creation,
+ * chmod 0000 while open, unlink while open; stateids are checked. */
+static void test_open_state(void)
+{
+    client c, other;
+    CHECK(open_session(&c, "ostate") == 0, "connect");
+    uint32_t A;
+    CHECK(register_cred(&c, UID_A, UID_A, 0, NULL, &A) == 0, "register A");
+    dafs_fh root, d, f, g;
+    dafs_stateid s1 = 0, s2 = 0;
+    char buf[65];
+    CHECK(getroot(&c, &root) == 0, "getroot");
+    CHECK(dirop_as(&c, 0, DAFS_OP_MKDIR, &root, "ostate", 0, 0777, &d, NULL) == 0, "mkdir");
+    dafs_setattr_req chmod777 = {.valid = DAFS_SET_MODE, .mode = 0777};
+    CHECK(setattr_as(&c, 0, &d, &chmod777, NULL) == 0, "chmod 777");
+    /* open(O_CREAT|O_RDWR, 0) then write and read, as a non-root user */
+    CHECK(open_state_as(&c, A, &d, "os0", DAFS_OPEN_RDWR | DAFS_OPEN_CREAT | DAFS_OPEN_EXCL, 0,
+                        &f, &s1) == 0 && s1 != 0, "create mode 0: sid %llx",
+          (unsigned long long)s1);
+    CHECK(write_sid(&c, A, &f, s1, "granted") == 0, "write under the open");
+    CHECK(write_sid(&c, A, &f, 0, "x") == DAFS_ST_ACCES, "write without a stateid: checked");
+    CHECK(read_sid(&c, A, &f, s1, buf) == 0 && strcmp(buf, "granted") == 0, "read: '%s'", buf);
+    CHECK(read_sid(&c, A, &f, 0, buf) == DAFS_ST_ACCES, "read without a stateid: checked");
+    /* SETATTR size and COMMIT under the open */
+    dafs_setattr_req trunc = {.valid = DAFS_SET_SIZE, .size = 5, .stateid = s1};
+    dafs_attr a;
+    CHECK(setattr_as(&c, A, &f, &trunc, &a) == 0 && a.size == 5, "ftruncate under the open");
+    trunc.stateid = 0;
+    CHECK(setattr_as(&c, A, &f, &trunc, NULL) == DAFS_ST_ACCES, "truncate without: checked");
+    dafs_request req;
+    dafs_reply rep;
+    init_req(&req, DAFS_OP_COMMIT);
+    req.hdr.cred = A;
+    req.u.commit = (dafs_commit_req){.fh = f, .stateid = s1, .stable = DAFS_FILE_SYNC};
+    CHECK(call(&c, &req, &rep) == 0, "commit under the open");
+    /* forged, stale and misdirected stateids */
+    CHECK(read_sid(&c, A, &f, s1 ^ (1ull << 32), buf) == DAFS_ST_BADSTATEID, "other generation");
+    CHECK(read_sid(&c, A, &f, s1 + 1000, buf) == DAFS_ST_BADSTATEID, "other index");
+    CHECK(read_sid(&c, A, &f, UINT64_MAX, buf) == DAFS_ST_BADSTATEID, "garbage");
+    CHECK(read_sid(&c, A, &d, s1, buf) == DAFS_ST_BADSTATEID, "another handle");
+    CHECK(open_session(&other, "ostate-other") == 0, "connect other");
+    CHECK(read_sid(&other, 0, &f, s1, buf) == DAFS_ST_BADSTATEID, "another session's stateid");
+    client_close(&other);
+    /* OPEN_FH: read-only open of a 0444 file; its state cannot write */
+    CHECK(open_state_as(&c, A, &d, "ro", DAFS_OPEN_WRONLY | DAFS_OPEN_CREAT, 0444, &g, &s2) == 0,
+          "create ro");
+    CHECK(write_sid(&c, A, &g, s2, "data") == 0, "creator writes a 0444 file");
+    CHECK(close_sid(&c, A, &g, s2) == 0, "close ro");
+    CHECK(open_fh_as(&c, A, &g, DAFS_OPEN_RDWR, &s2) == DAFS_ST_ACCES, "open_fh rdwr of 0444");
+    CHECK(open_fh_as(&c, A, &g, DAFS_OPEN_RDONLY, &s2) == 0 && s2 != 0, "open_fh rdonly");
+    CHECK(read_sid(&c, A, &g, s2, buf) == 0 && strcmp(buf, "data") == 0, "read 0444: '%s'", buf);
+    CHECK(write_sid(&c, A, &g, s2, "no") == DAFS_ST_BADF, "write on a read-only open");
+    CHECK(open_fh_as(&c, A, &d, DAFS_OPEN_RDONLY, &s2) == DAFS_ST_ISDIR, "open_fh dir");
+    /* chmod 0000 on the open file: the open keeps working */
+    dafs_setattr_req chmod0 = {.valid = DAFS_SET_MODE, .mode = 0};
+    CHECK(setattr_as(&c, A, &f, &chmod0, NULL) == 0, "chmod 0000");
+    CHECK(read_sid(&c, A, &f, s1, buf) == 0 && strcmp(buf, "grant") == 0, "read after chmod");
+    CHECK(write_sid(&c, A, &f, s1, "again") == 0, "write after chmod");
+    /* unlink while open: I/O and GETATTR go on, nlink 0 */
+    CHECK(dirop_as(&c, A, DAFS_OP_REMOVE, &d, "os0", 0, 0, NULL, NULL) == 0, "unlink");
+    CHECK(read_sid(&c, A, &f, s1, buf) == 0 && strcmp(buf, "again") == 0, "read unlinked");
+    CHECK(write_sid(&c, A, &f, s1, "still") == 0, "write unlinked");
+    CHECK(fh_op(&c, A, DAFS_OP_GETATTR, &f, &rep) == 0 && rep.u.attr.attr.nlink == 0,
+          "getattr unlinked: nlink %u", rep.u.attr.attr.nlink);
+    /* CLOSE releases the state and the file */
+    CHECK(close_sid(&c, A, &f, s1) == 0, "close");
+    CHECK(read_sid(&c, A, &f, s1, buf) == DAFS_ST_BADSTATEID, "read after close");
+    CHECK(close_sid(&c, A, &f, s1) == DAFS_ST_BADSTATEID, "close twice");
+    int st = fh_op(&c, A, DAFS_OP_GETATTR, &f, &rep);
+    CHECK(st == DAFS_ST_STALE || st == DAFS_ST_NOENT, "getattr after the last close: %d", st);
+    CHECK(close_sid(&c, A, &g, s2) == 0, "close ro again");
+    client_close(&c);
+}
+
+/* --max-opens bounds the open states of a session; CLOSE makes room. */
+static void test_open_limit(void)
+{
+    daemon_proc dp;
+    const char *args[] = {"--no-root-squash", "--max-opens", "4", NULL};
+    CHECK(start_dafsd_args(&dp, "maxopens", args) == 0, "start");
+    const char *saved = port;
+    port = dp.port;
+    client c;
+    int st = open_session(&c, "maxopens");
+    port = saved;
+    dafs_fh root, fh[5];
+    dafs_stateid sid[5] = {0};
+    int got[5];
+    if (st == 0)
+        st = getroot(&c, &root);
+    for (int i = 0; i < 5; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "lim%d", i);
+        got[i] = st == 0 ? open_state_as(&c, 0, &root, name, DAFS_OPEN_RDWR | DAFS_OPEN_CREAT,
+                                         0644, &fh[i], &sid[i])
+                         : -1;
+    }
+    char lim4[400];
+    snprintf(lim4, sizeof lim4, "%s/lim4", export_dir);
+    bool lim4_made = access(lim4, F_OK) == 0;
+    int closed = st == 0 ? close_sid(&c, 0, &fh[0], sid[0]) : -1;
+    int again = st == 0 ? open_state_as(&c, 0, &root, "lim4", DAFS_OPEN_RDWR | DAFS_OPEN_CREAT, 0644, &fh[4],
+                                        &sid[4])
+                        : -1;
+    client_close(&c);
+    int rc = stop_dafsd(&dp);
+    CHECK(st == 0, "setup %d", st);
+    CHECK(got[0] == 0 && got[1] == 0 && got[2] == 0 && got[3] == 0, "four opens");
+    CHECK(got[4] == DAFS_ST_MFILE, "fifth open: %d", got[4]);
+    CHECK(!lim4_made, "the refused O_CREAT open created the file");
+    CHECK(closed == 0 && again == 0, "after a close: %d %d", closed, again);
+    CHECK(rc == 0, "dafsd exit %d", rc);
+}
+
+/* A killed client's open states are released with its session (lease). */
+static void test_open_state_killed_client(void)
+{
+    daemon_proc dp;
+    const char *args[] = {"--no-root-squash", "--lease-ms", "300", NULL};
+    CHECK(start_dafsd_args(&dp, "oskill", args) == 0, "start");
+    int ready[2];
+    CHECK(pipe(ready) == 0, "pipe");
+    pid_t child = fork();
+    CHECK(child >= 0, "fork");
+    if (child == 0) {
+        close(ready[0]);
+        client c;
+        dafs_fh root, f;
+        dafs_stateid sid;
+        port = dp.port;
+        char ok = 'n';
+        if (open_session(&c, "oskill") == 0 && getroot(&c, &root) == 0 &&
+            open_state_as(&c, 0, &root, "oskill-victim", DAFS_OPEN_RDWR | DAFS_OPEN_CREAT, 0644,
+                          &f, &sid) == 0 &&
+            write_sid(&c, 0, &f, sid, "held open") == 0)
+            ok = 'y';
+        if (write(ready[1], &ok, 1) != 1)
+            _exit(1);
+        for (;;)
+            pause(); /* killed by the parent, without a DISCONNECT */
+    }
+    close(ready[1]);
+    char ok = 'n';
+    bool got = read(ready[0], &ok, 1) == 1;
+    close(ready[0]);
+    char path[400];
+    snprintf(path, sizeof path, "%s/oskill-victim", export_dir);
+    int before = fds_naming(dp.pid, "oskill-victim");
+    bool unlinked = unlink(path) == 0;
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    int64_t deadline = now_ms() + 10000;
+    int after = before;
+    while ((after = fds_naming(dp.pid, "oskill-victim")) > 0 && now_ms() < deadline)
+        usleep(20000);
+    int rc = stop_dafsd(&dp);
+    CHECK(got && ok == 'y' && unlinked, "child setup %d %c %d", got, ok, unlinked);
+    CHECK(before >= 1, "dafsd holds the open file: %d fds", before);
+    CHECK(after == 0, "released after the client died: %d fds left", after);
+    CHECK(rc == 0, "dafsd exit %d", rc);
+}
+
+/* A version-1 request gets a version-1 VERSION reply (40 bytes). */
+static void test_version_mismatch(void)
+{
+    client c;
+    CHECK(open_session(&c, "v1peer") == 0, "connect");
+    dafs_request req;
+    init_req(&req, DAFS_OP_NULL);
+    uint8_t buf[MSG];
+    int len = encode(&c, &req, buf);
+    CHECK(len == DAFS_HDR_SIZE, "encode %d", len);
+    buf[4] = 1; /* version 1 */
+    buf[8] = DAFS_HDR_V1_SIZE; /* length 40: the v1 header */
+    CHECK(send_raw(&c, buf, DAFS_HDR_V1_SIZE) == 0, "send v1");
+    dafs_reply rep;
+    int rc = take_reply(&c, 5000, &rep);
+    CHECK(rc == -DAFS_ST_VERSION, "reply decodes as another version: %d", rc);
+    CHECK(rep.hdr.version == 1 && rep.hdr.length == DAFS_HDR_V1_SIZE &&
+              rep.hdr.status == DAFS_ST_VERSION && rep.hdr.xid == req.hdr.xid &&
+              (rep.hdr.flags & DAFS_HDR_REPLY),
+          "v1 VERSION reply: version %u length %u status %d", rep.hdr.version, rep.hdr.length,
+          rep.hdr.status);
+    buf[4] = 3; /* a future version gets our own header */
+    buf[8] = DAFS_HDR_SIZE;
+    CHECK(send_raw(&c, buf, DAFS_HDR_SIZE) == 0, "send v3");
+    rc = take_reply(&c, 5000, &rep);
+    CHECK(rc == 0 && rep.hdr.version == DAFS_PROTO_VERSION && rep.hdr.status == DAFS_ST_VERSION,
+          "v3 peer: rc %d status %d", rc, rep.hdr.status);
+    CHECK(simple(&c, DAFS_OP_NULL) == 0, "session still usable");
+    client_close(&c);
+}
+
 static void prepare_scratch(void)
 {
     make_scratch("/tmp/dafsd-ns-XXXXXX");
@@ -760,7 +1046,9 @@ int main(int argc, char **argv)
         {"setattr", test_setattr},       {"rename_link", test_rename_link},
         {"symlink_mknod", test_symlink_mknod}, {"permissions", test_permissions},
         {"squash", test_squash},         {"append", test_append},
-        {"stuck_client", test_stuck_client},
+        {"stuck_client", test_stuck_client}, {"open_state", test_open_state},
+        {"open_limit", test_open_limit}, {"open_state_killed_client", test_open_state_killed_client},
+        {"version_mismatch", test_version_mismatch},
     };
     run_tests(tests, sizeof(tests) / sizeof(tests[0]));
     int before = test_failures;

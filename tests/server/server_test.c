@@ -113,7 +113,7 @@ static int direct_short_segs(client *c, const dafs_fh *fh, uint32_t total, const
     int len = encode(c, &req, buf);
     if (len < 0)
         return len;
-    size_t at = DAFS_HDR_SIZE + ((1u + fh->len + 7u) & ~7u) + 8;
+    size_t at = DAFS_HDR_SIZE + ((1u + fh->len + 7u) & ~7u) + 8 + 8; /* fh, stateid, offset */
     uint32_t patched = total + 1;
     memcpy(buf + at, &patched, 4); /* little-endian host */
     return raw_status(c, buf, (size_t)len, 2000);

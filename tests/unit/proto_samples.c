@@ -62,6 +62,8 @@ static void sample_hdr(dafs_hdr *h, uint16_t op)
     h->session_id = op == DAFS_OP_CONNECT ? 0 : 0x1122334455667788ull;
     h->xid = 0x0102030405060708ull + op;
     h->credits = 0;
+    h->slot = 0x51 + op; /* reserved: any value passes */
+    h->seq = 0x5e000000u + op;
 }
 
 /* SETATTR .. RELEASE_CRED requests (the second set of ops). */
@@ -83,6 +85,7 @@ static void sample_second_set_request_body(uint16_t op, dafs_request *q)
         q->u.setattr.mtime_sec = -1; /* signed on the wire */
         q->u.setattr.atime_nsec = 999999999;
         q->u.setattr.mtime_nsec = 123;
+        q->u.setattr.stateid = 0x5a5a000000010002ull;
         break;
     case DAFS_OP_RENAME:
         sample_fh(&q->u.rename.src_dir, 12, 0x90);
@@ -117,6 +120,7 @@ static void sample_second_set_request_body(uint16_t op, dafs_request *q)
         q->u.write.hints = DAFS_HINT_SEQUENTIAL;
         q->u.write.data = make_bytes(data_bytes, sizeof data_bytes - 1);
         q->u.write.count = q->u.write.data.len;
+        q->u.write.stateid = 0x77;
         break;
     case DAFS_OP_APPEND_DIRECT:
         sample_fh(&q->u.write.fh, 8, 0xf0);
@@ -135,6 +139,10 @@ static void sample_second_set_request_body(uint16_t op, dafs_request *q)
         break;
     case DAFS_OP_RELEASE_CRED:
         q->u.cred_id.cred_id = 0x2a;
+        break;
+    case DAFS_OP_OPEN_FH:
+        sample_fh(&q->u.open_fh.fh, 19, 0x14);
+        q->u.open_fh.flags = DAFS_OPEN_RDWR | DAFS_OPEN_TRUNC;
         break;
     default: /* NULL, DISCONNECT, GETROOT: no body */
         break;
@@ -155,9 +163,12 @@ static void sample_request_body(uint16_t op, dafs_request *q)
         q->u.connect.ep_name = make_bytes(ep_name_bytes, sizeof ep_name_bytes - 1);
         break;
     case DAFS_OP_GETATTR:
-    case DAFS_OP_CLOSE:
     case DAFS_OP_STATFS:
         sample_fh(&q->u.fh.fh, 33, 0x10);
+        break;
+    case DAFS_OP_CLOSE:
+        sample_fh(&q->u.close.fh, 33, 0x10);
+        q->u.close.stateid = 0xc105e00000000003ull;
         break;
     case DAFS_OP_LOOKUP:
     case DAFS_OP_OPEN:
@@ -175,6 +186,7 @@ static void sample_request_body(uint16_t op, dafs_request *q)
         q->u.read.offset = 0x100000000ull;
         q->u.read.count = op == DAFS_OP_READ_DIRECT ? 3 * 4096 : 512;
         q->u.read.hints = DAFS_HINT_SEQUENTIAL;
+        q->u.read.stateid = 0x1000000000000001ull + op;
         if (op == DAFS_OP_READ_DIRECT) {
             q->u.read.nsegs = 3;
             sample_segs(q->u.read.segs, 3);
@@ -186,6 +198,7 @@ static void sample_request_body(uint16_t op, dafs_request *q)
         q->u.write.offset = 4096;
         q->u.write.stable = DAFS_DATA_SYNC;
         q->u.write.hints = DAFS_HINT_RANDOM;
+        q->u.write.stateid = 0x2000000000000002ull + op;
         if (op == DAFS_OP_WRITE_DIRECT) {
             q->u.write.count = DAFS_SEG_MAX * 4096;
             q->u.write.nsegs = DAFS_SEG_MAX;
@@ -200,6 +213,7 @@ static void sample_request_body(uint16_t op, dafs_request *q)
         q->u.commit.offset = 8192;
         q->u.commit.count = 0;
         q->u.commit.stable = DAFS_FILE_SYNC;
+        q->u.commit.stateid = 0xffffffffffffffffull;
         break;
     case DAFS_OP_READDIR:
         sample_fh(&q->u.readdir.dir, 17, 0x60);
@@ -285,6 +299,11 @@ static void sample_second_set_reply_body(uint16_t op, dafs_reply *r)
     case DAFS_OP_REGISTER_CRED:
         r->u.cred.cred_id = 0x2a;
         break;
+    case DAFS_OP_OPEN_FH:
+        sample_fh(&r->u.fh_attr.fh, 19, 0x14);
+        sample_attr(&r->u.fh_attr.attr);
+        r->u.fh_attr.stateid = 0x0000000700000005ull;
+        break;
     default: /* RENAME, ACCESS, RELEASE_CRED: no body */
         break;
     }
@@ -309,6 +328,7 @@ static void sample_reply_body(uint16_t op, dafs_reply *r)
         sample_fh(&r->u.fh_attr.fh, 40, 0x70);
         sample_attr(&r->u.fh_attr.attr);
         r->u.fh_attr.created = op == DAFS_OP_OPEN;
+        r->u.fh_attr.stateid = op == DAFS_OP_OPEN ? 0x0000002a00000001ull : 0;
         break;
     case DAFS_OP_GETATTR:
         sample_attr(&r->u.attr.attr);
@@ -365,7 +385,7 @@ static bool hdr_equal(const dafs_hdr *a, const dafs_hdr *b)
 {
     return a->opcode == b->opcode && a->flags == b->flags && a->credits == b->credits &&
            a->session_id == b->session_id && a->xid == b->xid && a->status == b->status &&
-           a->cred == b->cred;
+           a->cred == b->cred && a->slot == b->slot && a->seq == b->seq;
 }
 
 static bool fh_equal(const dafs_fh *a, const dafs_fh *b)
@@ -397,20 +417,21 @@ static bool attr_equal(const dafs_attr *a, const dafs_attr *b)
 
 static bool read_req_equal(const dafs_read_req *a, const dafs_read_req *b)
 {
-    return fh_equal(&a->fh, &b->fh) && a->offset == b->offset && a->count == b->count &&
-           a->hints == b->hints && a->nsegs == b->nsegs && segs_equal(a->nsegs, a->segs, b->segs);
+    return fh_equal(&a->fh, &b->fh) && a->stateid == b->stateid && a->offset == b->offset &&
+           a->count == b->count && a->hints == b->hints && a->nsegs == b->nsegs && segs_equal(a->nsegs, a->segs, b->segs);
 }
 
 static bool write_req_equal(const dafs_write_req *a, const dafs_write_req *b)
 {
-    return fh_equal(&a->fh, &b->fh) && a->offset == b->offset && a->count == b->count &&
-           a->stable == b->stable && a->hints == b->hints && bytes_equal(&a->data, &b->data) &&
+    return fh_equal(&a->fh, &b->fh) && a->stateid == b->stateid && a->offset == b->offset &&
+           a->count == b->count && a->stable == b->stable && a->hints == b->hints && bytes_equal(&a->data, &b->data) &&
            a->nsegs == b->nsegs && segs_equal(a->nsegs, a->segs, b->segs);
 }
 
 static bool setattr_equal(const dafs_setattr_req *a, const dafs_setattr_req *b)
 {
-    return fh_equal(&a->fh, &b->fh) && a->valid == b->valid && a->mode == b->mode &&
+    return fh_equal(&a->fh, &b->fh) && a->stateid == b->stateid && a->valid == b->valid &&
+           a->mode == b->mode &&
            a->uid == b->uid && a->gid == b->gid && a->size == b->size &&
            a->atime_sec == b->atime_sec && a->mtime_sec == b->mtime_sec &&
            a->atime_nsec == b->atime_nsec && a->mtime_nsec == b->mtime_nsec;
@@ -462,6 +483,9 @@ static bool second_set_request_body_equal(uint16_t op, const dafs_request *a, co
         return cred_req_equal(&a->u.cred, &b->u.cred);
     case DAFS_OP_RELEASE_CRED:
         return a->u.cred_id.cred_id == b->u.cred_id.cred_id;
+    case DAFS_OP_OPEN_FH:
+        return fh_equal(&a->u.open_fh.fh, &b->u.open_fh.fh) &&
+               a->u.open_fh.flags == b->u.open_fh.flags;
     default:
         return true;
     }
@@ -478,9 +502,11 @@ static bool request_body_equal(uint16_t op, const dafs_request *a, const dafs_re
                x->max_credits == y->max_credits && bytes_equal(&x->ep_name, &y->ep_name);
     }
     case DAFS_OP_GETATTR:
-    case DAFS_OP_CLOSE:
     case DAFS_OP_STATFS:
         return fh_equal(&a->u.fh.fh, &b->u.fh.fh);
+    case DAFS_OP_CLOSE:
+        return fh_equal(&a->u.close.fh, &b->u.close.fh) &&
+               a->u.close.stateid == b->u.close.stateid;
     case DAFS_OP_LOOKUP:
     case DAFS_OP_OPEN:
     case DAFS_OP_REMOVE:
@@ -497,6 +523,7 @@ static bool request_body_equal(uint16_t op, const dafs_request *a, const dafs_re
         return write_req_equal(&a->u.write, &b->u.write);
     case DAFS_OP_COMMIT:
         return fh_equal(&a->u.commit.fh, &b->u.commit.fh) &&
+               a->u.commit.stateid == b->u.commit.stateid &&
                a->u.commit.offset == b->u.commit.offset && a->u.commit.count == b->u.commit.count &&
                a->u.commit.stable == b->u.commit.stable;
     case DAFS_OP_READDIR:
@@ -513,9 +540,11 @@ bool requests_equal(const dafs_request *a, const dafs_request *b)
     return hdr_equal(&a->hdr, &b->hdr) && request_body_equal(a->hdr.opcode, a, b);
 }
 
+/* stateid is compared too: it is 0 in the samples of ops that do not carry it. */
 static bool fh_attr_equal(const dafs_fh_attr_rep *a, const dafs_fh_attr_rep *b)
 {
-    return fh_equal(&a->fh, &b->fh) && attr_equal(&a->attr, &b->attr) && a->created == b->created;
+    return fh_equal(&a->fh, &b->fh) && attr_equal(&a->attr, &b->attr) &&
+           a->created == b->created && a->stateid == b->stateid;
 }
 
 static bool write_rep_equal(const dafs_write_rep *a, const dafs_write_rep *b)
@@ -534,6 +563,7 @@ static bool second_set_reply_body_equal(uint16_t op, const dafs_reply *a, const 
     case DAFS_OP_SYMLINK:
     case DAFS_OP_MKNOD:
     case DAFS_OP_LOOKUPP:
+    case DAFS_OP_OPEN_FH:
         return fh_attr_equal(&a->u.fh_attr, &b->u.fh_attr);
     case DAFS_OP_READLINK:
         return bytes_equal(&a->u.readlink.target, &b->u.readlink.target);

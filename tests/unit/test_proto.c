@@ -143,6 +143,8 @@ static size_t raw_end(raw *r)
     store_le(r->b + 24, 2, 8);
     store_le(r->b + 32, (uint32_t)r->status, 4);
     store_le(r->b + 36, 0, 4);
+    store_le(r->b + 40, 0, 4); /* slot */
+    store_le(r->b + 44, 0, 4); /* seq */
     return r->pos;
 }
 
@@ -241,12 +243,13 @@ static void test_error_replies_are_header_only(void **state)
 static void test_golden_lookup(void **state)
 {
     (void)state;
-    static const uint8_t expect[72] = {
-        0x44, 0x41, 0x46, 0x53, 0x01, 0x00, 0x04, 0x00, /* magic, version 1, op 4 */
-        0x48, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x00, /* length 72, flags 0, credits 3 */
+    static const uint8_t expect[80] = {
+        0x44, 0x41, 0x46, 0x53, 0x02, 0x00, 0x04, 0x00, /* magic, version 2, op 4 */
+        0x50, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x00, /* length 80, flags 0, credits 3 */
         0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* session 7 */
         0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* xid 9 */
         0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* status, cred */
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* slot, seq */
         0x03, 0x61, 0x62, 0x63, 0x00, 0x00, 0x00, 0x00, /* fh len 3 "abc" pad */
         0x05, 0x00, 0x00, 0x00, 0x68, 0x65, 0x6c, 0x6c, /* name len 5 "hell" */
         0x6f, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* "o" pad */
@@ -276,14 +279,16 @@ static void test_golden_against_raw(void **state)
     raw r;
     dafs_request q;
 
-    /* READ_DIRECT: fh 64, offset, count, hints, nsegs u16 then 8-aligned segs */
+    /* READ_DIRECT: fh 64, stateid, offset, count, hints, nsegs u16 then 8-aligned segs */
     sample_request(DAFS_OP_READ_DIRECT, &q);
     q.hdr.session_id = 1;
     q.hdr.xid = 2;
     q.hdr.cred = 0;
+    q.hdr.slot = q.hdr.seq = 0;
     raw_begin(&r, DAFS_OP_READ_DIRECT, false);
     raw_fh(&r, DAFS_FH_MAX);
     memcpy(r.b + DAFS_HDR_SIZE + 1, q.u.read.fh.data, DAFS_FH_MAX);
+    raw_le(&r, q.u.read.stateid, 8);
     raw_le(&r, q.u.read.offset, 8);
     raw_le(&r, q.u.read.count, 4);
     raw_le(&r, q.u.read.hints, 4);
@@ -294,16 +299,17 @@ static void test_golden_against_raw(void **state)
         raw_le(&r, q.u.read.segs[i].len, 8);
     }
     size_t n = raw_end(&r);
-    assert_int_equal(n, 40 + 72 + 8 + 4 + 4 + 8 + 72);
+    assert_int_equal(n, 48 + 72 + 8 + 8 + 4 + 4 + 8 + 72);
     assert_int_equal(encode_req(buf, &q), n);
     assert_memory_equal(buf, r.b, n);
 
-    /* READ_INLINE reply: count@40, eof@44, data length@48, data@52 */
+    /* READ_INLINE reply: count@48, eof@52, data length@56, data@60 */
     dafs_reply p;
     sample_reply(DAFS_OP_READ_INLINE, &p);
     p.hdr.session_id = 1;
     p.hdr.xid = 2;
     p.hdr.credits = 0;
+    p.hdr.slot = p.hdr.seq = 0;
     raw_begin(&r, DAFS_OP_READ_INLINE, true);
     raw_le(&r, p.u.read.count, 4);
     raw_le(&r, p.u.read.eof, 1);
@@ -313,7 +319,7 @@ static void test_golden_against_raw(void **state)
     n = raw_end(&r);
     assert_int_equal(encode_rep(buf, &p), n);
     assert_memory_equal(buf, r.b, n);
-    assert_memory_equal(buf + 52, p.u.read.data.ptr, p.u.read.data.len);
+    assert_memory_equal(buf + 60, p.u.read.data.ptr, p.u.read.data.len);
 }
 
 /* ---- truncation -------------------------------------------------------- */
@@ -366,7 +372,7 @@ static void test_truncation(void **state)
     }
 }
 
-/* GETATTR with a 3-byte handle: the body ends at 44, the encoder pads to 48. */
+/* GETATTR with a 3-byte handle: the body ends at 52, the encoder pads to 56. */
 static void test_final_padding_optional(void **state)
 {
     (void)state;
@@ -374,16 +380,16 @@ static void test_final_padding_optional(void **state)
     raw_begin(&r, DAFS_OP_GETATTR, false);
     raw_fh(&r, 3);
     size_t n = raw_end(&r);
-    assert_int_equal(n, 48);
+    assert_int_equal(n, 56);
     dafs_request q;
-    for (size_t len = 44; len <= 48; len++) {
+    for (size_t len = 52; len <= 56; len++) {
         set_length(r.b, len);
         assert_int_equal(decode_request_exact(r.b, len, &q), 0);
         assert_int_equal(q.u.fh.fh.len, 3);
     }
     /* anything beyond the padding is trailing garbage */
-    memset(r.b + 48, 0, 8);
-    for (size_t len = 49; len <= 56; len++) {
+    memset(r.b + 56, 0, 8);
+    for (size_t len = 57; len <= 64; len++) {
         set_length(r.b, len);
         assert_int_equal(decode_request_exact(r.b, len, &q), -DAFS_ST_BADMSG);
     }
@@ -397,14 +403,14 @@ static void test_pad_bytes_ignored_on_read(void **state)
     sample_request(DAFS_OP_LOOKUP, &q);
     int n = encode_req(buf, &q);
     assert_true(n > 0);
-    /* fh is 20 bytes: pad at 61..63; name is 11 bytes at 68: pad at 79 */
-    buf[61] = buf[62] = buf[63] = 0xee;
-    buf[79] = 0xee;
+    /* fh is 20 bytes: pad at 69..71; name is 11 bytes at 76: pad at 87 */
+    buf[69] = buf[70] = buf[71] = 0xee;
+    buf[87] = 0xee;
     assert_int_equal(dafs_decode_request(buf, (size_t)n, &d), 0);
     assert_true(requests_equal(&q, &d));
     assert_int_equal(encode_req(again, &d), n);
-    assert_int_equal(again[61], 0);
-    assert_int_equal(again[79], 0);
+    assert_int_equal(again[69], 0);
+    assert_int_equal(again[87], 0);
 }
 
 /* ---- header validation ------------------------------------------------- */
@@ -441,8 +447,13 @@ static void test_header_errors(void **state)
     assert_int_equal(dafs_decode_hdr(good, DAFS_HDR_SIZE - 1, &h), -DAFS_ST_BADMSG);
 
     assert_int_equal(mutated_request(good, n, 0, 0x53464145u, 4), -DAFS_ST_BADMSG); /* magic */
-    assert_int_equal(mutated_request(good, n, 4, 2, 2), -DAFS_ST_VERSION);          /* version */
+    assert_int_equal(mutated_request(good, n, 4, 1, 2), -DAFS_ST_VERSION);          /* version */
+    assert_int_equal(mutated_request(good, n, 4, 3, 2), -DAFS_ST_VERSION);
     assert_int_equal(mutated_request(good, n, 4, 0, 2), -DAFS_ST_VERSION);
+    assert_int_equal(mutated_request(good, n, 12, DAFS_HDR_NOTIFY, 2),
+                     -DAFS_ST_BADMSG); /* NOTIFY is never valid in a request */
+    assert_int_equal(mutated_request(good, n, 40, 0xffffffffu, 4), 0); /* slot: reserved */
+    assert_int_equal(mutated_request(good, n, 44, 0x12345678u, 4), 0); /* seq: reserved */
     assert_int_equal(mutated_request(good, n, 6, DAFS_OP_COUNT, 2), -DAFS_ST_BADOP); /* opcode */
     assert_int_equal(mutated_request(good, n, 6, 0xffff, 2), -DAFS_ST_BADOP);
     assert_int_equal(mutated_request(good, n, 8, (uint64_t)n + 8, 4),
@@ -618,6 +629,7 @@ static int direct_with(uint16_t op, uint32_t count, uint16_t nsegs_field, uint16
     raw r;
     raw_begin(&r, op, false);
     raw_fh(&r, 16);
+    raw_le(&r, 0, 8); /* stateid */
     raw_le(&r, 0, 8);
     raw_le(&r, count, 4);
     if (op != DAFS_OP_READ_DIRECT)
@@ -655,6 +667,7 @@ static int write_inline_with(uint32_t count, uint32_t data_len)
     raw r;
     raw_begin(&r, DAFS_OP_WRITE_INLINE, false);
     raw_fh(&r, 16);
+    raw_le(&r, 0, 8); /* stateid */
     raw_le(&r, 0, 8);
     raw_le(&r, count, 4);
     raw_le(&r, DAFS_FILE_SYNC, 4);
@@ -703,14 +716,15 @@ static void test_bool_fields(void **state)
     sample_reply(DAFS_OP_OPEN, &p);
     int n = encode_rep(buf, &p);
     assert_true(n > 0);
-    /* created is the last body byte: 40 + 48 (fh 40) + 84 (attr) = 172 */
-    assert_int_equal(buf[172], 1);
-    buf[172] = 2;
+    /* created: 48 + 48 (fh 40) + 84 (attr) = 180, then the stateid at 184 */
+    assert_int_equal(buf[180], 1);
+    assert_int_equal(load_le(buf + 184, 8), p.u.fh_attr.stateid);
+    buf[180] = 2;
     assert_int_equal(decode_reply_exact(buf, (size_t)n, &d), -DAFS_ST_BADMSG);
     sample_reply(DAFS_OP_READDIR, &p);
     n = encode_rep(buf, &p);
     assert_true(n > 0);
-    buf[40] = 2; /* eof */
+    buf[48] = 2; /* eof */
     assert_int_equal(decode_reply_exact(buf, (size_t)n, &d), -DAFS_ST_BADMSG);
 }
 
@@ -907,14 +921,14 @@ static void test_read_inline_in_place(void **state)
     uint8_t buf[BUF_SIZE];
     dafs_reply p, d;
     sample_reply(DAFS_OP_READ_INLINE, &p);
-    memset(buf + 52, 'Q', 100);
-    p.u.read.data = (dafs_bytes){buf + 52, 100};
+    memset(buf + 60, 'Q', 100);
+    p.u.read.data = (dafs_bytes){buf + 60, 100};
     p.u.read.count = 100;
     int n = encode_rep(buf, &p);
-    assert_int_equal(n, 152);
+    assert_int_equal(n, 160);
     assert_int_equal(dafs_decode_reply(buf, (size_t)n, &d), 0);
     assert_int_equal(d.u.read.data.len, 100);
-    assert_ptr_equal(d.u.read.data.ptr, buf + 52);
+    assert_ptr_equal(d.u.read.data.ptr, buf + 60);
     assert_int_equal(d.u.read.data.ptr[99], 'Q');
 }
 
@@ -928,6 +942,7 @@ static void raw_comparable_request(uint16_t op, dafs_request *q)
     q->hdr.session_id = 1;
     q->hdr.xid = 2;
     q->hdr.cred = 0;
+    q->hdr.slot = q->hdr.seq = 0;
 }
 
 static void raw_fh_copy(raw *r, const dafs_fh *fh)
@@ -964,6 +979,7 @@ static void test_golden_second_set_requests(void **state)
     raw_comparable_request(DAFS_OP_SETATTR, &q);
     raw_begin(&r, DAFS_OP_SETATTR, false);
     raw_fh_copy(&r, &q.u.setattr.fh);
+    raw_le(&r, q.u.setattr.stateid, 8);
     raw_le(&r, q.u.setattr.valid, 4);
     raw_le(&r, q.u.setattr.mode, 4);
     raw_le(&r, q.u.setattr.uid, 4);
@@ -973,7 +989,7 @@ static void test_golden_second_set_requests(void **state)
     raw_le(&r, (uint64_t)q.u.setattr.mtime_sec, 8);
     raw_le(&r, q.u.setattr.atime_nsec, 4);
     raw_le(&r, q.u.setattr.mtime_nsec, 4);
-    assert_int_equal(r.pos, 40 + 32 + 16 + 24 + 8);
+    assert_int_equal(r.pos, 48 + 32 + 8 + 16 + 24 + 8);
     assert_codec_matches_raw(&q, &r);
 
     /* RENAME: src dir, src name, dst dir, dst name, flags */
@@ -1018,7 +1034,7 @@ static void test_golden_second_set_requests(void **state)
     raw_le(&r, q.u.access.mask, 4);
     assert_codec_matches_raw(&q, &r);
 
-    /* REGISTER_CRED: uid @40, gid @44, ngroups @48, groups from 52 */
+    /* REGISTER_CRED: uid @48, gid @52, ngroups @56, groups from 60 */
     raw_comparable_request(DAFS_OP_REGISTER_CRED, &q);
     raw_begin(&r, DAFS_OP_REGISTER_CRED, false);
     raw_le(&r, q.u.cred.uid, 4);
@@ -1026,7 +1042,7 @@ static void test_golden_second_set_requests(void **state)
     raw_le(&r, q.u.cred.ngroups, 2);
     for (uint16_t i = 0; i < q.u.cred.ngroups; i++)
         raw_le(&r, q.u.cred.groups[i], 4);
-    assert_int_equal(r.pos, 52 + 4 * 5);
+    assert_int_equal(r.pos, 60 + 4 * 5);
     assert_codec_matches_raw(&q, &r);
 
     /* RELEASE_CRED: cred_id */
@@ -1045,6 +1061,7 @@ static void test_golden_second_set_requests(void **state)
     raw_comparable_request(DAFS_OP_APPEND_DIRECT, &q);
     raw_begin(&r, DAFS_OP_APPEND_DIRECT, false);
     raw_fh_copy(&r, &q.u.write.fh);
+    raw_le(&r, q.u.write.stateid, 8);
     raw_le(&r, 0, 8);
     raw_le(&r, q.u.write.count, 4);
     raw_le(&r, q.u.write.stable, 4);
@@ -1056,6 +1073,130 @@ static void test_golden_second_set_requests(void **state)
         raw_le(&r, q.u.write.segs[i].len, 8);
     }
     assert_codec_matches_raw(&q, &r);
+}
+
+/* ---- version 2: open state, header, version errors --------------------- */
+
+/* stateid sits right after the handle in READ, WRITE, COMMIT, SETATTR and
+ * CLOSE requests, and after `created` in OPEN and OPEN_FH replies. */
+static void test_stateid_fields(void **state)
+{
+    (void)state;
+    uint8_t buf[BUF_SIZE];
+    static const uint16_t ops[] = {DAFS_OP_READ_INLINE, DAFS_OP_READ_DIRECT,
+                                   DAFS_OP_WRITE_INLINE, DAFS_OP_WRITE_DIRECT,
+                                   DAFS_OP_APPEND_INLINE, DAFS_OP_COMMIT, DAFS_OP_SETATTR,
+                                   DAFS_OP_CLOSE};
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+        dafs_request q, d;
+        sample_request(ops[i], &q);
+        const dafs_fh *fh = &q.u.read.fh; /* every one of these bodies starts with fh */
+        uint64_t want = ops[i] == DAFS_OP_CLOSE     ? q.u.close.stateid
+                        : ops[i] == DAFS_OP_COMMIT  ? q.u.commit.stateid
+                        : ops[i] == DAFS_OP_SETATTR ? q.u.setattr.stateid
+                        : ops[i] == DAFS_OP_READ_INLINE || ops[i] == DAFS_OP_READ_DIRECT
+                            ? q.u.read.stateid
+                            : q.u.write.stateid;
+        if (ops[i] == DAFS_OP_CLOSE)
+            fh = &q.u.close.fh;
+        else if (ops[i] == DAFS_OP_COMMIT)
+            fh = &q.u.commit.fh;
+        else if (ops[i] == DAFS_OP_SETATTR)
+            fh = &q.u.setattr.fh;
+        else if (ops[i] != DAFS_OP_READ_INLINE && ops[i] != DAFS_OP_READ_DIRECT)
+            fh = &q.u.write.fh;
+        assert_true(want != 0);
+        int n = encode_req(buf, &q);
+        assert_true(n > 0);
+        size_t off = DAFS_HDR_SIZE + ((1u + fh->len + 7u) / 8u) * 8u;
+        assert_int_equal(load_le(buf + off, 8), want);
+        assert_int_equal(dafs_decode_request(buf, (size_t)n, &d), 0);
+        assert_true(requests_equal(&q, &d));
+    }
+    /* OPEN_FH reply: fh 19 (24 bytes), attr 84, created, pad, stateid */
+    dafs_reply p, d;
+    sample_reply(DAFS_OP_OPEN_FH, &p);
+    int n = encode_rep(buf, &p);
+    assert_int_equal(n, 48 + 24 + 88 + 8);
+    assert_int_equal(load_le(buf + 48 + 24 + 88, 8), p.u.fh_attr.stateid);
+    assert_int_equal(dafs_decode_reply(buf, (size_t)n, &d), 0);
+    assert_int_equal(d.u.fh_attr.stateid, p.u.fh_attr.stateid);
+    /* LOOKUP replies do not carry one, even if the caller set it */
+    sample_reply(DAFS_OP_LOOKUP, &p);
+    p.u.fh_attr.stateid = 77;
+    n = encode_rep(buf, &p);
+    assert_int_equal(n, 48 + 48 + 88);
+    assert_int_equal(dafs_decode_reply(buf, (size_t)n, &d), 0);
+    assert_int_equal(d.u.fh_attr.stateid, 0);
+}
+
+static void test_open_fh_flags(void **state)
+{
+    (void)state;
+    uint8_t buf[BUF_SIZE];
+    dafs_request q, d;
+    static const uint32_t good[] = {DAFS_OPEN_RDONLY, DAFS_OPEN_WRONLY, DAFS_OPEN_RDWR,
+                                    DAFS_OPEN_WRONLY | DAFS_OPEN_TRUNC};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        sample_request(DAFS_OP_OPEN_FH, &q);
+        q.u.open_fh.flags = good[i];
+        int n = encode_req(buf, &q);
+        assert_true(n > 0);
+        assert_int_equal(dafs_decode_request(buf, (size_t)n, &d), 0);
+        assert_int_equal(d.u.open_fh.flags, good[i]);
+    }
+    static const uint32_t bad[] = {DAFS_OPEN_CREAT, DAFS_OPEN_EXCL, DAFS_OPEN_DIRECTORY, 0x100};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sample_request(DAFS_OP_OPEN_FH, &q);
+        q.u.open_fh.flags = DAFS_OPEN_RDWR | bad[i];
+        expect_request_inval(&q);
+        raw r;
+        raw_begin(&r, DAFS_OP_OPEN_FH, false);
+        raw_fh(&r, 8);
+        raw_le(&r, DAFS_OPEN_RDWR | bad[i], 4);
+        assert_int_equal(raw_decode_request(&r), -DAFS_ST_BADMSG);
+    }
+}
+
+/* A v1 peer gets a 40-byte v1 header it can decode; other versions get ours. */
+static void test_version_error_reply(void **state)
+{
+    (void)state;
+    uint8_t buf[BUF_SIZE];
+    dafs_hdr req = {.magic = DAFS_PROTO_MAGIC, .version = 1, .opcode = DAFS_OP_LOOKUP,
+                    .session_id = 5, .xid = 0x1234};
+    int n = dafs_encode_version_error(buf, sizeof buf, &req, 4);
+    assert_int_equal(n, 40);
+    assert_int_equal(load_le(buf + 4, 2), 1);
+    assert_int_equal(load_le(buf + 8, 4), 40);
+    assert_int_equal(load_le(buf + 12, 2), DAFS_HDR_REPLY);
+    assert_int_equal(load_le(buf + 24, 8), 0x1234);
+    assert_int_equal(load_le(buf + 32, 4), DAFS_ST_VERSION);
+    /* our decoder reads the common prefix and reports the version */
+    dafs_hdr h;
+    assert_int_equal(dafs_decode_hdr(buf, (size_t)n, &h), -DAFS_ST_VERSION);
+    assert_int_equal(h.xid, 0x1234);
+    assert_int_equal(h.status, DAFS_ST_VERSION);
+    dafs_reply p;
+    assert_int_equal(dafs_decode_reply(buf, (size_t)n, &p), -DAFS_ST_VERSION);
+
+    req.version = 9;
+    n = dafs_encode_version_error(buf, sizeof buf, &req, 4);
+    assert_int_equal(n, DAFS_HDR_SIZE);
+    assert_int_equal(dafs_decode_reply(buf, (size_t)n, &p), 0);
+    assert_int_equal(p.hdr.status, DAFS_ST_VERSION);
+    assert_int_equal(p.hdr.xid, 0x1234);
+    assert_int_equal(dafs_encode_version_error(buf, DAFS_HDR_SIZE - 1, &req, 4),
+                     -DAFS_ST_OVERFLOW);
+
+    /* a v2 header cut to the v1 size is malformed, not another version */
+    dafs_request q;
+    sample_request(DAFS_OP_NULL, &q);
+    n = encode_req(buf, &q);
+    assert_int_equal(n, DAFS_HDR_SIZE);
+    set_length(buf, DAFS_HDR_V1_SIZE);
+    assert_int_equal(dafs_decode_hdr(buf, DAFS_HDR_V1_SIZE, &h), -DAFS_ST_BADMSG);
+    assert_int_equal(dafs_decode_hdr(buf, DAFS_HDR_V1_SIZE - 1, &h), -DAFS_ST_BADMSG);
 }
 
 /* The request header's cred id goes through unchanged; replies carry 0. */
@@ -1091,6 +1232,7 @@ static int setattr_with(uint32_t valid, uint32_t atime_nsec, uint32_t mtime_nsec
     raw r;
     raw_begin(&r, DAFS_OP_SETATTR, false);
     raw_fh(&r, 8);
+    raw_le(&r, 0, 8); /* stateid */
     raw_le(&r, valid, 4);
     for (int k = 0; k < 3; k++)
         raw_le(&r, 0, 4);
@@ -1321,7 +1463,7 @@ static void test_cred_rules(void **state)
     for (uint16_t i = 0; i < DAFS_GROUPS_MAX; i++)
         q.u.cred.groups[i] = 0xfff00000u + i;
     int n = encode_req(buf, &q);
-    assert_int_equal(n, 52 + 4 * DAFS_GROUPS_MAX + 4); /* + final padding */
+    assert_int_equal(n, 60 + 4 * DAFS_GROUPS_MAX + 4); /* + final padding */
     assert_int_equal(dafs_decode_request(buf, (size_t)n, &d), 0);
     assert_true(requests_equal(&q, &d));
 
@@ -1329,7 +1471,7 @@ static void test_cred_rules(void **state)
     sample_request(DAFS_OP_RELEASE_CRED, &q);
     q.u.cred_id.cred_id = 0;
     n = encode_req(buf, &q);
-    assert_int_equal(n, 48);
+    assert_int_equal(n, 56);
     assert_int_equal(dafs_decode_request(buf, (size_t)n, &d), 0);
 
     dafs_reply p;
@@ -1343,6 +1485,7 @@ static int append_inline_with(uint64_t offset, uint32_t count, uint32_t data_len
     raw r;
     raw_begin(&r, DAFS_OP_APPEND_INLINE, false);
     raw_fh(&r, 16);
+    raw_le(&r, 0, 8); /* stateid */
     raw_le(&r, offset, 8);
     raw_le(&r, count, 4);
     raw_le(&r, DAFS_FILE_SYNC, 4);
@@ -1356,6 +1499,7 @@ static int append_direct_with_offset(uint64_t offset)
     raw r;
     raw_begin(&r, DAFS_OP_APPEND_DIRECT, false);
     raw_fh(&r, 16);
+    raw_le(&r, 0, 8); /* stateid */
     raw_le(&r, offset, 8);
     raw_le(&r, 4096, 4);
     raw_le(&r, DAFS_UNSTABLE, 4);
@@ -1403,14 +1547,14 @@ static void test_append_rules(void **state)
     dafs_reply p, d;
     sample_reply(DAFS_OP_APPEND_DIRECT, &p);
     int n = encode_rep(buf, &p);
-    assert_int_equal(n, 40 + 24);
-    assert_int_equal(load_le(buf + 56, 8), p.u.write.offset);
+    assert_int_equal(n, 48 + 24);
+    assert_int_equal(load_le(buf + 64, 8), p.u.write.offset);
     assert_int_equal(dafs_decode_reply(buf, (size_t)n, &d), 0);
     assert_int_equal(d.u.write.offset, p.u.write.offset);
     /* a WRITE reply does not carry an offset even if the caller set one */
     sample_reply(DAFS_OP_WRITE_INLINE, &p);
     p.u.write.offset = 99;
-    assert_int_equal(encode_rep(buf, &p), 40 + 16);
+    assert_int_equal(encode_rep(buf, &p), 48 + 16);
 
     dafs_request q;
     sample_request(DAFS_OP_APPEND_INLINE, &q);
@@ -1494,11 +1638,11 @@ static void test_readdir_encoder(void **state)
         added++;
         assert_true(added < 64);
     }
-    /* each entry takes 8+8+4+4+16 = 40 bytes after the 48-byte start */
-    assert_int_equal(added, (sizeof buf - 48) / 40);
+    /* each entry takes 8+8+4+4+16 = 40 bytes after the 56-byte start */
+    assert_int_equal(added, (sizeof buf - 56) / 40);
     assert_int_equal(e.nentries, added);
     int n = dafs_readdir_enc_finish(&e, false);
-    assert_int_equal(n, 48 + 40 * added);
+    assert_int_equal(n, 56 + 40 * added);
 
     dafs_reply d;
     assert_int_equal(dafs_decode_reply(buf, (size_t)n, &d), 0);
@@ -1536,7 +1680,7 @@ static void test_readdir_encoder_edges(void **state)
     dafs_hdr h = {.opcode = DAFS_OP_READDIR};
     dafs_readdir_enc e;
 
-    assert_int_equal(dafs_readdir_enc_begin(&e, buf, 47, &h), -DAFS_ST_OVERFLOW);
+    assert_int_equal(dafs_readdir_enc_begin(&e, buf, 55, &h), -DAFS_ST_OVERFLOW);
     h.opcode = DAFS_OP_LOOKUP;
     assert_int_equal(dafs_readdir_enc_begin(&e, buf, sizeof buf, &h), -DAFS_ST_INVAL);
     h.opcode = DAFS_OP_READDIR;
@@ -1545,11 +1689,11 @@ static void test_readdir_encoder_edges(void **state)
     h.status = 0;
 
     /* empty directory at eof */
-    assert_int_equal(dafs_readdir_enc_begin(&e, buf, 48, &h), 0);
+    assert_int_equal(dafs_readdir_enc_begin(&e, buf, 56, &h), 0);
     dafs_dirent_wire ent = {.fileid = 1, .cookie = 1, .name = {(const uint8_t *)"a", 1}};
     assert_int_equal(dafs_readdir_enc_add(&e, &ent), -DAFS_ST_OVERFLOW);
     int n = dafs_readdir_enc_finish(&e, true);
-    assert_int_equal(n, 48);
+    assert_int_equal(n, 56);
     dafs_reply d;
     assert_int_equal(dafs_decode_reply(buf, (size_t)n, &d), 0);
     assert_int_equal(d.u.readdir.eof, 1);
@@ -1567,8 +1711,8 @@ static void test_readdir_encoder_edges(void **state)
     ent.name.len = 0;
     assert_int_equal(dafs_readdir_enc_add(&e, &ent), -DAFS_ST_INVAL);
     assert_int_equal(e.nentries, 0);
-    assert_int_equal(e.pos, 48);
-    /* a 255-byte name does not fit in 256 - 48 bytes */
+    assert_int_equal(e.pos, 56);
+    /* a 255-byte name does not fit in 256 - 56 bytes */
     ent.name.len = DAFS_NAME_MAX;
     assert_int_equal(dafs_readdir_enc_add(&e, &ent), -DAFS_ST_OVERFLOW);
     ent.name.len = 8; /* exactly 32 bytes */
@@ -1576,7 +1720,7 @@ static void test_readdir_encoder_edges(void **state)
         assert_int_equal(dafs_readdir_enc_add(&e, &ent), 0);
     assert_int_equal(dafs_readdir_enc_add(&e, &ent), -DAFS_ST_OVERFLOW);
     n = dafs_readdir_enc_finish(&e, true);
-    assert_int_equal(n, 48 + 6 * 32);
+    assert_int_equal(n, 56 + 6 * 32);
     assert_int_equal(dafs_decode_reply(buf, (size_t)n, &d), 0);
     assert_int_equal(d.u.readdir.nentries, 6);
 }
@@ -1658,6 +1802,9 @@ int main(void)
         cmocka_unit_test(test_access_rules),
         cmocka_unit_test(test_cred_rules),
         cmocka_unit_test(test_append_rules),
+        cmocka_unit_test(test_stateid_fields),
+        cmocka_unit_test(test_open_fh_flags),
+        cmocka_unit_test(test_version_error_reply),
         cmocka_unit_test(test_readlink_reply_rules),
         cmocka_unit_test(test_readdir_encoder),
         cmocka_unit_test(test_readdir_encoder_edges),
