@@ -14,8 +14,10 @@
  * writeback_cache, provider) are taken out; fstab-only options (defaults,
  * _netdev, noauto, nofail, user, x-*, ...) are dropped; the rest (allow_other,
  * ro, nosuid, max_read, ...) go to libfuse, which rejects what it does not
- * know.  default_permissions is passed through if asked for but is not the
- * default: the server checks permissions as the calling user.
+ * know.  default_permissions is always passed on: the kernel opens FIFOs
+ * and device nodes without asking the file system, so its own mode check is
+ * the only one they get; everything else the server checks again as the
+ * calling user.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,6 +38,7 @@ struct cmdline {
     struct dfuse_config cfg;
     char fuse_opts[4096]; /* comma-separated options for libfuse */
     int fake;             /* mount.dafs -f: do everything but mount */
+    int default_permissions; /* given with -o (it is always passed on) */
     int as_mount_helper;
 };
 
@@ -124,6 +127,8 @@ static int parse_one_option(struct cmdline *cl, const char *opt)
         return (cl->cfg.direct_io = 1, 0);
     if (KEY_IS("writeback_cache") && !value)
         return (cl->cfg.writeback_cache = 1, 0);
+    if (KEY_IS("default_permissions") && !value)
+        cl->default_permissions = 1; /* added below in any case */
 #undef KEY_IS
     if (is_fstab_only(opt))
         return 0;
@@ -192,6 +197,11 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *cl)
         usage(stderr, base);
         return -1;
     }
+    /* The kernel opens FIFOs and device nodes itself, without asking the
+     * file system, so only its own check (default_permissions) can refuse
+     * a 0000 FIFO; the server still checks every request as the caller. */
+    if (!cl->default_permissions && add_fuse_opt(cl, "default_permissions") < 0)
+        return -1;
     return 0;
 }
 

@@ -3,8 +3,9 @@
  * few) libdafs handle-level calls made as the calling user.
  *
  * Identity: every handler takes the request's uid/gid/groups and gets a
- * registered credential from the cache (creds.c), so the server, not the
- * kernel, decides permissions (no default_permissions).  Open files and
+ * registered credential from the cache (creds.c), so the server decides
+ * permissions; the kernel checks mode bits first (default_permissions, see
+ * main.c), which is the only check FIFOs and device nodes get.  Open files and
  * directories keep the credential of the open, as POSIX checks access at
  * open time.
  *

@@ -86,7 +86,11 @@ static int set_mode(int pfd, const struct stat *st, uint32_t mode)
         return DAFS_ST_NOTSUP; /* Linux symlinks have no mode of their own */
     char path[64];
     ops_proc_path(pfd, path);
-    return chmod(path, mode & 07777) != 0 ? errno_status() : DAFS_ST_OK;
+    if (chmod(path, mode & 07777) == 0)
+        return DAFS_ST_OK;
+    if (errno == EPERM) /* perhaps the kernel clearing set-id bits for a writer */
+        return ops_clear_setid(pfd, mode);
+    return errno_status();
 }
 
 static struct timespec wire_time(uint32_t valid, uint32_t set, uint32_t now, int64_t sec,
