@@ -70,5 +70,9 @@ void ops_worker_thread_init(void);
  * it only clears set-user-ID/set-group-ID bits of a regular file the caller
  * may write (ops_ext.c), as the kernel clears them on such a write. */
 int ops_clear_setid(int pfd, uint32_t mode);
+/* The 70..79 ops (ops_ext.c): FALLOCATE, COPY_RANGE, SEEK, the xattr ops,
+ * READDIRPLUS; BADOP if not one. */
+int ops_ext_execute(op_ctx *c);
+int ops_readdirplus(op_ctx *c);
 
 #endif

@@ -417,6 +417,6 @@ int ops_ns_execute(op_ctx *c)
     case DAFS_OP_LOOKUPP: return op_lookupp(c);
     case DAFS_OP_REGISTER_CRED: return op_register_cred(c);
     case DAFS_OP_RELEASE_CRED: return op_release_cred(c);
-    default: return DAFS_ST_BADOP;
+    default: return ops_ext_execute(c);
     }
 }

@@ -16,6 +16,7 @@
  *   getx PATH NAME SIZE           -> value (or size for SIZE 0)
  *   listx PATH SIZE               -> names, comma-separated (or size for 0)
  *   rmx PATH NAME
+ *   setacl PATH UID               access ACL: owner rw, user UID rw, nobody else
  *   asgroups UID GID FIRST COUNT CMD...  setgroups(FIRST..FIRST+COUNT-1),
  *                                 setgid, setuid, then exec CMD
  */
@@ -23,6 +24,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/falloc.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,6 +170,22 @@ static int cmd_xattr(int argc, char **argv)
     }
     if (strcmp(cmd, "rmx") == 0 && argc == 4)
         return report(removexattr(path, argv[3]));
+    if (strcmp(cmd, "setacl") == 0 && argc == 4) {
+        /* system.posix_acl_access: user::rw- user:UID:rw- group::---
+         * mask::rw- other::--- (version 2; tag u16, perm u16, id u32) */
+        static const uint16_t tags[] = {0x01, 0x02, 0x04, 0x10, 0x20};
+        static const uint16_t perms[] = {6, 6, 0, 6, 0};
+        unsigned char acl[4 + 5 * 8];
+        uint32_t version = 2;
+        memcpy(acl, &version, 4);
+        for (int i = 0; i < 5; i++) {
+            uint32_t id = tags[i] == 0x02 ? (uint32_t)num(argv[3]) : UINT32_MAX;
+            memcpy(acl + 4 + 8 * i, &tags[i], 2);
+            memcpy(acl + 6 + 8 * i, &perms[i], 2);
+            memcpy(acl + 8 + 8 * i, &id, 4);
+        }
+        return report(setxattr(path, "system.posix_acl_access", acl, sizeof acl, 0));
+    }
     return usage();
 }
 
@@ -203,6 +221,7 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "asgroups") == 0)
         return cmd_asgroups(argc, argv);
     if (strncmp(argv[1], "setx", 4) == 0 || strcmp(argv[1], "getx") == 0 ||
+        strcmp(argv[1], "setacl") == 0 ||
         strcmp(argv[1], "listx") == 0 || strcmp(argv[1], "rmx") == 0)
         return cmd_xattr(argc, argv);
     int rc = cmd_file(argc, argv);
