@@ -30,10 +30,14 @@ static void walk_readdir(const dafs_readdir_rep *rep)
 {
     dafs_readdir_iter it;
     dafs_dirent_wire ent;
+    dafs_fh fh;
+    dafs_attr attr;
+    int has_attr;
     uint32_t seen = 0;
     dafs_readdir_iter_init(&it, rep);
-    while (dafs_readdir_next(&it, &ent) == 1) {
+    while (dafs_readdirplus_next(&it, &ent, &fh, &attr, &has_attr) == 1) {
         require(ent.name.len >= 1 && ent.name.len <= DAFS_NAME_MAX);
+        require(!has_attr || (rep->plus && fh.len >= 1 && fh.len <= DAFS_FH_MAX));
         require(ent.name.ptr >= rep->entries.ptr &&
                 ent.name.ptr + ent.name.len <= rep->entries.ptr + rep->entries.len);
         seen++;
@@ -74,7 +78,8 @@ static void check_reply(const dafs_reply *p, size_t size)
     require(dafs_encode_reply(second, cap, &again) == n);
     require(memcmp(first, second, (size_t)n) == 0);
     require(dafs_encode_reply(second, cap - 1, p) == -DAFS_ST_OVERFLOW);
-    if (p->hdr.status == DAFS_ST_OK && p->hdr.opcode == DAFS_OP_READDIR) {
+    if (p->hdr.status == DAFS_ST_OK &&
+        (p->hdr.opcode == DAFS_OP_READDIR || p->hdr.opcode == DAFS_OP_READDIRPLUS)) {
         walk_readdir(&p->u.readdir);
         walk_readdir(&again.u.readdir);
     }

@@ -60,7 +60,7 @@ int main(int argc, char **argv)
         return 2;
     }
     int failed = 0;
-    for (uint16_t op = 0; op < DAFS_OP_COUNT; op++) {
+    for (uint16_t op = 0; op < DAFS_OP_LIMIT; op = dafs_op_next(op)) {
         dafs_request q;
         dafs_reply p;
         sample_request(op, &q);

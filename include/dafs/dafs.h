@@ -167,7 +167,9 @@ ssize_t dafs_append(dafs_file *f, const void *buf, size_t len, uint64_t *offset)
  * users) to pass to the handle-level calls below. */
 typedef struct dafs_cred dafs_cred;
 int dafs_cred_register(dafs_session *s, uint32_t uid, uint32_t gid, unsigned ngroups,
-                       const uint32_t *groups, dafs_cred **out); /* ngroups <= 32 */
+                       const uint32_t *groups, dafs_cred **out);
+/* ngroups up to 65536 (NGROUPS_MAX), and what one negotiated request holds
+ * (about (max_request - 128) / 4 groups), else -E2BIG. */
 int dafs_cred_release(dafs_cred *c);
 /* Make c the default for this session's path-based calls (NULL = the
  * process identity registered at connect).  c must outlive that use. */
@@ -258,6 +260,53 @@ int dafs_h_open_file(dafs_session *s, const dafs_cred *c, const dafs_handle *dir
                      dafs_handle *out, struct dafs_stat *st, int *created);
 int dafs_h_open_fh(dafs_session *s, const dafs_cred *c, const dafs_handle *fh, int flags,
                    dafs_file **file, struct dafs_stat *st);
+
+/* ---- space, copy, holes, extended attributes ---------------------------
+ * Done on the server's file system, as the calling credential.
+ * dafs_fallocate: mode is fallocate(2)'s (0, FALLOC_FL_KEEP_SIZE,
+ * _PUNCH_HOLE, _ZERO_RANGE, _COLLAPSE_RANGE, _INSERT_RANGE, _UNSHARE_RANGE);
+ * which work depends on the server's file system (else -EOPNOTSUPP).
+ * dafs_copy_range: copy_file_range(2) on the server, no data through the
+ * client; returns the bytes copied (at most 64 MiB per call, 0 at the end of
+ * the source).  dafs_seek: whence SEEK_DATA or SEEK_HOLE; the offset found,
+ * or -ENXIO.  Extended attributes: names of 1..255 bytes, values up to
+ * 64 KiB (and what one negotiated message holds, else -E2BIG); flags
+ * XATTR_CREATE / XATTR_REPLACE; size 0 asks for the size; -ENODATA, -ERANGE
+ * as getxattr(2).  The path forms do not follow a final symlink
+ * (lgetxattr(2) and friends). */
+int dafs_fallocate(dafs_file *f, int mode, uint64_t offset, uint64_t len);
+ssize_t dafs_copy_range(dafs_file *in, uint64_t off_in, dafs_file *out, uint64_t off_out,
+                        size_t len);
+int64_t dafs_seek(dafs_file *f, uint64_t offset, int whence);
+ssize_t dafs_getxattr(dafs_session *s, const char *path, const char *name, void *buf,
+                      size_t size);
+int dafs_setxattr(dafs_session *s, const char *path, const char *name, const void *value,
+                  size_t size, int flags);
+ssize_t dafs_listxattr(dafs_session *s, const char *path, char *buf, size_t size);
+int dafs_removexattr(dafs_session *s, const char *path, const char *name);
+
+int dafs_h_fallocate(dafs_session *s, const dafs_cred *c, const dafs_handle *fh, int mode,
+                     uint64_t offset, uint64_t len, struct dafs_stat *st); /* st: after */
+ssize_t dafs_h_copy_range(dafs_session *s, const dafs_cred *c, const dafs_handle *src,
+                          uint64_t off_in, const dafs_handle *dst, uint64_t off_out, size_t len);
+int64_t dafs_h_seek(dafs_session *s, const dafs_cred *c, const dafs_handle *fh, uint64_t offset,
+                    int whence);
+ssize_t dafs_h_getxattr(dafs_session *s, const dafs_cred *c, const dafs_handle *fh,
+                        const char *name, void *buf, size_t size);
+int dafs_h_setxattr(dafs_session *s, const dafs_cred *c, const dafs_handle *fh, const char *name,
+                    const void *value, size_t size, int flags);
+ssize_t dafs_h_listxattr(dafs_session *s, const dafs_cred *c, const dafs_handle *fh, char *buf,
+                         size_t size);
+int dafs_h_removexattr(dafs_session *s, const dafs_cred *c, const dafs_handle *fh,
+                       const char *name);
+
+/* READDIRPLUS: like dafs_h_readdir, but every entry also comes with its
+ * handle and attributes (h and st NULL when the server could not get them),
+ * and "." and ".." are included (without them). */
+typedef int (*dafs_readdirplus_cb)(void *arg, const dafs_dirent *ent, const dafs_handle *h,
+                                   const struct dafs_stat *st, uint64_t next_cookie);
+int dafs_h_readdirplus(dafs_session *s, const dafs_cred *c, const dafs_handle *dir,
+                       uint64_t *cookie, dafs_readdirplus_cb cb, void *arg, int *eof);
 
 #ifdef __cplusplus
 }

@@ -43,6 +43,7 @@
 #define CLIENT_PROBE_REPLY_MS 5000u     /* an unanswered probe after this breaks the session */
 #define CLIENT_SYMLINK_HOPS 40u         /* symlinks followed in one path before -ELOOP */
 #define CLIENT_PATH_MAX 4096u           /* longest path accepted (with its NUL) */
+#define CRED_REQUEST_OVERHEAD 128u      /* REGISTER_CRED bytes besides the group ids */
 
 struct dafs_session;
 

@@ -4,7 +4,7 @@
  * Every request header carries a credential id that the server handed out
  * for a REGISTER_CRED (uid, gid, supplementary groups); 0 means anonymous.
  * At connect the session registers the calling process's effective identity
- * (geteuid, getegid, the first DAFS_GROUPS_MAX supplementary groups) and
+ * (geteuid, getegid, its supplementary groups) and
  * makes it the default: engine_send puts the default into every request
  * that names no credential.  dafs_set_cred swaps the default atomically, so
  * calls already running keep the id they started with and later calls use
@@ -25,14 +25,18 @@ static int register_cred(dafs_session *s, uint32_t uid, uint32_t gid, unsigned n
 {
     if (ngroups > DAFS_GROUPS_MAX || (ngroups > 0 && groups == NULL))
         return -EINVAL;
+    /* The list travels in one message: more groups than the negotiated
+     * request size holds cannot be registered (rather than cut silently,
+     * which would deny what the missing groups grant). */
+    if ((size_t)ngroups * 4 + CRED_REQUEST_OVERHEAD > s->max_request)
+        return -E2BIG;
     dafs_request req;
     memset(&req, 0, sizeof req);
     req.hdr.opcode = DAFS_OP_REGISTER_CRED;
     req.u.cred.uid = uid;
     req.u.cred.gid = gid;
-    req.u.cred.ngroups = (uint16_t)ngroups;
-    for (unsigned i = 0; i < ngroups; i++)
-        req.u.cred.groups[i] = groups[i];
+    req.u.cred.ngroups = ngroups;
+    req.u.cred.groups = groups;
     dafs_reply rep;
     client_slot *slot;
     int rc = engine_call(s, &req, &rep, &slot);
@@ -43,29 +47,35 @@ static int register_cred(dafs_session *s, uint32_t uid, uint32_t gid, unsigned n
     return *id == 0 ? -DAFS_EPROTO : 0; /* 0 is never a registered id */
 }
 
-/* The process's supplementary groups, at most DAFS_GROUPS_MAX of them. */
-static unsigned process_groups(uint32_t groups[DAFS_GROUPS_MAX])
+/* The process's supplementary groups (a malloc'ed array in *out, NULL when
+ * there are none or memory is short: then the primary group only). */
+static unsigned process_groups(uint32_t **out)
 {
+    *out = NULL;
     int n = getgroups(0, NULL);
     if (n <= 0)
         return 0;
     gid_t *all = calloc((size_t)n, sizeof *all);
-    if (all == NULL)
-        return 0;
-    n = getgroups(n, all);
-    unsigned count = 0;
-    for (int i = 0; i < n && count < DAFS_GROUPS_MAX; i++)
-        groups[count++] = (uint32_t)all[i];
+    uint32_t *groups = calloc((size_t)n, sizeof *groups);
+    n = all != NULL && groups != NULL ? getgroups(n, all) : -1;
+    for (int i = 0; i < n; i++)
+        groups[i] = (uint32_t)all[i];
     free(all);
-    return count;
+    if (n <= 0) {
+        free(groups);
+        return 0;
+    }
+    *out = groups;
+    return (unsigned)n;
 }
 
 int cred_register_process(dafs_session *s)
 {
-    uint32_t groups[DAFS_GROUPS_MAX];
-    unsigned ngroups = process_groups(groups);
+    uint32_t *groups;
+    unsigned ngroups = process_groups(&groups);
     uint32_t id = 0;
     int rc = register_cred(s, (uint32_t)geteuid(), (uint32_t)getegid(), ngroups, groups, &id);
+    free(groups);
     if (rc == -DAFS_EBADOP)
         return 0; /* an older server: stay anonymous */
     if (rc < 0)

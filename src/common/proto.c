@@ -444,6 +444,46 @@ static void get_dirent(reader *r, dafs_dirent_wire *ent)
     get_bytes(r, &ent->name, 1, DAFS_NAME_MAX);
 }
 
+/* One READDIRPLUS entry: a READDIR entry, u8 has_attr (0 or 1), then when 1
+ * the fh and attr; padded to 8 so that the next entry starts aligned. */
+static void put_dirent_plus(writer *w, const dafs_dirent_wire *ent, const dafs_fh *fh,
+                            const dafs_attr *attr)
+{
+    bool has = fh != NULL && attr != NULL;
+    put_dirent(w, ent);
+    put_u8(w, has ? 1 : 0);
+    if (has) {
+        put_fh(w, fh);
+        put_attr(w, attr);
+    }
+    put_pad(w, 8);
+}
+
+static void get_dirent_plus(reader *r, dafs_dirent_wire *ent, dafs_fh *fh, dafs_attr *attr,
+                            int *has_attr)
+{
+    get_dirent(r, ent);
+    uint8_t has = get_u8(r);
+    reader_require(r, has <= 1);
+    *has_attr = has == 1 && !r->bad;
+    if (*has_attr) {
+        get_fh(r, fh);
+        get_attr(r, attr);
+    }
+    skip_pad8(r);
+}
+
+/* Either kind of entry; fh/attr are scratch for READDIR. */
+static void get_any_dirent(reader *r, bool plus, dafs_dirent_wire *ent, dafs_fh *fh,
+                           dafs_attr *attr, int *has_attr)
+{
+    *has_attr = 0;
+    if (plus)
+        get_dirent_plus(r, ent, fh, attr, has_attr);
+    else
+        get_dirent(r, ent);
+}
+
 /* ---- request bodies ---------------------------------------------------- */
 
 static void put_connect_req(writer *w, const dafs_connect_req *c)
@@ -699,27 +739,45 @@ static void get_access_req(reader *r, dafs_access_req *q)
     reader_require(r, q->mask <= ACCESS_MASK_ALL);
 }
 
-/* u32 uid, u32 gid, u16 ngroups, then ngroups u32 group ids. */
+/* u32 uid, u32 gid, u32 ngroups, then ngroups u32 group ids. */
 static void put_cred_req(writer *w, const dafs_cred_req *c)
 {
-    writer_require(w, c->ngroups <= DAFS_GROUPS_MAX);
+    bool have = c->ngroups == 0 || c->groups != NULL ||
+                (c->groups_wire.ptr != NULL && c->groups_wire.len == 4 * c->ngroups);
+    writer_require(w, c->ngroups <= DAFS_GROUPS_MAX && have);
     put_u32(w, c->uid);
     put_u32(w, c->gid);
-    put_u16(w, c->ngroups);
-    for (uint16_t i = 0; i < c->ngroups && i < DAFS_GROUPS_MAX; i++)
-        put_u32(w, c->groups[i]);
+    put_u32(w, c->ngroups);
+    if (w->err != 0)
+        return;
+    uint8_t *p = writer_reserve(w, 4, (size_t)c->ngroups * 4);
+    for (uint32_t i = 0; p != NULL && i < c->ngroups; i++) /* a decoded list re-encodes too */
+        store_u32(p + 4 * (size_t)i, dafs_cred_group(c, i));
 }
 
+/* The ids stay in the buffer: the count is checked against the bytes
+ * received before anything is read, and nothing is copied. */
 static void get_cred_req(reader *r, dafs_cred_req *c)
 {
     c->uid = get_u32(r);
     c->gid = get_u32(r);
-    uint16_t n = get_u16(r);
+    uint32_t n = get_u32(r);
     reader_require(r, n <= DAFS_GROUPS_MAX);
-    for (uint16_t i = 0; i < n && !r->bad; i++)
-        c->groups[i] = get_u32(r);
-    if (!r->bad)
-        c->ngroups = n;
+    const uint8_t *p = reader_take(r, 4, r->bad ? 0 : (size_t)n * 4);
+    if (r->bad)
+        return;
+    c->ngroups = n;
+    c->groups = NULL;
+    c->groups_wire = (dafs_bytes){.ptr = p, .len = n * 4};
+}
+
+uint32_t dafs_cred_group(const dafs_cred_req *c, uint32_t i)
+{
+    if (i >= c->ngroups)
+        return UINT32_MAX;
+    if (c->groups != NULL)
+        return c->groups[i];
+    return load_u32(c->groups_wire.ptr + 4 * (size_t)i);
 }
 
 static void put_close_req(writer *w, const dafs_close_req *q)
@@ -760,6 +818,176 @@ static void get_append_req(reader *r, dafs_write_req *q, bool direct)
 {
     get_write_req(r, q, direct);
     reader_require(r, q->offset == 0);
+}
+
+/* ---- extra ops (70..79): request bodies ------------------------------- */
+
+static bool fallocate_valid(const dafs_fallocate_req *q)
+{
+    return (q->mode & ~DAFS_FALLOC_ALL) == 0 && q->length > 0;
+}
+
+static void put_fallocate_req(writer *w, const dafs_fallocate_req *q)
+{
+    writer_require(w, fallocate_valid(q));
+    put_fh(w, &q->fh);
+    put_u32(w, q->mode);
+    put_u64(w, q->offset);
+    put_u64(w, q->length);
+}
+
+static void get_fallocate_req(reader *r, dafs_fallocate_req *q)
+{
+    get_fh(r, &q->fh);
+    q->mode = get_u32(r);
+    q->offset = get_u64(r);
+    q->length = get_u64(r);
+    reader_require(r, fallocate_valid(q));
+}
+
+static void put_copy_req(writer *w, const dafs_copy_req *q)
+{
+    writer_require(w, q->flags == 0);
+    put_fh(w, &q->src);
+    put_u64(w, q->src_offset);
+    put_fh(w, &q->dst);
+    put_u64(w, q->dst_offset);
+    put_u64(w, q->length);
+    put_u32(w, q->flags);
+}
+
+static void get_copy_req(reader *r, dafs_copy_req *q)
+{
+    get_fh(r, &q->src);
+    q->src_offset = get_u64(r);
+    get_fh(r, &q->dst);
+    q->dst_offset = get_u64(r);
+    q->length = get_u64(r);
+    q->flags = get_u32(r);
+    reader_require(r, q->flags == 0);
+}
+
+static void put_seek_req(writer *w, const dafs_seek_req *q)
+{
+    writer_require(w, q->what <= DAFS_SEEK_HOLE);
+    put_fh(w, &q->fh);
+    put_u64(w, q->offset);
+    put_u32(w, q->what);
+}
+
+static void get_seek_req(reader *r, dafs_seek_req *q)
+{
+    get_fh(r, &q->fh);
+    q->offset = get_u64(r);
+    q->what = get_u32(r);
+    reader_require(r, q->what <= DAFS_SEEK_HOLE);
+}
+
+/* An xattr name: 1..DAFS_XATTR_NAME_MAX bytes without a NUL. */
+static bool xattr_name_valid(const dafs_bytes *b)
+{
+    return b->ptr != NULL && b->len >= 1 && b->len <= DAFS_XATTR_NAME_MAX &&
+           memchr(b->ptr, '\0', b->len) == NULL;
+}
+
+static bool xattr_flags_valid(uint32_t flags)
+{
+    return flags <= DAFS_XATTR_REPLACE; /* 0, CREATE or REPLACE */
+}
+
+/* Which fields each xattr op carries, in wire order: fh, [name], [value],
+ * [size], [flags]. */
+static void put_xattr_req(writer *w, uint16_t op, const dafs_xattr_req *q)
+{
+    put_fh(w, &q->fh);
+    if (op != DAFS_OP_LISTXATTR) {
+        writer_require(w, xattr_name_valid(&q->name));
+        put_bytes(w, &q->name, 1, DAFS_XATTR_NAME_MAX);
+    }
+    if (op == DAFS_OP_SETXATTR) {
+        writer_require(w, xattr_flags_valid(q->flags));
+        put_bytes(w, &q->value, 0, DAFS_XATTR_VALUE_MAX);
+        put_u32(w, q->flags);
+    }
+    if (op == DAFS_OP_GETXATTR || op == DAFS_OP_LISTXATTR) {
+        writer_require(w, q->size <= (op == DAFS_OP_GETXATTR ? DAFS_XATTR_VALUE_MAX
+                                                              : DAFS_XATTR_LIST_MAX));
+        put_u32(w, q->size);
+    }
+}
+
+static void get_xattr_req(reader *r, uint16_t op, dafs_xattr_req *q)
+{
+    get_fh(r, &q->fh);
+    if (op != DAFS_OP_LISTXATTR) {
+        get_bytes(r, &q->name, 1, DAFS_XATTR_NAME_MAX);
+        reader_require(r, r->bad || xattr_name_valid(&q->name));
+    }
+    if (op == DAFS_OP_SETXATTR) {
+        get_bytes(r, &q->value, 0, DAFS_XATTR_VALUE_MAX);
+        q->flags = get_u32(r);
+        reader_require(r, xattr_flags_valid(q->flags));
+    }
+    if (op == DAFS_OP_GETXATTR || op == DAFS_OP_LISTXATTR) {
+        q->size = get_u32(r);
+        reader_require(r, q->size <= (op == DAFS_OP_GETXATTR ? DAFS_XATTR_VALUE_MAX
+                                                              : DAFS_XATTR_LIST_MAX));
+    }
+}
+
+/* The extra ops; false for an unknown op. */
+static bool put_ext_request_body(writer *w, const dafs_request *m)
+{
+    uint16_t op = m->hdr.opcode;
+    switch (op) {
+    case DAFS_OP_FALLOCATE:
+        put_fallocate_req(w, &m->u.fallocate);
+        return true;
+    case DAFS_OP_COPY_RANGE:
+        put_copy_req(w, &m->u.copy);
+        return true;
+    case DAFS_OP_SEEK:
+        put_seek_req(w, &m->u.seek);
+        return true;
+    case DAFS_OP_GETXATTR:
+    case DAFS_OP_SETXATTR:
+    case DAFS_OP_LISTXATTR:
+    case DAFS_OP_REMOVEXATTR:
+        put_xattr_req(w, op, &m->u.xattr);
+        return true;
+    case DAFS_OP_READDIRPLUS:
+        put_readdir_req(w, &m->u.readdir);
+        return true;
+    default:
+        return false;
+    }
+}
+
+static bool get_ext_request_body(reader *r, dafs_request *m)
+{
+    uint16_t op = m->hdr.opcode;
+    switch (op) {
+    case DAFS_OP_FALLOCATE:
+        get_fallocate_req(r, &m->u.fallocate);
+        return true;
+    case DAFS_OP_COPY_RANGE:
+        get_copy_req(r, &m->u.copy);
+        return true;
+    case DAFS_OP_SEEK:
+        get_seek_req(r, &m->u.seek);
+        return true;
+    case DAFS_OP_GETXATTR:
+    case DAFS_OP_SETXATTR:
+    case DAFS_OP_LISTXATTR:
+    case DAFS_OP_REMOVEXATTR:
+        get_xattr_req(r, op, &m->u.xattr);
+        return true;
+    case DAFS_OP_READDIRPLUS:
+        get_readdir_req(r, &m->u.readdir);
+        return true;
+    default:
+        return false;
+    }
 }
 
 /* The second set of ops (SETATTR..RELEASE_CRED); false for an unknown op. */
@@ -803,7 +1031,7 @@ static bool put_second_set_request_body(writer *w, const dafs_request *m)
         put_open_fh_req(w, &m->u.open_fh);
         return true;
     default:
-        return false;
+        return put_ext_request_body(w, m);
     }
 }
 
@@ -847,7 +1075,7 @@ static bool get_second_set_request_body(reader *r, dafs_request *m)
         get_open_fh_req(r, &m->u.open_fh);
         return true;
     default:
-        return false;
+        return get_ext_request_body(r, m);
     }
 }
 
@@ -1031,7 +1259,7 @@ static void get_write_rep(reader *r, dafs_write_rep *q, bool append)
  * re-encoded one by one (not copied) so that they are checked and their pad
  * bytes come out zero.
  */
-static void put_readdir_rep(writer *w, const dafs_readdir_rep *d)
+static void put_readdir_rep(writer *w, const dafs_readdir_rep *d, bool plus)
 {
     writer_require(w, d->eof <= 1);
     put_u8(w, d->eof);
@@ -1040,25 +1268,34 @@ static void put_readdir_rep(writer *w, const dafs_readdir_rep *d)
     reader r;
     reader_init(&r, d->entries.ptr, d->entries.ptr != NULL ? d->entries.len : 0, 0);
     dafs_dirent_wire ent;
+    dafs_fh fh;
+    dafs_attr attr;
+    int has;
     for (uint32_t i = 0; i < d->nentries && !r.bad && w->err != -DAFS_ST_INVAL; i++) {
-        get_dirent(&r, &ent);
-        if (!r.bad)
+        get_any_dirent(&r, plus, &ent, &fh, &attr, &has);
+        if (!r.bad && plus)
+            put_dirent_plus(w, &ent, has ? &fh : NULL, has ? &attr : NULL);
+        else if (!r.bad)
             put_dirent(w, &ent);
     }
     writer_require(w, reader_finish(&r) == 0);
 }
 
 /* Entries are checked here, once, so that dafs_readdir_next() cannot fail. */
-static void get_readdir_rep(reader *r, dafs_readdir_rep *d)
+static void get_readdir_rep(reader *r, dafs_readdir_rep *d, bool plus)
 {
     d->eof = get_u8(r);
     reader_require(r, d->eof <= 1);
     d->nentries = get_u32(r);
+    d->plus = plus ? 1 : 0;
     const uint8_t *start = reader_take(r, 8, 0);
     size_t begin = r->pos;
     dafs_dirent_wire ent;
+    dafs_fh fh;
+    dafs_attr attr;
+    int has;
     for (uint32_t i = 0; i < d->nentries && !r->bad; i++)
-        get_dirent(r, &ent);
+        get_any_dirent(r, plus, &ent, &fh, &attr, &has);
     if (r->bad)
         return;
     d->entries.ptr = start;
@@ -1113,6 +1350,78 @@ static void get_cred_rep(reader *r, dafs_cred_rep *c)
     reader_require(r, c->cred_id != 0);
 }
 
+/* ---- extra ops (70..79): reply bodies --------------------------------- */
+
+/* GETXATTR/LISTXATTR: u32 size, then the data (empty for a size query, else
+ * exactly size bytes). */
+static void put_xattr_rep(writer *w, uint16_t op, const dafs_xattr_rep *q)
+{
+    uint32_t max = op == DAFS_OP_GETXATTR ? DAFS_XATTR_VALUE_MAX : DAFS_XATTR_LIST_MAX;
+    writer_require(w, q->size <= max && (q->data.len == 0 || q->data.len == q->size));
+    put_u32(w, q->size);
+    put_bytes(w, &q->data, 0, max);
+}
+
+static void get_xattr_rep(reader *r, uint16_t op, dafs_xattr_rep *q)
+{
+    uint32_t max = op == DAFS_OP_GETXATTR ? DAFS_XATTR_VALUE_MAX : DAFS_XATTR_LIST_MAX;
+    q->size = get_u32(r);
+    get_bytes(r, &q->data, 0, max);
+    reader_require(r, q->size <= max && (q->data.len == 0 || q->data.len == q->size));
+}
+
+static bool put_ext_reply_body(writer *w, const dafs_reply *m)
+{
+    uint16_t op = m->hdr.opcode;
+    switch (op) {
+    case DAFS_OP_SETXATTR:
+    case DAFS_OP_REMOVEXATTR:
+        return true;
+    case DAFS_OP_FALLOCATE:
+        put_attr(w, &m->u.attr.attr);
+        return true;
+    case DAFS_OP_COPY_RANGE:
+    case DAFS_OP_SEEK:
+        put_u64(w, m->u.u64.value);
+        return true;
+    case DAFS_OP_GETXATTR:
+    case DAFS_OP_LISTXATTR:
+        put_xattr_rep(w, op, &m->u.xattr);
+        return true;
+    case DAFS_OP_READDIRPLUS:
+        put_readdir_rep(w, &m->u.readdir, true);
+        return true;
+    default:
+        return false;
+    }
+}
+
+static bool get_ext_reply_body(reader *r, dafs_reply *m)
+{
+    uint16_t op = m->hdr.opcode;
+    switch (op) {
+    case DAFS_OP_SETXATTR:
+    case DAFS_OP_REMOVEXATTR:
+        return true;
+    case DAFS_OP_FALLOCATE:
+        get_attr(r, &m->u.attr.attr);
+        return true;
+    case DAFS_OP_COPY_RANGE:
+    case DAFS_OP_SEEK:
+        m->u.u64.value = get_u64(r);
+        return true;
+    case DAFS_OP_GETXATTR:
+    case DAFS_OP_LISTXATTR:
+        get_xattr_rep(r, op, &m->u.xattr);
+        return true;
+    case DAFS_OP_READDIRPLUS:
+        get_readdir_rep(r, &m->u.readdir, true);
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* The second set of ops (SETATTR..RELEASE_CRED); false for an unknown op. */
 static bool put_second_set_reply_body(writer *w, const dafs_reply *m)
 {
@@ -1145,7 +1454,7 @@ static bool put_second_set_reply_body(writer *w, const dafs_reply *m)
         put_cred_rep(w, &m->u.cred);
         return true;
     default:
-        return false;
+        return put_ext_reply_body(w, m);
     }
 }
 
@@ -1180,7 +1489,7 @@ static bool get_second_set_reply_body(reader *r, dafs_reply *m)
         get_cred_rep(r, &m->u.cred);
         return true;
     default:
-        return false;
+        return get_ext_reply_body(r, m);
     }
 }
 
@@ -1220,7 +1529,7 @@ static bool put_reply_body(writer *w, const dafs_reply *m)
         put_u64(w, m->u.commit.verifier);
         return true;
     case DAFS_OP_READDIR:
-        put_readdir_rep(w, &m->u.readdir);
+        put_readdir_rep(w, &m->u.readdir, false);
         return true;
     case DAFS_OP_STATFS:
         put_statfs_rep(w, &m->u.statfs);
@@ -1266,7 +1575,7 @@ static bool get_reply_body(reader *r, dafs_reply *m)
         m->u.commit.verifier = get_u64(r);
         return true;
     case DAFS_OP_READDIR:
-        get_readdir_rep(r, &m->u.readdir);
+        get_readdir_rep(r, &m->u.readdir, false);
         return true;
     case DAFS_OP_STATFS:
         get_statfs_rep(r, &m->u.statfs);
@@ -1394,7 +1703,8 @@ int dafs_readdir_enc_begin(dafs_readdir_enc *e, void *buf, size_t cap, const daf
     e->cap = cap < DAFS_MSG_LIMIT ? cap : DAFS_MSG_LIMIT;
     e->pos = READDIR_ENTRIES_OFF;
     e->nentries = 0;
-    if (hdr->opcode != DAFS_OP_READDIR || hdr->status != DAFS_ST_OK ||
+    e->plus = hdr->opcode == DAFS_OP_READDIRPLUS;
+    if ((hdr->opcode != DAFS_OP_READDIR && !e->plus) || hdr->status != DAFS_ST_OK ||
         (hdr->flags & ~DAFS_HDR_REPLY) != 0)
         return -DAFS_ST_INVAL;
     if (e->cap < READDIR_ENTRIES_OFF)
@@ -1412,9 +1722,26 @@ int dafs_readdir_enc_begin(dafs_readdir_enc *e, void *buf, size_t cap, const daf
 
 int dafs_readdir_enc_add(dafs_readdir_enc *e, const dafs_dirent_wire *ent)
 {
+    if (e->plus)
+        return dafs_readdir_enc_add_plus(e, ent, NULL, NULL);
     writer w;
     writer_init(&w, e->buf, e->cap, e->pos);
     put_dirent(&w, ent);
+    if (w.err != 0)
+        return w.err;
+    e->pos = w.pos;
+    e->nentries++;
+    return 0;
+}
+
+int dafs_readdir_enc_add_plus(dafs_readdir_enc *e, const dafs_dirent_wire *ent,
+                              const dafs_fh *fh, const dafs_attr *attr)
+{
+    if (!e->plus)
+        return -DAFS_ST_INVAL;
+    writer w;
+    writer_init(&w, e->buf, e->cap, e->pos);
+    put_dirent_plus(&w, ent, fh, attr);
     if (w.err != 0)
         return w.err;
     e->pos = w.pos;
@@ -1436,15 +1763,26 @@ void dafs_readdir_iter_init(dafs_readdir_iter *it, const dafs_readdir_rep *rep)
 {
     it->rest = rep->entries;
     it->left = rep->nentries;
+    it->plus = rep->plus;
 }
 
 int dafs_readdir_next(dafs_readdir_iter *it, dafs_dirent_wire *ent)
 {
+    dafs_fh fh;
+    dafs_attr attr;
+    int has;
+    return dafs_readdirplus_next(it, ent, &fh, &attr, &has);
+}
+
+int dafs_readdirplus_next(dafs_readdir_iter *it, dafs_dirent_wire *ent, dafs_fh *fh,
+                          dafs_attr *attr, int *has_attr)
+{
+    *has_attr = 0;
     if (it->left == 0 || it->rest.ptr == NULL)
         return 0;
     reader r;
     reader_init(&r, it->rest.ptr, it->rest.len, 0);
-    get_dirent(&r, ent);
+    get_any_dirent(&r, it->plus, ent, fh, attr, has_attr);
     if (r.bad) { /* only for a hand-made rep: decode validated the rest */
         it->left = 0;
         return 0;
@@ -1491,8 +1829,34 @@ static const char *const op_names[DAFS_OP_COUNT] = {
     [DAFS_OP_OPEN_FH] = "OPEN_FH",
 };
 
+static const char *const ext_op_names[DAFS_OP_EXT_END - DAFS_OP_EXT_FIRST] = {
+    [DAFS_OP_FALLOCATE - DAFS_OP_EXT_FIRST] = "FALLOCATE",
+    [DAFS_OP_COPY_RANGE - DAFS_OP_EXT_FIRST] = "COPY_RANGE",
+    [DAFS_OP_SEEK - DAFS_OP_EXT_FIRST] = "SEEK",
+    [DAFS_OP_GETXATTR - DAFS_OP_EXT_FIRST] = "GETXATTR",
+    [DAFS_OP_SETXATTR - DAFS_OP_EXT_FIRST] = "SETXATTR",
+    [DAFS_OP_LISTXATTR - DAFS_OP_EXT_FIRST] = "LISTXATTR",
+    [DAFS_OP_REMOVEXATTR - DAFS_OP_EXT_FIRST] = "REMOVEXATTR",
+    [DAFS_OP_READDIRPLUS - DAFS_OP_EXT_FIRST] = "READDIRPLUS",
+};
+
+bool dafs_op_known(uint16_t op)
+{
+    return op < DAFS_OP_COUNT || (op >= DAFS_OP_EXT_FIRST && op < DAFS_OP_EXT_END);
+}
+
+uint16_t dafs_op_next(uint16_t op)
+{
+    for (uint32_t next = (uint32_t)op + 1; next < DAFS_OP_LIMIT; next++)
+        if (dafs_op_known((uint16_t)next))
+            return (uint16_t)next;
+    return DAFS_OP_LIMIT;
+}
+
 const char *dafs_op_name(uint16_t op)
 {
+    if (op >= DAFS_OP_EXT_FIRST && op < DAFS_OP_EXT_END)
+        return ext_op_names[op - DAFS_OP_EXT_FIRST];
     if (op >= DAFS_OP_COUNT || op_names[op] == NULL)
         return "UNKNOWN";
     return op_names[op];

@@ -39,7 +39,11 @@
 #define DAFS_EPNAME_MAX 256     /* libfabric endpoint name carried in CONNECT */
 #define DAFS_SEG_MAX 16         /* RMA segments in one direct request */
 #define DAFS_PATH_MAX 4095      /* symlink target bytes */
-#define DAFS_GROUPS_MAX 32      /* supplementary groups in one credential */
+#define DAFS_GROUPS_MAX 65536   /* supplementary groups in one credential (NGROUPS_MAX);
+                                 * the message size bounds it further */
+#define DAFS_XATTR_NAME_MAX 255 /* extended attribute name bytes ("user.x") */
+#define DAFS_XATTR_VALUE_MAX 65536 /* extended attribute value bytes */
+#define DAFS_XATTR_LIST_MAX 65536  /* LISTXATTR reply: NUL-terminated names */
 #define DAFS_MSG_MIN 1024       /* smallest max_request/max_response allowed */
 #define DAFS_MSG_LIMIT (1u << 20) /* largest max_request/max_response allowed */
 
@@ -98,8 +102,28 @@ enum dafs_op {
     DAFS_OP_RELEASE_CRED = 29,  /* forget a cred id */
     /* protocol v2 */
     DAFS_OP_OPEN_FH = 30,    /* fh + DAFS_OPEN_* access (+TRUNC) -> fh + attr + stateid */
-    DAFS_OP_COUNT            /* one past the last op */
+    DAFS_OP_COUNT,           /* one past the last op of the base range */
+
+    /* File-system extras (the 70..79 range; see docs/protocol.md). */
+    DAFS_OP_EXT_FIRST = 70,
+    DAFS_OP_FALLOCATE = 70,   /* fh, mode, offset, length -> attr (fallocate(2)) */
+    DAFS_OP_COPY_RANGE = 71,  /* src fh+offset, dst fh+offset, length -> bytes copied */
+    DAFS_OP_SEEK = 72,        /* fh, offset, DATA|HOLE -> offset, or NXIO */
+    DAFS_OP_GETXATTR = 73,    /* fh, name, size -> value (or its size when size is 0) */
+    DAFS_OP_SETXATTR = 74,    /* fh, name, value, CREATE|REPLACE */
+    DAFS_OP_LISTXATTR = 75,   /* fh, size -> NUL-terminated names (or their size) */
+    DAFS_OP_REMOVEXATTR = 76, /* fh, name */
+    DAFS_OP_READDIRPLUS = 77, /* READDIR whose entries carry fh + attr */
+    DAFS_OP_EXT_END,          /* one past the last extra op */
+    DAFS_OP_LIMIT = 80        /* every opcode is below this */
 };
+
+/* Known opcodes in ascending order: dafs_op_next(op) is the next known one
+ * after op (DAFS_OP_LIMIT after the last), so
+ *   for (op = 0; op < DAFS_OP_LIMIT; op = dafs_op_next(op))
+ * visits every op the codec knows. */
+bool dafs_op_known(uint16_t op);
+uint16_t dafs_op_next(uint16_t op);
 
 /*
  * Wire status values.  0 is success.  The POSIX-like ones keep Linux's errno
@@ -111,6 +135,8 @@ enum dafs_status {
     DAFS_ST_PERM = 1,
     DAFS_ST_NOENT = 2,
     DAFS_ST_IO = 5,
+    DAFS_ST_NXIO = 6,        /* SEEK: no data/hole at or after the offset */
+    DAFS_ST_TOOBIG = 7,      /* E2BIG: xattr value or list larger than the protocol allows */
     DAFS_ST_BADF = 9,
     DAFS_ST_AGAIN = 11,
     DAFS_ST_NOMEM = 12,
@@ -125,10 +151,12 @@ enum dafs_status {
     DAFS_ST_NOSPC = 28,
     DAFS_ST_ROFS = 30,
     DAFS_ST_MLINK = 31,
+    DAFS_ST_RANGE = 34,      /* xattr value or list larger than the size asked for */
     DAFS_ST_NAMETOOLONG = 36,
     DAFS_ST_NOSYS = 38,
     DAFS_ST_NOTEMPTY = 39,
     DAFS_ST_LOOP = 40,
+    DAFS_ST_NODATA = 61,     /* no such extended attribute */
     DAFS_ST_OVERFLOW = 75,
     DAFS_ST_BADMSG = 74,
     DAFS_ST_NOTSUP = 95,
@@ -362,13 +390,68 @@ typedef struct dafs_access_req {
     uint32_t mask; /* DAFS_ACCESS_*; 0 = existence only */
 } dafs_access_req;
 
-typedef struct dafs_cred_req { /* REGISTER_CRED */
+/* REGISTER_CRED: the group list is variable-length on the wire (u32 count,
+ * then the ids), bounded by DAFS_GROUPS_MAX and the message size.  Encoding
+ * reads the host-order array `groups`; decoding points `groups_wire` at the
+ * little-endian ids in the receive buffer (no copy, no fixed array): read
+ * them with dafs_cred_group(). */
+typedef struct dafs_cred_req {
     uint32_t uid, gid;
-    uint16_t ngroups; /* 0..DAFS_GROUPS_MAX */
-    uint32_t groups[DAFS_GROUPS_MAX];
+    uint32_t ngroups;       /* 0..DAFS_GROUPS_MAX */
+    const uint32_t *groups; /* encode: ngroups ids */
+    dafs_bytes groups_wire; /* decode: 4 * ngroups bytes */
 } dafs_cred_req;
+uint32_t dafs_cred_group(const dafs_cred_req *c, uint32_t i); /* i < ngroups */
 
 typedef struct dafs_cred_id_req { uint32_t cred_id; } dafs_cred_id_req; /* RELEASE_CRED */
+
+/* FALLOCATE modes on the wire (not host FALLOC_FL_* values). */
+#define DAFS_FALLOC_KEEP_SIZE 0x01u
+#define DAFS_FALLOC_PUNCH_HOLE 0x02u
+#define DAFS_FALLOC_ZERO_RANGE 0x04u
+#define DAFS_FALLOC_COLLAPSE_RANGE 0x08u
+#define DAFS_FALLOC_INSERT_RANGE 0x10u
+#define DAFS_FALLOC_UNSHARE_RANGE 0x20u
+#define DAFS_FALLOC_ALL 0x3fu
+
+typedef struct dafs_fallocate_req {
+    dafs_fh fh;
+    uint32_t mode;   /* DAFS_FALLOC_*; which combinations work is the file system's call */
+    uint64_t offset;
+    uint64_t length; /* > 0 */
+} dafs_fallocate_req;
+
+typedef struct dafs_copy_req { /* COPY_RANGE */
+    dafs_fh src;
+    uint64_t src_offset;
+    dafs_fh dst;
+    uint64_t dst_offset;
+    uint64_t length; /* the server may copy less (the reply says how much) */
+    uint32_t flags;  /* 0 */
+} dafs_copy_req;
+
+#define DAFS_SEEK_DATA 0u
+#define DAFS_SEEK_HOLE 1u
+
+typedef struct dafs_seek_req {
+    dafs_fh fh;
+    uint64_t offset;
+    uint32_t what; /* DAFS_SEEK_DATA or DAFS_SEEK_HOLE */
+} dafs_seek_req;
+
+#define DAFS_XATTR_CREATE 0x1u
+#define DAFS_XATTR_REPLACE 0x2u
+
+/* GETXATTR: fh, name, size.  SETXATTR: fh, name, value, flags.
+ * LISTXATTR: fh, size.  REMOVEXATTR: fh, name.  (Unused fields are not sent.) */
+typedef struct dafs_xattr_req {
+    dafs_fh fh;
+    dafs_bytes name;  /* 1..DAFS_XATTR_NAME_MAX bytes, no NUL */
+    dafs_bytes value; /* SETXATTR: 0..DAFS_XATTR_VALUE_MAX bytes */
+    uint32_t size;    /* GET: 0..DAFS_XATTR_VALUE_MAX; LIST: 0..DAFS_XATTR_LIST_MAX;
+                       * 0 asks for the size only */
+    uint32_t flags;   /* SETXATTR: DAFS_XATTR_CREATE or _REPLACE or 0, not both */
+} dafs_xattr_req;
 
 typedef struct dafs_request {
     dafs_hdr hdr;
@@ -390,6 +473,10 @@ typedef struct dafs_request {
         dafs_access_req access;
         dafs_cred_req cred;
         dafs_cred_id_req cred_id;
+        dafs_fallocate_req fallocate;
+        dafs_copy_req copy;
+        dafs_seek_req seek;
+        dafs_xattr_req xattr;
     } u;
 } dafs_request;
 
@@ -433,6 +520,16 @@ typedef struct dafs_cred_rep { uint32_t cred_id; } dafs_cred_rep; /* REGISTER_CR
 
 typedef struct dafs_commit_rep { uint64_t verifier; } dafs_commit_rep;
 
+/* COPY_RANGE: bytes copied (0 at end of the source).  SEEK: the offset found. */
+typedef struct dafs_u64_rep { uint64_t value; } dafs_u64_rep;
+
+/* GETXATTR / LISTXATTR: size is the length of the value (names); data holds
+ * it unless the request's size was 0 (then data is empty). */
+typedef struct dafs_xattr_rep {
+    uint32_t size;
+    dafs_bytes data;
+} dafs_xattr_rep;
+
 /* READDIR reply: entries are validated at decode and walked with
  * dafs_readdir_next(). */
 typedef struct dafs_dirent_wire {
@@ -446,6 +543,7 @@ typedef struct dafs_readdir_rep {
     uint8_t eof;
     uint32_t nentries;
     dafs_bytes entries; /* encoded entries, already validated */
+    uint8_t plus;       /* set by decode: READDIRPLUS entries (walk with dafs_readdirplus_next) */
 } dafs_readdir_rep;
 
 typedef struct dafs_statfs_rep {
@@ -462,10 +560,12 @@ typedef struct dafs_reply {
         dafs_read_rep read;
         dafs_write_rep write;
         dafs_commit_rep commit;
-        dafs_readdir_rep readdir;
+        dafs_readdir_rep readdir; /* READDIR and READDIRPLUS */
         dafs_statfs_rep statfs;
         dafs_readlink_rep readlink;
         dafs_cred_rep cred;
+        dafs_u64_rep u64;
+        dafs_xattr_rep xattr;
     } u;
 } dafs_reply;
 
@@ -505,18 +605,28 @@ typedef struct dafs_readdir_enc {
     size_t cap;
     size_t pos;
     uint32_t nentries;
+    bool plus;
 } dafs_readdir_enc;
+/* hdr->opcode READDIR or READDIRPLUS (then add entries with _add_plus). */
 int dafs_readdir_enc_begin(dafs_readdir_enc *e, void *buf, size_t cap, const dafs_hdr *hdr);
 int dafs_readdir_enc_add(dafs_readdir_enc *e, const dafs_dirent_wire *ent);
+/* READDIRPLUS entry: fh and attr NULL when the server could not get them
+ * (the entry then carries only the READDIR fields). */
+int dafs_readdir_enc_add_plus(dafs_readdir_enc *e, const dafs_dirent_wire *ent,
+                              const dafs_fh *fh, const dafs_attr *attr);
 int dafs_readdir_enc_finish(dafs_readdir_enc *e, bool eof); /* returns total length */
 
 /* Walk a decoded READDIR reply: returns 1 with *ent filled, 0 at the end. */
 typedef struct dafs_readdir_iter {
     dafs_bytes rest;
     uint32_t left;
+    uint8_t plus;
 } dafs_readdir_iter;
 void dafs_readdir_iter_init(dafs_readdir_iter *it, const dafs_readdir_rep *rep);
 int dafs_readdir_next(dafs_readdir_iter *it, dafs_dirent_wire *ent);
+/* READDIRPLUS: also *has_attr (1 when fh and attr were filled). */
+int dafs_readdirplus_next(dafs_readdir_iter *it, dafs_dirent_wire *ent, dafs_fh *fh,
+                          dafs_attr *attr, int *has_attr);
 
 /* Encoded size of an error reply (header only). */
 #define DAFS_ERROR_REPLY_SIZE DAFS_HDR_SIZE

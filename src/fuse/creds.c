@@ -98,12 +98,14 @@ static struct dfuse_cred *creds_insert(struct dfuse_creds *cc, struct dfuse_cred
 int creds_get(struct dfuse_creds *cc, uint32_t uid, uint32_t gid, unsigned ngroups,
               const uint32_t *groups, struct dfuse_cred **out)
 {
-    struct dfuse_cred *fresh = calloc(1, sizeof *fresh);
+    if (ngroups > DFUSE_GROUPS_MAX)
+        return -EINVAL;
+    struct dfuse_cred *fresh = calloc(1, sizeof *fresh + (size_t)ngroups * sizeof groups[0]);
     if (fresh == NULL)
         return -ENOMEM;
     fresh->uid = uid;
     fresh->gid = gid;
-    fresh->ngroups = ngroups > DFUSE_GROUPS_MAX ? DFUSE_GROUPS_MAX : ngroups;
+    fresh->ngroups = ngroups;
     if (fresh->ngroups > 0)
         memcpy(fresh->groups, groups, fresh->ngroups * sizeof groups[0]);
     qsort(fresh->groups, fresh->ngroups, sizeof fresh->groups[0], cmp_u32);
@@ -157,4 +159,35 @@ void creds_put(struct dfuse_creds *cc, struct dfuse_cred *c)
         (void)dafs_cred_release(c->cred);
         free(c);
     }
+}
+
+/* The caller's groups, read by libfuse from /proc; the list is grown until
+ * it holds them all (NGROUPS_MAX at most).  A caller that is gone, or no
+ * /proc, gives the primary group only. */
+int dfuse_caller_cred(fuse_req_t req, struct dfuse_cred **out)
+{
+    struct dfuse *fs = fuse_req_userdata(req);
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    gid_t small[64];
+    gid_t *gids = small;
+    int cap = 64;
+    int n = fuse_req_getgroups(req, cap, gids);
+    while (n > cap && n <= DFUSE_GROUPS_MAX) {
+        gid_t *bigger = realloc(gids == small ? NULL : gids, (size_t)n * sizeof *gids);
+        if (bigger == NULL) {
+            n = -ENOMEM;
+            break;
+        }
+        gids = bigger;
+        cap = n;
+        n = fuse_req_getgroups(req, cap, gids); /* it may have changed meanwhile */
+    }
+    if (n < 0 || n > cap)
+        n = 0;
+    _Static_assert(sizeof(gid_t) == sizeof(uint32_t), "gid_t is a 32-bit group id");
+    int rc = creds_get(&fs->creds, (uint32_t)ctx->uid, (uint32_t)ctx->gid, (unsigned)n,
+                       (const uint32_t *)gids, out);
+    if (gids != small)
+        free(gids);
+    return rc;
 }

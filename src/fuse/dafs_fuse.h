@@ -6,6 +6,7 @@
  *   nodes.c  FUSE node ids <-> dafs_handle table (lookup counts, forget)
  *   creds.c  calling user (uid, gid, groups) -> registered dafs_cred, cached
  *   ops.c    the fuse_lowlevel_ops handlers
+ *   ops_ext.c fallocate, copy_file_range, lseek, xattrs, readdirplus
  *   main.c   command line (dafs-fuse and mount.dafs forms), mount, loop
  */
 #ifndef DAFS_FUSE_H
@@ -51,18 +52,19 @@ size_t nodes_count(struct dfuse_nodes *t);
 /* ---- credential cache ----------------------------------------------------
  * One registered dafs_cred per distinct (uid, gid, sorted groups), at most
  * `max` cached; entries in use are reference counted and never released
- * under a user. */
-#define DFUSE_GROUPS_MAX 32
+ * under a user.  Any number of groups (up to NGROUPS_MAX), as far as the
+ * server's message size allows. */
+#define DFUSE_GROUPS_MAX 65536
 
 struct dfuse_cred {
     uint32_t uid, gid;
-    unsigned ngroups;
-    uint32_t groups[DFUSE_GROUPS_MAX];
     dafs_cred *cred;
     unsigned refs;
     uint64_t last_use;
     int cached; /* 0: over the bound, released at the last put */
     struct dfuse_cred *next;
+    unsigned ngroups;
+    uint32_t groups[]; /* sorted */
 };
 
 struct dfuse_creds {
@@ -75,11 +77,14 @@ struct dfuse_creds {
 
 int creds_init(struct dfuse_creds *cc, dafs_session *s, unsigned max);
 void creds_destroy(struct dfuse_creds *cc);
-/* A credential for the identity; groups need not be sorted (ngroups is
- * clipped to DFUSE_GROUPS_MAX).  0 or a negative libdafs error. */
+/* A credential for the identity; groups need not be sorted (at most
+ * DFUSE_GROUPS_MAX).  0 or a negative libdafs error. */
 int creds_get(struct dfuse_creds *cc, uint32_t uid, uint32_t gid, unsigned ngroups,
               const uint32_t *groups, struct dfuse_cred **out);
 void creds_put(struct dfuse_creds *cc, struct dfuse_cred *c);
+/* The credential of the user making req (uid, gid and all its supplementary
+ * groups, read from /proc by libfuse).  0 or a negative libdafs error. */
+int dfuse_caller_cred(fuse_req_t req, struct dfuse_cred **out);
 
 /* ---- the mounted file system --------------------------------------------- */
 struct dfuse_config {
@@ -105,6 +110,27 @@ struct dfuse {
 };
 
 extern const struct fuse_lowlevel_ops dfuse_ops;
+
+/* ops.c helpers the handlers of ops_ext.c share. */
+const dafs_cred *dfuse_file_cred(const struct fuse_file_info *fi); /* the open's */
+
+/* ops_ext.c: fallocate, copy_file_range, lseek (SEEK_DATA/HOLE), xattrs and
+ * readdirplus, and what they need at init. */
+void dfuse_ext_init(struct dfuse *fs, struct fuse_conn_info *conn);
+void dfuse_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+                        struct fuse_file_info *fi);
+void dfuse_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+                              struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+                              struct fuse_file_info *fi_out, size_t len, int flags);
+void dfuse_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+                    struct fuse_file_info *fi);
+void dfuse_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                       size_t size, int flags);
+void dfuse_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void dfuse_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void dfuse_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+void dfuse_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                          struct fuse_file_info *fi);
 
 /* Resolve the URL's path below the export root; 0 or a negative error. */
 int dfuse_resolve_root(dafs_session *s, const char *path, dafs_handle *out);

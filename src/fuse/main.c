@@ -14,8 +14,10 @@
  * writeback_cache, provider) are taken out; fstab-only options (defaults,
  * _netdev, noauto, nofail, user, x-*, ...) are dropped; the rest (allow_other,
  * ro, nosuid, max_read, ...) go to libfuse, which rejects what it does not
- * know.  default_permissions is passed through if asked for but is not the
- * default: the server checks permissions as the calling user.
+ * know.  default_permissions is always passed on: the kernel opens FIFOs
+ * and device nodes without asking the file system, so its own mode check is
+ * the only one they get; everything else the server checks again as the
+ * calling user.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +39,7 @@ struct cmdline {
     struct dfuse_config cfg;
     char fuse_opts[4096]; /* comma-separated options for libfuse */
     int fake;             /* mount.dafs -f: do everything but mount */
+    int default_permissions; /* given with -o (it is always passed on) */
     int as_mount_helper;
     int overmount;        /* -o nonempty: mount over an existing FUSE mount */
 };
@@ -139,6 +142,8 @@ static int parse_one_option(struct cmdline *cl, const char *opt)
         return (cl->cfg.writeback_cache = 1, 0);
     if (KEY_IS("nonempty") && !value)
         return (cl->overmount = 1, 0);
+    if (KEY_IS("default_permissions") && !value)
+        cl->default_permissions = 1; /* added below in any case */
 #undef KEY_IS
     if (is_fstab_only(opt))
         return 0;
@@ -207,6 +212,11 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *cl)
         usage(stderr, base, cl->as_mount_helper);
         return -1;
     }
+    /* The kernel opens FIFOs and device nodes itself, without asking the
+     * file system, so only its own check (default_permissions) can refuse
+     * a 0000 FIFO; the server still checks every request as the caller. */
+    if (!cl->default_permissions && add_fuse_opt(cl, "default_permissions") < 0)
+        return -1;
     return 0;
 }
 

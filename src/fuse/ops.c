@@ -3,8 +3,9 @@
  * few) libdafs handle-level calls made as the calling user.
  *
  * Identity: every handler takes the request's uid/gid/groups and gets a
- * registered credential from the cache (creds.c), so the server, not the
- * kernel, decides permissions (no default_permissions).  Open files and
+ * registered credential from the cache (creds.c), so the server decides
+ * permissions; the kernel checks mode bits first (default_permissions, see
+ * main.c), which is the only check FIFOs and device nodes get.  Open files and
  * directories keep the credential of the open, as POSIX checks access at
  * open time.  A file open is a libdafs dafs_file holding the server's open
  * state (protocol v2 stateid, dafs_h_open_file / dafs_h_open_fh): its reads,
@@ -21,9 +22,10 @@
  * append, so appenders on several clients never overwrite each other.
  *
  * Not implemented on purpose: getlk/setlk/flock (the kernel then keeps POSIX
- * and flock locks local to this mount), xattrs, ioctl, poll, fallocate,
- * copy_file_range, lseek SEEK_DATA/HOLE, readdirplus.  "." and ".." are not
- * listed by readdir (the server does not return them).
+ * and flock locks local to this mount), ioctl, poll.  fallocate,
+ * copy_file_range, lseek SEEK_DATA/HOLE, xattrs and readdirplus (which lists
+ * "." and "..") are in ops_ext.c; the kernel always uses readdirplus, so
+ * op_readdir below only serves a kernel that will not.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -78,20 +80,8 @@ static void reply_err(fuse_req_t req, int rc)
 /* The calling user's credential; on failure the request is answered. */
 static struct dfuse_cred *req_cred(fuse_req_t req)
 {
-    struct dfuse *fs = fs_of(req);
-    const struct fuse_ctx *ctx = fuse_req_ctx(req);
-    gid_t gids[DFUSE_GROUPS_MAX];
-    uint32_t groups[DFUSE_GROUPS_MAX];
-    int n = fuse_req_getgroups(req, DFUSE_GROUPS_MAX, gids);
-    if (n < 0)
-        n = 0; /* the caller is gone, or no /proc: primary group only */
-    if (n > DFUSE_GROUPS_MAX)
-        n = DFUSE_GROUPS_MAX;
-    for (int i = 0; i < n; i++)
-        groups[i] = (uint32_t)gids[i];
     struct dfuse_cred *c = NULL;
-    int rc = creds_get(&fs->creds, (uint32_t)ctx->uid, (uint32_t)ctx->gid, (unsigned)n, groups,
-                       &c);
+    int rc = dfuse_caller_cred(req, &c);
     if (rc < 0) {
         reply_err(req, rc);
         return NULL;
@@ -504,6 +494,11 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     }
 }
 
+const dafs_cred *dfuse_file_cred(const struct fuse_file_info *fi)
+{
+    return ((const struct dfuse_file *)(uintptr_t)fi->fh)->cred->cred;
+}
+
 /* Per-thread read buffer, registered with libdafs once so the server can
  * RMA file data straight into it; freed (and deregistered) at thread exit. */
 struct iobuf {
@@ -735,6 +730,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
     else
         conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
     conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_ATOMIC_O_TRUNC);
+    dfuse_ext_init(fs, conn);
 }
 
 const struct fuse_lowlevel_ops dfuse_ops = {
@@ -765,4 +761,12 @@ const struct fuse_lowlevel_ops dfuse_ops = {
     .statfs = op_statfs,
     .access = op_access,
     .create = op_create,
+    .fallocate = dfuse_op_fallocate,
+    .copy_file_range = dfuse_op_copy_file_range,
+    .lseek = dfuse_op_lseek,
+    .setxattr = dfuse_op_setxattr,
+    .getxattr = dfuse_op_getxattr,
+    .listxattr = dfuse_op_listxattr,
+    .removexattr = dfuse_op_removexattr,
+    .readdirplus = dfuse_op_readdirplus,
 };

@@ -51,25 +51,54 @@ int cred_table_init(cred_table *t)
     return pthread_mutex_init(&t->mu, NULL) == 0 ? 0 : -1;
 }
 
+static void groups_unref(cred_groups *g)
+{
+    if (g != NULL && atomic_fetch_sub(&g->refs, 1) == 1)
+        free(g);
+}
+
 void cred_table_destroy(cred_table *t)
 {
+    for (unsigned i = 0; i < CRED_SLOTS; i++)
+        if (t->used[i])
+            groups_unref(t->slot[i].more);
     pthread_mutex_destroy(&t->mu);
 }
 
-static void squash(const cred_policy *p, const dafs_cred_req *req, op_cred *out)
+void cred_put(op_cred *c)
+{
+    groups_unref(c->more);
+    c->more = NULL;
+}
+
+/* Squash req into out; a list longer than CRED_INLINE_GROUPS goes to a new
+ * cred_groups (one reference, the table's).  DAFS_ST_OK or DAFS_ST_NOMEM. */
+static int squash(const cred_policy *p, const dafs_cred_req *req, op_cred *out)
 {
     memset(out, 0, sizeof(*out));
     if (p->squash == SQUASH_ALL) {
         out->uid = p->anon_uid;
         out->gid = p->anon_gid;
-        return;
+        return DAFS_ST_OK;
     }
     bool root = p->squash == SQUASH_ROOT;
     out->uid = root && req->uid == 0 ? p->anon_uid : req->uid;
     out->gid = root && req->gid == 0 ? p->anon_gid : req->gid;
     out->ngroups = req->ngroups;
-    for (unsigned i = 0; i < req->ngroups; i++)
-        out->groups[i] = root && req->groups[i] == 0 ? p->anon_gid : req->groups[i];
+    uint32_t *ids = out->groups;
+    if (req->ngroups > CRED_INLINE_GROUPS) {
+        out->more = malloc(sizeof(cred_groups) + (size_t)req->ngroups * sizeof(uint32_t));
+        if (out->more == NULL)
+            return DAFS_ST_NOMEM;
+        atomic_init(&out->more->refs, 1);
+        out->more->n = req->ngroups;
+        ids = out->more->ids;
+    }
+    for (uint32_t i = 0; i < req->ngroups; i++) {
+        uint32_t g = dafs_cred_group(req, i);
+        ids[i] = root && g == 0 ? p->anon_gid : g;
+    }
+    return DAFS_ST_OK;
 }
 
 int cred_register(cred_table *t, const cred_policy *p, const dafs_cred_req *req, uint32_t *id)
@@ -77,8 +106,10 @@ int cred_register(cred_table *t, const cred_policy *p, const dafs_cred_req *req,
     if (req->ngroups > DAFS_GROUPS_MAX)
         return DAFS_ST_INVAL;
     op_cred c;
-    squash(p, req, &c);
-    int status = DAFS_ST_AGAIN;
+    int status = squash(p, req, &c);
+    if (status != DAFS_ST_OK)
+        return status;
+    status = DAFS_ST_AGAIN;
     pthread_mutex_lock(&t->mu);
     for (unsigned i = 0; i < CRED_SLOTS; i++) {
         if (!t->used[i]) {
@@ -90,6 +121,8 @@ int cred_register(cred_table *t, const cred_policy *p, const dafs_cred_req *req,
         }
     }
     pthread_mutex_unlock(&t->mu);
+    if (status != DAFS_ST_OK)
+        cred_put(&c);
     return status;
 }
 
@@ -97,10 +130,14 @@ int cred_release(cred_table *t, uint32_t id)
 {
     if (id == 0 || id > CRED_SLOTS)
         return DAFS_ST_INVAL;
+    cred_groups *more = NULL;
     pthread_mutex_lock(&t->mu);
     int status = t->used[id - 1] ? DAFS_ST_OK : DAFS_ST_INVAL;
+    if (t->used[id - 1])
+        more = t->slot[id - 1].more;
     t->used[id - 1] = false;
     pthread_mutex_unlock(&t->mu);
+    groups_unref(more); /* requests running under it keep their own reference */
     return status;
 }
 
@@ -116,8 +153,11 @@ int cred_lookup(cred_table *t, const cred_policy *p, uint32_t id, op_cred *out)
         return DAFS_ST_PERM;
     pthread_mutex_lock(&t->mu);
     int status = t->used[id - 1] ? DAFS_ST_OK : DAFS_ST_PERM;
-    if (status == DAFS_ST_OK)
+    if (status == DAFS_ST_OK) {
         *out = t->slot[id - 1];
+        if (out->more != NULL)
+            atomic_fetch_add(&out->more->refs, 1);
+    }
     pthread_mutex_unlock(&t->mu);
     return status;
 }
@@ -143,12 +183,17 @@ static bool set_fsgid(uint32_t gid)
     return (uint32_t)syscall(SYS_FSGID, (gid_t)-1) == gid;
 }
 
+/* Only identities with an inline group list are remembered (a long one
+ * would need a reference held between requests); the others switch in full
+ * every time. */
 static bool is_active(const op_cred *c)
 {
-    return active_known && active.uid == c->uid && active.gid == c->gid &&
+    return active_known && c->more == NULL && active.uid == c->uid && active.gid == c->gid &&
            active.ngroups == c->ngroups &&
            memcmp(active.groups, c->groups, (size_t)c->ngroups * sizeof(c->groups[0])) == 0;
 }
+
+_Static_assert(sizeof(gid_t) == sizeof(uint32_t), "group ids are passed to setgroups as is");
 
 int cred_enter(const op_cred *c)
 {
@@ -157,15 +202,14 @@ int cred_enter(const op_cred *c)
     current = c;
     if (is_active(c))
         return 0;
-    gid_t groups[DAFS_GROUPS_MAX];
-    for (unsigned i = 0; i < c->ngroups; i++)
-        groups[i] = c->groups[i];
     active_known = false;
-    if (syscall(SYS_GROUPS, (size_t)c->ngroups, groups) != 0 || !set_fsgid(c->gid) ||
-        !set_fsuid(c->uid))
+    if (syscall(SYS_GROUPS, (size_t)c->ngroups, (const gid_t *)cred_group_ids(c)) != 0 ||
+        !set_fsgid(c->gid) || !set_fsuid(c->uid))
         return -1;
-    active = *c;
-    active_known = true;
+    if (c->more == NULL) {
+        active = *c;
+        active_known = true;
+    }
     return 0;
 }
 

@@ -7,6 +7,7 @@
 #define DAFSD_CRED_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -22,12 +23,31 @@ typedef struct cred_policy {
     uint32_t anon_uid, anon_gid;
 } cred_policy;
 
-/* One identity, after squashing. */
+/* A group list longer than CRED_INLINE_GROUPS: immutable, shared by the
+ * table slot and every op_cred copied from it, freed with the last ref. */
+typedef struct cred_groups {
+    atomic_uint refs;
+    uint32_t n;
+    uint32_t ids[];
+} cred_groups;
+
+#define CRED_INLINE_GROUPS 32
+
+/* One identity, after squashing.  Up to CRED_INLINE_GROUPS groups live in
+ * groups[]; a longer list (up to DAFS_GROUPS_MAX) is in *more, which a copy
+ * from cred_lookup holds a reference to until cred_put. */
 typedef struct op_cred {
     uint32_t uid, gid;
-    uint16_t ngroups;
-    uint32_t groups[DAFS_GROUPS_MAX];
+    uint32_t ngroups;
+    uint32_t groups[CRED_INLINE_GROUPS]; /* all of them when ngroups <= 32 */
+    cred_groups *more;                   /* non-NULL iff ngroups > 32 */
 } op_cred;
+
+/* The ngroups ids of c. */
+static inline const uint32_t *cred_group_ids(const op_cred *c)
+{
+    return c->more != NULL ? c->more->ids : c->groups;
+}
 
 typedef struct cred_table {
     pthread_mutex_t mu;
@@ -36,16 +56,19 @@ typedef struct cred_table {
 } cred_table;
 
 int cred_table_init(cred_table *t);
-void cred_table_destroy(cred_table *t);
+void cred_table_destroy(cred_table *t); /* also drops the slots' group lists */
 
 /* Squash req under policy p and store it: DAFS_ST_OK and *id (1..CRED_SLOTS),
- * DAFS_ST_AGAIN when the table is full, DAFS_ST_INVAL for too many groups. */
+ * DAFS_ST_AGAIN when the table is full, DAFS_ST_INVAL for too many groups,
+ * DAFS_ST_NOMEM when a long group list cannot be stored. */
 int cred_register(cred_table *t, const cred_policy *p, const dafs_cred_req *req, uint32_t *id);
 /* DAFS_ST_OK, or DAFS_ST_INVAL for an id that is not registered. */
 int cred_release(cred_table *t, uint32_t id);
 /* The credential for header cred id (0 = anonymous).  DAFS_ST_OK, or
- * DAFS_ST_PERM for an id that is not registered on this session. */
+ * DAFS_ST_PERM for an id that is not registered on this session.  Every
+ * successful lookup is paired with cred_put(out). */
 int cred_lookup(cred_table *t, const cred_policy *p, uint32_t id, op_cred *out);
+void cred_put(op_cred *c);
 
 /*
  * Thread identity.  cred_init() once at startup (switching is disabled when

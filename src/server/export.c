@@ -135,7 +135,8 @@ int export_errno_status(int err)
     case EPERM: case ENOENT: case EIO: case EBADF: case EAGAIN: case ENOMEM: case EACCES:
     case EEXIST: case EXDEV: case ENOTDIR: case EISDIR: case EINVAL: case EFBIG: case ENOSPC:
     case EROFS: case EMLINK: case ENAMETOOLONG: case ENOSYS: case ENOTEMPTY: case ELOOP:
-    case EOVERFLOW: case EBADMSG: case EOPNOTSUPP: case ESTALE: case EDQUOT:
+    case EOVERFLOW: case EBADMSG: case EOPNOTSUPP: case ESTALE: case EDQUOT: case ENXIO:
+    case E2BIG: case ERANGE: case ENODATA:
         return err; /* the wire values are Linux's errno numbers */
     case EMFILE: case ENFILE: case EBUSY: case ETXTBSY: return DAFS_ST_AGAIN;
     default: return DAFS_ST_IO;

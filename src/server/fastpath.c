@@ -327,6 +327,7 @@ bool fastpath_try(server *srv, rx_slot *slot, session *s)
         done = fast_lookup(srv, f, req, &cred);
     else
         done = fast_read(srv, f, req, &cred, op == DAFS_OP_READ_DIRECT);
+    cred_put(&cred);
     if (!done) {
         f->sess = NULL;
         f->next = pool.free;

@@ -54,9 +54,11 @@ static unsigned set_of(const dafs_fh *fh, uint32_t uid)
     return h % FDC_SETS;
 }
 
+/* Identities with a long group list are never cached (fdcache_add), so
+ * comparing the inline lists is exact. */
 static bool same_cred(const op_cred *a, const op_cred *b)
 {
-    if (a->uid != b->uid || a->gid != b->gid || a->ngroups != b->ngroups)
+    if (a->uid != b->uid || a->gid != b->gid || a->ngroups != b->ngroups || a->more || b->more)
         return false;
     return memcmp(a->groups, b->groups, (size_t)a->ngroups * sizeof(a->groups[0])) == 0;
 }
@@ -143,7 +145,7 @@ bool fdcache_add(fdcache *c, int kind, const dafs_fh *fh, const op_cred *cred, i
     static const op_cred root;
     if (kind == FDC_PATH)
         cred = &root;
-    if (fh->len == 0 || fh->len > DAFS_FH_MAX)
+    if (fh->len == 0 || fh->len > DAFS_FH_MAX || cred->more != NULL)
         return false;
     fdc_entry *set = c->sets[set_of(fh, cred->uid)];
     int64_t now = now_ms();

@@ -815,7 +815,8 @@ static bool modifies(const dafs_request *req)
     case DAFS_OP_WRITE_INLINE: case DAFS_OP_WRITE_DIRECT: case DAFS_OP_APPEND_INLINE:
     case DAFS_OP_APPEND_DIRECT: case DAFS_OP_REMOVE: case DAFS_OP_MKDIR: case DAFS_OP_RMDIR:
     case DAFS_OP_SETATTR: case DAFS_OP_RENAME: case DAFS_OP_LINK: case DAFS_OP_SYMLINK:
-    case DAFS_OP_MKNOD:
+    case DAFS_OP_MKNOD: case DAFS_OP_FALLOCATE: case DAFS_OP_COPY_RANGE: case DAFS_OP_SETXATTR:
+    case DAFS_OP_REMOVEXATTR:
         return true;
     default:
         return false;
@@ -828,6 +829,7 @@ static bool invalidates_fds(uint16_t opcode)
 {
     switch (opcode) {
     case DAFS_OP_RMDIR: case DAFS_OP_RENAME: case DAFS_OP_SETATTR: case DAFS_OP_LINK:
+    case DAFS_OP_SETXATTR: case DAFS_OP_REMOVEXATTR: /* an ACL changes who may open */
         return true;
     default:
         return false;
@@ -879,6 +881,7 @@ int ops_execute(op_ctx *c)
     else
         status = run_op(c);
     cred_leave();
+    cred_put(&c->cred);
     if (op == DAFS_OP_REMOVE)
         fdcache_invalidate(&c->srv->fds, true);
     else if (invalidates_fds(op))

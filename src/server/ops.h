@@ -62,4 +62,17 @@ int ops_ns_execute(op_ctx *c);
 /* APPEND_INLINE / APPEND_DIRECT (ops.c). */
 int ops_append(op_ctx *c, bool direct);
 
+/* Once at the start of each worker thread (ops_ext.c): its own umask of 0,
+ * so new objects get exactly the mode the client asked for.  Aborts if the
+ * thread cannot have a umask of its own. */
+void ops_worker_thread_init(void);
+/* SETATTR mode that chmod refused (EPERM) to the caller: allowed anyway when
+ * it only clears set-user-ID/set-group-ID bits of a regular file the caller
+ * may write (ops_ext.c), as the kernel clears them on such a write. */
+int ops_clear_setid(int pfd, uint32_t mode);
+/* The 70..79 ops (ops_ext.c): FALLOCATE, COPY_RANGE, SEEK, the xattr ops,
+ * READDIRPLUS; BADOP if not one. */
+int ops_ext_execute(op_ctx *c);
+int ops_readdirplus(op_ctx *c);
+
 #endif

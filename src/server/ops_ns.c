@@ -104,7 +104,11 @@ static int set_mode(int pfd, const struct stat *st, uint32_t mode)
         return DAFS_ST_NOTSUP; /* Linux symlinks have no mode of their own */
     char path[64];
     ops_proc_path(pfd, path);
-    return chmod(path, mode & 07777) != 0 ? errno_status() : DAFS_ST_OK;
+    if (chmod(path, mode & 07777) == 0)
+        return DAFS_ST_OK;
+    if (errno == EPERM) /* perhaps the kernel clearing set-id bits for a writer */
+        return ops_clear_setid(pfd, mode);
+    return errno_status();
 }
 
 static struct timespec wire_time(uint32_t valid, uint32_t set, uint32_t now, int64_t sec,
@@ -443,6 +447,6 @@ int ops_ns_execute(op_ctx *c)
     case DAFS_OP_LOOKUPP: return op_lookupp(c);
     case DAFS_OP_REGISTER_CRED: return op_register_cred(c);
     case DAFS_OP_RELEASE_CRED: return op_release_cred(c);
-    default: return DAFS_ST_BADOP;
+    default: return ops_ext_execute(c);
     }
 }

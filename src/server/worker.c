@@ -602,6 +602,7 @@ static void *worker_main(void *arg)
     worker *w = arg;
     server *srv = w->srv;
     rx_slot *slot;
+    ops_worker_thread_init();
     while ((slot = queue_pop(&srv->queue)) != NULL) {
         if (w->orphans)
             reap_orphans(w);

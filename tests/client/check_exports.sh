@@ -4,7 +4,7 @@
 # transport symbols), nothing less.
 set -eu
 lib=$1 header=$2
-want=$(sed -n 's/^[a-z_ ]*[ *]\(dafs_[a-z_]*\)(.*/\1/p' "$header" | sort -u)
+want=$(sed -n 's/^[a-z0-9_ ]*[ *]\(dafs_[a-z_]*\)(.*/\1/p' "$header" | sort -u)
 got=$(nm -D --defined-only "$lib" | awk '$2 ~ /^[TtWw]$/ {print $3}' | sed 's/@.*//' | sort -u)
 if [ "$want" != "$got" ]; then
   echo "exported symbols differ from dafs.h:" >&2

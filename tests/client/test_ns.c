@@ -449,13 +449,22 @@ static void test_append_threads(ctx *c)
 
 /* ---- credentials ---- */
 
+#define DAFS_TEST_NGROUPS_MAX 65536 /* NGROUPS_MAX, the protocol's bound */
+
 static void test_credentials(ctx *c)
 {
     dafs_cred *user;
     struct stat ds;
     uint32_t groups[2] = {1000, 1001};
-    CHECK_EQ(dafs_cred_register(c->s, 1, 1, 33, groups, &user), -EINVAL);
+    static uint32_t many[DAFS_TEST_NGROUPS_MAX + 1];
+    CHECK_EQ(dafs_cred_register(c->s, 1, 1, DAFS_TEST_NGROUPS_MAX + 1, many, &user), -EINVAL);
     CHECK(user == NULL);
+    /* all 65536 do not fit one request of the default size (16 KiB) */
+    CHECK_EQ(dafs_cred_register(c->s, 1, 1, DAFS_TEST_NGROUPS_MAX, many, &user), -E2BIG);
+    CHECK(user == NULL);
+    /* more than the 32 groups of protocol v1 */
+    CHECK_EQ(dafs_cred_register(c->s, 1, 1, 1000, many, &user), 0);
+    CHECK_EQ(dafs_cred_release(user), 0);
     CHECK_EQ(dafs_cred_register(c->s, 1000, 1000, 2, groups, &user), 0);
     CHECK_EQ(dafs_mkdir(c->s, "shared", 0777), 0);
     CHECK_EQ(dafs_chmod(c->s, "shared", 0777), 0); /* past the server's umask */

@@ -1013,6 +1013,190 @@ static void test_version_mismatch(void)
     client_close(&c);
 }
 
+/* ---- the extra ops (70..79) and long group lists ----------------------- */
+
+static int ext_call(client *c, uint32_t cred, dafs_request *req, dafs_reply *rep)
+{
+    req->hdr.cred = cred;
+    return call(c, req, rep);
+}
+
+static int falloc(client *c, const dafs_fh *fh, uint32_t mode, uint64_t off, uint64_t len,
+                  dafs_attr *after)
+{
+    dafs_request req;
+    dafs_reply rep;
+    init_req(&req, DAFS_OP_FALLOCATE);
+    req.u.fallocate = (dafs_fallocate_req){.fh = *fh, .mode = mode, .offset = off, .length = len};
+    int st = ext_call(c, 0, &req, &rep);
+    if (st == 0 && after)
+        *after = rep.u.attr.attr;
+    return st;
+}
+
+static int seek_to(client *c, const dafs_fh *fh, uint64_t off, uint32_t what, uint64_t *where)
+{
+    dafs_request req;
+    dafs_reply rep;
+    init_req(&req, DAFS_OP_SEEK);
+    req.u.seek = (dafs_seek_req){.fh = *fh, .offset = off, .what = what};
+    int st = ext_call(c, 0, &req, &rep);
+    *where = st == 0 ? rep.u.u64.value : UINT64_MAX;
+    return st;
+}
+
+static int xattr_op(client *c, uint32_t cred, uint16_t op, const dafs_fh *fh, const char *name,
+                    const char *value, uint32_t size_or_flags, dafs_reply *rep)
+{
+    dafs_request req;
+    init_req(&req, op);
+    req.u.xattr.fh = *fh;
+    if (name)
+        req.u.xattr.name = (dafs_bytes){(const uint8_t *)name, (uint32_t)strlen(name)};
+    if (value)
+        req.u.xattr.value = (dafs_bytes){(const uint8_t *)value, (uint32_t)strlen(value)};
+    if (op == DAFS_OP_SETXATTR)
+        req.u.xattr.flags = size_or_flags;
+    else
+        req.u.xattr.size = size_or_flags;
+    return ext_call(c, cred, &req, rep);
+}
+
+/* A request the encoder would refuse, sent anyway: encode it, patch one
+ * byte, send it; returns the reply's status. */
+static int send_patched(client *c, dafs_request *req, size_t at, uint8_t byte)
+{
+    uint8_t buf[MSG];
+    int len = encode(c, req, buf);
+    if (len <= 0 || at >= (size_t)len)
+        return -1000;
+    buf[at] = byte;
+    if (send_raw(c, buf, (size_t)len) != 0)
+        return -1001;
+    dafs_reply rep;
+    for (;;) {
+        int rc = take_reply(c, 5000, &rep);
+        if (rc != 0)
+            return rc;
+        if (rep.hdr.xid == req->hdr.xid)
+            return rep.hdr.status;
+    }
+}
+
+static void test_ext(void)
+{
+    client c;
+    CHECK(open_session(&c, "ext") == 0, "connect");
+    uint32_t A;
+    CHECK(register_cred(&c, UID_A, UID_A, 0, NULL, &A) == 0, "register A");
+    dafs_fh root, f, g;
+    dafs_attr a;
+    CHECK(getroot(&c, &root) == 0, "getroot");
+    CHECK(dirop_as(&c, 0, DAFS_OP_OPEN, &root, "ext", DAFS_OPEN_RDWR | DAFS_OPEN_CREAT, 0666, &f,
+                   NULL) == 0, "create ext");
+    static uint8_t block[4096];
+    for (int i = 0; i < 16; i++) { /* 64 KiB of data */
+        memset(block, 'a' + i, sizeof block);
+        CHECK(write_inline(&c, &f, (uint64_t)i * 4096, block, sizeof block) == 0, "write %d", i);
+    }
+    /* every fallocate mode ext4 has, through the protocol (FUSE passes on fewer) */
+    CHECK(falloc(&c, &f, DAFS_FALLOC_COLLAPSE_RANGE, 16384, 8192, &a) == 0 && a.size == 57344,
+          "collapse: size %llu", (unsigned long long)a.size);
+    CHECK(falloc(&c, &f, DAFS_FALLOC_INSERT_RANGE, 0, 4096, &a) == 0 && a.size == 61440,
+          "insert: size %llu", (unsigned long long)a.size);
+    CHECK(falloc(&c, &f, 0, 61440, 4096, &a) == 0 && a.size == 65536, "mode 0 grows");
+    CHECK(falloc(&c, &f, DAFS_FALLOC_PUNCH_HOLE | DAFS_FALLOC_KEEP_SIZE, 8192, 8192, &a) == 0 &&
+              a.size == 65536, "punch");
+    int st = falloc(&c, &f, DAFS_FALLOC_PUNCH_HOLE, 0, 4096, NULL);
+    CHECK(st == DAFS_ST_NOTSUP, "punch without keep-size: %d", st);
+    st = falloc(&c, &f, 0, (uint64_t)INT64_MAX, 2, NULL);
+    CHECK(st == DAFS_ST_INVAL, "offset + length past off_t: %d", st);
+    /* SEEK: the inserted range at 0 and the punched one are holes */
+    uint64_t where;
+    CHECK(seek_to(&c, &f, 0, DAFS_SEEK_DATA, &where) == 0 && where == 4096, "data at %llu",
+          (unsigned long long)where);
+    CHECK(seek_to(&c, &f, 4096, DAFS_SEEK_HOLE, &where) == 0 && where == 8192, "hole at %llu",
+          (unsigned long long)where);
+    st = seek_to(&c, &f, 1u << 20, DAFS_SEEK_DATA, &where);
+    CHECK(st == DAFS_ST_NXIO, "seek past the end: %d", st);
+    /* COPY_RANGE on the server */
+    CHECK(dirop_as(&c, 0, DAFS_OP_OPEN, &root, "ext2", DAFS_OPEN_RDWR | DAFS_OPEN_CREAT, 0644, &g,
+                   NULL) == 0, "create ext2");
+    dafs_request req;
+    dafs_reply rep;
+    init_req(&req, DAFS_OP_COPY_RANGE);
+    req.u.copy = (dafs_copy_req){.src = f, .src_offset = 4096, .dst = g, .length = 1u << 20};
+    st = call(&c, &req, &rep);
+    CHECK(st == 0 && rep.u.u64.value == 61440, "copy: %d, %llu bytes", st,
+          (unsigned long long)rep.u.u64.value);
+    req.u.copy.dst = f; /* overlapping the source in one file */
+    req.u.copy.dst_offset = 8192;
+    st = call(&c, &req, &rep);
+    CHECK(st == DAFS_ST_INVAL, "overlapping copy: %d", st);
+    /* xattrs: as the caller, with the kernel's rules, trusted.* root's only */
+    dafs_setattr_req s = {.valid = DAFS_SET_UID | DAFS_SET_GID, .uid = UID_A, .gid = UID_A};
+    CHECK(setattr_as(&c, 0, &g, &s, NULL) == 0, "chown ext2");
+    CHECK(xattr_op(&c, A, DAFS_OP_SETXATTR, &g, "user.k", "value", 0, &rep) == 0, "set user.k");
+    st = xattr_op(&c, A, DAFS_OP_SETXATTR, &g, "user.k", "v", DAFS_XATTR_CREATE, &rep);
+    CHECK(st == DAFS_ST_EXIST, "create over: %d", st);
+    st = xattr_op(&c, A, DAFS_OP_SETXATTR, &g, "user.none", "v", DAFS_XATTR_REPLACE, &rep);
+    CHECK(st == DAFS_ST_NODATA, "replace missing: %d", st);
+    st = xattr_op(&c, A, DAFS_OP_GETXATTR, &g, "user.k", NULL, 0, &rep);
+    CHECK(st == 0 && rep.u.xattr.size == 5 && rep.u.xattr.data.len == 0, "size query: %d", st);
+    st = xattr_op(&c, A, DAFS_OP_GETXATTR, &g, "user.k", NULL, 4, &rep);
+    CHECK(st == DAFS_ST_RANGE, "small buffer: %d", st);
+    st = xattr_op(&c, A, DAFS_OP_GETXATTR, &g, "user.k", NULL, 100, &rep);
+    CHECK(st == 0 && rep.u.xattr.data.len == 5 && memcmp(rep.u.xattr.data.ptr, "value", 5) == 0,
+          "get: %d", st);
+    st = xattr_op(&c, A, DAFS_OP_SETXATTR, &g, "trusted.k", "x", 0, &rep);
+    CHECK(st == DAFS_ST_PERM, "trusted.* as a user: %d", st);
+    st = xattr_op(&c, A, DAFS_OP_SETXATTR, &g, "security.k", "x", 0, &rep);
+    CHECK(st == DAFS_ST_PERM, "security.* as a user: %d", st);
+    CHECK(xattr_op(&c, 0, DAFS_OP_SETXATTR, &g, "trusted.k", "x", 0, &rep) == 0, "trusted as root");
+    st = xattr_op(&c, A, DAFS_OP_LISTXATTR, &g, NULL, NULL, 1000, &rep);
+    CHECK(st == 0 && rep.u.xattr.size == 7 && memcmp(rep.u.xattr.data.ptr, "user.k", 7) == 0,
+          "user's list hides trusted.*: %d size %u", st, rep.u.xattr.size);
+    st = xattr_op(&c, 0, DAFS_OP_LISTXATTR, &g, NULL, NULL, 0, &rep);
+    CHECK(st == 0 && rep.u.xattr.size == 17, "root's list: %d size %u", st, rep.u.xattr.size);
+    st = xattr_op(&c, A, DAFS_OP_GETXATTR, &g, "trusted.k", NULL, 100, &rep);
+    CHECK(st == DAFS_ST_NODATA, "trusted.* read as a user: %d", st);
+    CHECK(xattr_op(&c, A, DAFS_OP_REMOVEXATTR, &g, "user.k", NULL, 0, &rep) == 0, "remove");
+    st = xattr_op(&c, A, DAFS_OP_REMOVEXATTR, &g, "user.k", NULL, 0, &rep);
+    CHECK(st == DAFS_ST_NODATA, "remove again: %d", st);
+    /* malformed: a NUL inside the name, an unknown fallocate bit */
+    init_req(&req, DAFS_OP_GETXATTR);
+    req.u.xattr = (dafs_xattr_req){.fh = g, .name = {(const uint8_t *)"user.ab", 7}, .size = 10};
+    uint8_t probe[MSG];
+    int len = encode(&c, &req, probe);
+    uint8_t *hit = len > 0 ? memmem(probe, (size_t)len, "user.ab", 7) : NULL;
+    st = hit ? send_patched(&c, &req, (size_t)(hit - probe) + 5, 0) : -1;
+    CHECK(st == DAFS_ST_BADMSG, "NUL in an xattr name: %d", st);
+    init_req(&req, DAFS_OP_FALLOCATE);
+    req.u.fallocate = (dafs_fallocate_req){.fh = f, .mode = DAFS_FALLOC_KEEP_SIZE, .length = 1};
+    len = encode(&c, &req, probe);
+    size_t mode_hi = (size_t)DAFS_HDR_SIZE + ((1u + f.len + 7u) / 8u) * 8u + 3u; /* after the fh */
+    st = len > 0 ? send_patched(&c, &req, mode_hi, 0x80) : -1;
+    CHECK(st == DAFS_ST_BADMSG, "unknown fallocate mode bit: %d", st);
+    /* 40 supplementary groups: access through the 40th */
+    uint32_t groups[200], G40, G39;
+    for (unsigned i = 0; i < 200; i++)
+        groups[i] = GID_SHARED + 100 + i;
+    CHECK(register_cred(&c, UID_B, UID_B, 40, groups, &G40) == 0, "register 40 groups");
+    CHECK(register_cred(&c, UID_B, UID_B, 39, groups, &G39) == 0, "register 39 groups");
+    s = (dafs_setattr_req){.valid = DAFS_SET_GID | DAFS_SET_MODE, .gid = groups[39], .mode = 0640};
+    CHECK(setattr_as(&c, 0, &g, &s, NULL) == 0, "chgrp to the 40th group");
+    st = dirop_as(&c, G40, DAFS_OP_OPEN, &root, "ext2", DAFS_OPEN_RDONLY, 0, NULL, NULL);
+    CHECK(st == 0, "open through the 40th group: %d", st);
+    st = dirop_as(&c, G39, DAFS_OP_OPEN, &root, "ext2", DAFS_OPEN_RDONLY, 0, NULL, NULL);
+    CHECK(st == DAFS_ST_ACCES, "open without it: %d", st);
+    init_req(&req, DAFS_OP_RELEASE_CRED);
+    req.u.cred_id.cred_id = G40;
+    CHECK(call(&c, &req, &rep) == 0, "release the 40-group credential");
+    st = dirop_as(&c, G40, DAFS_OP_OPEN, &root, "ext2", DAFS_OPEN_RDONLY, 0, NULL, NULL);
+    CHECK(st == DAFS_ST_PERM, "released credential: %d", st);
+    client_close(&c);
+}
+
 static void prepare_scratch(void)
 {
     make_scratch("/tmp/dafsd-ns-XXXXXX");
@@ -1049,6 +1233,7 @@ int main(int argc, char **argv)
         {"stuck_client", test_stuck_client}, {"open_state", test_open_state},
         {"open_limit", test_open_limit}, {"open_state_killed_client", test_open_state_killed_client},
         {"version_mismatch", test_version_mismatch},
+        {"ext", test_ext},
     };
     run_tests(tests, sizeof(tests) / sizeof(tests[0]));
     int before = test_failures;

@@ -430,9 +430,8 @@ int register_cred(client *c, uint32_t uid, uint32_t gid, unsigned ngroups,
     init_req(&req, DAFS_OP_REGISTER_CRED);
     req.u.cred.uid = uid;
     req.u.cred.gid = gid;
-    req.u.cred.ngroups = (uint16_t)ngroups;
-    for (unsigned i = 0; i < ngroups && i < DAFS_GROUPS_MAX; i++)
-        req.u.cred.groups[i] = groups[i];
+    req.u.cred.ngroups = ngroups;
+    req.u.cred.groups = groups;
     int st = call(c, &req, &rep);
     if (st == 0)
         *id = rep.u.cred.cred_id;

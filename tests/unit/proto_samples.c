@@ -15,6 +15,15 @@ static const uint8_t data_bytes[] = "inline payload, 37 bytes of it here!";
 static const uint8_t name2_bytes[] = "other-name";
 static const uint8_t target_bytes[] = "../some/where/else.txt";
 
+static const uint32_t sample_groups[41] = {4, 24, 44, 64, 84, 100, 101, 102, 103, 104,
+                                           105, 106, 107, 108, 109, 110, 111, 112, 113, 114,
+                                           115, 116, 117, 118, 119, 120, 121, 122, 123, 124,
+                                           125, 126, 127, 128, 129, 130, 131, 132, 133, 134,
+                                           0xfffffffeu};
+static const uint8_t xattr_name_bytes[] = "user.sample-attribute";
+static const uint8_t xattr_value_bytes[] = "a value\0with a NUL";
+static const uint8_t xattr_list_bytes[] = "user.a\0security.selinux\0user.sample-attribute";
+
 static dafs_bytes make_bytes(const uint8_t *p, size_t n)
 {
     dafs_bytes b = {.ptr = p, .len = (uint32_t)n};
@@ -64,6 +73,52 @@ static void sample_hdr(dafs_hdr *h, uint16_t op)
     h->credits = 0;
     h->slot = 0x51 + op; /* reserved: any value passes */
     h->seq = 0x5e000000u + op;
+}
+
+/* The extra ops (70..79). */
+static void sample_ext_request_body(uint16_t op, dafs_request *q)
+{
+    switch (op) {
+    case DAFS_OP_FALLOCATE:
+        sample_fh(&q->u.fallocate.fh, 29, 0x90);
+        q->u.fallocate.mode = DAFS_FALLOC_PUNCH_HOLE | DAFS_FALLOC_KEEP_SIZE;
+        q->u.fallocate.offset = 0x100000001ull;
+        q->u.fallocate.length = 0x20000;
+        break;
+    case DAFS_OP_COPY_RANGE:
+        sample_fh(&q->u.copy.src, 31, 0x91);
+        q->u.copy.src_offset = 4096;
+        sample_fh(&q->u.copy.dst, 13, 0x92);
+        q->u.copy.dst_offset = 0x7fffffffull;
+        q->u.copy.length = 0x100000000ull;
+        break;
+    case DAFS_OP_SEEK:
+        sample_fh(&q->u.seek.fh, 7, 0x93);
+        q->u.seek.offset = 12345;
+        q->u.seek.what = DAFS_SEEK_HOLE;
+        break;
+    case DAFS_OP_GETXATTR:
+    case DAFS_OP_SETXATTR:
+    case DAFS_OP_LISTXATTR:
+    case DAFS_OP_REMOVEXATTR:
+        sample_fh(&q->u.xattr.fh, 21, 0x94);
+        if (op != DAFS_OP_LISTXATTR)
+            q->u.xattr.name = make_bytes(xattr_name_bytes, sizeof xattr_name_bytes - 1);
+        if (op == DAFS_OP_SETXATTR) {
+            q->u.xattr.value = make_bytes(xattr_value_bytes, sizeof xattr_value_bytes - 1);
+            q->u.xattr.flags = DAFS_XATTR_CREATE;
+        }
+        if (op == DAFS_OP_GETXATTR || op == DAFS_OP_LISTXATTR)
+            q->u.xattr.size = op == DAFS_OP_GETXATTR ? 300 : DAFS_XATTR_LIST_MAX;
+        break;
+    case DAFS_OP_READDIRPLUS:
+        sample_fh(&q->u.readdir.dir, 19, 0x95);
+        q->u.readdir.cookie = 77;
+        q->u.readdir.maxcount = 8000;
+        break;
+    default:
+        break;
+    }
 }
 
 /* SETATTR .. RELEASE_CRED requests (the second set of ops). */
@@ -133,9 +188,8 @@ static void sample_second_set_request_body(uint16_t op, dafs_request *q)
     case DAFS_OP_REGISTER_CRED:
         q->u.cred.uid = 1000;
         q->u.cred.gid = 100;
-        q->u.cred.ngroups = 5; /* odd: the list ends off an 8-byte boundary */
-        for (uint16_t i = 0; i < 5; i++)
-            q->u.cred.groups[i] = 4 + 20u * i;
+        q->u.cred.ngroups = 41; /* more than the old 32; odd: ends off an 8-byte boundary */
+        q->u.cred.groups = sample_groups;
         break;
     case DAFS_OP_RELEASE_CRED:
         q->u.cred_id.cred_id = 0x2a;
@@ -145,6 +199,7 @@ static void sample_second_set_request_body(uint16_t op, dafs_request *q)
         q->u.open_fh.flags = DAFS_OPEN_RDWR | DAFS_OPEN_TRUNC;
         break;
     default: /* NULL, DISCONNECT, GETROOT: no body */
+        sample_ext_request_body(op, q);
         break;
     }
 }
@@ -273,6 +328,74 @@ static void sample_readdir(dafs_readdir_rep *d)
     d->entries = make_bytes(entries_buf, pos);
 }
 
+/* READDIRPLUS entries, by hand too: an entry without attributes, one with. */
+static uint8_t plus_buf[512];
+
+static size_t put_plus_attrs(uint8_t *p, uint8_t fh_len)
+{
+    size_t pos = 0;
+    pos += put_le(p + pos, 1, 1); /* has_attr */
+    pos += put_le(p + pos, fh_len, 1);
+    for (uint8_t i = 0; i < fh_len; i++)
+        p[pos++] = (uint8_t)(0xa0 + i);
+    while (pos % 8 != 0)
+        p[pos++] = 0;
+    pos += put_le(p + pos, 0100755, 4); /* mode */
+    pos += put_le(p + pos, 3, 4);       /* nlink */
+    pos += put_le(p + pos, 1000, 4);    /* uid */
+    pos += put_le(p + pos, 1001, 4);    /* gid */
+    for (uint64_t v = 1; v <= 7; v++)   /* size used fileid rdev atime mtime ctime */
+        pos += put_le(p + pos, v * 1000, 8);
+    for (uint64_t v = 1; v <= 3; v++)   /* nsecs */
+        pos += put_le(p + pos, v, 4);
+    while (pos % 8 != 0)
+        p[pos++] = 0;
+    return pos;
+}
+
+static void sample_readdirplus(dafs_readdir_rep *d)
+{
+    size_t pos = 0;
+    memset(plus_buf, 0, sizeof plus_buf);
+    pos += put_entry(plus_buf + pos, 21, 1, 0040000, "..");
+    plus_buf[pos] = 0; /* has_attr 0, then padding */
+    pos += 8;
+    pos += put_entry(plus_buf + pos, 22, 2, 0100000, "with-attrs");
+    pos += put_plus_attrs(plus_buf + pos, 9);
+    d->eof = 0;
+    d->nentries = 2;
+    d->plus = 1;
+    d->entries = make_bytes(plus_buf, pos);
+}
+
+static void sample_ext_reply_body(uint16_t op, dafs_reply *r)
+{
+    switch (op) {
+    case DAFS_OP_FALLOCATE:
+        sample_attr(&r->u.attr.attr);
+        break;
+    case DAFS_OP_COPY_RANGE:
+        r->u.u64.value = 0x12345678ull;
+        break;
+    case DAFS_OP_SEEK:
+        r->u.u64.value = 0x7000000000000000ull;
+        break;
+    case DAFS_OP_GETXATTR:
+        r->u.xattr.data = make_bytes(xattr_value_bytes, sizeof xattr_value_bytes - 1);
+        r->u.xattr.size = r->u.xattr.data.len;
+        break;
+    case DAFS_OP_LISTXATTR:
+        r->u.xattr.data = make_bytes(xattr_list_bytes, sizeof xattr_list_bytes);
+        r->u.xattr.size = r->u.xattr.data.len;
+        break;
+    case DAFS_OP_READDIRPLUS:
+        sample_readdirplus(&r->u.readdir);
+        break;
+    default: /* SETXATTR, REMOVEXATTR: no body */
+        break;
+    }
+}
+
 static void sample_second_set_reply_body(uint16_t op, dafs_reply *r)
 {
     switch (op) {
@@ -305,6 +428,7 @@ static void sample_second_set_reply_body(uint16_t op, dafs_reply *r)
         r->u.fh_attr.stateid = 0x0000000700000005ull;
         break;
     default: /* RENAME, ACCESS, RELEASE_CRED: no body */
+        sample_ext_reply_body(op, r);
         break;
     }
 }
@@ -442,10 +566,44 @@ static bool cred_req_equal(const dafs_cred_req *a, const dafs_cred_req *b)
     if (a->uid != b->uid || a->gid != b->gid || a->ngroups != b->ngroups ||
         a->ngroups > DAFS_GROUPS_MAX)
         return false;
-    for (uint16_t i = 0; i < a->ngroups; i++)
-        if (a->groups[i] != b->groups[i])
+    for (uint32_t i = 0; i < a->ngroups; i++)
+        if (dafs_cred_group(a, i) != dafs_cred_group(b, i))
             return false;
     return true;
+}
+
+static bool ext_request_body_equal(uint16_t op, const dafs_request *a, const dafs_request *b)
+{
+    switch (op) {
+    case DAFS_OP_FALLOCATE:
+        return fh_equal(&a->u.fallocate.fh, &b->u.fallocate.fh) &&
+               a->u.fallocate.mode == b->u.fallocate.mode &&
+               a->u.fallocate.offset == b->u.fallocate.offset &&
+               a->u.fallocate.length == b->u.fallocate.length;
+    case DAFS_OP_COPY_RANGE:
+        return fh_equal(&a->u.copy.src, &b->u.copy.src) &&
+               fh_equal(&a->u.copy.dst, &b->u.copy.dst) &&
+               a->u.copy.src_offset == b->u.copy.src_offset &&
+               a->u.copy.dst_offset == b->u.copy.dst_offset &&
+               a->u.copy.length == b->u.copy.length && a->u.copy.flags == b->u.copy.flags;
+    case DAFS_OP_SEEK:
+        return fh_equal(&a->u.seek.fh, &b->u.seek.fh) && a->u.seek.offset == b->u.seek.offset &&
+               a->u.seek.what == b->u.seek.what;
+    case DAFS_OP_GETXATTR:
+    case DAFS_OP_SETXATTR:
+    case DAFS_OP_LISTXATTR:
+    case DAFS_OP_REMOVEXATTR:
+        return fh_equal(&a->u.xattr.fh, &b->u.xattr.fh) &&
+               bytes_equal(&a->u.xattr.name, &b->u.xattr.name) &&
+               bytes_equal(&a->u.xattr.value, &b->u.xattr.value) &&
+               a->u.xattr.size == b->u.xattr.size && a->u.xattr.flags == b->u.xattr.flags;
+    case DAFS_OP_READDIRPLUS:
+        return fh_equal(&a->u.readdir.dir, &b->u.readdir.dir) &&
+               a->u.readdir.cookie == b->u.readdir.cookie &&
+               a->u.readdir.maxcount == b->u.readdir.maxcount;
+    default:
+        return true;
+    }
 }
 
 /* SETATTR .. RELEASE_CRED requests. */
@@ -487,7 +645,7 @@ static bool second_set_request_body_equal(uint16_t op, const dafs_request *a, co
         return fh_equal(&a->u.open_fh.fh, &b->u.open_fh.fh) &&
                a->u.open_fh.flags == b->u.open_fh.flags;
     default:
-        return true;
+        return ext_request_body_equal(op, a, b);
     }
 }
 
@@ -572,6 +730,17 @@ static bool second_set_reply_body_equal(uint16_t op, const dafs_reply *a, const 
         return write_rep_equal(&a->u.write, &b->u.write);
     case DAFS_OP_REGISTER_CRED:
         return a->u.cred.cred_id == b->u.cred.cred_id;
+    case DAFS_OP_FALLOCATE:
+        return attr_equal(&a->u.attr.attr, &b->u.attr.attr);
+    case DAFS_OP_COPY_RANGE:
+    case DAFS_OP_SEEK:
+        return a->u.u64.value == b->u.u64.value;
+    case DAFS_OP_GETXATTR:
+    case DAFS_OP_LISTXATTR:
+        return a->u.xattr.size == b->u.xattr.size && bytes_equal(&a->u.xattr.data, &b->u.xattr.data);
+    case DAFS_OP_READDIRPLUS: /* entries compared by walking them */
+        return a->u.readdir.eof == b->u.readdir.eof &&
+               a->u.readdir.nentries == b->u.readdir.nentries && b->u.readdir.plus == 1;
     default:
         return true;
     }
@@ -625,17 +794,22 @@ static bool dirents_equal(const dafs_readdir_rep *a, const dafs_readdir_rep *b)
 {
     dafs_readdir_iter ia, ib;
     dafs_dirent_wire ea, eb;
+    dafs_fh fa, fb;
+    dafs_attr aa, ab;
+    int ha, hb;
     dafs_readdir_iter_init(&ia, a);
     dafs_readdir_iter_init(&ib, b);
     for (;;) {
-        int ra = dafs_readdir_next(&ia, &ea);
-        int rb = dafs_readdir_next(&ib, &eb);
+        int ra = dafs_readdirplus_next(&ia, &ea, &fa, &aa, &ha);
+        int rb = dafs_readdirplus_next(&ib, &eb, &fb, &ab, &hb);
         if (ra != rb)
             return false;
         if (ra != 1)
             return true;
         if (ea.fileid != eb.fileid || ea.cookie != eb.cookie || ea.type != eb.type ||
-            !bytes_equal(&ea.name, &eb.name))
+            !bytes_equal(&ea.name, &eb.name) || ha != hb)
+            return false;
+        if (ha && (!fh_equal(&fa, &fb) || !attr_equal(&aa, &ab)))
             return false;
     }
 }
@@ -646,7 +820,8 @@ bool replies_equal(const dafs_reply *a, const dafs_reply *b)
         return false;
     if (a->hdr.status != DAFS_ST_OK)
         return true;
-    if (a->hdr.opcode == DAFS_OP_READDIR && !dirents_equal(&a->u.readdir, &b->u.readdir))
+    if ((a->hdr.opcode == DAFS_OP_READDIR || a->hdr.opcode == DAFS_OP_READDIRPLUS) &&
+        !dirents_equal(&a->u.readdir, &b->u.readdir))
         return false;
     return reply_body_equal(a->hdr.opcode, a, b);
 }

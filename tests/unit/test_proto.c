@@ -177,7 +177,7 @@ static int encode_rep(uint8_t *buf, const dafs_reply *p)
 static void test_roundtrip_requests(void **state)
 {
     (void)state;
-    for (uint16_t op = 0; op < DAFS_OP_COUNT; op++) {
+    for (uint16_t op = 0; op < DAFS_OP_LIMIT; op = dafs_op_next(op)) {
         dafs_request q, d;
         uint8_t buf[BUF_SIZE];
         sample_request(op, &q);
@@ -200,7 +200,7 @@ static void test_roundtrip_requests(void **state)
 static void test_roundtrip_replies(void **state)
 {
     (void)state;
-    for (uint16_t op = 0; op < DAFS_OP_COUNT; op++) {
+    for (uint16_t op = 0; op < DAFS_OP_LIMIT; op = dafs_op_next(op)) {
         dafs_reply p, d;
         uint8_t buf[BUF_SIZE];
         sample_reply(op, &p);
@@ -220,7 +220,7 @@ static void test_error_replies_are_header_only(void **state)
 {
     (void)state;
     uint8_t buf[BUF_SIZE];
-    for (uint16_t op = 0; op < DAFS_OP_COUNT; op++) {
+    for (uint16_t op = 0; op < DAFS_OP_LIMIT; op = dafs_op_next(op)) {
         dafs_reply p, d;
         sample_reply(op, &p);
         p.hdr.status = DAFS_ST_NOENT;
@@ -358,7 +358,7 @@ static void test_truncation(void **state)
 {
     (void)state;
     uint8_t buf[BUF_SIZE];
-    for (uint16_t op = 0; op < DAFS_OP_COUNT; op++) {
+    for (uint16_t op = 0; op < DAFS_OP_LIMIT; op = dafs_op_next(op)) {
         dafs_request q;
         dafs_reply p;
         sample_request(op, &q);
@@ -508,7 +508,7 @@ static void test_trailing_garbage(void **state)
     (void)state;
     uint8_t buf[BUF_SIZE];
     dafs_request q;
-    for (uint16_t op = 0; op < DAFS_OP_COUNT; op++) {
+    for (uint16_t op = 0; op < DAFS_OP_LIMIT; op = dafs_op_next(op)) {
         int n = encode_sample_request(buf, op);
         memset(buf + n, 0, 8);
         /* a receive buffer larger than the message: caller passed too much */
@@ -1039,10 +1039,34 @@ static void test_golden_second_set_requests(void **state)
     raw_begin(&r, DAFS_OP_REGISTER_CRED, false);
     raw_le(&r, q.u.cred.uid, 4);
     raw_le(&r, q.u.cred.gid, 4);
-    raw_le(&r, q.u.cred.ngroups, 2);
-    for (uint16_t i = 0; i < q.u.cred.ngroups; i++)
+    raw_le(&r, q.u.cred.ngroups, 4);
+    for (uint32_t i = 0; i < q.u.cred.ngroups; i++)
         raw_le(&r, q.u.cred.groups[i], 4);
-    assert_int_equal(r.pos, 60 + 4 * 5);
+    assert_int_equal(r.pos, 60 + 4 * 41);
+    assert_codec_matches_raw(&q, &r);
+
+    /* FALLOCATE: fh, mode u32, offset u64, length u64 */
+    raw_comparable_request(DAFS_OP_FALLOCATE, &q);
+    raw_begin(&r, DAFS_OP_FALLOCATE, false);
+    raw_fh_copy(&r, &q.u.fallocate.fh);
+    raw_le(&r, q.u.fallocate.mode, 4);
+    raw_le(&r, q.u.fallocate.offset, 8);
+    raw_le(&r, q.u.fallocate.length, 8);
+    assert_codec_matches_raw(&q, &r);
+
+    /* SETXATTR: fh, name, value, flags u32 */
+    raw_comparable_request(DAFS_OP_SETXATTR, &q);
+    raw_begin(&r, DAFS_OP_SETXATTR, false);
+    raw_fh_copy(&r, &q.u.xattr.fh);
+    raw_le(&r, q.u.xattr.name.len, 4);
+    memcpy(r.b + r.pos, q.u.xattr.name.ptr, q.u.xattr.name.len);
+    r.pos += q.u.xattr.name.len;
+    raw_align(&r, 8);
+    raw_le(&r, q.u.xattr.value.len, 4);
+    memcpy(r.b + r.pos, q.u.xattr.value.ptr, q.u.xattr.value.len);
+    r.pos += q.u.xattr.value.len;
+    raw_align(&r, 8);
+    raw_le(&r, q.u.xattr.flags, 4);
     assert_codec_matches_raw(&q, &r);
 
     /* RELEASE_CRED: cred_id */
@@ -1418,16 +1442,174 @@ static void test_access_rules(void **state)
     expect_request_inval(&q);
 }
 
-static int cred_with(uint16_t ngroups_field, uint16_t ngroups_real)
+static int cred_with(uint32_t ngroups_field, uint32_t ngroups_real)
 {
     raw r;
     raw_begin(&r, DAFS_OP_REGISTER_CRED, false);
     raw_le(&r, 1000, 4);
     raw_le(&r, 1000, 4);
-    raw_le(&r, ngroups_field, 2);
-    for (uint16_t i = 0; i < ngroups_real; i++)
+    raw_le(&r, ngroups_field, 4);
+    for (uint32_t i = 0; i < ngroups_real; i++)
         raw_le(&r, 100u + i, 4);
     return raw_decode_request(&r);
+}
+
+/* ---- extra ops (70..79) ------------------------------------------------ */
+
+static int fallocate_with(uint32_t mode, uint64_t length)
+{
+    raw r;
+    raw_begin(&r, DAFS_OP_FALLOCATE, false);
+    raw_fh(&r, 8);
+    raw_le(&r, mode, 4);
+    raw_le(&r, 0, 8);
+    raw_le(&r, length, 8);
+    return raw_decode_request(&r);
+}
+
+static int seek_with(uint32_t what)
+{
+    raw r;
+    raw_begin(&r, DAFS_OP_SEEK, false);
+    raw_fh(&r, 8);
+    raw_le(&r, 100, 8);
+    raw_le(&r, what, 4);
+    return raw_decode_request(&r);
+}
+
+static int copy_with(uint32_t flags)
+{
+    raw r;
+    raw_begin(&r, DAFS_OP_COPY_RANGE, false);
+    raw_fh(&r, 8);
+    raw_le(&r, 0, 8);
+    raw_fh(&r, 9);
+    raw_le(&r, 0, 8);
+    raw_le(&r, 1u << 20, 8);
+    raw_le(&r, flags, 4);
+    return raw_decode_request(&r);
+}
+
+/* SETXATTR with a name of name_len bytes (fill byte fill), a value of
+ * value_len bytes, flags. */
+static int setxattr_with(uint32_t name_len, uint8_t fill, uint32_t value_len, uint32_t flags)
+{
+    static raw r; /* large values do not fit the stack of a test */
+    raw_begin(&r, DAFS_OP_SETXATTR, false);
+    raw_fh(&r, 8);
+    raw_str(&r, name_len, fill);
+    raw_le(&r, value_len, 4);
+    if (value_len <= BUF_SIZE - r.pos - 16) {
+        memset(r.b + r.pos, 'v', value_len);
+        r.pos += value_len;
+        raw_align(&r, 8);
+    }
+    raw_le(&r, flags, 4);
+    return raw_decode_request(&r);
+}
+
+static int getxattr_with(uint16_t op, uint32_t size)
+{
+    raw r;
+    raw_begin(&r, op, false);
+    raw_fh(&r, 8);
+    if (op == DAFS_OP_GETXATTR)
+        raw_str(&r, 6, 'n');
+    raw_le(&r, size, 4);
+    return raw_decode_request(&r);
+}
+
+static int xattr_reply_with(uint16_t op, uint32_t size, uint32_t data_len)
+{
+    raw r;
+    raw_begin(&r, op, true);
+    raw_le(&r, size, 4);
+    raw_str(&r, data_len, 'd');
+    return raw_decode_reply(&r);
+}
+
+static int readdirplus_reply_with(uint8_t has_attr)
+{
+    raw r;
+    raw_begin(&r, DAFS_OP_READDIRPLUS, true);
+    raw_le(&r, 1, 1); /* eof */
+    raw_le(&r, 1, 4); /* nentries */
+    raw_align(&r, 8);
+    raw_le(&r, 5, 8); /* fileid */
+    raw_le(&r, 6, 8); /* cookie */
+    raw_le(&r, 0100000, 4);
+    raw_str(&r, 4, 'f');
+    raw_le(&r, has_attr, 1);
+    if (has_attr == 1) {
+        raw_fh(&r, 12);
+        for (int i = 0; i < 4; i++)
+            raw_le(&r, 1, 4);
+        for (int i = 0; i < 7; i++)
+            raw_le(&r, 1, 8);
+        for (int i = 0; i < 3; i++)
+            raw_le(&r, 1, 4);
+    }
+    return raw_decode_reply(&r);
+}
+
+static void test_ext_rules(void **state)
+{
+    (void)state;
+    assert_int_equal(fallocate_with(0, 1), 0);
+    assert_int_equal(fallocate_with(DAFS_FALLOC_ALL, 1), 0); /* the file system judges combos */
+    assert_int_equal(fallocate_with(0x40, 1), -DAFS_ST_BADMSG);
+    assert_int_equal(fallocate_with(0, 0), -DAFS_ST_BADMSG); /* length 0: EINVAL in fallocate(2) */
+    assert_int_equal(seek_with(DAFS_SEEK_DATA), 0);
+    assert_int_equal(seek_with(DAFS_SEEK_HOLE), 0);
+    assert_int_equal(seek_with(2), -DAFS_ST_BADMSG);
+    assert_int_equal(copy_with(0), 0);
+    assert_int_equal(copy_with(1), -DAFS_ST_BADMSG);
+
+    assert_int_equal(setxattr_with(6, 'n', 0, 0), 0); /* empty values are allowed */
+    assert_int_equal(setxattr_with(DAFS_XATTR_NAME_MAX, 'n', 100, DAFS_XATTR_CREATE), 0);
+    assert_int_equal(setxattr_with(5, 'n', 10, DAFS_XATTR_REPLACE), 0);
+    assert_int_equal(setxattr_with(5, 'n', 10, DAFS_XATTR_CREATE | DAFS_XATTR_REPLACE),
+                     -DAFS_ST_BADMSG);
+    assert_int_equal(setxattr_with(0, 'n', 10, 0), -DAFS_ST_BADMSG);
+    assert_int_equal(setxattr_with(DAFS_XATTR_NAME_MAX + 1, 'n', 10, 0), -DAFS_ST_BADMSG);
+    assert_int_equal(setxattr_with(6, '\0', 10, 0), -DAFS_ST_BADMSG); /* NUL in the name */
+    assert_int_equal(setxattr_with(6, 'n', DAFS_XATTR_VALUE_MAX + 1, 0), -DAFS_ST_BADMSG);
+    assert_int_equal(setxattr_with(6, 'n', 0xffffffffu, 0), -DAFS_ST_BADMSG);
+    assert_int_equal(getxattr_with(DAFS_OP_GETXATTR, 0), 0);
+    assert_int_equal(getxattr_with(DAFS_OP_GETXATTR, DAFS_XATTR_VALUE_MAX), 0);
+    assert_int_equal(getxattr_with(DAFS_OP_GETXATTR, DAFS_XATTR_VALUE_MAX + 1), -DAFS_ST_BADMSG);
+    assert_int_equal(getxattr_with(DAFS_OP_LISTXATTR, DAFS_XATTR_LIST_MAX), 0);
+    assert_int_equal(getxattr_with(DAFS_OP_LISTXATTR, DAFS_XATTR_LIST_MAX + 1), -DAFS_ST_BADMSG);
+
+    assert_int_equal(xattr_reply_with(DAFS_OP_GETXATTR, 10, 10), 0);
+    assert_int_equal(xattr_reply_with(DAFS_OP_GETXATTR, 1000, 0), 0); /* a size answer */
+    assert_int_equal(xattr_reply_with(DAFS_OP_GETXATTR, 10, 9), -DAFS_ST_BADMSG);
+    assert_int_equal(xattr_reply_with(DAFS_OP_LISTXATTR, DAFS_XATTR_LIST_MAX + 1, 0),
+                     -DAFS_ST_BADMSG);
+    assert_int_equal(readdirplus_reply_with(0), 0);
+    assert_int_equal(readdirplus_reply_with(1), 0);
+    assert_int_equal(readdirplus_reply_with(2), -DAFS_ST_BADMSG);
+
+    /* the encoder refuses what the decoder refuses */
+    dafs_request q;
+    sample_request(DAFS_OP_FALLOCATE, &q);
+    q.u.fallocate.length = 0;
+    expect_request_inval(&q);
+    sample_request(DAFS_OP_SEEK, &q);
+    q.u.seek.what = 7;
+    expect_request_inval(&q);
+    sample_request(DAFS_OP_SETXATTR, &q);
+    q.u.xattr.flags = 3;
+    expect_request_inval(&q);
+    sample_request(DAFS_OP_GETXATTR, &q);
+    q.u.xattr.name.len = 0;
+    expect_request_inval(&q);
+    assert_true(dafs_op_known(DAFS_OP_READDIRPLUS));
+    assert_false(dafs_op_known(DAFS_OP_EXT_END));
+    assert_int_equal(dafs_op_next(DAFS_OP_COUNT - 1), DAFS_OP_EXT_FIRST);
+    assert_int_equal(dafs_op_next(DAFS_OP_EXT_END - 1), DAFS_OP_LIMIT);
+    assert_string_equal(dafs_op_name(DAFS_OP_COPY_RANGE), "COPY_RANGE");
+    assert_string_equal(dafs_op_name(DAFS_OP_EXT_END), "UNKNOWN");
 }
 
 static int cred_reply_with(uint32_t cred_id)
@@ -1443,8 +1625,11 @@ static void test_cred_rules(void **state)
     (void)state;
     assert_int_equal(cred_with(0, 0), 0);
     assert_int_equal(cred_with(1, 1), 0);
-    assert_int_equal(cred_with(DAFS_GROUPS_MAX, DAFS_GROUPS_MAX), 0);
-    assert_int_equal(cred_with(DAFS_GROUPS_MAX + 1, DAFS_GROUPS_MAX + 1), -DAFS_ST_BADMSG);
+    assert_int_equal(cred_with(33, 33), 0);     /* past the old fixed 32 */
+    assert_int_equal(cred_with(1500, 1500), 0); /* only the message size bounds it */
+    assert_int_equal(cred_with(DAFS_GROUPS_MAX + 1, 40), -DAFS_ST_BADMSG);
+    assert_int_equal(cred_with(0xffffffffu, 40), -DAFS_ST_BADMSG);
+    assert_int_equal(cred_with(0x40000001u, 1), -DAFS_ST_BADMSG); /* 4 * n wraps in 32 bits */
     assert_int_equal(cred_with(0xffff, 40), -DAFS_ST_BADMSG);
     /* short lists (an even count present, so no pad bytes could pass for a group) */
     assert_int_equal(cred_with(2, 1), -DAFS_ST_BADMSG);
@@ -1459,13 +1644,25 @@ static void test_cred_rules(void **state)
     sample_request(DAFS_OP_REGISTER_CRED, &q);
     q.u.cred.ngroups = DAFS_GROUPS_MAX + 1;
     expect_request_inval(&q);
-    q.u.cred.ngroups = DAFS_GROUPS_MAX;
-    for (uint16_t i = 0; i < DAFS_GROUPS_MAX; i++)
-        q.u.cred.groups[i] = 0xfff00000u + i;
+    q.u.cred.ngroups = 3;
+    q.u.cred.groups = NULL;
+    expect_request_inval(&q);
+    static uint32_t many[1000];
+    for (uint32_t i = 0; i < 1000; i++)
+        many[i] = 0xfff00000u + i;
+    q.u.cred.ngroups = 1000;
+    q.u.cred.groups = many;
     int n = encode_req(buf, &q);
-    assert_int_equal(n, 60 + 4 * DAFS_GROUPS_MAX + 4); /* + final padding */
+    assert_int_equal(n, 60 + 4 * 1000 + 4); /* + final padding */
     assert_int_equal(dafs_decode_request(buf, (size_t)n, &d), 0);
     assert_true(requests_equal(&q, &d));
+    assert_null(d.u.cred.groups); /* decoded in place */
+    assert_int_equal(dafs_cred_group(&d.u.cred, 999), 0xfff00000u + 999);
+    assert_int_equal(dafs_cred_group(&d.u.cred, 1000), UINT32_MAX);
+    q.u.cred.ngroups = 4000; /* 16 KB of groups do not fit an 8 KB buffer */
+    static uint32_t more[4000];
+    q.u.cred.groups = more;
+    assert_int_equal(encode_req(buf, &q), -DAFS_ST_OVERFLOW);
 
     /* any cred id may be released: the server decides what it means */
     sample_request(DAFS_OP_RELEASE_CRED, &q);
@@ -1761,7 +1958,7 @@ static void test_op_names(void **state)
     assert_string_equal(dafs_op_name(DAFS_OP_RELEASE_CRED), "RELEASE_CRED");
     assert_string_equal(dafs_op_name(DAFS_OP_COUNT), "UNKNOWN");
     assert_string_equal(dafs_op_name(0xffff), "UNKNOWN");
-    for (uint16_t op = 0; op < DAFS_OP_COUNT; op++) {
+    for (uint16_t op = 0; op < DAFS_OP_LIMIT; op = dafs_op_next(op)) {
         assert_non_null(dafs_op_name(op));
         assert_string_not_equal(dafs_op_name(op), "UNKNOWN");
         for (uint16_t other = 0; other < op; other++)
@@ -1801,6 +1998,7 @@ int main(void)
         cmocka_unit_test(test_link_mknod_symlink_rules),
         cmocka_unit_test(test_access_rules),
         cmocka_unit_test(test_cred_rules),
+        cmocka_unit_test(test_ext_rules),
         cmocka_unit_test(test_append_rules),
         cmocka_unit_test(test_stateid_fields),
         cmocka_unit_test(test_open_fh_flags),

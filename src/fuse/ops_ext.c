@@ -1,0 +1,262 @@
+/*
+ * ops_ext.c — the FUSE handlers for the protocol's extra operations:
+ * fallocate, copy_file_range (done on the server: no data passes through
+ * this process), lseek SEEK_DATA/SEEK_HOLE, extended attributes (user.*,
+ * security.*, and POSIX ACLs, which the kernel then enforces itself:
+ * FUSE_CAP_POSIX_ACL) and readdirplus (entries with handle and attributes,
+ * so listing a directory needs no LOOKUP per name; "." and ".." included).
+ *
+ * Identity: the file handlers act with the credential of the open (as
+ * reads and writes do); the others with the caller's.
+ *
+ * Readdirplus and lookup counts: every entry handed to the kernel with a
+ * node id counts one lookup (nodes_ref) except "." and "..", which the
+ * kernel never instantiates; an entry that no longer fits the buffer is
+ * not handed over and its count is dropped again.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dafs_fuse.h"
+
+#define DFUSE_BLKSIZE 131072 /* as ops.c */
+
+static struct dfuse *fs_of(fuse_req_t req) { return fuse_req_userdata(req); }
+
+static const dafs_handle *handle_of(struct dfuse *fs, fuse_ino_t ino)
+{
+    return &nodes_get(&fs->nodes, ino)->handle;
+}
+
+static void reply_rc(fuse_req_t req, int rc)
+{
+    if (rc < 0 && fs_of(req)->cfg.debug)
+        fprintf(stderr, "dafs-fuse: request failed: %s\n", dafs_strerror(rc));
+    fuse_reply_err(req, dfuse_errno(rc));
+}
+
+void dfuse_ext_init(struct dfuse *fs, struct fuse_conn_info *conn)
+{
+    (void)fs;
+    /* The kernel checks ACLs (with default_permissions, see main.c) from
+     * the system.posix_acl_* attributes it reads through getxattr. */
+    if (conn->capable & FUSE_CAP_POSIX_ACL)
+        conn->want |= FUSE_CAP_POSIX_ACL;
+    /* Always readdirplus: it is the listing that carries "." and "..". */
+    if (conn->capable & FUSE_CAP_READDIRPLUS)
+        conn->want |= FUSE_CAP_READDIRPLUS;
+    conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+}
+
+/* ---- files ---------------------------------------------------------------- */
+
+void dfuse_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+                        struct fuse_file_info *fi)
+{
+    struct dfuse *fs = fs_of(req);
+    int rc = offset < 0 || length <= 0
+                 ? -EINVAL
+                 : dafs_h_fallocate(fs->session, dfuse_file_cred(fi), handle_of(fs, ino), mode,
+                                    (uint64_t)offset, (uint64_t)length, NULL);
+    reply_rc(req, rc);
+}
+
+void dfuse_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+                              struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+                              struct fuse_file_info *fi_out, size_t len, int flags)
+{
+    (void)fi_in;
+    struct dfuse *fs = fs_of(req);
+    if (flags != 0 || off_in < 0 || off_out < 0) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    ssize_t n = dafs_h_copy_range(fs->session, dfuse_file_cred(fi_out), handle_of(fs, ino_in),
+                                  (uint64_t)off_in, handle_of(fs, ino_out), (uint64_t)off_out,
+                                  len);
+    if (n < 0)
+        reply_rc(req, (int)n);
+    else
+        fuse_reply_write(req, (size_t)n);
+}
+
+void dfuse_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+                    struct fuse_file_info *fi)
+{
+    struct dfuse *fs = fs_of(req);
+    if ((whence != SEEK_DATA && whence != SEEK_HOLE) || off < 0) {
+        fuse_reply_err(req, EINVAL); /* the kernel handles the others itself */
+        return;
+    }
+    int64_t where =
+        dafs_h_seek(fs->session, dfuse_file_cred(fi), handle_of(fs, ino), (uint64_t)off, whence);
+    if (where < 0)
+        reply_rc(req, (int)where);
+    else
+        fuse_reply_lseek(req, (off_t)where);
+}
+
+/* ---- extended attributes ------------------------------------------------- */
+
+static int is_acl_name(const char *name)
+{
+    return strncmp(name, "system.posix_acl_", 17) == 0;
+}
+
+void dfuse_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                       size_t size, int flags)
+{
+    struct dfuse *fs = fs_of(req);
+    struct dfuse_cred *c = NULL;
+    int rc = dfuse_caller_cred(req, &c);
+    if (rc == 0)
+        rc = dafs_h_setxattr(fs->session, c->cred, handle_of(fs, ino), name, value, size, flags);
+    creds_put(&fs->creds, c);
+    reply_rc(req, rc);
+}
+
+void dfuse_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+    struct dfuse *fs = fs_of(req);
+    char *buf = size > 0 ? malloc(size) : NULL;
+    if (size > 0 && buf == NULL) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    struct dfuse_cred *c = NULL;
+    ssize_t n = dfuse_caller_cred(req, &c);
+    if (n == 0)
+        n = dafs_h_getxattr(fs->session, c->cred, handle_of(fs, ino), name, buf, size);
+    creds_put(&fs->creds, c);
+    /* An export without ACL support: the kernel asks for ACLs on every
+     * permission check, and "none" is the right answer. */
+    if (n == -EOPNOTSUPP && is_acl_name(name))
+        n = -ENODATA;
+    if (n < 0)
+        reply_rc(req, (int)n);
+    else if (size == 0)
+        fuse_reply_xattr(req, (size_t)n);
+    else
+        fuse_reply_buf(req, buf, (size_t)n);
+    free(buf);
+}
+
+void dfuse_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+    struct dfuse *fs = fs_of(req);
+    char *buf = size > 0 ? malloc(size) : NULL;
+    if (size > 0 && buf == NULL) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    struct dfuse_cred *c = NULL;
+    ssize_t n = dfuse_caller_cred(req, &c);
+    if (n == 0)
+        n = dafs_h_listxattr(fs->session, c->cred, handle_of(fs, ino), buf, size);
+    creds_put(&fs->creds, c);
+    if (n < 0)
+        reply_rc(req, (int)n);
+    else if (size == 0)
+        fuse_reply_xattr(req, (size_t)n);
+    else
+        fuse_reply_buf(req, buf, (size_t)n);
+    free(buf);
+}
+
+void dfuse_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+    struct dfuse *fs = fs_of(req);
+    struct dfuse_cred *c = NULL;
+    int rc = dfuse_caller_cred(req, &c);
+    if (rc == 0)
+        rc = dafs_h_removexattr(fs->session, c->cred, handle_of(fs, ino), name);
+    creds_put(&fs->creds, c);
+    reply_rc(req, rc);
+}
+
+/* ---- readdirplus ----------------------------------------------------------- */
+
+static void stat_from(const struct dafs_stat *d, struct stat *st)
+{
+    memset(st, 0, sizeof *st);
+    st->st_ino = d->ino;
+    st->st_mode = d->mode;
+    st->st_nlink = d->nlink;
+    st->st_uid = d->uid;
+    st->st_gid = d->gid;
+    st->st_size = (off_t)d->size;
+    st->st_blocks = (blkcnt_t)d->blocks;
+    st->st_blksize = DFUSE_BLKSIZE;
+    st->st_rdev = d->rdev;
+    st->st_atim.tv_sec = d->atime.tv_sec;
+    st->st_atim.tv_nsec = d->atime.tv_nsec;
+    st->st_mtim.tv_sec = d->mtime.tv_sec;
+    st->st_mtim.tv_nsec = d->mtime.tv_nsec;
+    st->st_ctim.tv_sec = d->ctime.tv_sec;
+    st->st_ctim.tv_nsec = d->ctime.tv_nsec;
+}
+
+struct plus_fill {
+    fuse_req_t req;
+    struct dfuse *fs;
+    char *buf;
+    size_t size, used;
+};
+
+static int is_dot(const char *name)
+{
+    return name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
+}
+
+static int plus_fill_entry(void *arg, const dafs_dirent *ent, const dafs_handle *h,
+                           const struct dafs_stat *st, uint64_t next_cookie)
+{
+    struct plus_fill *pf = arg;
+    struct fuse_entry_param e;
+    memset(&e, 0, sizeof e);
+    e.attr.st_ino = ent->ino;
+    e.attr.st_mode = ent->type;
+    if (h != NULL && st != NULL && !is_dot(ent->name)) {
+        e.ino = nodes_ref(&pf->fs->nodes, h);
+        if (e.ino != 0) { /* out of memory: hand it over as a plain entry */
+            e.attr_timeout = pf->fs->cfg.attr_timeout;
+            e.entry_timeout = pf->fs->cfg.entry_timeout;
+            stat_from(st, &e.attr);
+        }
+    }
+    size_t need = fuse_add_direntry_plus(pf->req, pf->buf + pf->used, pf->size - pf->used,
+                                         ent->name, &e, (off_t)next_cookie);
+    if (need > pf->size - pf->used) {
+        if (e.ino != 0)
+            nodes_forget(&pf->fs->nodes, e.ino, 1); /* not handed over */
+        return 1; /* full: this entry starts the next call */
+    }
+    pf->used += need;
+    return 0;
+}
+
+void dfuse_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                          struct fuse_file_info *fi)
+{
+    struct dfuse *fs = fs_of(req);
+    struct plus_fill pf = {.req = req, .fs = fs, .buf = malloc(size ? size : 1), .size = size};
+    if (pf.buf == NULL) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    uint64_t cookie = (uint64_t)off;
+    int eof = 0;
+    /* the credential of the opendir, as for readdir */
+    int rc = dafs_h_readdirplus(fs->session, dfuse_file_cred(fi), handle_of(fs, ino), &cookie,
+                                plus_fill_entry, &pf, &eof);
+    if (rc < 0 && pf.used == 0)
+        reply_rc(req, rc);
+    else
+        fuse_reply_buf(req, pf.buf, pf.used);
+    free(pf.buf);
+}
