@@ -297,6 +297,7 @@ static int local_dest_open(cli *c, local_dest *d)
     struct stat st;
     bool exists = stat(d->final, &st) == 0;
     d->temp[0] = '\0';
+    d->fd = -1;
     if (exists && !S_ISREG(st.st_mode)) { /* /dev/null, a FIFO, a terminal */
         d->fd = open(d->final, O_WRONLY | O_TRUNC | O_CLOEXEC);
         return d->fd < 0 ? cli_fail(c, d->shown, "%s", strerror(errno)) : 0;
@@ -310,7 +311,6 @@ static int local_dest_open(cli *c, local_dest *d)
             return cli_fail(c, d->shown, "%s", strerror(errno));
         memcpy(d->final, resolved, sizeof resolved);
     }
-    d->fd = -1;
     for (int i = 0; i < TEMP_TRIES && d->fd < 0; i++) {
         temp_sibling(d->final, d->temp, sizeof d->temp);
         cli_set_local_temp(d->temp); /* before it exists: a second signal removes it */

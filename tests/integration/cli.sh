@@ -130,6 +130,17 @@ dafs get "$URL/g1" "$LOCAL/g1" || fail "get over an existing file failed"
 [ "$(cat "$LOCAL/g1")" = one ] && [ "$(stat -c %a "$LOCAL/g1")" = 600 ] ||
   fail "get over an existing file: '$(cat "$LOCAL/g1")' mode $(stat -c %a "$LOCAL/g1"), expected 'one' mode 600"
 dafs get "$URL/g1" /dev/null || fail "get to /dev/null failed"
+# As cp: no replacing a local file we may not write (run as nobody).
+if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null 2>&1; then
+  chmod 755 "$WORK" "$LOCAL"
+  printf 'not yours\n' >"$LOCAL/ro"; chmod 644 "$LOCAL/ro"
+  rc=0
+  setpriv --reuid=65534 --regid=65534 --clear-groups "$DAFS" get "$URL/g1" "$LOCAL/ro" >"$e.out" 2>"$e.err" || rc=$?
+  [ "$rc" -eq 1 ] && [ "$(wc -l <"$e.err")" -eq 1 ] && grep -q "^dafs: get $LOCAL/ro: Permission denied" "$e.err" ||
+    fail "get over a file nobody may not write: exit $rc, $(cat "$e.err")"
+  [ "$(cat "$LOCAL/ro")" = "not yours" ] || fail "get replaced a file the user may not write"
+  chmod 700 "$WORK"
+fi
 [ -c /dev/null ] || fail "get replaced /dev/null"
 [ -z "$(find "$LOCAL" -name '.*.dafs-*')" ] || fail "temporary files left: $(find "$LOCAL" -name '.*.dafs-*')"
 mkdir "$EXPORT/up"
