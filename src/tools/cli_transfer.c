@@ -389,11 +389,10 @@ int cmd_cat(cli *c, int argc, char **argv)
     if (argc < 1)
         return cli_bad_usage(c);
     int status = 0;
-    for (int i = 0; i < argc && status == 0; i++) {
-        if (cli_open(c, argv[i]) != 0)
-            status = 1;
-        else
-            status = get_to(c, argv[i], NULL);
+    for (int i = 0; i < argc && status < 128; i++) { /* on after a failure, as cat */
+        int rc = cli_open(c, argv[i]) != 0 ? 1 : get_to(c, argv[i], NULL);
+        if (rc > status)
+            status = rc;
     }
     return cli_close_session(c, argv[argc - 1], status);
 }
