@@ -51,7 +51,9 @@ static void format_time(int64_t sec, uint32_t nsec, char *buf, size_t len, bool 
         (void)snprintf(buf, len, "%s", base);
 }
 
-/* Run one command per URL; the status is 1 if any failed. */
+/* Run one command per URL; the status is 1 if any failed.  (Only a
+ * transfer defers signals, so none of these is ever interrupted half way:
+ * a signal ends the process in its handler.) */
 typedef int (*per_url)(cli *c, const char *url);
 
 static int each_url(cli *c, int argc, char **argv, per_url fn)

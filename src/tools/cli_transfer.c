@@ -21,8 +21,9 @@
  * (/dev/null, a FIFO) and standard output are written directly.
  *
  * A progress line (bytes, %, MB/s) is drawn on stderr only when stderr is a
- * terminal and the transfer has lasted more than a second; it always ends
- * with a newline, also on errors and signals.
+ * terminal, the data does not go to the terminal itself (cat), and the
+ * transfer has lasted more than a second; it always ends with a newline,
+ * also on errors and signals.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -48,9 +49,9 @@ typedef struct progress {
     uint64_t total; /* 0: unknown */
 } progress;
 
-static void progress_init(progress *p, uint64_t total)
+static void progress_init(progress *p, uint64_t total, bool quiet)
 {
-    p->enabled = isatty(STDERR_FILENO) == 1;
+    p->enabled = !quiet && isatty(STDERR_FILENO) == 1;
     p->start = p->last_draw = cli_now();
     p->total = total;
 }
@@ -196,6 +197,7 @@ struct transfer {
     dafs_file *dst;    /* remote destination (put, cp) */
     int fd;            /* local file (get, put) */
     uint64_t size;     /* bytes expected */
+    bool quiet;        /* no progress line (the data goes to the terminal) */
     transfer_step step;
 };
 
@@ -209,7 +211,7 @@ static int run_transfer(const transfer *t, uint64_t *total)
     if (xfer_buf_open(t->c, t->url, &b) != 0)
         return 1;
     progress pr;
-    progress_init(&pr, t->size);
+    progress_init(&pr, t->size, t->quiet);
     uint64_t off = 0;
     size_t moved = 0;
     int status = 0;
@@ -295,6 +297,7 @@ static int local_dest_open(cli *c, local_dest *d)
     struct stat st;
     bool exists = stat(d->final, &st) == 0;
     d->temp[0] = '\0';
+    d->fd = -1;
     if (exists && !S_ISREG(st.st_mode)) { /* /dev/null, a FIFO, a terminal */
         d->fd = open(d->final, O_WRONLY | O_TRUNC | O_CLOEXEC);
         return d->fd < 0 ? cli_fail(c, d->shown, "%s", strerror(errno)) : 0;
@@ -308,7 +311,6 @@ static int local_dest_open(cli *c, local_dest *d)
             return cli_fail(c, d->shown, "%s", strerror(errno));
         memcpy(d->final, resolved, sizeof resolved);
     }
-    d->fd = -1;
     for (int i = 0; i < TEMP_TRIES && d->fd < 0; i++) {
         temp_sibling(d->final, d->temp, sizeof d->temp);
         cli_set_local_temp(d->temp); /* before it exists: a second signal removes it */
@@ -370,7 +372,8 @@ static int get_to(cli *c, const char *url, const char *local)
     }
     if (status == 0) {
         transfer t = {.c = c, .url = url, .local = d.shown, .src = f, .fd = d.fd,
-                      .size = size, .step = remote_to_local};
+                      .size = size, .quiet = local == NULL && isatty(STDOUT_FILENO) == 1,
+                      .step = remote_to_local};
         status = transfer_from_remote(&t);
     }
     if (local != NULL)
@@ -386,11 +389,10 @@ int cmd_cat(cli *c, int argc, char **argv)
     if (argc < 1)
         return cli_bad_usage(c);
     int status = 0;
-    for (int i = 0; i < argc && status == 0; i++) {
-        if (cli_open(c, argv[i]) != 0)
-            status = 1;
-        else
-            status = get_to(c, argv[i], NULL);
+    for (int i = 0; i < argc && status < 128; i++) { /* on after a failure, as cat */
+        int rc = cli_open(c, argv[i]) != 0 ? 1 : get_to(c, argv[i], NULL);
+        if (rc > status)
+            status = rc;
     }
     return cli_close_session(c, argv[argc - 1], status);
 }
@@ -427,20 +429,16 @@ int cmd_get(cli *c, int argc, char **argv)
     if (nurls > 1 && !S_ISDIR(st.st_mode))
         return cli_fail(c, local, "%s", strerror(ENOTDIR));
     int status = 0;
-    for (int i = 0; i < nurls && status == 0; i++) {
+    for (int i = 0; i < nurls && status < 128; i++) { /* on after a failure, as cp */
         const char *url = argv[i];
-        if (cli_open(c, url) != 0) {
-            status = 1;
-            break;
-        }
-        if (local != NULL && strcmp(local, "-") == 0) {
-            status = get_to(c, url, NULL);
-            continue;
-        }
+        int rc = cli_open(c, url);
         char dest[PATH_MAX];
-        status = get_destination(c, url, c->path, local, dest, sizeof dest);
-        if (status == 0)
-            status = get_to(c, url, dest);
+        if (rc == 0 && local != NULL && strcmp(local, "-") == 0)
+            rc = get_to(c, url, NULL);
+        else if (rc == 0 && (rc = get_destination(c, url, c->path, local, dest, sizeof dest)) == 0)
+            rc = get_to(c, url, dest);
+        if (rc > status)
+            status = rc;
     }
     return cli_close_session(c, argv[0], status);
 }
@@ -558,8 +556,11 @@ int cmd_put(cli *c, int argc, char **argv)
             return cli_close_session(c, url, cli_fail_dafs(c, url, rc));
     }
     int status = 0;
-    for (int i = 0; i < argc - 1 && status == 0; i++)
-        status = put_one(c, argv[i], url);
+    for (int i = 0; i < argc - 1 && status < 128; i++) { /* on after a failure, as cp */
+        int rc = put_one(c, argv[i], url);
+        if (rc > status)
+            status = rc;
+    }
     return cli_close_session(c, url, status);
 }
 

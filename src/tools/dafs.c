@@ -98,10 +98,10 @@ const char *cli_command_usage(const char *cmd)
     return k != NULL ? k->args : "";
 }
 
-enum { OPT_ALL_LONG = 1000 };
+enum { OPT_PROVIDER = 1000, OPT_PARENTS }; /* long options whose letter is taken */
 
 static const struct option long_options[] = {
-    {"provider", required_argument, NULL, 'p'},
+    {"provider", required_argument, NULL, OPT_PROVIDER},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     /* the commands' own, accepted only where the command has the short one */
@@ -112,7 +112,7 @@ static const struct option long_options[] = {
     {"force", no_argument, NULL, 'f'},
     {"recursive", no_argument, NULL, 'r'},
     {"symbolic", no_argument, NULL, 's'},
-    {"parents", no_argument, NULL, OPT_ALL_LONG + 'p'},
+    {"parents", no_argument, NULL, OPT_PARENTS},
     {NULL, 0, NULL, 0},
 };
 
@@ -142,7 +142,10 @@ static int take_option(cli *c, const command *k, int opt, const char *arg)
         }
         c->provider = optarg;
         return -1;
-    case OPT_ALL_LONG + 'p':
+    case OPT_PROVIDER:
+        c->provider = optarg;
+        return -1;
+    case OPT_PARENTS:
         if (strchr(own, 'p') == NULL)
             return bad_option(c->cmd, 0, arg);
         c->flags.parents = true;
@@ -207,7 +210,8 @@ int main(int argc, char **argv)
     opterr = 0; /* we print the one error line ourselves */
     /* Global options up to the command word. */
     while (status < 0 && (opt = getopt_long(argc, argv, "+:p:hV", long_options, NULL)) != -1) {
-        if (opt != 'p' && opt != 'h' && opt != 'V' && opt != ':' && opt != '?')
+        if (opt != 'p' && opt != OPT_PROVIDER && opt != 'h' && opt != 'V' && opt != ':' &&
+            opt != '?')
             status = bad_option("", 0, argv[optind - 1]); /* a command's, before any command */
         else
             status = take_option(&c, NULL, opt, argv[optind - 1]);

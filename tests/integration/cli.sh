@@ -107,14 +107,20 @@ dafs rm -rf "$URL/tree" "$URL/no-such-tree" || fail "rm -rf failed"
 dafs mkdir -p "$URL/p/q/r" || fail "mkdir -p failed"
 [ -d "$EXPORT/p/q/r" ] || fail "mkdir -p did not make p/q/r"
 dafs mkdir -p "$URL/p/q" || fail "mkdir -p of an existing directory failed"
+dafs mkdir --provider "$FI_PROVIDER" -p "$URL/p/s/t" || fail "mkdir --provider NAME -p failed"
+[ -d "$EXPORT/p/s/t" ] || fail "mkdir --provider NAME -p did not make p/s/t"
 dafs mkdir "$URL/m-a" "$URL/m-b" || fail "mkdir of two directories failed"
 [ -d "$EXPORT/m-a" ] && [ -d "$EXPORT/m-b" ] || fail "mkdir of two made $(ls "$EXPORT")"
 dafs rmdir "$URL/m-a" "$URL/m-b" || fail "rmdir of two failed"
 [ ! -e "$EXPORT/m-a" ] && [ ! -e "$EXPORT/m-b" ] || fail "rmdir of two left one"
 expect_error "$e" dafs mkdir "$URL/p"
 
-# ---- get into a directory, get of many, put of many ----
+# ---- cat of many, get into a directory, get of many, put of many ----
 printf 'one\n' >"$EXPORT/g1"; printf 'two\n' >"$EXPORT/g2"
+rc=0
+out=$(dafs cat "$URL/g1" "$URL/missing" "$URL/g2" 2>"$e.err") || rc=$?
+[ "$rc" -eq 1 ] && [ "$out" = $'one\ntwo' ] && [ "$(wc -l <"$e.err")" -eq 1 ] ||
+  fail "cat of three URLs, one missing: exit $rc, printed '$out', stderr $(cat "$e.err")"
 mkdir "$LOCAL/into"
 dafs get "$URL/g1" "$LOCAL/into" || fail "get into an existing directory failed"
 [ "$(cat "$LOCAL/into/g1")" = one ] || fail "get into a directory did not write into/g1"
@@ -128,6 +134,18 @@ dafs get "$URL/g1" "$LOCAL/g1" || fail "get over an existing file failed"
 [ "$(cat "$LOCAL/g1")" = one ] && [ "$(stat -c %a "$LOCAL/g1")" = 600 ] ||
   fail "get over an existing file: '$(cat "$LOCAL/g1")' mode $(stat -c %a "$LOCAL/g1"), expected 'one' mode 600"
 dafs get "$URL/g1" /dev/null || fail "get to /dev/null failed"
+# As cp: no replacing a local file we may not write (run as nobody; not
+# over shm, whose regions belong to root).
+if [ "$(id -u)" -eq 0 ] && [ "${FI_PROVIDER:-}" != shm ] && command -v setpriv >/dev/null 2>&1; then
+  chmod 755 "$WORK" "$LOCAL"
+  printf 'not yours\n' >"$LOCAL/ro"; chmod 644 "$LOCAL/ro"
+  rc=0
+  setpriv --reuid=65534 --regid=65534 --clear-groups "$DAFS" get "$URL/g1" "$LOCAL/ro" >"$e.out" 2>"$e.err" || rc=$?
+  [ "$rc" -eq 1 ] && [ "$(wc -l <"$e.err")" -eq 1 ] && grep -q "^dafs: get $LOCAL/ro: Permission denied" "$e.err" ||
+    fail "get over a file nobody may not write: exit $rc, $(cat "$e.err")"
+  [ "$(cat "$LOCAL/ro")" = "not yours" ] || fail "get replaced a file the user may not write"
+  chmod 700 "$WORK"
+fi
 [ -c /dev/null ] || fail "get replaced /dev/null"
 [ -z "$(find "$LOCAL" -name '.*.dafs-*')" ] || fail "temporary files left: $(find "$LOCAL" -name '.*.dafs-*')"
 mkdir "$EXPORT/up"

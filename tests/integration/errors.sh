@@ -103,4 +103,16 @@ DAFS_CLI_TIMEOUT=30 expect_error "$e" dafs ls "$URL/"
 ms=$((($(date +%s%N) - t0) / 1000000))
 log "no server: failed after $ms ms"
 [ "$ms" -lt 10000 ] || fail "with no server the client took $ms ms to fail (limit 10 s)"
+
+# Root squashed (dafsd's default): root's "Permission denied" says why.
+if [ "$(id -u)" -eq 0 ]; then
+  start_server --root-squash
+  expect_error "$e" dafs put "$LOCAL/small" "$URL/squashed"
+  grep -q "Permission denied (root is mapped to the anonymous user unless dafsd runs with --no-root-squash)" "$e.err" ||
+    fail "root's EACCES under root squash does not mention it: $(cat "$e.err")"
+  [ ! -e "$EXPORT/squashed" ] || fail "a squashed root created a file in a 0755 root directory"
+  stop_server
+else
+  log "not root: root squash message not checked"
+fi
 pass

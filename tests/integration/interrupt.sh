@@ -100,6 +100,40 @@ wait_client
 [ "$(cat "$EXPORT/upload")" = "old contents" ] || fail "an interrupted put changed the existing file"
 rm -f "$EXPORT/upload"
 
+# On a terminal (script(1) gives one): the progress line is ended before the
+# message, so the message starts a line of its own.  dafs is the session
+# leader there, which once made it exit 0.
+if command -v script >/dev/null 2>&1; then
+  truncate -s 16G "$EXPORT/huger"
+  script -qfec "exec '$DAFS' get '$URL/huger' '$LOCAL/got'" /dev/null >"$WORK/tty.out" 2>&1 &
+  script_pid=$!
+  track_pid "$script_pid"
+  client=
+  for i in $(seq 300); do
+    client=$(pgrep -P "$script_pid" -x dafs || true)
+    [ -n "$client" ] && grep -q 'MB/s' "$WORK/tty.out" && break
+    kill -0 "$script_pid" 2>/dev/null || fail "script(1) ended before a progress line: $(cat "$WORK/tty.out")"
+    sleep 0.1
+  done
+  grep -q 'MB/s' "$WORK/tty.out" || fail "no progress line on the terminal after 30 s: $(cat "$WORK/tty.out")"
+  track_pid "$client"
+  kill -INT "$client"
+  for i in $(seq $((limit * 10))); do
+    kill -0 "$script_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  rc=0
+  wait "$script_pid" || rc=$?
+  [ "$rc" -eq 130 ] || fail "on a terminal SIGINT made the client exit $rc, expected 130: $(cat "$WORK/tty.out")"
+  tr -d '\r' <"$WORK/tty.out" | grep -qx "dafs: get $URL/huger: interrupted" ||
+    fail "on a terminal the message does not start its own line: $(cat -v "$WORK/tty.out" | tail -c 300)"
+  log "terminal: progress line ended, then: $(tail -n1 "$WORK/tty.out" | tr -d '\r')"
+  no_leftovers "$LOCAL" got
+  rm -f "$EXPORT/huger"
+else
+  log "no script(1): progress line on a terminal not checked"
+fi
+
 # The server dies in the middle of a get: an error line, and no partial file.
 "$DAFS" get "$URL/huge" "$LOCAL/got" 2>"$WORK/client.err" &
 client=$!
