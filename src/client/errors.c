@@ -94,6 +94,8 @@ static const char *connect_message(int err)
         return "The server uses another libfabric provider than this client (shm vs "
                "tcp;ofi_rxm)";
     case ETIMEDOUT: return "Connection timed out (nothing answered at that address)";
+    case ELIBACC: return "Cannot load libfabric.so.1, a needed shared library (missing or broken)";
+    case ELIBBAD: return "libfabric.so.1 lacks functions dafs needs (a needed shared library)";
     default: return NULL;
     }
 }

@@ -260,6 +260,8 @@ static int connect_error(int rc)
     case -EPROTONOSUPPORT:
     case -EPROTOTYPE:
     case -ETIMEDOUT:
+    case -ELIBACC: /* libfabric.so.1 cannot be loaded */
+    case -ELIBBAD:
     case -ENOMEM:
         return rc;
     default:
