@@ -193,7 +193,9 @@ static void parse_args(int argc, char **argv, server_config *cfg)
         case 'f': break;
         case 'v': dafsd_verbose = true; break;
         case 'h': usage(stdout); exit(0);
-        case 'V': printf("dafsd %s\n", DAFSD_VERSION_STRING); exit(0);
+        case 'V':
+            printf("dafsd %s\n", DAFSD_VERSION_STRING);
+            exit(0);
         case ':': die_usage("option '%s' needs an argument", argv[optind - 1]); break;
         default: die_usage("unknown option '%s'", argv[optind - 1]); break;
         }
@@ -251,7 +253,9 @@ static int write_ready_file(const char *path, const char *port)
 static void describe_squash(const cred_policy *p, char *buf, size_t len)
 {
     switch (p->squash) {
-    case SQUASH_NONE: snprintf(buf, len, "no root squash"); break;
+    case SQUASH_NONE:
+        snprintf(buf, len, "no root squash");
+        break;
     case SQUASH_ALL:
         snprintf(buf, len, "all users squashed to %u:%u", p->anon_uid, p->anon_gid);
         break;

@@ -191,9 +191,12 @@ static int unusable_node(const char *prov, const char *node, const char **errmsg
     }
     int family = res->ai_family;
     freeaddrinfo(res);
-    *errmsg = set_err("libfabric provider '%s' cannot use the %s address '%s'%s", prov,
-                      family == AF_INET6 ? "IPv6" : family == AF_INET ? "IPv4" : "given", node,
-                      getenv("FI_TCP_IFACE") ? " (FI_TCP_IFACE limits it to one interface)" : "");
+    *errmsg =
+        set_err("libfabric provider '%s' cannot use the %s address '%s'%s", prov,
+                family == AF_INET6  ? "IPv6"
+                : family == AF_INET ? "IPv4"
+                                    : "given",
+                node, getenv("FI_TCP_IFACE") ? " (FI_TCP_IFACE limits it to one interface)" : "");
     return -EAFNOSUPPORT;
 }
 
@@ -226,8 +229,8 @@ static int get_final_info(const dfab_config *cfg, const char *prov, struct fi_in
             }
             ret = fablib.getinfo(DFAB_FI_VERSION, NULL, NULL, 0, hints, out);
         } else if (cfg->listen) {
-            ret = fablib.getinfo(DFAB_FI_VERSION, node, cfg->service ? cfg->service : "0", FI_SOURCE,
-                             hints, out);
+            ret = fablib.getinfo(DFAB_FI_VERSION, node, cfg->service ? cfg->service : "0",
+                                 FI_SOURCE, hints, out);
         } else {
             /* the destination lets libfabric pick a route-appropriate source */
             ret = fablib.getinfo(DFAB_FI_VERSION, node, "0", 0, hints, out);
@@ -332,7 +335,8 @@ static int open_objects(dfab *f, const char **errmsg)
     }
     if (ret) {
         if (ret == -FI_EBUSY && f->is_shm)
-            *errmsg = set_err("shm endpoint name already in use (%s: %s)", step, fablib.strerror(-ret));
+            *errmsg =
+                set_err("shm endpoint name already in use (%s: %s)", step, fablib.strerror(-ret));
         else
             *errmsg = set_err("%s failed: %s", step, fablib.strerror(-ret));
         return ret == -FI_EBUSY && f->is_shm ? -EADDRINUSE : fabric_errno(ret);

@@ -4,8 +4,8 @@
  * fabric.c opens and closes the endpoint and handles addressing,
  * fabric_ops.c registers memory and posts sends, receives and split RMA,
  * fabric_progress.c reaps completions and waits, fabric_peer.c checks a
- * server's address before the first message, fabric_load.c loads libfabric.  The struct dfab below is
- * private to them; transport.h is the only public interface.
+ * server's address before the first message, fabric_load.c loads libfabric.  The struct dfab below
+ * is private to them; transport.h is the only public interface.
  */
 #ifndef DAFS_FABRIC_INTERNAL_H
 #define DAFS_FABRIC_INTERNAL_H

@@ -86,8 +86,10 @@ static void load(void)
         .strerror = (__typeof__(l.strerror))lookup(lib, "fi_strerror", "FABRIC_1.0"),
     };
     if (!l.getinfo || !l.freeinfo || !l.dupinfo || !l.fabric || !l.strerror) {
-        snprintf(load_error, sizeof load_error, "%s lacks a function dafs needs (fi_getinfo, "
-                 "fi_freeinfo, fi_dupinfo, fi_fabric, fi_strerror)", LIBFABRIC_SONAME);
+        snprintf(load_error, sizeof load_error,
+                 "%s lacks a function dafs needs (fi_getinfo, "
+                 "fi_freeinfo, fi_dupinfo, fi_fabric, fi_strerror)",
+                 LIBFABRIC_SONAME);
         load_status = -ELIBBAD;
         return; /* leave it loaded: unloading a half-used library gains nothing */
     }
