@@ -90,18 +90,28 @@ static const char *dafs_specific_message(int err)
 static const char *connect_message(int err)
 {
     switch (err) {
-    case ECONNREFUSED: return "Connection refused (no dafs server at that address and port)";
-    case EHOSTUNREACH: return "Host unreachable (no route to it, or its name does not resolve)";
-    case ENETUNREACH: return "Network unreachable";
+    case ECONNREFUSED:
+        return "Connection refused (no dafs server at that address and port)";
+    case EHOSTUNREACH:
+        return "Host unreachable (no route to it, or its name does not resolve)";
+    case ENETUNREACH:
+        return "Network unreachable";
     case EAFNOSUPPORT:
         return "Address family not usable (e.g. an IPv6 address where the server, the "
                "provider or the network does only IPv4)";
-    case EPROTONOSUPPORT: return "No such libfabric provider (fi_info -l lists them)";
+    case EPROTONOSUPPORT:
+        return "No such libfabric provider (fi_info -l lists them)";
     case EPROTOTYPE:
         return "The server uses another libfabric provider than this client (shm vs "
                "tcp;ofi_rxm)";
-    case ETIMEDOUT: return "Connection timed out (nothing answered at that address)";
-    default: return NULL;
+    case ETIMEDOUT:
+        return "Connection timed out (nothing answered at that address)";
+    case ELIBACC:
+        return "Cannot load libfabric.so.1, a needed shared library (missing or broken)";
+    case ELIBBAD:
+        return "libfabric.so.1 lacks functions dafs needs (a needed shared library)";
+    default:
+        return NULL;
     }
 }
 

@@ -247,6 +247,10 @@ static void destroy_session(dafs_session *s)
     free(s);
 }
 
+/* The longest wait for the check before CONNECT (a TCP handshake): what
+ * the transport itself would wait for a first send to go out (5 s). */
+#define CLIENT_PEER_CHECK_MS 5000u
+
 /* What dafs_connect reports for a transport failure before the session
  * exists: the causes a user can act on keep their errno (dafs_strerror
  * names them), the rest is a transport error. */
@@ -260,6 +264,8 @@ static int connect_error(int rc)
     case -EPROTONOSUPPORT:
     case -EPROTOTYPE:
     case -ETIMEDOUT:
+    case -ELIBACC: /* libfabric.so.1 cannot be loaded */
+    case -ELIBBAD:
     case -ENOMEM:
         return rc;
     default:
@@ -289,7 +295,8 @@ static int open_endpoint(dafs_session *s, const dafs_options *opts, const char *
         return connect_error(rc);
     /* Nobody there?  Known in milliseconds here, where the provider would
      * retry its connection until the send gave up (see fabric_peer.c). */
-    rc = dfab_check_peer(s->fab, host, service, (int)s->timeout_ms, &errmsg);
+    unsigned check_ms = s->timeout_ms < CLIENT_PEER_CHECK_MS ? s->timeout_ms : CLIENT_PEER_CHECK_MS;
+    rc = dfab_check_peer(s->fab, host, service, (int)check_ms, &errmsg);
     return rc < 0 ? connect_error(rc) : 0;
 }
 

@@ -254,7 +254,9 @@ static int write_ready_file(const char *path, const char *port)
 static void describe_squash(const cred_policy *p, char *buf, size_t len)
 {
     switch (p->squash) {
-    case SQUASH_NONE: snprintf(buf, len, "no root squash"); break;
+    case SQUASH_NONE:
+        snprintf(buf, len, "no root squash");
+        break;
     case SQUASH_ALL:
         snprintf(buf, len, "all users squashed to %u:%u", p->anon_uid, p->anon_gid);
         break;

@@ -34,8 +34,8 @@ static int open_existing_ancestor(const char *path, bool *exists)
         int fd = open(buf, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (fd >= 0)
             return fd;
-        if (errno != ENOENT)
-            return -errno;
+        if (errno != ENOENT || strcmp(buf, ".") == 0 || strcmp(buf, "/") == 0)
+            return -errno; /* "." gone (deleted cwd): nothing left to climb */
         *exists = false;
         /* strip trailing slashes, then the last component */
         size_t n = strlen(buf);

@@ -93,7 +93,7 @@ static bool provider_is(const struct fi_info *info, const char *name)
 
 static struct fi_info *make_hints(const char *prov, uint64_t extra_caps, bool want_saw)
 {
-    struct fi_info *hints = fi_allocinfo();
+    struct fi_info *hints = fablib.dupinfo(NULL);
     if (!hints)
         return NULL;
     hints->ep_attr->type = FI_EP_RDM;
@@ -109,7 +109,7 @@ static struct fi_info *make_hints(const char *prov, uint64_t extra_caps, bool wa
     if (prov) {
         hints->fabric_attr->prov_name = strdup(prov);
         if (!hints->fabric_attr->prov_name) {
-            fi_freeinfo(hints);
+            fablib.freeinfo(hints);
             return NULL;
         }
     }
@@ -141,21 +141,21 @@ static int choose_provider(const char *requested, char *out, size_t outlen, cons
     struct fi_info *list = NULL;
     if (!hints)
         return -ENOMEM;
-    int ret = fi_getinfo(DFAB_FI_VERSION, NULL, NULL, 0, hints, &list);
-    fi_freeinfo(hints);
+    int ret = fablib.getinfo(DFAB_FI_VERSION, NULL, NULL, 0, hints, &list);
+    fablib.freeinfo(hints);
     if (ret) {
         const char *fp = getenv("FI_PROVIDER");
         if (requested)
             *errmsg =
                 set_err("no libfabric provider '%s' with FI_EP_RDM+FI_MSG+FI_RMA (%s)%s%s%s%s",
-                        requested, fi_strerror(-ret),
+                        requested, fablib.strerror(-ret),
                         (strcmp(requested, "tcp") && strcmp(requested, "verbs"))
                             ? ""
                             : "; for RDM over it ask for '<name>;ofi_rxm'",
                         fp ? "; FI_PROVIDER='" : "", fp ? fp : "", fp ? "' also filters" : "");
         else
             *errmsg = set_err("no usable libfabric provider (FI_PROVIDER='%s'): %s", fp ? fp : "",
-                              fi_strerror(-ret));
+                              fablib.strerror(-ret));
         return ret == -FI_ENODATA ? -EPROTONOSUPPORT : fabric_errno(ret);
     }
     const struct fi_info *best = NULL;
@@ -168,12 +168,12 @@ static int choose_provider(const char *requested, char *out, size_t outlen, cons
         }
     }
     if (!best) {
-        fi_freeinfo(list);
+        fablib.freeinfo(list);
         *errmsg = set_err("only 'net'/'sockets'/'shm' providers found; ask for one explicitly");
         return -EPROTONOSUPPORT;
     }
     snprintf(out, outlen, "%s", best->fabric_attr->prov_name);
-    fi_freeinfo(list);
+    fablib.freeinfo(list);
     return 0;
 }
 
@@ -191,9 +191,12 @@ static int unusable_node(const char *prov, const char *node, const char **errmsg
     }
     int family = res->ai_family;
     freeaddrinfo(res);
-    *errmsg = set_err("libfabric provider '%s' cannot use the %s address '%s'%s", prov,
-                      family == AF_INET6 ? "IPv6" : family == AF_INET ? "IPv4" : "given", node,
-                      getenv("FI_TCP_IFACE") ? " (FI_TCP_IFACE limits it to one interface)" : "");
+    *errmsg =
+        set_err("libfabric provider '%s' cannot use the %s address '%s'%s", prov,
+                family == AF_INET6  ? "IPv6"
+                : family == AF_INET ? "IPv4"
+                                    : "given",
+                node, getenv("FI_TCP_IFACE") ? " (FI_TCP_IFACE limits it to one interface)" : "");
     return -EAFNOSUPPORT;
 }
 
@@ -220,23 +223,23 @@ static int get_final_info(const dfab_config *cfg, const char *prov, struct fi_in
                 hints->src_addr = strdup(shm_name);
                 hints->src_addrlen = strlen(shm_name) + 1;
                 if (!hints->src_addr) {
-                    fi_freeinfo(hints);
+                    fablib.freeinfo(hints);
                     return -ENOMEM;
                 }
             }
-            ret = fi_getinfo(DFAB_FI_VERSION, NULL, NULL, 0, hints, out);
+            ret = fablib.getinfo(DFAB_FI_VERSION, NULL, NULL, 0, hints, out);
         } else if (cfg->listen) {
-            ret = fi_getinfo(DFAB_FI_VERSION, node, cfg->service ? cfg->service : "0", FI_SOURCE,
-                             hints, out);
+            ret = fablib.getinfo(DFAB_FI_VERSION, node, cfg->service ? cfg->service : "0",
+                                 FI_SOURCE, hints, out);
         } else {
             /* the destination lets libfabric pick a route-appropriate source */
-            ret = fi_getinfo(DFAB_FI_VERSION, node, "0", 0, hints, out);
+            ret = fablib.getinfo(DFAB_FI_VERSION, node, "0", 0, hints, out);
         }
-        fi_freeinfo(hints);
+        fablib.freeinfo(hints);
     }
     if (ret) {
         *errmsg = set_err("libfabric provider '%s' cannot serve this endpoint: %s", prov,
-                          fi_strerror(-ret));
+                          fablib.strerror(-ret));
         if (ret == -FI_ENODATA && !shm)
             return unusable_node(prov, node, errmsg);
         return fabric_errno(ret);
@@ -300,7 +303,7 @@ static int open_cq(dfab *f)
 static int open_objects(dfab *f, const char **errmsg)
 {
     const char *step = "fi_fabric";
-    int ret = fi_fabric(f->info->fabric_attr, &f->fabric, NULL);
+    int ret = fablib.fabric(f->info->fabric_attr, &f->fabric, NULL);
     if (!ret) {
         step = "fi_domain";
         ret = fi_domain(f->fabric, f->info, &f->domain, NULL);
@@ -332,9 +335,10 @@ static int open_objects(dfab *f, const char **errmsg)
     }
     if (ret) {
         if (ret == -FI_EBUSY && f->is_shm)
-            *errmsg = set_err("shm endpoint name already in use (%s: %s)", step, fi_strerror(-ret));
+            *errmsg =
+                set_err("shm endpoint name already in use (%s: %s)", step, fablib.strerror(-ret));
         else
-            *errmsg = set_err("%s failed: %s", step, fi_strerror(-ret));
+            *errmsg = set_err("%s failed: %s", step, fablib.strerror(-ret));
         return ret == -FI_EBUSY && f->is_shm ? -EADDRINUSE : fabric_errno(ret);
     }
     return 0;
@@ -358,7 +362,7 @@ static void close_objects(dfab *f)
     f->domain = NULL;
     f->fabric = NULL;
     if (f->info)
-        fi_freeinfo(f->info);
+        fablib.freeinfo(f->info);
     f->info = NULL;
 }
 
@@ -588,7 +592,10 @@ int dfab_open(const dfab_config *cfg, dfab **out, const char **errmsg)
     *out = NULL;
     if (!cfg)
         cfg = &defaults;
-    int ret = choose_provider(requested_provider(cfg), prov, sizeof prov, errmsg);
+    int ret = fabric_load(errmsg);
+    if (ret)
+        return ret;
+    ret = choose_provider(requested_provider(cfg), prov, sizeof prov, errmsg);
     if (ret)
         return ret;
     if (strcmp(prov, "shm") == 0 && !shm_service_ok(cfg->service)) {
@@ -664,7 +671,7 @@ int dfab_resolve(dfab *f, const char *node, const char *service, dfab_addr *out)
         return -EINVAL;
     if (f->is_shm)
         return resolve_shm(f, service, out);
-    struct fi_info *hints = fi_dupinfo(f->info);
+    struct fi_info *hints = fablib.dupinfo(f->info);
     struct fi_info *info = NULL;
     if (!hints)
         return -ENOMEM;
@@ -674,16 +681,16 @@ int dfab_resolve(dfab *f, const char *node, const char *service, dfab_addr *out)
     free(hints->dest_addr);
     hints->dest_addr = NULL;
     hints->dest_addrlen = 0;
-    int ret = fi_getinfo(DFAB_FI_VERSION, node ? node : "127.0.0.1", service, 0, hints, &info);
-    fi_freeinfo(hints);
+    int ret = fablib.getinfo(DFAB_FI_VERSION, node ? node : "127.0.0.1", service, 0, hints, &info);
+    fablib.freeinfo(hints);
     if (ret)
         return ret == -FI_ENODATA ? -EHOSTUNREACH : fabric_errno(ret);
     if (!info->dest_addr) {
-        fi_freeinfo(info);
+        fablib.freeinfo(info);
         return -EHOSTUNREACH;
     }
     ret = dfab_insert_name(f, info->dest_addr, info->dest_addrlen, out);
-    fi_freeinfo(info);
+    fablib.freeinfo(info);
     return ret;
 }
 

@@ -4,8 +4,8 @@
  * fabric.c opens and closes the endpoint and handles addressing,
  * fabric_ops.c registers memory and posts sends, receives and split RMA,
  * fabric_progress.c reaps completions and waits, fabric_peer.c checks a
- * server's address before the first message.  The struct dfab below is
- * private to them; transport.h is the only public interface.
+ * server's address before the first message, fabric_load.c loads libfabric.  The struct dfab below
+ * is private to them; transport.h is the only public interface.
  */
 #ifndef DAFS_FABRIC_INTERNAL_H
 #define DAFS_FABRIC_INTERNAL_H
@@ -62,6 +62,20 @@ static inline int64_t fabric_now_ns(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
+
+/* fabric_load.c: libfabric is loaded with dlopen on first use, and its few
+ * real functions are called through here (fi_allocinfo() is
+ * fablib.dupinfo(NULL)); everything else is inline in its headers. */
+struct fabric_lib {
+    __typeof__(fi_getinfo) *getinfo;
+    __typeof__(fi_freeinfo) *freeinfo;
+    __typeof__(fi_dupinfo) *dupinfo;
+    __typeof__(fi_fabric) *fabric;
+    __typeof__(fi_strerror) *strerror;
+};
+extern struct fabric_lib fablib;
+/* 0 once loaded, else -ELIBACC / -ELIBBAD with *errmsg saying why. */
+int fabric_load(const char **errmsg);
 
 /* fabric_ops.c: count `n` parts of a split RMA as done (first error wins);
  * calls op->done after the last. */

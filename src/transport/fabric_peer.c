@@ -81,8 +81,8 @@ static int tcp_connect_once(const struct addrinfo *ai, int64_t deadline_ns)
 /* 0 if a TCP connection to node:service opens within timeout_ms. */
 static int tcp_probe(const char *node, const char *service, int timeout_ms)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICSERV};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     int gai = getaddrinfo(node, service, &hints, &res);
     if (gai != 0)
@@ -193,8 +193,7 @@ int dfab_check_peer(dfab *f, const char *node, const char *service, int timeout_
             *errmsg = peer_err;
             return -EPROTOTYPE;
         }
-        snprintf(peer_err, sizeof peer_err, "no shm server with port %s on this machine",
-                 service);
+        snprintf(peer_err, sizeof peer_err, "no shm server with port %s on this machine", service);
         *errmsg = peer_err;
         return -ECONNREFUSED;
     }

@@ -8,25 +8,47 @@
 # "Transport error (connection lost or timed out)" after 5-7 s.
 #
 # "Fast" is judged against the request timeout, which is what a client would
-# otherwise wait out: every answer here must come in under a tenth of it.
+# otherwise wait out, on top of what one successful command costs on this
+# machine now (starting libfabric and opening an endpoint dominate, and vary
+# with the load): every failure must come within a fifteenth of the request
+# timeout (2 s) of that.  The old transport error took 5 s longer.
 . "$(dirname "$0")/lib.sh"
 export DAFS_CLI_TIMEOUT=60
 REQUEST_TIMEOUT_MS=30000 # libdafs's default request timeout (the CLI uses it)
-LIMIT_MS=$((REQUEST_TIMEOUT_MS / 10))
 e=$WORK/e
 
-# fails_with WHAT PATTERN CMD...: CMD fails with one "dafs: ..." line
-# matching PATTERN, within LIMIT_MS.
-fails_with() {
-  local what=$1 pattern=$2 t0 ms
-  shift 2
+ms_of() {
+  local t0
   t0=$(date +%s%N)
-  expect_error "$e" "$@"
-  ms=$((($(date +%s%N) - t0) / 1000000))
-  grep -q -- "$pattern" "$e.err" || fail "$what: '$(cat "$e.err")' does not say '$pattern'"
-  ! grep -q "Transport error" "$e.err" || fail "$what: still the generic transport error"
-  [ "$ms" -lt "$LIMIT_MS" ] || fail "$what: took $ms ms (limit $LIMIT_MS ms, a tenth of the request timeout)"
-  log "$what: $ms ms: $(cat "$e.err")"
+  "$@" >/dev/null 2>&1 || fail "'$*' failed"
+  echo $((($(date +%s%N) - t0) / 1000000))
+}
+start_server
+b1=$(ms_of dafs ls "$URL/")
+b2=$(ms_of dafs ls "$URL/")
+stop_server
+BASE_MS=$((b1 > b2 ? b1 : b2))
+LIMIT_MS=$((BASE_MS + REQUEST_TIMEOUT_MS / 15))
+log "baseline (the slower of two successful commands) $BASE_MS ms; limit $LIMIT_MS ms"
+
+# fails_with WHAT PATTERN CMD...: CMD fails with one "dafs: ..." line
+# matching PATTERN, within LIMIT_MS.  A run over the limit is repeated (up to
+# three runs, the fastest counts): on a loaded machine one slow start is
+# noise, while the old 5 s wait is in every run.
+fails_with() {
+  local what=$1 pattern=$2 t0 ms best= try
+  shift 2
+  for try in 1 2 3; do
+    t0=$(date +%s%N)
+    expect_error "$e" "$@"
+    ms=$((($(date +%s%N) - t0) / 1000000))
+    grep -q -- "$pattern" "$e.err" || fail "$what: '$(cat "$e.err")' does not say '$pattern'"
+    ! grep -q "Transport error" "$e.err" || fail "$what: still the generic transport error"
+    [ -n "$best" ] && [ "$best" -le "$ms" ] || best=$ms
+    [ "$best" -ge "$LIMIT_MS" ] || break
+  done
+  [ "$best" -lt "$LIMIT_MS" ] || fail "$what: took $best ms at best (limit $LIMIT_MS ms: a successful command's $BASE_MS + a fifteenth of the request timeout)"
+  log "$what: $best ms: $(cat "$e.err")"
 }
 
 # A port of our own that refuses connections: bound but not listening, held
