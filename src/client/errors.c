@@ -97,8 +97,8 @@ static const char *connect_message(int err)
     case ENETUNREACH:
         return "Network unreachable";
     case EAFNOSUPPORT:
-        return "Address family not usable (e.g. an IPv6 address where the server, the "
-               "provider or the network does only IPv4)";
+        return "Address family not usable (IPv4 vs IPv6: the server, the provider or the "
+               "network does only the other)";
     case EPROTONOSUPPORT:
         return "No such libfabric provider (fi_info -l lists them)";
     case EPROTOTYPE:

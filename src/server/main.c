@@ -7,10 +7,13 @@
  *         [--anon-uid N] [--anon-gid N] [--read-only] [--io-timeout-ms MS] [--max-opens N]
  *         [-f] [--verbose]
  *
- * Startup: open the export and the handle key, open the fabric endpoint,
- * start the workers, post the receive pool, then (optionally) write the bound
- * port to --ready-file (tmp + rename, so a reader never sees half a file) and
- * run the network loop in the main thread.  SIGTERM/SIGINT set a flag and wake
+ * Startup: refuse an unsafe --state-dir (statedir.c, exit 2), open the export
+ * and the handle key, open the fabric endpoint (the first use of libfabric,
+ * which is loaded only then), start the workers, post the receive pool,
+ * print the one start line (export, bound address, provider, squash mode),
+ * then (optionally) write the bound port to --ready-file (tmp + rename, so a
+ * reader never sees half a file) and run the network loop in the main
+ * thread.  Arguments are parsed without writing into argv.  SIGTERM/SIGINT set a flag and wake
  * the loop (dfab_wake is signal-safe); the loop stops taking requests,
  * finishes those in flight (bounded wait), and everything is torn down in
  * reverse order.  dafsd always stays in the foreground.
@@ -44,7 +47,8 @@ static void usage(FILE *out)
             "  --export DIR        directory to export (required)\n"
             "  --listen HOST[:PORT] address to bind (default 127.0.0.1:%d; port 0 = any)\n"
             "  --provider NAME     libfabric provider (default: DAFS_PROVIDER, FI_PROVIDER)\n"
-            "  --state-dir DIR     server state (default /var/lib/dafs)\n"
+            "  --state-dir DIR     server state, outside the export, mode 0700\n"
+            "                      (default /var/lib/dafs)\n"
             "  --threads N         worker threads (default 4)\n"
             "  --credits N         per-session credit ceiling (default 32)\n"
             "  --lease-ms MS       session lease (default 30000)\n"

@@ -89,4 +89,12 @@ if [ "$FI_PROVIDER" != shm ]; then
   fails_with "IPv6 URL, IPv4 server" "Address family" dafs ls "dafs://[::1]:$PORT/"
 fi
 stop_server
+if [ "$FI_PROVIDER" != shm ] &&
+  python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' 2>/dev/null; then
+  # And the reverse: a server on ::1 only, asked over IPv4.
+  start_server --listen "[::1]:0"
+  dafs ls "dafs://[::1]:$PORT/" >/dev/null || fail "a client could not use the server on [::1]"
+  fails_with "IPv4 URL, IPv6 server" "Address family" dafs ls "dafs://127.0.0.1:$PORT/"
+  stop_server
+fi
 pass
