@@ -70,7 +70,8 @@ CLOSED=$(cat "$WORK/closed-port") || fail "the port holder did not start"
 fails_with "nothing listening" "Connection refused" dafs ls "dafs://127.0.0.1:$CLOSED/"
 fails_with "unknown provider" "No such libfabric provider" dafs --provider no-such-provider ls "dafs://127.0.0.1:$CLOSED/"
 DAFS_PROVIDER=no-such-provider fails_with "unknown DAFS_PROVIDER" "No such libfabric provider" dafs ls "dafs://127.0.0.1:$CLOSED/"
-fails_with "name that does not resolve" "Host unreachable" dafs ls "dafs://no-such-host.invalid:$CLOSED/"
+# (A name that does not resolve is not tried: it would send a query to the
+# machine's DNS server, and a test talks to loopback only.)
 
 # A server on the other provider.
 case $FI_PROVIDER in
