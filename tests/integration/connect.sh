@@ -3,8 +3,8 @@
 # fast when the cause is known fast: nothing listening ("Connection
 # refused"), an unknown provider ("No such libfabric provider"), a server on
 # the other provider (tcp vs shm: "another libfabric provider"), an IPv6
-# address for a server bound to IPv4 only ("Address family"), a name that
-# does not resolve ("Host unreachable").  Before, each of these was
+# address for a server bound to IPv4 only ("Address family").
+# Before, each of these was
 # "Transport error (connection lost or timed out)" after 5-7 s.
 #
 # "Fast" is judged against the request timeout, which is what a client would
