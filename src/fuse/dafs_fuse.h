@@ -33,6 +33,16 @@ struct dfuse_node {
     int hidden;
     dafs_handle hidden_dir;
     char hidden_name[48];
+    /* under the table lock: the directory and name the kernel last reached
+     * it by (for the search-permission check of by-node operations), and the
+     * size and times last given to the kernel (an open compares them with
+     * the server's: close-to-open) */
+    int has_parent;
+    dafs_handle parent;
+    char name[256];
+    int seen;
+    uint64_t seen_size;
+    struct timespec_dafs seen_mtime, seen_ctime;
 };
 
 struct dfuse_nodes {
@@ -64,6 +74,21 @@ int nodes_close(struct dfuse_nodes *t, fuse_ino_t ino, dafs_handle *dir, char *n
 int nodes_hide_if_open(struct dfuse_nodes *t, const dafs_handle *h, const dafs_handle *dir,
                        const char *name);
 void nodes_unhide(struct dfuse_nodes *t, const dafs_handle *h);
+/* Remember that the kernel reached ino as name in the directory parent. */
+void nodes_set_parent(struct dfuse_nodes *t, fuse_ino_t ino, const dafs_handle *parent,
+                      const char *name);
+/* Where ino was last reached; 1 (parent and name filled) or 0 if unknown. */
+int nodes_get_parent(struct dfuse_nodes *t, fuse_ino_t ino, dafs_handle *parent, char *name,
+                     size_t len);
+/* Record the attributes just given to the kernel for ino. */
+void nodes_note_attr(struct dfuse_nodes *t, fuse_ino_t ino, const struct dafs_stat *st);
+/* 1 if st's size, mtime or ctime differ from what the kernel was last given
+ * for ino (or nothing was given yet); records st as given either way. */
+int nodes_attr_changed(struct dfuse_nodes *t, fuse_ino_t ino, const struct dafs_stat *st);
+/* Names of the nodes last reached through directory dir, as one buffer of
+ * NUL-terminated strings (*count of them); NULL when none or out of memory.
+ * The caller frees it. */
+char *nodes_children(struct dfuse_nodes *t, const dafs_handle *dir, size_t *count);
 
 /* ---- credential cache ----------------------------------------------------
  * One registered dafs_cred per distinct (uid, gid, sorted groups), at most
@@ -115,6 +140,7 @@ struct dfuse_config {
 struct dfuse {
     struct dfuse_config cfg;
     dafs_session *session;
+    struct fuse_session *se; /* for cache invalidation notices */
     struct dfuse_nodes nodes;
     struct dfuse_creds creds;
     pthread_key_t iobuf_key; /* per-thread registered read buffer */

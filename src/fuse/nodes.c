@@ -210,3 +210,87 @@ void nodes_unhide(struct dfuse_nodes *t, const dafs_handle *h)
         n->hidden = 0;
     pthread_mutex_unlock(&t->lock);
 }
+
+void nodes_set_parent(struct dfuse_nodes *t, fuse_ino_t ino, const dafs_handle *parent,
+                      const char *name)
+{
+    struct dfuse_node *n = (struct dfuse_node *)nodes_get(t, ino);
+    size_t len = strlen(name);
+    if (ino == FUSE_ROOT_ID || len == 0 || len >= sizeof n->name)
+        return;
+    pthread_mutex_lock(&t->lock);
+    n->has_parent = 1;
+    n->parent = *parent;
+    memcpy(n->name, name, len + 1);
+    pthread_mutex_unlock(&t->lock);
+}
+
+int nodes_get_parent(struct dfuse_nodes *t, fuse_ino_t ino, dafs_handle *parent, char *name,
+                     size_t len)
+{
+    struct dfuse_node *n = (struct dfuse_node *)nodes_get(t, ino);
+    pthread_mutex_lock(&t->lock);
+    int known = n->has_parent && strlen(n->name) < len;
+    if (known) {
+        *parent = n->parent;
+        memcpy(name, n->name, strlen(n->name) + 1);
+    }
+    pthread_mutex_unlock(&t->lock);
+    return known;
+}
+
+static int ts_equal(const struct timespec_dafs *a, const struct timespec_dafs *b)
+{
+    return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
+}
+
+int nodes_attr_changed(struct dfuse_nodes *t, fuse_ino_t ino, const struct dafs_stat *st)
+{
+    struct dfuse_node *n = (struct dfuse_node *)nodes_get(t, ino);
+    pthread_mutex_lock(&t->lock);
+    int changed = !n->seen || n->seen_size != st->size || !ts_equal(&n->seen_mtime, &st->mtime) ||
+                  !ts_equal(&n->seen_ctime, &st->ctime);
+    n->seen = 1;
+    n->seen_size = st->size;
+    n->seen_mtime = st->mtime;
+    n->seen_ctime = st->ctime;
+    pthread_mutex_unlock(&t->lock);
+    return changed;
+}
+
+void nodes_note_attr(struct dfuse_nodes *t, fuse_ino_t ino, const struct dafs_stat *st)
+{
+    (void)nodes_attr_changed(t, ino, st);
+}
+
+char *nodes_children(struct dfuse_nodes *t, const dafs_handle *dir, size_t *count)
+{
+    char *buf = NULL;
+    size_t used = 0, cap = 0;
+    *count = 0;
+    pthread_mutex_lock(&t->lock);
+    for (size_t b = 0; b < t->nbuckets; b++) {
+        for (struct dfuse_node *n = t->buckets[b]; n != NULL; n = n->next) {
+            if (!n->has_parent || !handle_equal(&n->parent, dir))
+                continue;
+            size_t len = strlen(n->name) + 1;
+            if (used + len > cap) {
+                size_t ncap = cap ? 2 * cap : 4096;
+                char *nb = realloc(buf, ncap);
+                if (nb == NULL) {
+                    pthread_mutex_unlock(&t->lock);
+                    free(buf);
+                    *count = 0;
+                    return NULL;
+                }
+                buf = nb;
+                cap = ncap;
+            }
+            memcpy(buf + used, n->name, len);
+            used += len;
+            (*count)++;
+        }
+    }
+    pthread_mutex_unlock(&t->lock);
+    return buf;
+}

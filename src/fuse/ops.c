@@ -9,11 +9,16 @@
  * open time.
  *
  * Caching: attributes and entries are cached by the kernel for
- * attr_timeout/entry_timeout; no negative entries are cached; the page cache
- * is dropped on every open (close-to-open consistency) unless direct_io
- * bypasses it.  Writes go to the server synchronously unless writeback_cache
- * is on.  O_APPEND writes (without writeback cache) use the server's atomic
- * append, so appenders on several clients never overwrite each other.
+ * attr_timeout/entry_timeout; no negative entries are cached.  Close-to-open:
+ * every open fetches fresh attributes and, if size, mtime or ctime differ
+ * from those last given to the kernel (kept per node), invalidates the
+ * kernel's attributes and drops the file's pages; otherwise the pages are
+ * kept (keep_cache).  Open, setattr by path and link first look the node's
+ * name up again as the caller (lookup_again), so a directory that lost
+ * search permission stops access through names the kernel has cached.
+ * Writes go to the server synchronously unless writeback_cache is on.
+ * O_APPEND files are opened direct_io, so each write() arrives whole and is
+ * one atomic APPEND on the server (without writeback cache).
  *
  * Not implemented on purpose: getlk/setlk/flock (the kernel then keeps POSIX
  * and flock locks local to this mount), xattrs, ioctl, poll, fallocate,
@@ -124,11 +129,14 @@ static int make_entry(struct dfuse *fs, const dafs_handle *h, const struct dafs_
     e->attr_timeout = fs->cfg.attr_timeout;
     e->entry_timeout = fs->cfg.entry_timeout;
     to_stat(st, &e->attr);
+    nodes_note_attr(&fs->nodes, e->ino, st);
     return 0;
 }
 
-/* Answer with a new entry for h, or with rc's errno when rc < 0. */
-static void reply_entry(fuse_req_t req, int rc, const dafs_handle *h, const struct dafs_stat *st)
+/* Answer with a new entry for h, reached as name in the directory parent,
+ * or with rc's errno when rc < 0. */
+static void reply_entry(fuse_req_t req, int rc, const dafs_handle *parent, const char *name,
+                        const dafs_handle *h, const struct dafs_stat *st)
 {
     if (rc < 0) {
         reply_err(req, rc);
@@ -141,12 +149,13 @@ static void reply_entry(fuse_req_t req, int rc, const dafs_handle *h, const stru
         fuse_reply_err(req, err);
         return;
     }
+    nodes_set_parent(&fs->nodes, e.ino, parent, name);
     if (fuse_reply_entry(req, &e) != 0)
         nodes_forget(&fs->nodes, e.ino, 1); /* interrupted: the kernel never saw it */
 }
 
-/* Answer with d's attributes, or with rc's errno when rc < 0. */
-static void reply_attr(fuse_req_t req, int rc, const struct dafs_stat *d)
+/* Answer with ino's attributes d, or with rc's errno when rc < 0. */
+static void reply_attr(fuse_req_t req, fuse_ino_t ino, int rc, const struct dafs_stat *d)
 {
     if (rc < 0) {
         reply_err(req, rc);
@@ -154,7 +163,64 @@ static void reply_attr(fuse_req_t req, int rc, const struct dafs_stat *d)
     }
     struct stat st;
     to_stat(d, &st);
+    nodes_note_attr(&fs_of(req)->nodes, ino, d);
     fuse_reply_attr(req, &st, fs_of(req)->cfg.attr_timeout);
+}
+
+/* ---- coherence ------------------------------------------------------------ */
+
+static int handle_same(const dafs_handle *a, const dafs_handle *b)
+{
+    return a->len == b->len && memcmp(a->data, b->data, a->len) == 0;
+}
+
+/* The kernel reaches a cached name without asking us, and operations on a
+ * node (open, setattr, link) carry no path: before one of them, look ino's
+ * name up again, as the caller, in the directory the kernel last reached it
+ * through.  The server then checks the caller's search permission on that
+ * directory, as a path walk would, and returns fresh attributes.
+ * Returns -EACCES when the directory may not be searched, 1 with *st filled
+ * when the name still leads to ino, 0 when that cannot be told (no name
+ * known, the name was removed or now names another object). */
+static int lookup_again(struct dfuse *fs, const dafs_cred *cred, fuse_ino_t ino,
+                        struct dafs_stat *st)
+{
+    dafs_handle dir, h;
+    char name[256];
+    if (!nodes_get_parent(&fs->nodes, ino, &dir, name, sizeof name))
+        return 0;
+    int rc = dafs_h_lookup(fs->session, cred, &dir, name, &h, st);
+    if (rc == -EACCES)
+        return rc;
+    return rc == 0 && handle_same(&h, handle_of(fs, ino)) ? 1 : 0;
+}
+
+/* lookup_again, falling back to GETATTR: fresh attributes of ino in *st. */
+static int revalidate(struct dfuse *fs, const dafs_cred *cred, fuse_ino_t ino,
+                      struct dafs_stat *st)
+{
+    int rc = lookup_again(fs, cred, ino, st);
+    if (rc == 0)
+        rc = dafs_h_getattr(fs->session, cred, handle_of(fs, ino), st);
+    return rc < 0 ? rc : 0;
+}
+
+/* After a directory's mode or owner changed here: drop the kernel's cached
+ * names in it, so the next path walk through it asks the server (which
+ * checks search permission) instead of using them.  Called after the reply:
+ * the kernel holds the directory's lock during SETATTR. */
+static void forget_children(struct dfuse *fs, fuse_ino_t dir)
+{
+    size_t count = 0;
+    char *names = nodes_children(&fs->nodes, handle_of(fs, dir), &count);
+    const char *name = names;
+    for (size_t i = 0; i < count; i++) {
+        size_t len = strlen(name);
+        /* -ENOENT: the kernel had already dropped it */
+        (void)fuse_lowlevel_notify_inval_entry(fs->se, dir, name, len);
+        name += len + 1;
+    }
+    free(names);
 }
 
 /* ---- names ---------------------------------------------------------------- */
@@ -176,7 +242,9 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     else
         rc = dafs_h_lookup(fs->session, c->cred, handle_of(fs, parent), name, &h, &st);
     creds_put(&fs->creds, c);
-    reply_entry(req, rc, &h, &st);
+    if (strcmp(name, "..") == 0 || strcmp(name, ".") == 0)
+        name = ""; /* not a name to look up again (see lookup_again) */
+    reply_entry(req, rc, handle_of(fs, parent), name, &h, &st);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -203,7 +271,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     struct dafs_stat st;
     int rc = dafs_h_getattr(fs->session, c->cred, handle_of(fs, ino), &st);
     creds_put(&fs->creds, c);
-    reply_attr(req, rc, &st);
+    reply_attr(req, ino, rc, &st);
 }
 
 static void setattr_times(const struct stat *attr, int to_set, dafs_setattr *sa)
@@ -227,7 +295,6 @@ static void setattr_times(const struct stat *attr, int to_set, dafs_setattr *sa)
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                        struct fuse_file_info *fi)
 {
-    (void)fi;
     struct dfuse *fs = fs_of(req);
     dafs_setattr sa;
     memset(&sa, 0, sizeof sa);
@@ -253,10 +320,20 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
     if (c == NULL)
         return;
     struct dafs_stat st;
-    int rc = sa.valid == 0 ? dafs_h_getattr(fs->session, c->cred, handle_of(fs, ino), &st)
+    int rc = 0;
+    /* by path (not ftruncate on an open file): the directory must still be
+     * searchable by the caller */
+    if (fi == NULL && sa.valid != 0)
+        rc = lookup_again(fs, c->cred, ino, &st);
+    if (rc >= 0)
+        rc = sa.valid == 0 ? dafs_h_getattr(fs->session, c->cred, handle_of(fs, ino), &st)
                            : dafs_h_setattr(fs->session, c->cred, handle_of(fs, ino), &sa, &st);
     creds_put(&fs->creds, c);
-    reply_attr(req, rc, &st);
+    reply_attr(req, ino, rc, &st);
+    if (rc == 0 && S_ISDIR(st.mode) &&
+        (sa.valid & (DAFS_SETATTR_MODE | DAFS_SETATTR_UID | DAFS_SETATTR_GID)) &&
+        (st.mode & 0111) != 0111)
+        forget_children(fs, ino);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -287,7 +364,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
     struct dafs_stat st;
     int rc = dafs_h_mknod(fs->session, c->cred, handle_of(fs, parent), name, mode, rdev, &h, &st);
     creds_put(&fs->creds, c);
-    reply_entry(req, rc, &h, &st);
+    reply_entry(req, rc, handle_of(fs, parent), name, &h, &st);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -300,7 +377,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
     struct dafs_stat st;
     int rc = dafs_h_mkdir(fs->session, c->cred, handle_of(fs, parent), name, mode, &h, &st);
     creds_put(&fs->creds, c);
-    reply_entry(req, rc, &h, &st);
+    reply_entry(req, rc, handle_of(fs, parent), name, &h, &st);
 }
 
 static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name)
@@ -313,7 +390,7 @@ static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, co
     struct dafs_stat st;
     int rc = dafs_h_symlink(fs->session, c->cred, handle_of(fs, parent), name, target, &h, &st);
     creds_put(&fs->creds, c);
-    reply_entry(req, rc, &h, &st);
+    reply_entry(req, rc, handle_of(fs, parent), name, &h, &st);
 }
 
 /* Unlink of a file open on this mount: rename it to a hidden name in the same
@@ -395,9 +472,11 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
         return;
     struct dafs_stat st;
     const dafs_handle *h = handle_of(fs, ino);
-    int rc = dafs_h_link(fs->session, c->cred, h, handle_of(fs, newparent), newname, &st);
+    int rc = lookup_again(fs, c->cred, ino, &st);
+    if (rc >= 0)
+        rc = dafs_h_link(fs->session, c->cred, h, handle_of(fs, newparent), newname, &st);
     creds_put(&fs->creds, c);
-    reply_entry(req, rc, h, &st);
+    reply_entry(req, rc, handle_of(fs, newparent), newname, h, &st);
 }
 
 /* ---- files ---------------------------------------------------------------- */
@@ -446,11 +525,17 @@ static void file_release(struct dfuse *fs, struct dfuse_file *f)
     free(f);
 }
 
-static void file_set_info(const struct dfuse *fs, struct dfuse_file *f, struct fuse_file_info *fi)
+/* keep: the file did not change since the kernel last saw its attributes,
+ * so its cached pages are still good.  O_APPEND files bypass the page cache:
+ * through it the kernel splits a write at the first partial page, and each
+ * piece would be appended separately; direct, one write() arrives whole (up
+ * to max_write) and goes to the server as one atomic APPEND. */
+static void file_set_info(const struct dfuse *fs, struct dfuse_file *f, struct fuse_file_info *fi,
+                          int keep)
 {
     fi->fh = (uint64_t)(uintptr_t)f;
-    fi->direct_io = fs->cfg.direct_io ? 1 : 0;
-    fi->keep_cache = 0; /* close-to-open: drop cached pages at every open */
+    fi->direct_io = fs->cfg.direct_io || f->append ? 1 : 0;
+    fi->keep_cache = keep ? 1 : 0;
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -461,12 +546,21 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     if (c == NULL)
         return;
     const dafs_handle *h = handle_of(fs, ino);
-    int rc = dafs_h_access(fs->session, c->cred, h, access_mask(flags));
+    /* close-to-open: fresh attributes (and the directory's search
+     * permission) first; if the file changed since the kernel last saw it,
+     * its cached attributes and pages go */
+    struct dafs_stat st;
+    int rc = revalidate(fs, c->cred, ino, &st);
+    int keep = rc == 0 && !nodes_attr_changed(&fs->nodes, ino, &st);
+    if (rc == 0)
+        rc = dafs_h_access(fs->session, c->cred, h, access_mask(flags));
     if (rc == 0 && (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
         dafs_setattr sa = {.valid = DAFS_SETATTR_SIZE, .size = 0};
-        struct dafs_stat st;
         rc = dafs_h_setattr(fs->session, c->cred, h, &sa, &st);
+        keep = 0;
     }
+    if (rc == 0 && !keep) /* -ENOENT: the kernel holds no such inode (not an error) */
+        (void)fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
     struct dfuse_file *f = rc == 0 ? file_new(c, h, flags) : NULL;
     if (rc == 0 && f == NULL)
         rc = -ENOMEM;
@@ -475,7 +569,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         reply_err(req, rc);
         return;
     }
-    file_set_info(fs, f, fi);
+    file_set_info(fs, f, fi, keep);
     f->ino = ino;
     nodes_open(&fs->nodes, ino);
     if (fuse_reply_open(req, fi) != 0)
@@ -506,8 +600,9 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         reply_err(req, rc);
         return;
     }
-    file_set_info(fs, f, fi);
+    file_set_info(fs, f, fi, 0);
     f->ino = e.ino;
+    nodes_set_parent(&fs->nodes, e.ino, handle_of(fs, parent), name);
     nodes_open(&fs->nodes, e.ino);
     if (fuse_reply_create(req, &e, fi) != 0) {
         file_release(fs, f);
@@ -746,7 +841,13 @@ static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
     struct dfuse *fs = userdata;
+    dafs_session_info info;
     conn->max_write = 1u << 20;
+    /* an O_APPEND write arrives whole up to max_write and must fit one
+     * APPEND request */
+    if (dafs_session_get_info(fs->session, &info) == 0 && info.max_io > 0 &&
+        info.max_io < conn->max_write)
+        conn->max_write = info.max_io;
     conn->max_readahead = 1u << 20;
     if (fs->cfg.writeback_cache && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
         conn->want |= FUSE_CAP_WRITEBACK_CACHE;
