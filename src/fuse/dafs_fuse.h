@@ -40,7 +40,7 @@ struct dfuse_node {
     int has_parent;
     dafs_handle parent;
     char name[256];
-    int seen;
+    int seen, moved_told;
     uint64_t seen_size;
     struct timespec_dafs seen_mtime, seen_ctime;
 };
@@ -80,6 +80,10 @@ void nodes_set_parent(struct dfuse_nodes *t, fuse_ino_t ino, const dafs_handle *
 /* Where ino was last reached; 1 (parent and name filled) or 0 if unknown. */
 int nodes_get_parent(struct dfuse_nodes *t, fuse_ino_t ino, dafs_handle *parent, char *name,
                      size_t len);
+/* moved: ino's name was found removed or replaced.  Returns 1 if the
+ * kernel is to be told (ESTALE) now: the first time after the name was last
+ * found good (or looked up); 0 otherwise. */
+int nodes_moved(struct dfuse_nodes *t, fuse_ino_t ino, int moved);
 /* Record the attributes just given to the kernel for ino. */
 void nodes_note_attr(struct dfuse_nodes *t, fuse_ino_t ino, const struct dafs_stat *st);
 /* 1 if st's size, mtime or ctime differ from what the kernel was last given

@@ -222,7 +222,18 @@ void nodes_set_parent(struct dfuse_nodes *t, fuse_ino_t ino, const dafs_handle *
     n->has_parent = 1;
     n->parent = *parent;
     memcpy(n->name, name, len + 1);
+    n->moved_told = 0;
     pthread_mutex_unlock(&t->lock);
+}
+
+int nodes_moved(struct dfuse_nodes *t, fuse_ino_t ino, int moved)
+{
+    struct dfuse_node *n = (struct dfuse_node *)nodes_get(t, ino);
+    pthread_mutex_lock(&t->lock);
+    int tell = moved && !n->moved_told;
+    n->moved_told = moved;
+    pthread_mutex_unlock(&t->lock);
+    return tell;
 }
 
 int nodes_get_parent(struct dfuse_nodes *t, fuse_ino_t ino, dafs_handle *parent, char *name,

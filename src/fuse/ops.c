@@ -169,6 +169,8 @@ static void reply_attr(fuse_req_t req, fuse_ino_t ino, int rc, const struct dafs
 
 /* ---- coherence ------------------------------------------------------------ */
 
+#define LOOKUP_MOVED 2
+
 static int handle_same(const dafs_handle *a, const dafs_handle *b)
 {
     return a->len == b->len && memcmp(a->data, b->data, a->len) == 0;
@@ -180,8 +182,8 @@ static int handle_same(const dafs_handle *a, const dafs_handle *b)
  * through.  The server then checks the caller's search permission on that
  * directory, as a path walk would, and returns fresh attributes.
  * Returns -EACCES when the directory may not be searched, 1 with *st filled
- * when the name still leads to ino, 0 when that cannot be told (no name
- * known, the name was removed or now names another object). */
+ * when the name still leads to ino, 2 when the name was removed or now names
+ * another object (LOOKUP_MOVED), 0 when no name is known. */
 static int lookup_again(struct dfuse *fs, const dafs_cred *cred, fuse_ino_t ino,
                         struct dafs_stat *st)
 {
@@ -192,15 +194,26 @@ static int lookup_again(struct dfuse *fs, const dafs_cred *cred, fuse_ino_t ino,
     int rc = dafs_h_lookup(fs->session, cred, &dir, name, &h, st);
     if (rc == -EACCES)
         return rc;
-    return rc == 0 && handle_same(&h, handle_of(fs, ino)) ? 1 : 0;
+    return rc == 0 && handle_same(&h, handle_of(fs, ino)) ? 1 : LOOKUP_MOVED;
 }
 
-/* lookup_again, falling back to GETATTR: fresh attributes of ino in *st. */
+/* For open: lookup_again, falling back to GETATTR: fresh attributes of ino
+ * in *st.  Close-to-open for names too: when the name the kernel reached
+ * the file by was removed or replaced (by another client; the kernel's entry
+ * is cached), the open fails once with ESTALE, on which the kernel walks the
+ * path again with LOOKUP_REVAL, revalidating every cached name, and opens
+ * what the name leads to now (or fails with ENOENT).  A second such open of
+ * the node (one reached without a path walk: /proc/PID/fd) goes on by
+ * handle. */
 static int revalidate(struct dfuse *fs, const dafs_cred *cred, fuse_ino_t ino,
                       struct dafs_stat *st)
 {
     int rc = lookup_again(fs, cred, ino, st);
-    if (rc == 0)
+    if (rc < 0)
+        return rc;
+    if (nodes_moved(&fs->nodes, ino, rc == LOOKUP_MOVED))
+        return -ESTALE;
+    if (rc != 1)
         rc = dafs_h_getattr(fs->session, cred, handle_of(fs, ino), st);
     return rc < 0 ? rc : 0;
 }

@@ -8,6 +8,8 @@
 #    cache obvious).
 #  - a rewrite that keeps the size must be seen too (mtime/ctime changed).
 #  - a shrink (truncate from mount 1) must be seen at the next open.
+#  - a name replaced by rename or removed on mount 1 is seen at the next
+#    open on mount 2 (not the old file the cached name led to).
 #  - an unchanged file keeps its cached pages across opens (fincore after an
 #    open shows them resident), so grep -r does not reread everything.
 source "$(dirname "$0")/lib.sh"
@@ -45,6 +47,25 @@ open(sys.argv[1], 'wb').write(d.replace(b'line', b'LINE'))
   [ "$got" -eq 10 ] || fail "round $round: read $got bytes after another mount truncated to 10"
 done
 log "close-to-open: 5 rounds of grow / rewrite / shrink seen at once"
+
+# names: a file replaced by rename (an editor's atomic save) or removed on
+# mount 1 while mount 2 has its name cached.  The old file keeps another
+# link (a backup), so it still exists on the server: only the name tells.
+for round in 1 2 3; do
+  rm -f "$A" "$MNT/f.bak"
+  echo "old $round" >"$A"
+  [ "$(cat "$B")" = "old $round" ] || fail "round $round: mount 2 did not read the old file"
+  ln "$A" "$MNT/f.bak"
+  echo "new $round" >"$MNT/f.tmp"
+  mv "$MNT/f.tmp" "$A"
+  got=$(cat "$B" 2>&1) || true
+  [ "$got" = "new $round" ] || fail "round $round: after rename over it, mount 2 read '$got'"
+done
+[ "$(cat "$B")" = "new 3" ] || fail "mount 2 did not read the new file"
+rm "$A"
+if got=$(cat "$B" 2>&1); then fail "mount 2 read a file removed by mount 1: '$got'"; fi
+[[ "$got" == *"No such file"* ]] || fail "expected ENOENT for a removed file, got: $got"
+log "close-to-open for names: rename over and remove seen at once"
 
 # keep_cache: an unchanged file keeps its pages across opens
 if command -v fincore >/dev/null 2>&1; then
