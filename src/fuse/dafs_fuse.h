@@ -43,6 +43,13 @@ struct dfuse_node {
     int seen, moved_told;
     uint64_t seen_size;
     struct timespec_dafs seen_mtime, seen_ctime;
+    /* access granted to credential acc_serial while ctime was acc_ctime
+     * (a change of mode, owner or ACL changes ctime), and when a lookup of
+     * this node's name through its parent last succeeded for srch_serial */
+    uint64_t acc_serial;
+    unsigned acc_mask;
+    struct timespec_dafs acc_ctime;
+    uint64_t srch_serial, srch_ns;
 };
 
 struct dfuse_nodes {
@@ -84,6 +91,21 @@ int nodes_get_parent(struct dfuse_nodes *t, fuse_ino_t ino, dafs_handle *parent,
  * kernel is to be told (ESTALE) now: the first time after the name was last
  * found good (or looked up); 0 otherwise. */
 int nodes_moved(struct dfuse_nodes *t, fuse_ino_t ino, int moved);
+/* 1 if access mask was granted on ino to credential serial while the file's
+ * ctime was ctime (so it still is); 0 otherwise. */
+int nodes_access_known(struct dfuse_nodes *t, fuse_ino_t ino, uint64_t serial, unsigned mask,
+                       const struct timespec_dafs *ctime);
+void nodes_access_note(struct dfuse_nodes *t, fuse_ino_t ino, uint64_t serial, unsigned mask,
+                       const struct timespec_dafs *ctime);
+/* For the directory with handle dir: where it was last reached (its parent
+ * and name).  Returns 0 when unknown (or the root), else 1, with *fresh 1
+ * if credential serial looked it up there successfully at or after
+ * now_ns - ttl_ns. */
+int nodes_dir_parent(struct dfuse_nodes *t, const dafs_handle *dir, dafs_handle *parent,
+                     char *name, size_t len, uint64_t serial, uint64_t now_ns, uint64_t ttl_ns,
+                     int *fresh);
+void nodes_dir_searched(struct dfuse_nodes *t, const dafs_handle *dir, uint64_t serial,
+                        uint64_t now_ns);
 /* Record the attributes just given to the kernel for ino. */
 void nodes_note_attr(struct dfuse_nodes *t, fuse_ino_t ino, const struct dafs_stat *st);
 /* 1 if st's size, mtime or ctime differ from what the kernel was last given
@@ -107,6 +129,7 @@ struct dfuse_cred {
     dafs_cred *cred;
     unsigned refs;
     uint64_t last_use;
+    uint64_t serial; /* never reused: names this identity in caches */
     int cached; /* 0: over the bound, released at the last put */
     struct dfuse_cred *next;
 };

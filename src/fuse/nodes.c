@@ -226,6 +226,61 @@ void nodes_set_parent(struct dfuse_nodes *t, fuse_ino_t ino, const dafs_handle *
     pthread_mutex_unlock(&t->lock);
 }
 
+int nodes_access_known(struct dfuse_nodes *t, fuse_ino_t ino, uint64_t serial, unsigned mask,
+                       const struct timespec_dafs *ctime)
+{
+    struct dfuse_node *n = (struct dfuse_node *)nodes_get(t, ino);
+    pthread_mutex_lock(&t->lock);
+    int known = n->acc_serial == serial && (n->acc_mask & mask) == mask &&
+                n->acc_ctime.tv_sec == ctime->tv_sec && n->acc_ctime.tv_nsec == ctime->tv_nsec;
+    pthread_mutex_unlock(&t->lock);
+    return known;
+}
+
+void nodes_access_note(struct dfuse_nodes *t, fuse_ino_t ino, uint64_t serial, unsigned mask,
+                       const struct timespec_dafs *ctime)
+{
+    struct dfuse_node *n = (struct dfuse_node *)nodes_get(t, ino);
+    pthread_mutex_lock(&t->lock);
+    if (n->acc_serial == serial && n->acc_ctime.tv_sec == ctime->tv_sec &&
+        n->acc_ctime.tv_nsec == ctime->tv_nsec) {
+        n->acc_mask |= mask;
+    } else {
+        n->acc_serial = serial;
+        n->acc_mask = mask;
+        n->acc_ctime = *ctime;
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
+int nodes_dir_parent(struct dfuse_nodes *t, const dafs_handle *dir, dafs_handle *parent,
+                     char *name, size_t len, uint64_t serial, uint64_t now_ns, uint64_t ttl_ns,
+                     int *fresh)
+{
+    pthread_mutex_lock(&t->lock);
+    struct dfuse_node *n = nodes_find_locked(t, dir);
+    int known = n != NULL && n->has_parent && strlen(n->name) < len;
+    if (known) {
+        *parent = n->parent;
+        memcpy(name, n->name, strlen(n->name) + 1);
+        *fresh = n->srch_serial == serial && n->srch_ns + ttl_ns >= now_ns;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return known;
+}
+
+void nodes_dir_searched(struct dfuse_nodes *t, const dafs_handle *dir, uint64_t serial,
+                        uint64_t now_ns)
+{
+    pthread_mutex_lock(&t->lock);
+    struct dfuse_node *n = nodes_find_locked(t, dir);
+    if (n != NULL) {
+        n->srch_serial = serial;
+        n->srch_ns = now_ns;
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
 int nodes_moved(struct dfuse_nodes *t, fuse_ino_t ino, int moved)
 {
     struct dfuse_node *n = (struct dfuse_node *)nodes_get(t, ino);

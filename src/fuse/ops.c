@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dafs_fuse.h"
@@ -169,11 +170,50 @@ static void reply_attr(fuse_req_t req, fuse_ino_t ino, int rc, const struct dafs
 
 /* ---- coherence ------------------------------------------------------------ */
 
-#define LOOKUP_MOVED 2
-
 static int handle_same(const dafs_handle *a, const dafs_handle *b)
 {
     return a->len == b->len && memcmp(a->data, b->data, a->len) == 0;
+}
+
+#define LOOKUP_MOVED 2
+/* How long a successful lookup through a directory above the parent stands
+ * for its search permission (per credential): the window in which another
+ * client's chmod of a grandparent goes unnoticed. */
+#define SEARCH_TTL_NS 1000000000ull
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+        return 0; /* cannot fail for CLOCK_MONOTONIC; 0 makes nothing fresh */
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Search permission above the parent: walk up the directories the kernel
+ * reached dir through, looking each one up again in its own parent as the
+ * caller (the server checks search permission there), skipping the levels
+ * this credential passed within SEARCH_TTL_NS.  -EACCES or 0. */
+static int check_ancestors(struct dfuse *fs, const struct dfuse_cred *c, const dafs_handle *dir)
+{
+    dafs_handle cur = *dir, up, h;
+    char name[256];
+    struct dafs_stat st;
+    uint64_t now = now_ns();
+    for (int depth = 0; depth < 4096; depth++) {
+        int fresh = 0;
+        if (!nodes_dir_parent(&fs->nodes, &cur, &up, name, sizeof name, c->serial, now,
+                              SEARCH_TTL_NS, &fresh))
+            return 0; /* the root, or a directory the kernel no longer holds */
+        if (!fresh) {
+            int rc = dafs_h_lookup(fs->session, c->cred, &up, name, &h, &st);
+            if (rc == -EACCES)
+                return rc;
+            if (rc == 0 && handle_same(&h, &cur))
+                nodes_dir_searched(&fs->nodes, &cur, c->serial, now);
+        }
+        cur = up;
+    }
+    return 0;
 }
 
 /* The kernel reaches a cached name without asking us, and operations on a
@@ -184,17 +224,21 @@ static int handle_same(const dafs_handle *a, const dafs_handle *b)
  * Returns -EACCES when the directory may not be searched, 1 with *st filled
  * when the name still leads to ino, 2 when the name was removed or now names
  * another object (LOOKUP_MOVED), 0 when no name is known. */
-static int lookup_again(struct dfuse *fs, const dafs_cred *cred, fuse_ino_t ino,
+static int lookup_again(struct dfuse *fs, const struct dfuse_cred *c, fuse_ino_t ino,
                         struct dafs_stat *st)
 {
     dafs_handle dir, h;
     char name[256];
     if (!nodes_get_parent(&fs->nodes, ino, &dir, name, sizeof name))
         return 0;
-    int rc = dafs_h_lookup(fs->session, cred, &dir, name, &h, st);
+    int rc = dafs_h_lookup(fs->session, c->cred, &dir, name, &h, st);
     if (rc == -EACCES)
         return rc;
-    return rc == 0 && handle_same(&h, handle_of(fs, ino)) ? 1 : LOOKUP_MOVED;
+    int found = rc == 0 && handle_same(&h, handle_of(fs, ino));
+    rc = check_ancestors(fs, c, &dir);
+    if (rc < 0)
+        return rc;
+    return found ? 1 : LOOKUP_MOVED;
 }
 
 /* For open: lookup_again, falling back to GETATTR: fresh attributes of ino
@@ -205,16 +249,16 @@ static int lookup_again(struct dfuse *fs, const dafs_cred *cred, fuse_ino_t ino,
  * what the name leads to now (or fails with ENOENT).  A second such open of
  * the node (one reached without a path walk: /proc/PID/fd) goes on by
  * handle. */
-static int revalidate(struct dfuse *fs, const dafs_cred *cred, fuse_ino_t ino,
+static int revalidate(struct dfuse *fs, const struct dfuse_cred *c, fuse_ino_t ino,
                       struct dafs_stat *st)
 {
-    int rc = lookup_again(fs, cred, ino, st);
+    int rc = lookup_again(fs, c, ino, st);
     if (rc < 0)
         return rc;
     if (nodes_moved(&fs->nodes, ino, rc == LOOKUP_MOVED))
         return -ESTALE;
     if (rc != 1)
-        rc = dafs_h_getattr(fs->session, cred, handle_of(fs, ino), st);
+        rc = dafs_h_getattr(fs->session, c->cred, handle_of(fs, ino), st);
     return rc < 0 ? rc : 0;
 }
 
@@ -337,7 +381,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
     /* by path (not ftruncate on an open file): the directory must still be
      * searchable by the caller */
     if (fi == NULL && sa.valid != 0)
-        rc = lookup_again(fs, c->cred, ino, &st);
+        rc = lookup_again(fs, c, ino, &st);
     if (rc >= 0)
         rc = sa.valid == 0 ? dafs_h_getattr(fs->session, c->cred, handle_of(fs, ino), &st)
                            : dafs_h_setattr(fs->session, c->cred, handle_of(fs, ino), &sa, &st);
@@ -485,7 +529,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
         return;
     struct dafs_stat st;
     const dafs_handle *h = handle_of(fs, ino);
-    int rc = lookup_again(fs, c->cred, ino, &st);
+    int rc = lookup_again(fs, c, ino, &st);
     if (rc >= 0)
         rc = dafs_h_link(fs->session, c->cred, h, handle_of(fs, newparent), newname, &st);
     creds_put(&fs->creds, c);
@@ -563,10 +607,16 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
      * permission) first; if the file changed since the kernel last saw it,
      * its cached attributes and pages go */
     struct dafs_stat st;
-    int rc = revalidate(fs, c->cred, ino, &st);
+    int rc = revalidate(fs, c, ino, &st);
     int keep = rc == 0 && !nodes_attr_changed(&fs->nodes, ino, &st);
-    if (rc == 0)
-        rc = dafs_h_access(fs->session, c->cred, h, access_mask(flags));
+    /* access cache: granted before to this identity with the same ctime
+     * (any change of mode, owner or ACL moves ctime) */
+    unsigned mask = (unsigned)access_mask(flags);
+    if (rc == 0 && !nodes_access_known(&fs->nodes, ino, c->serial, mask, &st.ctime)) {
+        rc = dafs_h_access(fs->session, c->cred, h, (int)mask);
+        if (rc == 0)
+            nodes_access_note(&fs->nodes, ino, c->serial, mask, &st.ctime);
+    }
     if (rc == 0 && (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
         dafs_setattr sa = {.valid = DAFS_SETATTR_SIZE, .size = 0};
         rc = dafs_h_setattr(fs->session, c->cred, h, &sa, &st);

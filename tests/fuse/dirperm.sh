@@ -5,7 +5,10 @@
 # takes the search permission away (chmod 0700 d), from the other mount and
 # from the same one.  At once (names and attributes are cached for 30 s here)
 # uid 1000 must get EACCES opening, chmodding, truncating and linking d/f,
-# and (same mount) opening d/sub/g, exactly as on a local file system.
+# and (same mount) opening d/sub/g, exactly as on a local file system;
+# from the other mount, d/sub/g within the 1 s window for directories above
+# the parent.  A file chmodded 0600 on the other mount cannot be opened by
+# uid 1000 at once.
 source "$(dirname "$0")/lib.sh"
 need setpriv
 start_server
@@ -44,6 +47,26 @@ for where in "other mount" "same mount"; do
   [ ! -e "$EXPORT/own/l" ] || fail "link made on the server ($where)"
   log "$where: EACCES at once"
 done
+# a grandparent made unsearchable from the other mount: the names are cached
+# for 30 s, but an open checks the directories above the parent again once
+# they were last checked more than 1 s ago
+warm
+chmod 700 "$MNT2/d"
+deadline=$((SECONDS + 5))
+while as1000 cat "$MNT/d/sub/g" >/dev/null 2>&1; do
+  [ $SECONDS -lt $deadline ] || fail "uid 1000 still opens d/sub/g 5 s after d lost search permission on the other mount"
+  sleep 0.1
+done
+log "other mount, two levels down: EACCES within the 1 s window"
+# a file's own mode changed on the other mount: no cached access decision
+# survives it (the open sees the new ctime)
+chmod 755 "$MNT2/d"
+echo data >"$MNT/d/r"
+chmod 644 "$MNT/d/r"
+as1000 cat "$MNT/d/r" >/dev/null || fail "uid 1000 cannot read a 0644 file"
+chmod 600 "$MNT2/d/r"
+where="file mode changed on the other mount"
+denied "open" cat "$MNT/d/r"
 # and access comes back when the permission does
 chmod 755 "$MNT2/d"
 as1000 cat "$MNT/d/f" >/dev/null || fail "uid 1000 cannot read d/f after chmod 755 from the other mount"
