@@ -5,6 +5,8 @@
 #
 #   scripts/mount-bench.sh [--bin DIR] [--tree DIR] [--repo DIR] [--quick]
 #                          [--providers LIST] [--mount-opts OPTS] [--out FILE]
+#                          [--targets LIST] [--fio-size SIZE] [--fio-time S]
+#                          [--files N]
 #
 #   --bin DIR         dafsd, dafs-fuse, dafs-bench and passthrough_ll (build/bin)
 #   --tree DIR        tree to untar, list, grep and remove (/usr/include)
@@ -13,6 +15,10 @@
 #   --providers LIST  comma-separated libfabric providers ("tcp;ofi_rxm,shm")
 #   --mount-opts OPTS extra dafs-fuse -o options (e.g. attr_timeout=60)
 #   --out FILE        also write the table to FILE
+#   --targets LIST    which of local,passthrough_ll,dafs to run (all)
+#   --fio-size SIZE   fio file size (256M; --quick: 4M)
+#   --fio-time S      seconds per fio job (5; --quick: 1)
+#   --files N         small files to create and fsync (500; --quick: 20)
 #
 # Workloads, in order, on each target: tar -xf of the tree, ls -lR, grep -r
 # (twice: the second run shows what the page cache keeps), a cached stat
@@ -35,6 +41,8 @@ QUICK=0
 PROVIDERS="tcp;ofi_rxm,shm"
 MOUNT_OPTS=
 OUT=
+TARGETS=local,passthrough_ll,dafs
+O_FIO_SIZE= O_FIO_TIME= O_NFILES=
 while [ $# -gt 0 ]; do
   case $1 in
   --bin) BIN=$2; shift 2 ;;
@@ -44,7 +52,11 @@ while [ $# -gt 0 ]; do
   --providers) PROVIDERS=$2; shift 2 ;;
   --mount-opts) MOUNT_OPTS=$2; shift 2 ;;
   --out) OUT=$2; shift 2 ;;
-  -h | --help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  --targets) TARGETS=$2; shift 2 ;;
+  --fio-size) O_FIO_SIZE=$2; shift 2 ;;
+  --fio-time) O_FIO_TIME=$2; shift 2 ;;
+  --files) O_NFILES=$2; shift 2 ;;
+  -h | --help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "mount-bench: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -63,6 +75,7 @@ if [ "$QUICK" = 1 ]; then
 else
   FIO_SIZE=256M FIO_TIME=5 NFILES=500 NSTAT=20000
 fi
+FIO_SIZE=${O_FIO_SIZE:-$FIO_SIZE} FIO_TIME=${O_FIO_TIME:-$FIO_TIME} NFILES=${O_NFILES:-$NFILES}
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/dafs-mount-bench.XXXXXX")
 chmod 755 "$WORK"
@@ -175,12 +188,18 @@ wait_mounted() { # dir pid
   die "$1 not mounted after 10 s"
 }
 
+want() { [[ ",$TARGETS," == *",$1,"* ]]; }
+
 # 1. local directory
-mkdir -p "$WORK/local"
-run_workloads local "$WORK/local"
+if want local; then
+  mkdir -p "$WORK/local"
+  run_workloads local "$WORK/local"
+fi
 
 # 2. passthrough_ll over a local directory
-if [ -x "$BIN/passthrough_ll" ]; then
+if ! want passthrough_ll; then
+  :
+elif [ -x "$BIN/passthrough_ll" ]; then
   mkdir -p "$WORK/ptsrc" "$WORK/ptmnt"
   "$BIN/passthrough_ll" -f -o source="$WORK/ptsrc" "$WORK/ptmnt" 2>"$WORK/pt.log" &
   PIDS+=($!)
@@ -193,7 +212,8 @@ else
 fi
 
 # 3. dafs, one server and one mount per provider
-IFS=, read -r -a PROVS <<<"$PROVIDERS"
+PROVS=()
+want dafs && IFS=, read -r -a PROVS <<<"$PROVIDERS"
 for p in "${PROVS[@]}"; do
   tag=dafs_${p%%;*}
   exp=$WORK/export-$tag mnt=$WORK/mnt-$tag state=$WORK/state-$tag ready=$WORK/ready-$tag

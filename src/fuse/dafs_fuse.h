@@ -84,6 +84,10 @@ void nodes_unhide(struct dfuse_nodes *t, const dafs_handle *h);
 /* Remember that the kernel reached ino as name in the directory parent. */
 void nodes_set_parent(struct dfuse_nodes *t, fuse_ino_t ino, const dafs_handle *parent,
                       const char *name);
+/* A rename on this mount: the node last reached as olddir/oldname is now
+ * newdir/newname (and, with exchange, the other way round too). */
+void nodes_rename(struct dfuse_nodes *t, const dafs_handle *olddir, const char *oldname,
+                  const dafs_handle *newdir, const char *newname, int exchange);
 /* Where ino was last reached; 1 (parent and name filled) or 0 if unknown. */
 int nodes_get_parent(struct dfuse_nodes *t, fuse_ino_t ino, dafs_handle *parent, char *name,
                      size_t len);

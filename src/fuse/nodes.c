@@ -291,6 +291,43 @@ int nodes_moved(struct dfuse_nodes *t, fuse_ino_t ino, int moved)
     return tell;
 }
 
+static int reached_as(const struct dfuse_node *n, const dafs_handle *dir, const char *name)
+{
+    return n->has_parent && strcmp(n->name, name) == 0 && handle_equal(&n->parent, dir);
+}
+
+void nodes_rename(struct dfuse_nodes *t, const dafs_handle *olddir, const char *oldname,
+                  const dafs_handle *newdir, const char *newname, int exchange)
+{
+    struct dfuse_node *from = NULL, *to = NULL;
+    if (strlen(oldname) >= sizeof from->name || strlen(newname) >= sizeof from->name)
+        return;
+    pthread_mutex_lock(&t->lock);
+    for (size_t b = 0; b < t->nbuckets; b++) {
+        for (struct dfuse_node *n = t->buckets[b]; n != NULL; n = n->next) {
+            if (from == NULL && reached_as(n, olddir, oldname))
+                from = n;
+            else if (to == NULL && reached_as(n, newdir, newname))
+                to = n;
+        }
+    }
+    if (from != NULL) {
+        from->parent = *newdir;
+        snprintf(from->name, sizeof from->name, "%s", newname);
+        from->moved_told = 0;
+    }
+    if (to != NULL) {
+        if (exchange) {
+            to->parent = *olddir;
+            snprintf(to->name, sizeof to->name, "%s", oldname);
+            to->moved_told = 0;
+        } else {
+            to->has_parent = 0; /* replaced: that name is not its any more */
+        }
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
 int nodes_get_parent(struct dfuse_nodes *t, fuse_ino_t ino, dafs_handle *parent, char *name,
                      size_t len)
 {

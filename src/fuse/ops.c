@@ -518,6 +518,9 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
     int rc = dafs_h_rename(fs->session, c->cred, handle_of(fs, parent), name,
                            handle_of(fs, newparent), newname, dflags);
     creds_put(&fs->creds, c);
+    if (rc == 0) /* the kernel moves its entry: so do we (see lookup_again) */
+        nodes_rename(&fs->nodes, handle_of(fs, parent), name, handle_of(fs, newparent), newname,
+                     (dflags & DAFS_RENAME_EXCHANGE) != 0);
     reply_err(req, rc);
 }
 
