@@ -30,7 +30,10 @@
 # over passthrough_ll's in the row's unit.  The dafs server runs on this host,
 # its export on the same file system as the local directory; libdafs's own
 # 1 MiB sequential read (dafs-bench seqread_1m) is measured against the same
-# server for comparison.  Needs root, /dev/fuse, fio, git and python3.
+# server for comparison.  For the timed workloads the table also gives the
+# daemons' CPU time (passthrough_ll; dafsd + dafs-fuse), which a loaded
+# machine disturbs much less than elapsed time.  Needs root, /dev/fuse, fio,
+# git, bc and python3.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -56,7 +59,7 @@ while [ $# -gt 0 ]; do
   --fio-size) O_FIO_SIZE=$2; shift 2 ;;
   --fio-time) O_FIO_TIME=$2; shift 2 ;;
   --files) O_NFILES=$2; shift 2 ;;
-  -h | --help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h | --help) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "mount-bench: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -111,13 +114,30 @@ STATFILE=$(grep -m1 -v '/$' "$WORK/tree.list")
 
 now() { date +%s.%N; }
 record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RESULTS"; }
+# CPU time (clock ticks) used so far by the file system daemons of the
+# current target (DAEMONS: pids): on a loaded machine a steadier measure of
+# the work a design does than elapsed time
+DAEMONS=
+daemon_ticks() {
+  local p sum=0 f
+  for p in $DAEMONS; do
+    f=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+    f=${f##*) }
+    set -- $f
+    sum=$((sum + ${12} + ${13}))
+  done
+  echo $sum
+}
 timed() { # target workload command...
-  local t=$1 w=$2 t0 t1
+  local t=$1 w=$2 t0 t1 c0 c1
   shift 2
+  c0=$(daemon_ticks)
   t0=$(now)
   "$@"
   t1=$(now)
+  c1=$(daemon_ticks)
   record "$t" "$w" "$(echo "$t1 - $t0" | bc -l)"
+  [ -z "$DAEMONS" ] || record "$t" "cpu_$w" "$(echo "($c1 - $c0) * 1000 / $(getconf CLK_TCK)" | bc -l)"
 }
 fio_run() { # target workload dir rw bs
   local out
@@ -205,7 +225,9 @@ elif [ -x "$BIN/passthrough_ll" ]; then
   PIDS+=($!)
   MOUNTS+=("$WORK/ptmnt")
   wait_mounted "$WORK/ptmnt" "${PIDS[-1]}"
+  DAEMONS=${PIDS[-1]}
   run_workloads passthrough_ll "$WORK/ptmnt"
+  DAEMONS=
   umount "$WORK/ptmnt"
 else
   echo "mount-bench: no $BIN/passthrough_ll: no FUSE floor (ratios omitted)" >&2
@@ -233,7 +255,9 @@ for p in "${PROVS[@]}"; do
   PIDS+=($!)
   MOUNTS+=("$mnt")
   wait_mounted "$mnt" "${PIDS[-1]}"
+  DAEMONS="${PIDS[-2]} ${PIDS[-1]}"
   run_workloads "$tag" "$mnt"
+  DAEMONS=
   umount "$mnt"
   # libdafs's own 1 MiB sequential read against the same server
   if [ -x "$BIN/dafs-bench" ]; then
@@ -263,6 +287,7 @@ rows = [("untar", "tar -xf tree", "s"), ("lslR", "ls -lR", "s"),
         ("randread", "4KiB rand read", "IOPS"), ("randwrite", "4KiB rand write", "IOPS"),
         ("smallfiles", "4KiB create+fsync", "files/s"),
         ("libdafs_seqread", "libdafs 1MiB seq read", "MB/s")]
+rows += [("cpu_" + w, "  daemon CPU: " + label, "ms") for w, label, unit in rows if unit == "s"]
 vals, targets = {}, []
 for line in open(sys.argv[1]):
     t, w, v = line.rstrip("\n").split("\t")
@@ -293,7 +318,8 @@ for r in out[1:]:
     print("| " + " | ".join(c.ljust(width[i]) if i < 2 else c.rjust(width[i])
                             for i, c in enumerate(r)) + " |")
 print()
-print("s, us: lower is better; MB/s, IOPS, files/s: higher is better; ratio = dafs / passthrough_ll.")
+print("s, us, ms: lower is better; MB/s, IOPS, files/s: higher is better; ratio = dafs / passthrough_ll.")
+print("daemon CPU: user+system time of passthrough_ll, or of dafsd + dafs-fuse, during the workload.")
 print("fio file %s; load average at the end: %s%s" % (sys.argv[2], sys.argv[3],
       "; dafs-fuse -o " + sys.argv[4] if sys.argv[4] else ""))
 PY

@@ -53,4 +53,6 @@ print("records intact: %d, damaged: %d, per writer: %s" % (good, torn, nxt))
 sys.exit(0 if good == 4000 and torn == 0 else 1)
 PY
 log "4000 records from 8 appenders on two mounts, all intact"
+unmount_fs2
+unmount_fs
 pass

@@ -82,4 +82,6 @@ if command -v fincore >/dev/null 2>&1; then
 else
   log "fincore not installed: page-cache keeping not checked"
 fi
+unmount_fs2
+unmount_fs
 pass

@@ -71,4 +71,6 @@ denied "open" cat "$MNT/d/r"
 chmod 755 "$MNT2/d"
 as1000 cat "$MNT/d/f" >/dev/null || fail "uid 1000 cannot read d/f after chmod 755 from the other mount"
 as1000 truncate -s 0 "$MNT/d/f" || fail "uid 1000 cannot truncate its file again"
+unmount_fs2
+unmount_fs
 pass

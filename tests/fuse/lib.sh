@@ -131,4 +131,19 @@ unmount_fs() {
   [ "$rc" -eq 0 ] || fail "dafs-fuse exited $rc after umount"
 }
 
+# unmount_fs2: the same for the second mount.
+unmount_fs2() {
+  local i rc=0
+  cd /
+  umount "$MNT2" || fail "umount $MNT2 failed"
+  for i in $(seq 100); do
+    kill -0 "$FUSE2_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -0 "$FUSE2_PID" 2>/dev/null && fail "second dafs-fuse still running 10 s after umount"
+  wait "$FUSE2_PID" || rc=$?
+  FUSE2_PID=
+  [ "$rc" -eq 0 ] || fail "second dafs-fuse exited $rc after umount"
+}
+
 need() { command -v "$1" >/dev/null 2>&1 || skip "$1 not installed (scripts/deps.sh)"; }
