@@ -129,6 +129,7 @@ int creds_get(struct dfuse_creds *cc, uint32_t uid, uint32_t gid, unsigned ngrou
 
     pthread_mutex_lock(&cc->lock);
     fresh->last_use = ++cc->clock;
+    fresh->serial = fresh->last_use; /* unique: the clock only grows */
     struct dfuse_cred *evicted = NULL;
     hit = creds_find(cc, fresh);
     if (hit == NULL)

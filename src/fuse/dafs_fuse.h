@@ -28,6 +28,19 @@ struct dfuse_node {
     dafs_handle handle;
     uint64_t nlookup;
     struct dfuse_node *next; /* hash chain */
+    /* under the table lock: the directory and name the kernel last reached
+     * it by (for the search-permission check of by-node operations), and the
+     * size and times last given to the kernel (an open compares them with
+     * the server's: close-to-open) */
+    int has_parent;
+    dafs_handle parent;
+    char name[256];
+    int seen, moved_told;
+    uint64_t seen_size;
+    struct timespec_dafs seen_mtime, seen_ctime;
+    /* when a lookup of this node's name through its parent last succeeded
+     * for credential srch_serial */
+    uint64_t srch_serial, srch_ns;
 };
 
 struct dfuse_nodes {
@@ -48,6 +61,38 @@ fuse_ino_t nodes_ref(struct dfuse_nodes *t, const dafs_handle *h);
 /* The kernel forgot n lookups of ino; the node is freed at zero. */
 void nodes_forget(struct dfuse_nodes *t, fuse_ino_t ino, uint64_t n);
 size_t nodes_count(struct dfuse_nodes *t);
+/* Remember that the kernel reached ino as name in the directory parent. */
+void nodes_set_parent(struct dfuse_nodes *t, fuse_ino_t ino, const dafs_handle *parent,
+                      const char *name);
+/* A rename on this mount: the node last reached as olddir/oldname is now
+ * newdir/newname (and, with exchange, the other way round too). */
+void nodes_rename(struct dfuse_nodes *t, const dafs_handle *olddir, const char *oldname,
+                  const dafs_handle *newdir, const char *newname, int exchange);
+/* Where ino was last reached; 1 (parent and name filled) or 0 if unknown. */
+int nodes_get_parent(struct dfuse_nodes *t, fuse_ino_t ino, dafs_handle *parent, char *name,
+                     size_t len);
+/* moved: ino's name was found removed or replaced.  Returns 1 if the
+ * kernel is to be told (ESTALE) now: the first time after the name was last
+ * found good (or looked up); 0 otherwise. */
+int nodes_moved(struct dfuse_nodes *t, fuse_ino_t ino, int moved);
+/* For the directory with handle dir: where it was last reached (its parent
+ * and name).  Returns 0 when unknown (or the root), else 1, with *fresh 1
+ * if credential serial looked it up there successfully at or after
+ * now_ns - ttl_ns. */
+int nodes_dir_parent(struct dfuse_nodes *t, const dafs_handle *dir, dafs_handle *parent,
+                     char *name, size_t len, uint64_t serial, uint64_t now_ns, uint64_t ttl_ns,
+                     int *fresh);
+void nodes_dir_searched(struct dfuse_nodes *t, const dafs_handle *dir, uint64_t serial,
+                        uint64_t now_ns);
+/* Record the attributes just given to the kernel for ino. */
+void nodes_note_attr(struct dfuse_nodes *t, fuse_ino_t ino, const struct dafs_stat *st);
+/* 1 if st's size, mtime or ctime differ from what the kernel was last given
+ * for ino (or nothing was given yet); records st as given either way. */
+int nodes_attr_changed(struct dfuse_nodes *t, fuse_ino_t ino, const struct dafs_stat *st);
+/* Names of the nodes last reached through directory dir, as one buffer of
+ * NUL-terminated strings (*count of them); NULL when none or out of memory.
+ * The caller frees it. */
+char *nodes_children(struct dfuse_nodes *t, const dafs_handle *dir, size_t *count);
 
 /* ---- credential cache ----------------------------------------------------
  * One registered dafs_cred per distinct (uid, gid, sorted groups), at most
@@ -61,6 +106,7 @@ struct dfuse_cred {
     dafs_cred *cred;
     unsigned refs;
     uint64_t last_use;
+    uint64_t serial; /* never reused: names this identity in caches */
     int cached; /* 0: over the bound, released at the last put */
     struct dfuse_cred *next;
     unsigned ngroups;
@@ -103,6 +149,7 @@ struct dfuse_config {
 struct dfuse {
     struct dfuse_config cfg;
     dafs_session *session;
+    struct fuse_session *se; /* for cache invalidation notices */
     struct dfuse_nodes nodes;
     struct dfuse_creds creds;
     pthread_key_t iobuf_key; /* per-thread registered read buffer */

@@ -367,6 +367,7 @@ static int run(struct dfuse *fs, struct cmdline *cl, const char *prog, int statu
     struct fuse_session *se = new_fuse_session(fs, cl, prog);
     if (se == NULL)
         goto out_key;
+    fs->se = se;
     if (take_over_signals(se) < 0)
         goto out_se;
     if (cl->fake) {

@@ -149,3 +149,174 @@ size_t nodes_count(struct dfuse_nodes *t)
     pthread_mutex_unlock(&t->lock);
     return n;
 }
+
+/* Under the lock: the node for h, without taking a reference. */
+static struct dfuse_node *nodes_find_locked(struct dfuse_nodes *t, const dafs_handle *h)
+{
+    if (handle_equal(h, &t->root.handle))
+        return &t->root;
+    struct dfuse_node *n = t->buckets[handle_hash(h) & (t->nbuckets - 1)];
+    while (n != NULL && !handle_equal(&n->handle, h))
+        n = n->next;
+    return n;
+}
+
+void nodes_set_parent(struct dfuse_nodes *t, fuse_ino_t ino, const dafs_handle *parent,
+                      const char *name)
+{
+    struct dfuse_node *n = (struct dfuse_node *)nodes_get(t, ino);
+    size_t len = strlen(name);
+    if (ino == FUSE_ROOT_ID || len == 0 || len >= sizeof n->name)
+        return;
+    pthread_mutex_lock(&t->lock);
+    n->has_parent = 1;
+    n->parent = *parent;
+    memcpy(n->name, name, len + 1);
+    n->moved_told = 0;
+    pthread_mutex_unlock(&t->lock);
+}
+
+int nodes_dir_parent(struct dfuse_nodes *t, const dafs_handle *dir, dafs_handle *parent,
+                     char *name, size_t len, uint64_t serial, uint64_t now_ns, uint64_t ttl_ns,
+                     int *fresh)
+{
+    pthread_mutex_lock(&t->lock);
+    struct dfuse_node *n = nodes_find_locked(t, dir);
+    int known = n != NULL && n->has_parent && strlen(n->name) < len;
+    if (known) {
+        *parent = n->parent;
+        memcpy(name, n->name, strlen(n->name) + 1);
+        *fresh = n->srch_serial == serial && n->srch_ns + ttl_ns >= now_ns;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return known;
+}
+
+void nodes_dir_searched(struct dfuse_nodes *t, const dafs_handle *dir, uint64_t serial,
+                        uint64_t now_ns)
+{
+    pthread_mutex_lock(&t->lock);
+    struct dfuse_node *n = nodes_find_locked(t, dir);
+    if (n != NULL) {
+        n->srch_serial = serial;
+        n->srch_ns = now_ns;
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
+int nodes_moved(struct dfuse_nodes *t, fuse_ino_t ino, int moved)
+{
+    struct dfuse_node *n = (struct dfuse_node *)nodes_get(t, ino);
+    pthread_mutex_lock(&t->lock);
+    int tell = moved && !n->moved_told;
+    n->moved_told = moved;
+    pthread_mutex_unlock(&t->lock);
+    return tell;
+}
+
+static int reached_as(const struct dfuse_node *n, const dafs_handle *dir, const char *name)
+{
+    return n->has_parent && strcmp(n->name, name) == 0 && handle_equal(&n->parent, dir);
+}
+
+void nodes_rename(struct dfuse_nodes *t, const dafs_handle *olddir, const char *oldname,
+                  const dafs_handle *newdir, const char *newname, int exchange)
+{
+    struct dfuse_node *from = NULL, *to = NULL;
+    if (strlen(oldname) >= sizeof from->name || strlen(newname) >= sizeof from->name)
+        return;
+    pthread_mutex_lock(&t->lock);
+    for (size_t b = 0; b < t->nbuckets; b++) {
+        for (struct dfuse_node *n = t->buckets[b]; n != NULL; n = n->next) {
+            if (from == NULL && reached_as(n, olddir, oldname))
+                from = n;
+            else if (to == NULL && reached_as(n, newdir, newname))
+                to = n;
+        }
+    }
+    if (from != NULL) {
+        from->parent = *newdir;
+        snprintf(from->name, sizeof from->name, "%s", newname);
+        from->moved_told = 0;
+    }
+    if (to != NULL) {
+        if (exchange) {
+            to->parent = *olddir;
+            snprintf(to->name, sizeof to->name, "%s", oldname);
+            to->moved_told = 0;
+        } else {
+            to->has_parent = 0; /* replaced: that name is not its any more */
+        }
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
+int nodes_get_parent(struct dfuse_nodes *t, fuse_ino_t ino, dafs_handle *parent, char *name,
+                     size_t len)
+{
+    struct dfuse_node *n = (struct dfuse_node *)nodes_get(t, ino);
+    pthread_mutex_lock(&t->lock);
+    int known = n->has_parent && strlen(n->name) < len;
+    if (known) {
+        *parent = n->parent;
+        memcpy(name, n->name, strlen(n->name) + 1);
+    }
+    pthread_mutex_unlock(&t->lock);
+    return known;
+}
+
+static int ts_equal(const struct timespec_dafs *a, const struct timespec_dafs *b)
+{
+    return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
+}
+
+int nodes_attr_changed(struct dfuse_nodes *t, fuse_ino_t ino, const struct dafs_stat *st)
+{
+    struct dfuse_node *n = (struct dfuse_node *)nodes_get(t, ino);
+    pthread_mutex_lock(&t->lock);
+    int changed = !n->seen || n->seen_size != st->size || !ts_equal(&n->seen_mtime, &st->mtime) ||
+                  !ts_equal(&n->seen_ctime, &st->ctime);
+    n->seen = 1;
+    n->seen_size = st->size;
+    n->seen_mtime = st->mtime;
+    n->seen_ctime = st->ctime;
+    pthread_mutex_unlock(&t->lock);
+    return changed;
+}
+
+void nodes_note_attr(struct dfuse_nodes *t, fuse_ino_t ino, const struct dafs_stat *st)
+{
+    (void)nodes_attr_changed(t, ino, st);
+}
+
+char *nodes_children(struct dfuse_nodes *t, const dafs_handle *dir, size_t *count)
+{
+    char *buf = NULL;
+    size_t used = 0, cap = 0;
+    *count = 0;
+    pthread_mutex_lock(&t->lock);
+    for (size_t b = 0; b < t->nbuckets; b++) {
+        for (struct dfuse_node *n = t->buckets[b]; n != NULL; n = n->next) {
+            if (!n->has_parent || !handle_equal(&n->parent, dir))
+                continue;
+            size_t len = strlen(n->name) + 1;
+            if (used + len > cap) {
+                size_t ncap = cap ? 2 * cap : 4096;
+                char *nb = realloc(buf, ncap);
+                if (nb == NULL) {
+                    pthread_mutex_unlock(&t->lock);
+                    free(buf);
+                    *count = 0;
+                    return NULL;
+                }
+                buf = nb;
+                cap = ncap;
+            }
+            memcpy(buf + used, n->name, len);
+            used += len;
+            (*count)++;
+        }
+    }
+    pthread_mutex_unlock(&t->lock);
+    return buf;
+}

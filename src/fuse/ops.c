@@ -15,11 +15,16 @@
  * while open stays usable (nlink 0) with no hidden rename.
  *
  * Caching: attributes and entries are cached by the kernel for
- * attr_timeout/entry_timeout; no negative entries are cached; the page cache
- * is dropped on every open (close-to-open consistency) unless direct_io
- * bypasses it.  Writes go to the server synchronously unless writeback_cache
- * is on.  O_APPEND writes (without writeback cache) use the server's atomic
- * append, so appenders on several clients never overwrite each other.
+ * attr_timeout/entry_timeout; no negative entries are cached.  Close-to-open:
+ * every open fetches fresh attributes and, if size, mtime or ctime differ
+ * from those last given to the kernel (kept per node), invalidates the
+ * kernel's attributes and drops the file's pages; otherwise the pages are
+ * kept (keep_cache).  Open, setattr by path and link first look the node's
+ * name up again as the caller (lookup_again), so a directory that lost
+ * search permission stops access through names the kernel has cached.
+ * Writes go to the server synchronously unless writeback_cache is on.
+ * O_APPEND files are opened direct_io, so each write() arrives whole and is
+ * one atomic APPEND on the server (without writeback cache).
  *
  * Not implemented on purpose: getlk/setlk/flock (the kernel then keeps POSIX
  * and flock locks local to this mount), ioctl, poll.  fallocate,
@@ -34,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dafs_fuse.h"
@@ -120,11 +126,14 @@ static int make_entry(struct dfuse *fs, const dafs_handle *h, const struct dafs_
     e->attr_timeout = fs->cfg.attr_timeout;
     e->entry_timeout = fs->cfg.entry_timeout;
     to_stat(st, &e->attr);
+    nodes_note_attr(&fs->nodes, e->ino, st);
     return 0;
 }
 
-/* Answer with a new entry for h, or with rc's errno when rc < 0. */
-static void reply_entry(fuse_req_t req, int rc, const dafs_handle *h, const struct dafs_stat *st)
+/* Answer with a new entry for h, reached as name in the directory parent,
+ * or with rc's errno when rc < 0. */
+static void reply_entry(fuse_req_t req, int rc, const dafs_handle *parent, const char *name,
+                        const dafs_handle *h, const struct dafs_stat *st)
 {
     if (rc < 0) {
         reply_err(req, rc);
@@ -137,12 +146,13 @@ static void reply_entry(fuse_req_t req, int rc, const dafs_handle *h, const stru
         fuse_reply_err(req, err);
         return;
     }
+    nodes_set_parent(&fs->nodes, e.ino, parent, name);
     if (fuse_reply_entry(req, &e) != 0)
         nodes_forget(&fs->nodes, e.ino, 1); /* interrupted: the kernel never saw it */
 }
 
-/* Answer with d's attributes, or with rc's errno when rc < 0. */
-static void reply_attr(fuse_req_t req, int rc, const struct dafs_stat *d)
+/* Answer with ino's attributes d, or with rc's errno when rc < 0. */
+static void reply_attr(fuse_req_t req, fuse_ino_t ino, int rc, const struct dafs_stat *d)
 {
     if (rc < 0) {
         reply_err(req, rc);
@@ -150,7 +160,99 @@ static void reply_attr(fuse_req_t req, int rc, const struct dafs_stat *d)
     }
     struct stat st;
     to_stat(d, &st);
+    nodes_note_attr(&fs_of(req)->nodes, ino, d);
     fuse_reply_attr(req, &st, fs_of(req)->cfg.attr_timeout);
+}
+
+/* ---- coherence ------------------------------------------------------------ */
+
+static int handle_same(const dafs_handle *a, const dafs_handle *b)
+{
+    return a->len == b->len && memcmp(a->data, b->data, a->len) == 0;
+}
+
+#define LOOKUP_MOVED 2
+/* How long a successful lookup through a directory above the parent stands
+ * for its search permission (per credential): the window in which another
+ * client's chmod of a grandparent goes unnoticed. */
+#define SEARCH_TTL_NS 1000000000ull
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+        return 0; /* cannot fail for CLOCK_MONOTONIC; 0 makes nothing fresh */
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Search permission above the parent: walk up the directories the kernel
+ * reached dir through, looking each one up again in its own parent as the
+ * caller (the server checks search permission there), skipping the levels
+ * this credential passed within SEARCH_TTL_NS.  -EACCES or 0. */
+static int check_ancestors(struct dfuse *fs, const struct dfuse_cred *c, const dafs_handle *dir)
+{
+    dafs_handle cur = *dir, up, h;
+    char name[256];
+    struct dafs_stat st;
+    uint64_t now = now_ns();
+    for (int depth = 0; depth < 4096; depth++) {
+        int fresh = 0;
+        if (!nodes_dir_parent(&fs->nodes, &cur, &up, name, sizeof name, c->serial, now,
+                              SEARCH_TTL_NS, &fresh))
+            return 0; /* the root, or a directory the kernel no longer holds */
+        if (!fresh) {
+            int rc = dafs_h_lookup(fs->session, c->cred, &up, name, &h, &st);
+            if (rc == -EACCES)
+                return rc;
+            if (rc == 0 && handle_same(&h, &cur))
+                nodes_dir_searched(&fs->nodes, &cur, c->serial, now);
+        }
+        cur = up;
+    }
+    return 0;
+}
+
+/* The kernel reaches a cached name without asking us, and operations on a
+ * node (open, setattr, link) carry no path: before one of them, look ino's
+ * name up again, as the caller, in the directory the kernel last reached it
+ * through.  The server then checks the caller's search permission on that
+ * directory, as a path walk would, and returns fresh attributes.
+ * Returns -EACCES when the directory may not be searched, 1 with *st filled
+ * when the name still leads to ino, 2 when the name was removed or now names
+ * another object (LOOKUP_MOVED), 0 when no name is known. */
+static int lookup_again(struct dfuse *fs, const struct dfuse_cred *c, fuse_ino_t ino,
+                        struct dafs_stat *st)
+{
+    dafs_handle dir, h;
+    char name[256];
+    if (!nodes_get_parent(&fs->nodes, ino, &dir, name, sizeof name))
+        return 0;
+    int rc = dafs_h_lookup(fs->session, c->cred, &dir, name, &h, st);
+    if (rc == -EACCES)
+        return rc;
+    int found = rc == 0 && handle_same(&h, handle_of(fs, ino));
+    rc = check_ancestors(fs, c, &dir);
+    if (rc < 0)
+        return rc;
+    return found ? 1 : LOOKUP_MOVED;
+}
+
+/* After a directory's mode or owner changed here: drop the kernel's cached
+ * names in it, so the next path walk through it asks the server (which
+ * checks search permission) instead of using them.  Called after the reply:
+ * the kernel holds the directory's lock during SETATTR. */
+static void forget_children(struct dfuse *fs, fuse_ino_t dir)
+{
+    size_t count = 0;
+    char *names = nodes_children(&fs->nodes, handle_of(fs, dir), &count);
+    const char *name = names;
+    for (size_t i = 0; i < count; i++) {
+        size_t len = strlen(name);
+        /* -ENOENT: the kernel had already dropped it */
+        (void)fuse_lowlevel_notify_inval_entry(fs->se, dir, name, len);
+        name += len + 1;
+    }
+    free(names);
 }
 
 /* ---- names ---------------------------------------------------------------- */
@@ -172,7 +274,9 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     else
         rc = dafs_h_lookup(fs->session, c->cred, handle_of(fs, parent), name, &h, &st);
     creds_put(&fs->creds, c);
-    reply_entry(req, rc, &h, &st);
+    if (strcmp(name, "..") == 0 || strcmp(name, ".") == 0)
+        name = ""; /* not a name to look up again (see lookup_again) */
+    reply_entry(req, rc, handle_of(fs, parent), name, &h, &st);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -206,7 +310,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
                  ? dafs_fstat(f->file, &st) /* through the open (works once unlinked) */
                  : dafs_h_getattr(fs->session, c->cred, handle_of(fs, ino), &st);
     creds_put(&fs->creds, c);
-    reply_attr(req, rc, &st);
+    reply_attr(req, ino, rc, &st);
 }
 
 static void setattr_times(const struct stat *attr, int to_set, dafs_setattr *sa)
@@ -256,24 +360,32 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         return;
     struct dafs_stat st;
     int rc = 0;
+    struct dfuse_file *f = fi != NULL ? file_of(fi) : NULL;
+    /* by path (not on an open file): the directory must still be searchable
+     * by the caller */
+    if (fi == NULL && sa.valid != 0)
+        rc = lookup_again(fs, c, ino, &st);
     /* ftruncate (and open's O_TRUNC: no atomic_o_trunc) on an open file: under
      * its open state, with the access granted at open */
-    struct dfuse_file *f = fi != NULL ? file_of(fi) : NULL;
-    if ((sa.valid & DAFS_SETATTR_SIZE) && f != NULL && f->file != NULL) {
+    if (rc >= 0 && (sa.valid & DAFS_SETATTR_SIZE) && f != NULL && f->file != NULL) {
         rc = dafs_ftruncate(f->file, sa.size);
         if (rc != -EBADF) /* EBADF: not open for writing, try as the caller */
             sa.valid &= ~DAFS_SETATTR_SIZE;
         if (rc == -EBADF)
             rc = 0;
     }
-    if (rc == 0 && sa.valid == 0)
+    if (rc >= 0 && sa.valid == 0)
         rc = f != NULL && f->file != NULL
                  ? dafs_fstat(f->file, &st)
                  : dafs_h_getattr(fs->session, c->cred, handle_of(fs, ino), &st);
-    else if (rc == 0)
+    else if (rc >= 0)
         rc = dafs_h_setattr(fs->session, c->cred, handle_of(fs, ino), &sa, &st);
     creds_put(&fs->creds, c);
-    reply_attr(req, rc, &st);
+    reply_attr(req, ino, rc, &st);
+    if (rc == 0 && S_ISDIR(st.mode) &&
+        (sa.valid & (DAFS_SETATTR_MODE | DAFS_SETATTR_UID | DAFS_SETATTR_GID)) &&
+        (st.mode & 0111) != 0111)
+        forget_children(fs, ino);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -304,7 +416,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
     struct dafs_stat st;
     int rc = dafs_h_mknod(fs->session, c->cred, handle_of(fs, parent), name, mode, rdev, &h, &st);
     creds_put(&fs->creds, c);
-    reply_entry(req, rc, &h, &st);
+    reply_entry(req, rc, handle_of(fs, parent), name, &h, &st);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -317,7 +429,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
     struct dafs_stat st;
     int rc = dafs_h_mkdir(fs->session, c->cred, handle_of(fs, parent), name, mode, &h, &st);
     creds_put(&fs->creds, c);
-    reply_entry(req, rc, &h, &st);
+    reply_entry(req, rc, handle_of(fs, parent), name, &h, &st);
 }
 
 static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name)
@@ -330,7 +442,7 @@ static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, co
     struct dafs_stat st;
     int rc = dafs_h_symlink(fs->session, c->cred, handle_of(fs, parent), name, target, &h, &st);
     creds_put(&fs->creds, c);
-    reply_entry(req, rc, &h, &st);
+    reply_entry(req, rc, handle_of(fs, parent), name, &h, &st);
 }
 
 /* A file unlinked while open stays usable through its open state (the
@@ -376,6 +488,9 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
     int rc = dafs_h_rename(fs->session, c->cred, handle_of(fs, parent), name,
                            handle_of(fs, newparent), newname, dflags);
     creds_put(&fs->creds, c);
+    if (rc == 0) /* the kernel moves its entry: so do we (see lookup_again) */
+        nodes_rename(&fs->nodes, handle_of(fs, parent), name, handle_of(fs, newparent), newname,
+                     (dflags & DAFS_RENAME_EXCHANGE) != 0);
     reply_err(req, rc);
 }
 
@@ -387,9 +502,11 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
         return;
     struct dafs_stat st;
     const dafs_handle *h = handle_of(fs, ino);
-    int rc = dafs_h_link(fs->session, c->cred, h, handle_of(fs, newparent), newname, &st);
+    int rc = lookup_again(fs, c, ino, &st);
+    if (rc >= 0)
+        rc = dafs_h_link(fs->session, c->cred, h, handle_of(fs, newparent), newname, &st);
     creds_put(&fs->creds, c);
-    reply_entry(req, rc, h, &st);
+    reply_entry(req, rc, handle_of(fs, newparent), newname, h, &st);
 }
 
 /* ---- files ---------------------------------------------------------------- */
@@ -426,11 +543,17 @@ static void file_release(struct dfuse *fs, struct dfuse_file *f)
     free(f);
 }
 
-static void file_set_info(const struct dfuse *fs, struct dfuse_file *f, struct fuse_file_info *fi)
+/* keep: the file did not change since the kernel last saw its attributes,
+ * so its cached pages are still good.  O_APPEND files bypass the page cache:
+ * through it the kernel splits a write at the first partial page, and each
+ * piece would be appended separately; direct, one write() arrives whole (up
+ * to max_write) and goes to the server as one atomic APPEND. */
+static void file_set_info(const struct dfuse *fs, struct dfuse_file *f, struct fuse_file_info *fi,
+                          int keep)
 {
     fi->fh = (uint64_t)(uintptr_t)f;
-    fi->direct_io = fs->cfg.direct_io ? 1 : 0;
-    fi->keep_cache = 0; /* close-to-open: drop cached pages at every open */
+    fi->direct_io = fs->cfg.direct_io || f->append ? 1 : 0;
+    fi->keep_cache = keep ? 1 : 0;
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -441,19 +564,37 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     if (c == NULL)
         return;
     const dafs_handle *h = handle_of(fs, ino);
-    /* the server checks access as the caller once, here, and keeps the open */
+    /* close-to-open for names: the directory must still be searchable, and
+     * when the name the kernel reached the file by was removed or replaced
+     * (by another client; the kernel's entry is cached), the open fails once
+     * with ESTALE, on which the kernel walks the path again with
+     * LOOKUP_REVAL and opens what the name leads to now (or fails with
+     * ENOENT).  A second such open of the node (one reached without a path
+     * walk: /proc/PID/fd) goes on by handle. */
+    struct dafs_stat st;
+    int rc = lookup_again(fs, c, ino, &st);
+    if (rc >= 0 && nodes_moved(&fs->nodes, ino, rc == LOOKUP_MOVED))
+        rc = -ESTALE;
+    /* the server checks access as the caller once, here, keeps the open and
+     * returns fresh attributes */
     int oflags = flags & O_ACCMODE;
     if ((flags & O_TRUNC) && oflags != O_RDONLY)
         oflags |= O_TRUNC;
-    struct dfuse_file *f = file_new(c, h, flags);
-    int rc = f == NULL ? -ENOMEM : dafs_h_open_fh(fs->session, c->cred, h, oflags, &f->file, NULL);
+    struct dfuse_file *f = rc >= 0 ? file_new(c, h, flags) : NULL;
+    if (rc >= 0)
+        rc = f == NULL ? -ENOMEM : dafs_h_open_fh(fs->session, c->cred, h, oflags, &f->file, &st);
+    /* close-to-open for data: if the file changed since the kernel last saw
+     * it, its cached attributes and pages go */
+    int keep = rc == 0 && !(oflags & O_TRUNC) && !nodes_attr_changed(&fs->nodes, ino, &st);
+    if (rc == 0 && !keep) /* -ENOENT: the kernel holds no such inode (not an error) */
+        (void)fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
     if (rc < 0) {
         free(f);
         creds_put(&fs->creds, c);
         reply_err(req, rc);
         return;
     }
-    file_set_info(fs, f, fi);
+    file_set_info(fs, f, fi, keep);
     if (fuse_reply_open(req, fi) != 0)
         file_release(fs, f);
 }
@@ -487,7 +628,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         return;
     }
     f->file = file;
-    file_set_info(fs, f, fi);
+    file_set_info(fs, f, fi, 0);
+    nodes_set_parent(&fs->nodes, e.ino, handle_of(fs, parent), name);
     if (fuse_reply_create(req, &e, fi) != 0) {
         file_release(fs, f);
         nodes_forget(&fs->nodes, e.ino, 1);
@@ -723,7 +865,13 @@ static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
     struct dfuse *fs = userdata;
+    dafs_session_info info;
     conn->max_write = 1u << 20;
+    /* an O_APPEND write arrives whole up to max_write and must fit one
+     * APPEND request */
+    if (dafs_session_get_info(fs->session, &info) == 0 && info.max_io > 0 &&
+        info.max_io < conn->max_write)
+        conn->max_write = info.max_io;
     conn->max_readahead = 1u << 20;
     if (fs->cfg.writeback_cache && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
         conn->want |= FUSE_CAP_WRITEBACK_CACHE;

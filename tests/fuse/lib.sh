@@ -37,24 +37,30 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/dafs-fuse-$TEST_NAME.XXXXXX")
 chmod 755 "$WORK"
 EXPORT=$WORK/export
 MNT=$WORK/mnt
+MNT2=$WORK/mnt2
 LOCAL=$WORK/local
-mkdir -p "$EXPORT" "$MNT" "$LOCAL"
+mkdir -p "$EXPORT" "$MNT" "$MNT2" "$LOCAL"
 mkdir -m 700 "$WORK/state" # dafsd refuses a state dir others can read
 SERVER_PID=
 FUSE_PID=
+FUSE2_PID=
 URL=
 
 _cleanup() {
   local rc=$?
   cd /
-  if mountpoint -q "$MNT" 2>/dev/null; then
-    umount "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null || true
-  fi
+  local m
+  for m in "$MNT" "$MNT2"; do
+    if mountpoint -q "$m" 2>/dev/null; then
+      umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+    fi
+  done
   [ -z "$FUSE_PID" ] || kill -KILL "$FUSE_PID" 2>/dev/null || true
+  [ -z "$FUSE2_PID" ] || kill -KILL "$FUSE2_PID" 2>/dev/null || true
   [ -z "$SERVER_PID" ] || kill -KILL "$SERVER_PID" 2>/dev/null || true
   wait 2>/dev/null || true
   if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
-    for f in dafsd.log fuse.log; do
+    for f in dafsd.log fuse.log fuse2.log; do
       [ -s "$WORK/$f" ] && { echo "---- $f (last 30 lines) ----" >&2; tail -n 30 "$WORK/$f" >&2; }
     done
   fi
@@ -96,6 +102,21 @@ mount_fs() {
   log "dafs-fuse pid $FUSE_PID mounted $URL on $MNT"
 }
 
+# mount_fs2 [-o opts]: a second mount of the same server on $MNT2 (another
+# client: its own session and kernel caches), for coherence tests.
+mount_fs2() {
+  local i
+  "$DAFS_FUSE" "$URL" "$MNT2" -f -o allow_other "$@" >>"$WORK/fuse2.log" 2>&1 &
+  FUSE2_PID=$!
+  for i in $(seq 100); do
+    mountpoint -q "$MNT2" && break
+    kill -0 "$FUSE2_PID" 2>/dev/null || fail "second dafs-fuse exited before mounting"
+    sleep 0.1
+  done
+  mountpoint -q "$MNT2" || fail "$MNT2 not mounted after 10 s"
+  log "dafs-fuse pid $FUSE2_PID mounted $URL on $MNT2"
+}
+
 # unmount_fs: unmount; dafs-fuse must then exit 0 within 10 s.
 unmount_fs() {
   local i rc=0
@@ -109,6 +130,21 @@ unmount_fs() {
   wait "$FUSE_PID" || rc=$?
   FUSE_PID=
   [ "$rc" -eq 0 ] || fail "dafs-fuse exited $rc after umount"
+}
+
+# unmount_fs2: the same for the second mount.
+unmount_fs2() {
+  local i rc=0
+  cd /
+  umount "$MNT2" || fail "umount $MNT2 failed"
+  for i in $(seq 100); do
+    kill -0 "$FUSE2_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -0 "$FUSE2_PID" 2>/dev/null && fail "second dafs-fuse still running 10 s after umount"
+  wait "$FUSE2_PID" || rc=$?
+  FUSE2_PID=
+  [ "$rc" -eq 0 ] || fail "second dafs-fuse exited $rc after umount"
 }
 
 need() { command -v "$1" >/dev/null 2>&1 || skip "$1 not installed (scripts/deps.sh)"; }
