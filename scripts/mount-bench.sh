@@ -239,7 +239,8 @@ want dafs && IFS=, read -r -a PROVS <<<"$PROVIDERS"
 for p in "${PROVS[@]}"; do
   tag=dafs_${p%%;*}
   exp=$WORK/export-$tag mnt=$WORK/mnt-$tag state=$WORK/state-$tag ready=$WORK/ready-$tag
-  mkdir -p "$exp" "$mnt" "$state"
+  mkdir -p "$exp" "$mnt"
+  mkdir -m 700 "$state" # dafsd refuses a state dir others can read
   FI_PROVIDER=$p "$BIN/dafsd" --export "$exp" --listen 127.0.0.1:0 --state-dir "$state" \
     --ready-file "$ready" --no-root-squash >"$WORK/dafsd-$tag.log" 2>&1 &
   PIDS+=($!)
