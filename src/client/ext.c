@@ -65,8 +65,8 @@ static int falloc_to_wire(int mode, uint32_t *w)
     return 0;
 }
 
-static int do_fallocate(dafs_session *s, uint32_t cred, const dafs_fh *fh, int mode,
-                        uint64_t offset, uint64_t len, struct dafs_stat *st)
+static int do_fallocate(dafs_session *s, uint32_t cred, const dafs_fh *fh, dafs_stateid sid,
+                        int mode, uint64_t offset, uint64_t len, struct dafs_stat *st)
 {
     uint32_t wmode;
     int rc = falloc_to_wire(mode, &wmode);
@@ -77,7 +77,7 @@ static int do_fallocate(dafs_session *s, uint32_t cred, const dafs_fh *fh, int m
     dafs_request req;
     init_ext(&req, DAFS_OP_FALLOCATE, cred);
     req.u.fallocate = (dafs_fallocate_req){.fh = *fh, .mode = wmode, .offset = offset,
-                                           .length = len};
+                                           .length = len, .stateid = sid};
     dafs_reply rep;
     client_slot *slot;
     rc = engine_call(s, &req, &rep, &slot);
@@ -95,7 +95,7 @@ int dafs_fallocate(dafs_file *f, int mode, uint64_t offset, uint64_t len)
         return -EINVAL;
     if ((f->flags & O_ACCMODE) == O_RDONLY)
         return -EBADF;
-    return do_fallocate(f->s, f->cred, &f->fh, mode, offset, len, NULL);
+    return do_fallocate(f->s, f->cred, &f->fh, f->stateid, mode, offset, len, NULL);
 }
 
 int dafs_h_fallocate(dafs_session *s, const dafs_cred *c, const dafs_handle *fh, int mode,
@@ -104,13 +104,14 @@ int dafs_h_fallocate(dafs_session *s, const dafs_cred *c, const dafs_handle *fh,
     uint32_t cred;
     dafs_fh f;
     int rc = prepare_h(s, c, fh, &cred, &f);
-    return rc == 0 ? do_fallocate(s, cred, &f, mode, offset, len, st) : rc;
+    return rc == 0 ? do_fallocate(s, cred, &f, 0, mode, offset, len, st) : rc;
 }
 
 /* ---- copy_range --------------------------------------------------------- */
 
-static ssize_t do_copy(dafs_session *s, uint32_t cred, const dafs_fh *src, uint64_t off_in,
-                       const dafs_fh *dst, uint64_t off_out, size_t len)
+static ssize_t do_copy(dafs_session *s, uint32_t cred, const dafs_fh *src, dafs_stateid src_sid,
+                       uint64_t off_in, const dafs_fh *dst, dafs_stateid dst_sid,
+                       uint64_t off_out, size_t len)
 {
     if (off_in > (uint64_t)INT64_MAX || len > (uint64_t)INT64_MAX - off_in ||
         off_out > (uint64_t)INT64_MAX || len > (uint64_t)INT64_MAX - off_out)
@@ -120,7 +121,8 @@ static ssize_t do_copy(dafs_session *s, uint32_t cred, const dafs_fh *src, uint6
     dafs_request req;
     init_ext(&req, DAFS_OP_COPY_RANGE, cred);
     req.u.copy = (dafs_copy_req){.src = *src, .src_offset = off_in, .dst = *dst,
-                                 .dst_offset = off_out, .length = len};
+                                 .dst_offset = off_out, .length = len,
+                                 .src_stateid = src_sid, .dst_stateid = dst_sid};
     dafs_reply rep;
     client_slot *slot;
     int rc = engine_call(s, &req, &rep, &slot);
@@ -138,7 +140,8 @@ ssize_t dafs_copy_range(dafs_file *in, uint64_t off_in, dafs_file *out, uint64_t
         return -EINVAL;
     if ((in->flags & O_ACCMODE) == O_WRONLY || (out->flags & O_ACCMODE) == O_RDONLY)
         return -EBADF;
-    return do_copy(out->s, out->cred, &in->fh, off_in, &out->fh, off_out, len);
+    return do_copy(out->s, out->cred, &in->fh, in->stateid, off_in, &out->fh, out->stateid,
+                   off_out, len);
 }
 
 ssize_t dafs_h_copy_range(dafs_session *s, const dafs_cred *c, const dafs_handle *src,
@@ -149,20 +152,21 @@ ssize_t dafs_h_copy_range(dafs_session *s, const dafs_cred *c, const dafs_handle
     int rc = prepare_h(s, c, src, &cred, &fin);
     if (rc == 0)
         rc = prepare_h(s, c, dst, &cred, &fout);
-    return rc == 0 ? do_copy(s, cred, &fin, off_in, &fout, off_out, len) : rc;
+    return rc == 0 ? do_copy(s, cred, &fin, 0, off_in, &fout, 0, off_out, len) : rc;
 }
 
 /* ---- seek --------------------------------------------------------------- */
 
-static int64_t do_seek(dafs_session *s, uint32_t cred, const dafs_fh *fh, uint64_t offset,
-                       int whence)
+static int64_t do_seek(dafs_session *s, uint32_t cred, const dafs_fh *fh, dafs_stateid sid,
+                       uint64_t offset, int whence)
 {
     if ((whence != SEEK_DATA && whence != SEEK_HOLE) || offset > (uint64_t)INT64_MAX)
         return -EINVAL;
     dafs_request req;
     init_ext(&req, DAFS_OP_SEEK, cred);
     req.u.seek = (dafs_seek_req){.fh = *fh, .offset = offset,
-                                 .what = whence == SEEK_DATA ? DAFS_SEEK_DATA : DAFS_SEEK_HOLE};
+                                 .what = whence == SEEK_DATA ? DAFS_SEEK_DATA : DAFS_SEEK_HOLE,
+                                 .stateid = sid};
     dafs_reply rep;
     client_slot *slot;
     int rc = engine_call(s, &req, &rep, &slot);
@@ -175,7 +179,7 @@ static int64_t do_seek(dafs_session *s, uint32_t cred, const dafs_fh *fh, uint64
 
 int64_t dafs_seek(dafs_file *f, uint64_t offset, int whence)
 {
-    return f == NULL ? -EINVAL : do_seek(f->s, f->cred, &f->fh, offset, whence);
+    return f == NULL ? -EINVAL : do_seek(f->s, f->cred, &f->fh, f->stateid, offset, whence);
 }
 
 int64_t dafs_h_seek(dafs_session *s, const dafs_cred *c, const dafs_handle *fh, uint64_t offset,
@@ -184,7 +188,7 @@ int64_t dafs_h_seek(dafs_session *s, const dafs_cred *c, const dafs_handle *fh, 
     uint32_t cred;
     dafs_fh f;
     int rc = prepare_h(s, c, fh, &cred, &f);
-    return rc == 0 ? do_seek(s, cred, &f, offset, whence) : rc;
+    return rc == 0 ? do_seek(s, cred, &f, 0, offset, whence) : rc;
 }
 
 /* ---- extended attributes ----------------------------------------------- */

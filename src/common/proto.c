@@ -834,6 +834,7 @@ static void put_fallocate_req(writer *w, const dafs_fallocate_req *q)
     put_u32(w, q->mode);
     put_u64(w, q->offset);
     put_u64(w, q->length);
+    put_u64(w, q->stateid);
 }
 
 static void get_fallocate_req(reader *r, dafs_fallocate_req *q)
@@ -842,6 +843,7 @@ static void get_fallocate_req(reader *r, dafs_fallocate_req *q)
     q->mode = get_u32(r);
     q->offset = get_u64(r);
     q->length = get_u64(r);
+    q->stateid = get_u64(r);
     reader_require(r, fallocate_valid(q));
 }
 
@@ -854,6 +856,8 @@ static void put_copy_req(writer *w, const dafs_copy_req *q)
     put_u64(w, q->dst_offset);
     put_u64(w, q->length);
     put_u32(w, q->flags);
+    put_u64(w, q->src_stateid);
+    put_u64(w, q->dst_stateid);
 }
 
 static void get_copy_req(reader *r, dafs_copy_req *q)
@@ -864,6 +868,8 @@ static void get_copy_req(reader *r, dafs_copy_req *q)
     q->dst_offset = get_u64(r);
     q->length = get_u64(r);
     q->flags = get_u32(r);
+    q->src_stateid = get_u64(r);
+    q->dst_stateid = get_u64(r);
     reader_require(r, q->flags == 0);
 }
 
@@ -873,6 +879,7 @@ static void put_seek_req(writer *w, const dafs_seek_req *q)
     put_fh(w, &q->fh);
     put_u64(w, q->offset);
     put_u32(w, q->what);
+    put_u64(w, q->stateid);
 }
 
 static void get_seek_req(reader *r, dafs_seek_req *q)
@@ -880,6 +887,7 @@ static void get_seek_req(reader *r, dafs_seek_req *q)
     get_fh(r, &q->fh);
     q->offset = get_u64(r);
     q->what = get_u32(r);
+    q->stateid = get_u64(r);
     reader_require(r, q->what <= DAFS_SEEK_HOLE);
 }
 

@@ -419,6 +419,7 @@ typedef struct dafs_fallocate_req {
     uint32_t mode;   /* DAFS_FALLOC_*; which combinations work is the file system's call */
     uint64_t offset;
     uint64_t length; /* > 0 */
+    dafs_stateid stateid; /* open state (for writing) to do it under; 0 = none */
 } dafs_fallocate_req;
 
 typedef struct dafs_copy_req { /* COPY_RANGE */
@@ -428,6 +429,8 @@ typedef struct dafs_copy_req { /* COPY_RANGE */
     uint64_t dst_offset;
     uint64_t length; /* the server may copy less (the reply says how much) */
     uint32_t flags;  /* 0 */
+    dafs_stateid src_stateid; /* open states (src for reading, dst for writing) */
+    dafs_stateid dst_stateid; /* to do it under; 0 = none (checked as the caller) */
 } dafs_copy_req;
 
 #define DAFS_SEEK_DATA 0u
@@ -437,6 +440,7 @@ typedef struct dafs_seek_req {
     dafs_fh fh;
     uint64_t offset;
     uint32_t what; /* DAFS_SEEK_DATA or DAFS_SEEK_HOLE */
+    dafs_stateid stateid; /* open state (any access) to do it under; 0 = none */
 } dafs_seek_req;
 
 #define DAFS_XATTR_CREATE 0x1u

@@ -160,6 +160,9 @@ extern const struct fuse_lowlevel_ops dfuse_ops;
 
 /* ops.c helpers the handlers of ops_ext.c share. */
 const dafs_cred *dfuse_file_cred(const struct fuse_file_info *fi); /* the open's */
+/* The open file's server open state (NULL for none, or fi NULL): I/O on it
+ * runs with the access granted at open. */
+dafs_file *dfuse_file_state(const struct fuse_file_info *fi);
 
 /* ops_ext.c: fallocate, copy_file_range, lseek (SEEK_DATA/HOLE), xattrs and
  * readdirplus, and what they need at init. */

@@ -641,6 +641,11 @@ const dafs_cred *dfuse_file_cred(const struct fuse_file_info *fi)
     return ((const struct dfuse_file *)(uintptr_t)fi->fh)->cred->cred;
 }
 
+dafs_file *dfuse_file_state(const struct fuse_file_info *fi)
+{
+    return fi != NULL ? ((const struct dfuse_file *)(uintptr_t)fi->fh)->file : NULL;
+}
+
 /* Per-thread read buffer, registered with libdafs once so the server can
  * RMA file data straight into it; freed (and deregistered) at thread exit. */
 struct iobuf {

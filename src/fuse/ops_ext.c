@@ -59,10 +59,11 @@ void dfuse_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, 
                         struct fuse_file_info *fi)
 {
     struct dfuse *fs = fs_of(req);
-    int rc = offset < 0 || length <= 0
-                 ? -EINVAL
-                 : dafs_h_fallocate(fs->session, dfuse_file_cred(fi), handle_of(fs, ino), mode,
-                                    (uint64_t)offset, (uint64_t)length, NULL);
+    dafs_file *f = dfuse_file_state(fi); /* under the open's access, as a write */
+    int rc = offset < 0 || length <= 0 ? -EINVAL
+             : f != NULL ? dafs_fallocate(f, mode, (uint64_t)offset, (uint64_t)length)
+                         : dafs_h_fallocate(fs->session, dfuse_file_cred(fi), handle_of(fs, ino),
+                                            mode, (uint64_t)offset, (uint64_t)length, NULL);
     reply_rc(req, rc);
 }
 
@@ -70,15 +71,19 @@ void dfuse_op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
                               struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
                               struct fuse_file_info *fi_out, size_t len, int flags)
 {
-    (void)fi_in;
     struct dfuse *fs = fs_of(req);
     if (flags != 0 || off_in < 0 || off_out < 0) {
         fuse_reply_err(req, EINVAL);
         return;
     }
-    ssize_t n = dafs_h_copy_range(fs->session, dfuse_file_cred(fi_out), handle_of(fs, ino_in),
-                                  (uint64_t)off_in, handle_of(fs, ino_out), (uint64_t)off_out,
-                                  len);
+    /* under both opens' access (a 0444 copy target stays writable through
+     * the open that created it, as for write) */
+    dafs_file *in = dfuse_file_state(fi_in), *out = dfuse_file_state(fi_out);
+    ssize_t n = in != NULL && out != NULL
+                    ? dafs_copy_range(in, (uint64_t)off_in, out, (uint64_t)off_out, len)
+                    : dafs_h_copy_range(fs->session, dfuse_file_cred(fi_out),
+                                        handle_of(fs, ino_in), (uint64_t)off_in,
+                                        handle_of(fs, ino_out), (uint64_t)off_out, len);
     if (n < 0)
         reply_rc(req, (int)n);
     else
@@ -93,8 +98,10 @@ void dfuse_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
         fuse_reply_err(req, EINVAL); /* the kernel handles the others itself */
         return;
     }
-    int64_t where =
-        dafs_h_seek(fs->session, dfuse_file_cred(fi), handle_of(fs, ino), (uint64_t)off, whence);
+    dafs_file *f = dfuse_file_state(fi);
+    int64_t where = f != NULL ? dafs_seek(f, (uint64_t)off, whence)
+                              : dafs_h_seek(fs->session, dfuse_file_cred(fi), handle_of(fs, ino),
+                                            (uint64_t)off, whence);
     if (where < 0)
         reply_rc(req, (int)where);
     else

@@ -111,6 +111,34 @@ static int reopen_fh(op_ctx *c, const dafs_fh *fh, int oflags, int *fd)
     return status;
 }
 
+/* The fd to do fh's I/O on: under open state sid when it is not 0 (with the
+ * access granted at open: need is OPENS_ACCESS_*, 0 for any), else reopened
+ * as the caller with oflags. */
+typedef struct ext_fd {
+    int fd;
+    bool state;
+    open_ref ref;
+} ext_fd;
+
+static int ext_open(op_ctx *c, const dafs_fh *fh, dafs_stateid sid, unsigned need, int oflags,
+                    ext_fd *e)
+{
+    e->state = sid != 0;
+    if (!e->state)
+        return reopen_fh(c, fh, oflags, &e->fd);
+    int status = opens_get(&c->sess->opens, sid, fh, need, &e->ref);
+    e->fd = e->ref.fd;
+    return status;
+}
+
+static void ext_close(op_ctx *c, ext_fd *e)
+{
+    if (e->state)
+        opens_put(&c->sess->opens, &e->ref);
+    else
+        close(e->fd);
+}
+
 static int falloc_mode_from_wire(uint32_t w)
 {
     int mode = 0;
@@ -135,17 +163,17 @@ static int op_fallocate(op_ctx *c)
     if ((r->mode & ~DAFS_FALLOC_ALL) != 0 || r->length == 0 ||
         ops_check_range(r->offset, r->length) != DAFS_ST_OK)
         return DAFS_ST_INVAL;
-    int fd;
-    int status = reopen_fh(c, &r->fh, O_WRONLY, &fd);
+    ext_fd e;
+    int status = ext_open(c, &r->fh, r->stateid, OPENS_ACCESS_WRITE, O_WRONLY, &e);
     if (status != DAFS_ST_OK)
         return status;
     struct stat st;
-    if (fallocate(fd, falloc_mode_from_wire(r->mode), (off_t)r->offset, (off_t)r->length) != 0 ||
-        fstat(fd, &st) != 0)
+    if (fallocate(e.fd, falloc_mode_from_wire(r->mode), (off_t)r->offset, (off_t)r->length) != 0 ||
+        fstat(e.fd, &st) != 0)
         status = export_errno_status(errno);
     else
         export_fill_attr(&st, &c->rep.u.attr.attr);
-    close(fd);
+    ext_close(c, &e);
     return status;
 }
 
@@ -155,20 +183,20 @@ static int op_copy_range(op_ctx *c)
     if (r->flags != 0 || ops_check_range(r->src_offset, r->length) != DAFS_ST_OK ||
         ops_check_range(r->dst_offset, r->length) != DAFS_ST_OK)
         return DAFS_ST_INVAL;
-    int in, out;
-    int status = reopen_fh(c, &r->src, O_RDONLY, &in);
+    ext_fd in, out;
+    int status = ext_open(c, &r->src, r->src_stateid, OPENS_ACCESS_READ, O_RDONLY, &in);
     if (status != DAFS_ST_OK)
         return status;
-    status = reopen_fh(c, &r->dst, O_WRONLY, &out);
+    status = ext_open(c, &r->dst, r->dst_stateid, OPENS_ACCESS_WRITE, O_WRONLY, &out);
     if (status != DAFS_ST_OK) {
-        close(in);
+        ext_close(c, &in);
         return status;
     }
     loff_t off_in = (loff_t)r->src_offset, off_out = (loff_t)r->dst_offset;
     uint64_t want = r->length < COPY_CHUNK_MAX ? r->length : COPY_CHUNK_MAX;
     uint64_t done = 0;
     while (done < want) {
-        ssize_t n = copy_file_range(in, &off_in, out, &off_out, (size_t)(want - done), 0);
+        ssize_t n = copy_file_range(in.fd, &off_in, out.fd, &off_out, (size_t)(want - done), 0);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
@@ -180,8 +208,8 @@ static int op_copy_range(op_ctx *c)
             break; /* end of the source */
         done += (uint64_t)n;
     }
-    close(in);
-    close(out);
+    ext_close(c, &in);
+    ext_close(c, &out);
     c->rep.u.u64.value = done;
     return status;
 }
@@ -191,18 +219,18 @@ static int op_seek(op_ctx *c)
     const dafs_seek_req *r = &c->req->u.seek;
     if (r->what > DAFS_SEEK_HOLE || r->offset > (uint64_t)INT64_MAX)
         return DAFS_ST_INVAL;
-    int fd;
-    int status = reopen_fh(c, &r->fh, O_RDONLY, &fd);
-    if (status == DAFS_ST_ACCES) /* write-only access may seek too */
-        status = reopen_fh(c, &r->fh, O_WRONLY, &fd);
+    ext_fd e;
+    int status = ext_open(c, &r->fh, r->stateid, 0, O_RDONLY, &e);
+    if (status == DAFS_ST_ACCES && r->stateid == 0) /* write-only access may seek too */
+        status = ext_open(c, &r->fh, 0, 0, O_WRONLY, &e);
     if (status != DAFS_ST_OK)
         return status;
-    off_t where = lseek(fd, (off_t)r->offset, r->what == DAFS_SEEK_DATA ? SEEK_DATA : SEEK_HOLE);
+    off_t where = lseek(e.fd, (off_t)r->offset, r->what == DAFS_SEEK_DATA ? SEEK_DATA : SEEK_HOLE);
     if (where < 0)
         status = export_errno_status(errno);
     else
         c->rep.u.u64.value = (uint64_t)where;
-    close(fd);
+    ext_close(c, &e);
     return status;
 }
 

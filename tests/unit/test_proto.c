@@ -1052,6 +1052,7 @@ static void test_golden_second_set_requests(void **state)
     raw_le(&r, q.u.fallocate.mode, 4);
     raw_le(&r, q.u.fallocate.offset, 8);
     raw_le(&r, q.u.fallocate.length, 8);
+    raw_le(&r, q.u.fallocate.stateid, 8);
     assert_codec_matches_raw(&q, &r);
 
     /* SETXATTR: fh, name, value, flags u32 */
@@ -1464,6 +1465,7 @@ static int fallocate_with(uint32_t mode, uint64_t length)
     raw_le(&r, mode, 4);
     raw_le(&r, 0, 8);
     raw_le(&r, length, 8);
+    raw_le(&r, 0, 8); /* stateid */
     return raw_decode_request(&r);
 }
 
@@ -1474,6 +1476,7 @@ static int seek_with(uint32_t what)
     raw_fh(&r, 8);
     raw_le(&r, 100, 8);
     raw_le(&r, what, 4);
+    raw_le(&r, 0, 8); /* stateid */
     return raw_decode_request(&r);
 }
 
@@ -1487,6 +1490,8 @@ static int copy_with(uint32_t flags)
     raw_le(&r, 0, 8);
     raw_le(&r, 1u << 20, 8);
     raw_le(&r, flags, 4);
+    raw_le(&r, 0, 8); /* src_stateid */
+    raw_le(&r, 0, 8); /* dst_stateid */
     return raw_decode_request(&r);
 }
 
