@@ -302,9 +302,13 @@ int dafs_h_removexattr(dafs_session *s, const dafs_cred *c, const dafs_handle *f
 
 /* READDIRPLUS: like dafs_h_readdir, but every entry also comes with its
  * handle and attributes (h and st NULL when the server could not get them),
- * and "." and ".." are included (without them). */
+ * and "." and ".." are included (without them).  flags may hold
+ * DAFS_DIRENT_NO_XATTRS: the object had no extended attributes when listed
+ * (so no ACL either). */
+#define DAFS_DIRENT_NO_XATTRS 0x1u
 typedef int (*dafs_readdirplus_cb)(void *arg, const dafs_dirent *ent, const dafs_handle *h,
-                                   const struct dafs_stat *st, uint64_t next_cookie);
+                                   const struct dafs_stat *st, unsigned flags,
+                                   uint64_t next_cookie);
 int dafs_h_readdirplus(dafs_session *s, const dafs_cred *c, const dafs_handle *dir,
                        uint64_t *cookie, dafs_readdirplus_cb cb, void *arg, int *eof);
 

@@ -73,6 +73,14 @@ int cred_register_process(dafs_session *s)
 {
     uint32_t *groups;
     unsigned ngroups = process_groups(&groups);
+    /* A process in more groups than one request holds (thousands) still
+     * connects, with the groups that fit, rather than not at all (an explicit
+     * dafs_cred_register refuses instead: -E2BIG). */
+    size_t fit = s->max_request > CRED_REQUEST_OVERHEAD
+                     ? (s->max_request - CRED_REQUEST_OVERHEAD) / 4
+                     : 0;
+    if (ngroups > fit)
+        ngroups = (unsigned)fit;
     uint32_t id = 0;
     int rc = register_cred(s, (uint32_t)geteuid(), (uint32_t)getegid(), ngroups, groups, &id);
     free(groups);

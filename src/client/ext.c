@@ -361,11 +361,13 @@ static int deliver_plus(dafs_readdir_iter *it, uint64_t *cookie, dafs_readdirplu
         ent.name[w.name.len] = '\0';
         dafs_handle h;
         struct dafs_stat st;
-        if (has) {
+        bool with = (has & DAFS_PLUS_ATTR) != 0;
+        if (with) {
             fh_to_handle(&fh, &h);
             attr_to_stat(&attr, &st);
         }
-        if (cb(arg, &ent, has ? &h : NULL, has ? &st : NULL, w.cookie) != 0)
+        unsigned flags = with && (has & DAFS_PLUS_NO_XATTRS) ? DAFS_DIRENT_NO_XATTRS : 0;
+        if (cb(arg, &ent, with ? &h : NULL, with ? &st : NULL, flags, w.cookie) != 0)
             return 1;
         *cookie = w.cookie;
     }

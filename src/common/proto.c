@@ -444,14 +444,23 @@ static void get_dirent(reader *r, dafs_dirent_wire *ent)
     get_bytes(r, &ent->name, 1, DAFS_NAME_MAX);
 }
 
-/* One READDIRPLUS entry: a READDIR entry, u8 has_attr (0 or 1), then when 1
- * the fh and attr; padded to 8 so that the next entry starts aligned. */
+/* One READDIRPLUS entry: a READDIR entry, u8 flags (DAFS_PLUS_ATTR, and
+ * DAFS_PLUS_NO_XATTRS only with it), then with ATTR the fh and attr; padded
+ * to 8 so that the next entry starts aligned. */
+static bool plus_flags_valid(unsigned f)
+{
+    return (f & ~(unsigned)(DAFS_PLUS_ATTR | DAFS_PLUS_NO_XATTRS)) == 0 &&
+           (!(f & DAFS_PLUS_NO_XATTRS) || (f & DAFS_PLUS_ATTR));
+}
+
 static void put_dirent_plus(writer *w, const dafs_dirent_wire *ent, const dafs_fh *fh,
-                            const dafs_attr *attr)
+                            const dafs_attr *attr, unsigned extra)
 {
     bool has = fh != NULL && attr != NULL;
+    unsigned flags = has ? DAFS_PLUS_ATTR | (extra & DAFS_PLUS_NO_XATTRS) : 0;
+    writer_require(w, (extra & ~(unsigned)(DAFS_PLUS_ATTR | DAFS_PLUS_NO_XATTRS)) == 0);
     put_dirent(w, ent);
-    put_u8(w, has ? 1 : 0);
+    put_u8(w, (uint8_t)flags);
     if (has) {
         put_fh(w, fh);
         put_attr(w, attr);
@@ -463,10 +472,10 @@ static void get_dirent_plus(reader *r, dafs_dirent_wire *ent, dafs_fh *fh, dafs_
                             int *has_attr)
 {
     get_dirent(r, ent);
-    uint8_t has = get_u8(r);
-    reader_require(r, has <= 1);
-    *has_attr = has == 1 && !r->bad;
-    if (*has_attr) {
+    uint8_t flags = get_u8(r);
+    reader_require(r, plus_flags_valid(flags));
+    *has_attr = r->bad ? 0 : flags;
+    if (*has_attr & DAFS_PLUS_ATTR) {
         get_fh(r, fh);
         get_attr(r, attr);
     }
@@ -1282,7 +1291,7 @@ static void put_readdir_rep(writer *w, const dafs_readdir_rep *d, bool plus)
     for (uint32_t i = 0; i < d->nentries && !r.bad && w->err != -DAFS_ST_INVAL; i++) {
         get_any_dirent(&r, plus, &ent, &fh, &attr, &has);
         if (!r.bad && plus)
-            put_dirent_plus(w, &ent, has ? &fh : NULL, has ? &attr : NULL);
+            put_dirent_plus(w, &ent, has ? &fh : NULL, has ? &attr : NULL, (unsigned)has);
         else if (!r.bad)
             put_dirent(w, &ent);
     }
@@ -1731,7 +1740,7 @@ int dafs_readdir_enc_begin(dafs_readdir_enc *e, void *buf, size_t cap, const daf
 int dafs_readdir_enc_add(dafs_readdir_enc *e, const dafs_dirent_wire *ent)
 {
     if (e->plus)
-        return dafs_readdir_enc_add_plus(e, ent, NULL, NULL);
+        return dafs_readdir_enc_add_plus(e, ent, NULL, NULL, 0);
     writer w;
     writer_init(&w, e->buf, e->cap, e->pos);
     put_dirent(&w, ent);
@@ -1743,13 +1752,13 @@ int dafs_readdir_enc_add(dafs_readdir_enc *e, const dafs_dirent_wire *ent)
 }
 
 int dafs_readdir_enc_add_plus(dafs_readdir_enc *e, const dafs_dirent_wire *ent,
-                              const dafs_fh *fh, const dafs_attr *attr)
+                              const dafs_fh *fh, const dafs_attr *attr, unsigned flags)
 {
     if (!e->plus)
         return -DAFS_ST_INVAL;
     writer w;
     writer_init(&w, e->buf, e->cap, e->pos);
-    put_dirent_plus(&w, ent, fh, attr);
+    put_dirent_plus(&w, ent, fh, attr, flags);
     if (w.err != 0)
         return w.err;
     e->pos = w.pos;

@@ -614,10 +614,14 @@ typedef struct dafs_readdir_enc {
 /* hdr->opcode READDIR or READDIRPLUS (then add entries with _add_plus). */
 int dafs_readdir_enc_begin(dafs_readdir_enc *e, void *buf, size_t cap, const dafs_hdr *hdr);
 int dafs_readdir_enc_add(dafs_readdir_enc *e, const dafs_dirent_wire *ent);
+/* READDIRPLUS entry flags on the wire. */
+#define DAFS_PLUS_ATTR 0x1u      /* fh and attr follow */
+#define DAFS_PLUS_NO_XATTRS 0x2u /* the object had no extended attributes (only with ATTR) */
 /* READDIRPLUS entry: fh and attr NULL when the server could not get them
- * (the entry then carries only the READDIR fields). */
+ * (the entry then carries only the READDIR fields); flags may add
+ * DAFS_PLUS_NO_XATTRS (ignored without fh and attr). */
 int dafs_readdir_enc_add_plus(dafs_readdir_enc *e, const dafs_dirent_wire *ent,
-                              const dafs_fh *fh, const dafs_attr *attr);
+                              const dafs_fh *fh, const dafs_attr *attr, unsigned flags);
 int dafs_readdir_enc_finish(dafs_readdir_enc *e, bool eof); /* returns total length */
 
 /* Walk a decoded READDIR reply: returns 1 with *ent filled, 0 at the end. */
@@ -628,7 +632,8 @@ typedef struct dafs_readdir_iter {
 } dafs_readdir_iter;
 void dafs_readdir_iter_init(dafs_readdir_iter *it, const dafs_readdir_rep *rep);
 int dafs_readdir_next(dafs_readdir_iter *it, dafs_dirent_wire *ent);
-/* READDIRPLUS: also *has_attr (1 when fh and attr were filled). */
+/* READDIRPLUS: also *has_attr, the entry's DAFS_PLUS_* flags (fh and attr
+ * filled when DAFS_PLUS_ATTR is set; 0 for a READDIR entry). */
 int dafs_readdirplus_next(dafs_readdir_iter *it, dafs_dirent_wire *ent, dafs_fh *fh,
                           dafs_attr *attr, int *has_attr);
 

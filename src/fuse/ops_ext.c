@@ -16,10 +16,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dafs_fuse.h"
@@ -115,6 +117,94 @@ static int is_acl_name(const char *name)
     return strncmp(name, "system.posix_acl_", 17) == 0;
 }
 
+/*
+ * "This object has no extended attributes", remembered for attr_timeout.
+ * The kernel asks for system.posix_acl_access at the first permission check
+ * of every object a non-owner touches, and ls -l asks for security.selinux
+ * and the ACL of every file it lists: nearly always for nothing.  So the
+ * first question about an object is answered with one LISTXATTR; when the
+ * list is empty that is remembered (keyed by node id and handle, so a node
+ * id reused for another object does not match), and questions within
+ * attr_timeout are answered here.  Changes through this mount forget the
+ * entry; changes by other clients show after attr_timeout, as attributes do.
+ */
+#define NOXATTR_SLOTS 4096
+
+struct noxattr_slot {
+    fuse_ino_t ino;
+    uint64_t handle_hash;
+    struct timespec until;
+};
+
+static struct noxattr_slot noxattr[NOXATTR_SLOTS];
+static pthread_mutex_t noxattr_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static uint64_t handle_hash(const dafs_handle *h)
+{
+    uint64_t x = 1469598103934665603ull;
+    for (unsigned i = 0; i < h->len && i < sizeof h->data; i++)
+        x = (x ^ h->data[i]) * 1099511628211ull;
+    return x;
+}
+
+static struct noxattr_slot *noxattr_slot_of(fuse_ino_t ino)
+{
+    return &noxattr[(ino / 8) % NOXATTR_SLOTS]; /* node ids are addresses */
+}
+
+static int ts_before(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+static int noxattr_known(struct dfuse *fs, fuse_ino_t ino)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    uint64_t hh = handle_hash(handle_of(fs, ino));
+    pthread_mutex_lock(&noxattr_lock);
+    struct noxattr_slot *e = noxattr_slot_of(ino);
+    int known = e->ino == ino && e->handle_hash == hh && ts_before(&now, &e->until);
+    pthread_mutex_unlock(&noxattr_lock);
+    return known;
+}
+
+static void noxattr_set(struct dfuse *fs, fuse_ino_t ino, int empty)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    double t = fs->cfg.attr_timeout;
+    until.tv_sec += (time_t)t;
+    until.tv_nsec += (long)((t - (double)(time_t)t) * 1e9);
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    uint64_t hh = handle_hash(handle_of(fs, ino));
+    pthread_mutex_lock(&noxattr_lock);
+    struct noxattr_slot *e = noxattr_slot_of(ino);
+    if (empty && t > 0)
+        *e = (struct noxattr_slot){.ino = ino, .handle_hash = hh, .until = until};
+    else if (e->ino == ino)
+        e->ino = 0;
+    pthread_mutex_unlock(&noxattr_lock);
+}
+
+/* Whether ino has no xattrs at all: from the memo, else from one LISTXATTR
+ * as the caller (which is then remembered).  0 when it has some, or when
+ * the list could not be read (the real question then goes to the server). */
+static int has_no_xattrs(struct dfuse *fs, const dafs_cred *cred, fuse_ino_t ino)
+{
+    if (noxattr_known(fs, ino))
+        return 1;
+    ssize_t n = dafs_h_listxattr(fs->session, cred, handle_of(fs, ino), NULL, 0);
+    if (n == 0 || n == -EOPNOTSUPP) {
+        noxattr_set(fs, ino, 1);
+        return 1;
+    }
+    return 0;
+}
+
 void dfuse_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
                        size_t size, int flags)
 {
@@ -124,12 +214,15 @@ void dfuse_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const c
     if (rc == 0)
         rc = dafs_h_setxattr(fs->session, c->cred, handle_of(fs, ino), name, value, size, flags);
     creds_put(&fs->creds, c);
+    noxattr_set(fs, ino, 0);
     reply_rc(req, rc);
 }
 
 void dfuse_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
     struct dfuse *fs = fs_of(req);
+    if (fs->cfg.debug)
+        fprintf(stderr, "dafs-fuse: getxattr %s size %zu\n", name, size);
     char *buf = size > 0 ? malloc(size) : NULL;
     if (size > 0 && buf == NULL) {
         fuse_reply_err(req, ENOMEM);
@@ -138,7 +231,9 @@ void dfuse_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t 
     struct dfuse_cred *c = NULL;
     ssize_t n = dfuse_caller_cred(req, &c);
     if (n == 0)
-        n = dafs_h_getxattr(fs->session, c->cred, handle_of(fs, ino), name, buf, size);
+        n = has_no_xattrs(fs, c->cred, ino)
+                ? -ENODATA
+                : dafs_h_getxattr(fs->session, c->cred, handle_of(fs, ino), name, buf, size);
     creds_put(&fs->creds, c);
     /* An export without ACL support: the kernel asks for ACLs on every
      * permission check, and "none" is the right answer. */
@@ -164,7 +259,11 @@ void dfuse_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
     struct dfuse_cred *c = NULL;
     ssize_t n = dfuse_caller_cred(req, &c);
     if (n == 0)
-        n = dafs_h_listxattr(fs->session, c->cred, handle_of(fs, ino), buf, size);
+        n = noxattr_known(fs, ino)
+                ? 0
+                : dafs_h_listxattr(fs->session, c->cred, handle_of(fs, ino), buf, size);
+    if (n >= 0)
+        noxattr_set(fs, ino, n == 0);
     creds_put(&fs->creds, c);
     if (n < 0)
         reply_rc(req, (int)n);
@@ -183,6 +282,7 @@ void dfuse_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
     if (rc == 0)
         rc = dafs_h_removexattr(fs->session, c->cred, handle_of(fs, ino), name);
     creds_put(&fs->creds, c);
+    noxattr_set(fs, ino, 0);
     reply_rc(req, rc);
 }
 
@@ -221,7 +321,7 @@ static int is_dot(const char *name)
 }
 
 static int plus_fill_entry(void *arg, const dafs_dirent *ent, const dafs_handle *h,
-                           const struct dafs_stat *st, uint64_t next_cookie)
+                           const struct dafs_stat *st, unsigned flags, uint64_t next_cookie)
 {
     struct plus_fill *pf = arg;
     struct fuse_entry_param e;
@@ -243,6 +343,8 @@ static int plus_fill_entry(void *arg, const dafs_dirent *ent, const dafs_handle 
             nodes_forget(&pf->fs->nodes, e.ino, 1); /* not handed over */
         return 1; /* full: this entry starts the next call */
     }
+    if (e.ino != 0 && (flags & DAFS_DIRENT_NO_XATTRS))
+        noxattr_set(pf->fs, e.ino, 1); /* spares ls -l and ACL checks a round trip */
     pf->used += need;
     return 0;
 }

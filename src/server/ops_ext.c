@@ -426,10 +426,14 @@ static uint32_t dtype_mode(unsigned char t)
     }
 }
 
-/* Handle and attributes of dir/name, looked up as the caller; false when
- * the entry is gone (or is "." / "..", which carry none). */
-static bool plus_attrs(op_ctx *c, int dirfd, const char *name, dafs_fh *fh, dafs_attr *attr)
+/* Handle and attributes of dir/name, looked up as the caller, and whether
+ * it has no xattrs at all (*flags DAFS_PLUS_NO_XATTRS: a client then need
+ * not ask for ACLs or labels); false when the entry is gone (or is "." /
+ * "..", which carry none). */
+static bool plus_attrs(op_ctx *c, int dirfd, const char *name, dafs_fh *fh, dafs_attr *attr,
+                       unsigned *flags)
 {
+    *flags = 0;
     if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
         return false;
     dafs_bytes b = {.ptr = (const uint8_t *)name, .len = (uint32_t)strlen(name)};
@@ -438,8 +442,14 @@ static bool plus_attrs(op_ctx *c, int dirfd, const char *name, dafs_fh *fh, dafs
     if (export_openat(&c->srv->exp, dirfd, &b, O_PATH, 0, &fd) != DAFS_ST_OK)
         return false;
     bool ok = fstat(fd, &st) == 0 && export_make_fh(&c->srv->exp, fd, fh) == DAFS_ST_OK;
-    if (ok)
+    if (ok) {
         export_fill_attr(&st, attr);
+        char path[64];
+        ops_proc_path(fd, path);
+        ssize_t n = S_ISLNK(st.st_mode) ? -1 : listxattr(path, NULL, 0);
+        if (n == 0 || (n < 0 && errno == EOPNOTSUPP))
+            *flags = DAFS_PLUS_NO_XATTRS;
+    }
     close(fd);
     return ok;
 }
@@ -460,8 +470,9 @@ static int plus_add_batch(op_ctx *c, int dirfd, dafs_readdir_enc *e, const uint8
         };
         dafs_fh fh;
         dafs_attr attr;
-        bool has = plus_attrs(c, dirfd, d->d_name, &fh, &attr);
-        if (dafs_readdir_enc_add_plus(e, &ent, has ? &fh : NULL, has ? &attr : NULL) != 0)
+        unsigned flags;
+        bool has = plus_attrs(c, dirfd, d->d_name, &fh, &attr, &flags);
+        if (dafs_readdir_enc_add_plus(e, &ent, has ? &fh : NULL, has ? &attr : NULL, flags) != 0)
             return 1;
     }
     return 0;

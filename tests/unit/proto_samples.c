@@ -334,7 +334,7 @@ static uint8_t plus_buf[512];
 static size_t put_plus_attrs(uint8_t *p, uint8_t fh_len)
 {
     size_t pos = 0;
-    pos += put_le(p + pos, 1, 1); /* has_attr */
+    pos += put_le(p + pos, DAFS_PLUS_ATTR | DAFS_PLUS_NO_XATTRS, 1); /* flags */
     pos += put_le(p + pos, fh_len, 1);
     for (uint8_t i = 0; i < fh_len; i++)
         p[pos++] = (uint8_t)(0xa0 + i);

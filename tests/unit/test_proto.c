@@ -1545,7 +1545,7 @@ static int readdirplus_reply_with(uint8_t has_attr)
     raw_le(&r, 0100000, 4);
     raw_str(&r, 4, 'f');
     raw_le(&r, has_attr, 1);
-    if (has_attr == 1) {
+    if (has_attr & DAFS_PLUS_ATTR) {
         raw_fh(&r, 12);
         for (int i = 0; i < 4; i++)
             raw_le(&r, 1, 4);
@@ -1593,7 +1593,9 @@ static void test_ext_rules(void **state)
                      -DAFS_ST_BADMSG);
     assert_int_equal(readdirplus_reply_with(0), 0);
     assert_int_equal(readdirplus_reply_with(1), 0);
-    assert_int_equal(readdirplus_reply_with(2), -DAFS_ST_BADMSG);
+    assert_int_equal(readdirplus_reply_with(DAFS_PLUS_ATTR | DAFS_PLUS_NO_XATTRS), 0);
+    assert_int_equal(readdirplus_reply_with(DAFS_PLUS_NO_XATTRS), -DAFS_ST_BADMSG); /* without ATTR */
+    assert_int_equal(readdirplus_reply_with(4), -DAFS_ST_BADMSG);
 
     /* the encoder refuses what the decoder refuses */
     dafs_request q;
