@@ -873,6 +873,11 @@ static void test_open_state(void)
     CHECK(read_sid(&c, A, &g, s2, buf) == 0 && strcmp(buf, "data") == 0, "read 0444: '%s'", buf);
     CHECK(write_sid(&c, A, &g, s2, "no") == DAFS_ST_BADF, "write on a read-only open");
     CHECK(open_fh_as(&c, A, &d, DAFS_OPEN_RDONLY, &s2) == DAFS_ST_ISDIR, "open_fh dir");
+    dafs_fh h;
+    dafs_stateid none = 1;
+    CHECK(open_state_as(&c, A, &d, "ro", DAFS_OPEN_RDONLY | DAFS_OPEN_NOSTATE, 0, &h, &none) == 0 &&
+              none == 0, "NOSTATE open: stateid %llx", (unsigned long long)none);
+    CHECK(open_state_as(&c, A, &d, "ro", 0x200, 0, &h, &none) == DAFS_ST_INVAL, "unknown flag");
     /* chmod 0000 on the open file: the open keeps working */
     dafs_setattr_req chmod0 = {.valid = DAFS_SET_MODE, .mode = 0};
     CHECK(setattr_as(&c, A, &f, &chmod0, NULL) == 0, "chmod 0000");
