@@ -1016,6 +1016,33 @@ static void test_version_mismatch(void)
           "v3 peer: rc %d status %d", rc, rep.hdr.status);
     CHECK(simple(&c, DAFS_OP_NULL) == 0, "session still usable");
     client_close(&c);
+
+    /* a version-1 CONNECT from a new peer (not in dafsd's address vector yet):
+     * dafsd finds its endpoint in the v1 body and answers VERSION in v1 */
+    client n;
+    CHECK(client_open(&n, port) == 0, "client open");
+    uint8_t name[DAFS_EPNAME_MAX];
+    size_t nlen = sizeof name;
+    CHECK(dfab_getname(n.f, name, &nlen) == 0, "getname");
+    init_req(&req, DAFS_OP_CONNECT);
+    req.u.connect = (dafs_connect_req){.client_id = {(const uint8_t *)"v1", 2},
+                                       .max_request = MSG, .max_response = MSG,
+                                       .inline_max = 8192, .max_credits = 4,
+                                       .ep_name = {name, (uint32_t)nlen}};
+    len = encode(&n, &req, buf);
+    CHECK(len > DAFS_HDR_SIZE, "encode connect %d", len);
+    const int grow = DAFS_HDR_SIZE - DAFS_HDR_V1_SIZE; /* v1: the body follows a 40-byte header */
+    memmove(buf + DAFS_HDR_V1_SIZE, buf + DAFS_HDR_SIZE, (size_t)(len - DAFS_HDR_SIZE));
+    len -= grow;
+    buf[4] = 1;
+    uint32_t l32 = (uint32_t)len;
+    memcpy(buf + 8, &l32, 4); /* little-endian host */
+    CHECK(send_raw(&n, buf, (size_t)len) == 0, "send v1 connect");
+    rc = take_reply(&n, 5000, &rep);
+    CHECK(rc == -DAFS_ST_VERSION && rep.hdr.version == 1 && rep.hdr.status == DAFS_ST_VERSION &&
+              rep.hdr.opcode == DAFS_OP_CONNECT && rep.hdr.xid == req.hdr.xid,
+          "v1 CONNECT: rc %d version %u status %d", rc, rep.hdr.version, rep.hdr.status);
+    client_close(&n);
 }
 
 static void prepare_scratch(void)
