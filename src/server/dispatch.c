@@ -135,9 +135,10 @@ static void reply_undecodable(server *srv, const uint8_t *buf, size_t len, dfab_
  * Where to answer a version-1 CONNECT: a new peer is not in the address
  * vector yet, so its endpoint name must come from the CONNECT body.  That body
  * is laid out as ours, 8 bytes earlier (only the header grew), so it is
- * decoded by moving it behind a version-2 header.  Other versions' layouts
- * are unknown: their CONNECTs go unanswered unless the fabric names the
- * source.
+ * decoded by moving it behind a version-2 header (and, as for our own
+ * CONNECT, the name in the body is used even when the fabric reports a source
+ * address).  Other versions' layouts are unknown: their CONNECTs go unanswered
+ * unless the fabric names the source.
  */
 static bool v1_connect_addr(server *srv, const uint8_t *buf, size_t len, const dafs_hdr *h,
                             dfab_addr *addr)
@@ -170,10 +171,12 @@ static void reply_version(server *srv, const uint8_t *buf, size_t len, const daf
 {
     if (h->flags & DAFS_HDR_REPLY)
         return;
-    session *s;
-    dfab_addr dst = error_address(srv, h->session_id, src, &s);
-    if (dst == DFAB_ADDR_UNSPEC && v1_connect_addr(srv, buf, len, h, &dst))
+    session *s = NULL;
+    dfab_addr dst;
+    if (v1_connect_addr(srv, buf, len, h, &dst)) /* as for CONNECT: where it says it is */
         session_tomb_add(&srv->sessions, 0, dst); /* leaves the AV later */
+    else
+        dst = error_address(srv, h->session_id, src, &s);
     ctl_reply *c = srv->ctl_free;
     if (c && dst != DFAB_ADDR_UNSPEC) {
         uint16_t credits = s ? session_grant_for_reply(&srv->sessions, s) : 0;
