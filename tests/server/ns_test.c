@@ -939,32 +939,47 @@ static void test_open_limit(void)
     CHECK(rc == 0, "dafsd exit %d", rc);
 }
 
+/* The killed client of test_open_state_killed_client, in a fresh process
+ * (ns_test --hold-open PORT FD): connect, open and write a file, report on
+ * fd ("y", or the step that failed), then wait to be killed. */
+static int hold_open_main(const char *p, int fd)
+{
+    client c;
+    dafs_fh root, f;
+    dafs_stateid sid;
+    port = p;
+    char ok = 'y';
+    if (open_session(&c, "oskill") != 0)
+        ok = 'c';
+    else if (getroot(&c, &root) != 0)
+        ok = 'r';
+    else if (open_state_as(&c, 0, &root, "oskill-victim", DAFS_OPEN_RDWR | DAFS_OPEN_CREAT, 0644,
+                           &f, &sid) != 0)
+        ok = 'o';
+    else if (write_sid(&c, 0, &f, sid, "held open") != 0)
+        ok = 'w';
+    if (write(fd, &ok, 1) != 1)
+        return 1;
+    for (;;)
+        pause(); /* killed by the parent, without a DISCONNECT */
+}
+
 /* A killed client's open states are released with its session (lease). */
 static void test_open_state_killed_client(void)
 {
     daemon_proc dp;
-    const char *args[] = {"--no-root-squash", "--lease-ms", "300", NULL};
+    const char *args[] = {"--no-root-squash", "--lease-ms", "1000", NULL};
     CHECK(start_dafsd_args(&dp, "oskill", args) == 0, "start");
     int ready[2];
     CHECK(pipe(ready) == 0, "pipe");
     pid_t child = fork();
     CHECK(child >= 0, "fork");
-    if (child == 0) {
+    if (child == 0) { /* exec: no libfabric state inherited across fork */
+        char fdarg[16];
+        snprintf(fdarg, sizeof fdarg, "%d", ready[1]);
         close(ready[0]);
-        client c;
-        dafs_fh root, f;
-        dafs_stateid sid;
-        port = dp.port;
-        char ok = 'n';
-        if (open_session(&c, "oskill") == 0 && getroot(&c, &root) == 0 &&
-            open_state_as(&c, 0, &root, "oskill-victim", DAFS_OPEN_RDWR | DAFS_OPEN_CREAT, 0644,
-                          &f, &sid) == 0 &&
-            write_sid(&c, 0, &f, sid, "held open") == 0)
-            ok = 'y';
-        if (write(ready[1], &ok, 1) != 1)
-            _exit(1);
-        for (;;)
-            pause(); /* killed by the parent, without a DISCONNECT */
+        execl("/proc/self/exe", "ns_test", "--hold-open", dp.port, fdarg, (char *)NULL);
+        _exit(127);
     }
     close(ready[1]);
     char ok = 'n';
@@ -976,7 +991,7 @@ static void test_open_state_killed_client(void)
     bool unlinked = unlink(path) == 0;
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
-    int64_t deadline = now_ms() + 10000;
+    int64_t deadline = now_ms() + 15000;
     int after = before;
     while ((after = fds_naming(dp.pid, "oskill-victim")) > 0 && now_ms() < deadline)
         usleep(20000);
@@ -1056,6 +1071,8 @@ static void prepare_scratch(void)
 
 int main(int argc, char **argv)
 {
+    if (argc == 4 && strcmp(argv[1], "--hold-open") == 0)
+        return hold_open_main(argv[2], atoi(argv[3]));
     if (argc != 2) {
         fprintf(stderr, "usage: ns_test DAFSD_PATH\n");
         return 2;
