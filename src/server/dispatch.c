@@ -180,12 +180,12 @@ static void reply_version(server *srv, const uint8_t *buf, size_t len, const daf
     ctl_reply *c = srv->ctl_free;
     if (c && dst != DFAB_ADDR_UNSPEC) {
         uint16_t credits = s ? session_grant_for_reply(&srv->sessions, s) : 0;
-        int len = dafs_encode_version_error(c->buf, CTL_REPLY_SIZE, h, credits);
-        if (len > 0) {
+        int n = dafs_encode_version_error(c->buf, CTL_REPLY_SIZE, h, credits);
+        if (n > 0) {
             srv->ctl_free = c->next_free;
             memset(&c->op, 0, sizeof(c->op));
             c->op.done = ctl_done;
-            if (dfab_send(srv->fabric, dst, c->buf, (size_t)len, srv->ctl_mr, &c->op) != 0) {
+            if (dfab_send(srv->fabric, dst, c->buf, (size_t)n, srv->ctl_mr, &c->op) != 0) {
                 c->next_free = srv->ctl_free;
                 srv->ctl_free = c;
             }
