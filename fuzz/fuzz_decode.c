@@ -5,7 +5,8 @@
  * survive a round trip: re-encoding succeeds with the length the input had
  * (up to its optional final padding), decoding that again succeeds with
  * equal fields, and a second encoding is byte-identical to the first.
- * READDIR replies are also walked entry by entry.  Any mismatch aborts, so
+ * READDIR replies are also walked entry by entry, and a message of another
+ * version must get a VERSION reply that decodes for that version.  Any mismatch aborts, so
  * libFuzzer records it as a crash; ASan/UBSan catch memory errors and UB.
  */
 #include <stdint.h>
@@ -105,6 +106,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     require(!(req_rc == 0 && rep_rc == 0)); /* the reply flag tells them apart */
     if (req_rc == 0 || rep_rc == 0)
         require(hdr_rc == 0);
+    if (hdr_rc == -DAFS_ST_VERSION) { /* the server's answer must decode for that peer */
+        uint8_t err[DAFS_HDR_SIZE];
+        int n = dafs_encode_version_error(err, sizeof err, &h, 1);
+        require(n == (h.version == 1 ? DAFS_HDR_V1_SIZE : DAFS_HDR_SIZE));
+        dafs_reply e;
+        int rc = dafs_decode_reply(err, (size_t)n, &e);
+        require(h.version == 1 ? rc == -DAFS_ST_VERSION : rc == 0);
+        require(e.hdr.status == DAFS_ST_VERSION && e.hdr.xid == h.xid);
+    }
     if (req_rc == 0)
         check_request(&q, size);
     if (rep_rc == 0)

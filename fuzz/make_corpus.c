@@ -73,5 +73,20 @@ int main(int argc, char **argv)
     dafs_reply err = {.hdr = {.opcode = DAFS_OP_LOOKUP, .xid = 3, .status = DAFS_ST_NOENT}};
     failed |= write_file(argv[1], "rep", "error", buf, dafs_encode_reply(buf, sizeof buf, &err));
     failed |= write_readdir_seed(argv[1]);
+    /* other versions: a version-1 request (40-byte header) and the VERSION
+     * replies the server sends a v1 and a v3 peer */
+    dafs_request null_req = {.hdr = {.opcode = DAFS_OP_NULL, .session_id = 5, .xid = 6}};
+    int n = dafs_encode_request(buf, sizeof buf, &null_req);
+    if (n == DAFS_HDR_SIZE) {
+        buf[4] = 1;
+        buf[8] = DAFS_HDR_V1_SIZE;
+        failed |= write_file(argv[1], "req", "v1-NULL", buf, DAFS_HDR_V1_SIZE);
+    }
+    dafs_hdr peer = {.version = 1, .opcode = DAFS_OP_LOOKUP, .session_id = 5, .xid = 7};
+    failed |= write_file(argv[1], "rep", "version-v1", buf,
+                         dafs_encode_version_error(buf, sizeof buf, &peer, 2));
+    peer.version = 3;
+    failed |= write_file(argv[1], "rep", "version-v3", buf,
+                         dafs_encode_version_error(buf, sizeof buf, &peer, 2));
     return failed ? 1 : 0;
 }

@@ -209,8 +209,8 @@ int op_setattr(dafs_session *s, uint32_t cred, const dafs_fh *fh, dafs_setattr_r
 int op_readlink(dafs_session *s, uint32_t cred, const dafs_fh *fh, char *buf, size_t len,
                 size_t *target_len);
 /* OPEN, MKDIR, REMOVE, RMDIR: fh/attr/created may be NULL.  OPEN: the new
- * open state's id in *stateid; with stateid NULL the state is closed again
- * at once (handle-only users such as dafs_h_open). */
+ * open state's id in *stateid; with stateid NULL the OPEN asks for none
+ * (DAFS_OPEN_NOSTATE: handle-only users such as dafs_h_open). */
 int op_dirop(dafs_session *s, uint32_t cred, uint16_t opcode, const dafs_fh *dir,
              const char *name, uint32_t flags, uint32_t mode, dafs_fh *fh, dafs_attr *attr,
              int *created, dafs_stateid *stateid);

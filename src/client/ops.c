@@ -148,16 +148,13 @@ int op_dirop(dafs_session *s, uint32_t cred, uint16_t opcode, const dafs_fh *dir
     req.u.dirop.dir = *dir;
     req.u.dirop.name = name_bytes(name);
     req.u.dirop.flags = flags;
+    if (opcode == DAFS_OP_OPEN && stateid == NULL)
+        req.u.dirop.flags |= DAFS_OPEN_NOSTATE; /* the caller keeps no open state */
     req.u.dirop.mode = mode;
     if (opcode == DAFS_OP_REMOVE || opcode == DAFS_OP_RMDIR)
         return engine_call_simple(s, &req);
     dafs_stateid sid = 0;
-    dafs_fh got;
-    int rc = call_fh_attr(s, &req, &got, attr, created, &sid);
-    if (rc == 0 && fh != NULL)
-        *fh = got;
-    if (rc == 0 && opcode == DAFS_OP_OPEN && stateid == NULL && sid != 0)
-        (void)op_close(s, cred, &got, sid); /* the caller keeps no open state */
+    int rc = call_fh_attr(s, &req, fh, attr, created, &sid);
     if (stateid != NULL)
         *stateid = rc == 0 ? sid : 0;
     return rc;

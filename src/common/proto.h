@@ -232,7 +232,8 @@ typedef struct dafs_seg {
 #define DAFS_OPEN_EXCL 0x0020u
 #define DAFS_OPEN_TRUNC 0x0040u
 #define DAFS_OPEN_DIRECTORY 0x0080u
-#define DAFS_OPEN_ALL 0x00f3u
+#define DAFS_OPEN_NOSTATE 0x0100u /* OPEN: keep no open state (stateid 0; v1 behaviour) */
+#define DAFS_OPEN_ALL 0x01f3u
 #define DAFS_OPEN_FH_ALL (DAFS_OPEN_ACCMODE | DAFS_OPEN_TRUNC) /* OPEN_FH flags */
 
 /*

@@ -738,8 +738,9 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
     (void)ino;
     struct dfuse *fs = fs_of(req);
-    file_release(fs, file_of(fi));
-    fuse_reply_err(req, 0);
+    struct dfuse_file *f = file_of(fi);
+    fuse_reply_err(req, 0); /* the kernel need not wait for the server's CLOSE */
+    file_release(fs, f);
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)

@@ -131,23 +131,61 @@ static void reply_undecodable(server *srv, const uint8_t *buf, size_t len, dfab_
         session_release(&srv->sessions, s);
 }
 
+/*
+ * Where to answer a version-1 CONNECT: a new peer is not in the address
+ * vector yet, so its endpoint name must come from the CONNECT body.  That body
+ * is laid out as ours, 8 bytes earlier (only the header grew), so it is
+ * decoded by moving it behind a version-2 header (and, as for our own
+ * CONNECT, the name in the body is used even when the fabric reports a source
+ * address).  Other versions' layouts are unknown: their CONNECTs go unanswered
+ * unless the fabric names the source.
+ */
+static bool v1_connect_addr(server *srv, const uint8_t *buf, size_t len, const dafs_hdr *h,
+                            dfab_addr *addr)
+{
+    const size_t grow = DAFS_HDR_SIZE - DAFS_HDR_V1_SIZE;
+    if (h->version != 1 || h->opcode != DAFS_OP_CONNECT || h->session_id != 0 ||
+        len < DAFS_HDR_V1_SIZE || len > srv->cfg.max_request)
+        return false;
+    uint8_t *v2 = malloc(len + grow);
+    if (!v2)
+        return false;
+    dafs_hdr h2 = *h;
+    h2.version = DAFS_PROTO_VERSION;
+    h2.length = (uint32_t)(len + grow);
+    h2.slot = h2.seq = 0;
+    dafs_encode_hdr(v2, &h2);
+    memcpy(v2 + DAFS_HDR_SIZE, buf + DAFS_HDR_V1_SIZE, len - DAFS_HDR_V1_SIZE);
+    dafs_request req;
+    bool ok = dafs_decode_request(v2, len + grow, &req) == 0 &&
+              dfab_insert_name(srv->fabric, req.u.connect.ep_name.ptr,
+                               req.u.connect.ep_name.len, addr) == 0;
+    free(v2);
+    return ok;
+}
+
 /* A request of another protocol version: VERSION, in a header the peer can
  * read (dafs_encode_version_error).  Replies of another version are dropped. */
-static void reply_version(server *srv, const dafs_hdr *h, dfab_addr src)
+static void reply_version(server *srv, const uint8_t *buf, size_t len, const dafs_hdr *h,
+                          dfab_addr src)
 {
     if (h->flags & DAFS_HDR_REPLY)
         return;
-    session *s;
-    dfab_addr dst = error_address(srv, h->session_id, src, &s);
+    session *s = NULL;
+    dfab_addr dst;
+    if (v1_connect_addr(srv, buf, len, h, &dst)) /* as for CONNECT: where it says it is */
+        session_tomb_add(&srv->sessions, 0, dst); /* leaves the AV later */
+    else
+        dst = error_address(srv, h->session_id, src, &s);
     ctl_reply *c = srv->ctl_free;
     if (c && dst != DFAB_ADDR_UNSPEC) {
         uint16_t credits = s ? session_grant_for_reply(&srv->sessions, s) : 0;
-        int len = dafs_encode_version_error(c->buf, CTL_REPLY_SIZE, h, credits);
-        if (len > 0) {
+        int n = dafs_encode_version_error(c->buf, CTL_REPLY_SIZE, h, credits);
+        if (n > 0) {
             srv->ctl_free = c->next_free;
             memset(&c->op, 0, sizeof(c->op));
             c->op.done = ctl_done;
-            if (dfab_send(srv->fabric, dst, c->buf, (size_t)len, srv->ctl_mr, &c->op) != 0) {
+            if (dfab_send(srv->fabric, dst, c->buf, (size_t)n, srv->ctl_mr, &c->op) != 0) {
                 c->next_free = srv->ctl_free;
                 srv->ctl_free = c;
             }
@@ -265,7 +303,7 @@ static bool handle_message(server *srv, rx_slot *slot, dfab_addr src)
     dafs_hdr h;
     int rc = dafs_decode_hdr(slot->buf, slot->len, &h);
     if (rc == -DAFS_ST_VERSION) {
-        reply_version(srv, &h, src);
+        reply_version(srv, slot->buf, slot->len, &h, src);
         return false;
     }
     if (rc != 0) {

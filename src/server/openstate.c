@@ -14,7 +14,7 @@
 
 #include "log.h"
 
-#define OPENS_FIRST_CAP 16u
+#define OPENS_FIRST_CAP  16u
 #define OPENS_FD_RESERVE 512u /* descriptors kept for everything else dafsd opens */
 
 static _Atomic uint64_t global_count;
@@ -96,9 +96,6 @@ void opens_stop(void)
     pthread_join(reaper.thread, NULL);
     reaper.running = false;
 }
-
-uint64_t opens_global_limit(void) { return global_limit; }
-uint64_t opens_global_count(void) { return atomic_load(&global_count); }
 
 /* ---- tables ---------------------------------------------------------------- */
 
@@ -224,8 +221,7 @@ static open_state *find_locked(open_table *t, dafs_stateid stateid, const dafs_f
     return s;
 }
 
-int opens_get(open_table *t, dafs_stateid stateid, const dafs_fh *fh, unsigned need,
-              open_ref *out)
+int opens_get(open_table *t, dafs_stateid stateid, const dafs_fh *fh, unsigned need, open_ref *out)
 {
     pthread_mutex_lock(&t->mu);
     open_state *s = find_locked(t, stateid, fh);

@@ -15,7 +15,7 @@
  * refused.  Tables are per session: another session's stateid is unknown.
  *
  * Bounds: at most `limit` states per session (--max-opens) and at most
- * opens_global_limit() over all sessions (from RLIMIT_NOFILE, so open
+ * RLIMIT_NOFILE - 512 over all sessions (so open
  * states can never starve the server of descriptors).  Past either, OPEN
  * answers DAFS_ST_MFILE.  The slot array grows on demand up to the limit.
  *
@@ -39,14 +39,14 @@
 #include "proto.h"
 
 #define OPENS_DEFAULT_LIMIT 4096u /* per session */
-#define OPENS_ACCESS_READ 1u
-#define OPENS_ACCESS_WRITE 2u
+#define OPENS_ACCESS_READ   1u
+#define OPENS_ACCESS_WRITE  2u
 
 typedef struct open_state {
-    uint32_t gen;     /* generation of the current (or last) use */
+    uint32_t gen; /* generation of the current (or last) use */
     bool used;
     bool closing;
-    unsigned access;  /* OPENS_ACCESS_* */
+    unsigned access; /* OPENS_ACCESS_* */
     unsigned refs;
     int fd;
     dafs_fh fh;
@@ -54,10 +54,10 @@ typedef struct open_state {
 
 typedef struct open_table {
     pthread_mutex_t mu;
-    pthread_cond_t idle;   /* a reference was dropped (CLOSE waits on it) */
+    pthread_cond_t idle; /* a reference was dropped (CLOSE waits on it) */
     open_state *slots;
     uint32_t cap, used, limit;
-    uint32_t next_free;    /* search start */
+    uint32_t next_free; /* search start */
 } open_table;
 
 /* A referenced state, for the duration of one request. */
@@ -71,8 +71,6 @@ typedef struct open_ref {
  * limit to the hard one first), and the reaper thread.  0 or -errno. */
 int opens_start(void);
 void opens_stop(void); /* after every session is gone: closes what is left */
-uint64_t opens_global_limit(void);
-uint64_t opens_global_count(void);
 
 int opens_init(open_table *t, uint32_t limit);
 /* Hand every remaining fd to the reaper and free the table (no references
@@ -85,8 +83,7 @@ int opens_add(open_table *t, int fd, unsigned access, const dafs_fh *fh, dafs_st
 /* Reference the state stateid, which must be open for fh and allow `need`
  * (OPENS_ACCESS_*, 0 = any).  DAFS_ST_OK, DAFS_ST_BADSTATEID or
  * DAFS_ST_BADF (not open for that access). */
-int opens_get(open_table *t, dafs_stateid stateid, const dafs_fh *fh, unsigned need,
-              open_ref *out);
+int opens_get(open_table *t, dafs_stateid stateid, const dafs_fh *fh, unsigned need, open_ref *out);
 void opens_put(open_table *t, const open_ref *ref);
 /* Release a state (CLOSE): waits for its references, closes its fd. */
 int opens_close(open_table *t, dafs_stateid stateid, const dafs_fh *fh);

@@ -361,9 +361,10 @@ static unsigned access_of(int oflags)
 /*
  * Reply fh + attr of fd, an open of the object made as the caller, and keep
  * fd as the request's open state when it is a regular file (stateid 0 for
- * anything else: no data I/O happens on those).  Consumes fd.
+ * anything else: no data I/O happens on those; and when !keep, for an OPEN
+ * with DAFS_OPEN_NOSTATE).  Consumes fd.
  */
-static int reply_open_state(op_ctx *c, int fd, int oflags)
+static int reply_open_state(op_ctx *c, int fd, int oflags, bool keep)
 {
     struct stat st;
     int status = fstat(fd, &st) == 0 ? DAFS_ST_OK : export_errno_status(errno);
@@ -372,7 +373,7 @@ static int reply_open_state(op_ctx *c, int fd, int oflags)
         status = export_make_fh(&c->srv->exp, fd, &c->rep.u.fh_attr.fh);
     }
     c->rep.u.fh_attr.stateid = 0;
-    if (status == DAFS_ST_OK && S_ISREG(st.st_mode)) {
+    if (status == DAFS_ST_OK && S_ISREG(st.st_mode) && keep) {
         status = opens_add(&c->sess->opens, fd, access_of(oflags), &c->rep.u.fh_attr.fh,
                            &c->rep.u.fh_attr.stateid);
         if (status == DAFS_ST_OK)
@@ -392,7 +393,8 @@ static int op_open(op_ctx *c)
     status = export_check_name(&r->name);
     if (status != DAFS_ST_OK)
         return status;
-    if (opens_count(&c->sess->opens) >= c->sess->opens.limit)
+    bool keep = !(r->flags & DAFS_OPEN_NOSTATE);
+    if (keep && opens_count(&c->sess->opens) >= c->sess->opens.limit)
         return DAFS_ST_MFILE; /* before creating anything */
     status = ops_open_dir(c, &r->dir, &dirfd);
     if (status != DAFS_ST_OK)
@@ -402,7 +404,7 @@ static int op_open(op_ctx *c)
     if (status != DAFS_ST_OK)
         return status;
     uint8_t created = c->rep.u.fh_attr.created;
-    status = reply_open_state(c, fd, oflags);
+    status = reply_open_state(c, fd, oflags, keep);
     c->rep.u.fh_attr.created = created;
     return status;
 }
@@ -428,7 +430,7 @@ static int op_open_fh(op_ctx *c)
     status = open_data(c, &r->fh, oflags, &fd, &st);
     if (status != DAFS_ST_OK)
         return status;
-    return reply_open_state(c, fd, oflags);
+    return reply_open_state(c, fd, oflags, true);
 }
 
 static int op_mkdir(op_ctx *c)

@@ -627,6 +627,59 @@ static void test_handles(ctx *c)
     CHECK_EQ(dafs_h_getattr(c->s, NULL, &file, &st), -ESTALE);
 }
 
+/* Open state through libdafs, as a non-root credential: a file created mode 0
+ * stays writable through its dafs_file, chmod 0000 and unlink do not break it,
+ * while the handle-only calls (no open state) are checked against the mode. */
+static void test_open_state(ctx *c)
+{
+    dafs_cred *user;
+    dafs_handle root, dir, h;
+    struct dafs_stat st;
+    dafs_file *f = NULL, *g = NULL;
+    int created = 0;
+    char buf[32] = {0};
+    CHECK_EQ(dafs_cred_register(c->s, 1000, 1000, 0, NULL, &user), 0);
+    CHECK_EQ(dafs_h_root(c->s, &root, &st), 0);
+    CHECK_EQ(dafs_h_mkdir(c->s, NULL, &root, "os", 0777, &dir, &st), 0);
+    CHECK_EQ(dafs_chmod(c->s, "os", 0777), 0);
+    CHECK_EQ(dafs_h_open_file(c->s, user, &dir, "m0", O_RDWR | O_CREAT | O_EXCL, 0, &f, &h, &st,
+                              &created), 0);
+    CHECK_EQ(created, 1);
+    CHECK_EQ(st.mode & 07777, 0);
+    CHECK_EQ(dafs_pwrite(f, "mode zero", 9, 0), 9);
+    CHECK_EQ(dafs_h_pwrite(c->s, user, &h, "x", 1, 0), -EACCES); /* no open state */
+    CHECK_EQ(dafs_pread(f, buf, sizeof buf, 0), 9);
+    CHECK(memcmp(buf, "mode zero", 9) == 0);
+    CHECK_EQ(dafs_ftruncate(f, 4), 0);
+    CHECK_EQ(dafs_fsync(f), 0);
+    CHECK_EQ(dafs_h_open_fh(c->s, user, &h, O_RDONLY, &g, NULL), -EACCES);
+    CHECK_EQ(dafs_h_open_fh(c->s, user, &h, O_RDONLY | O_CREAT, &g, NULL), -EINVAL);
+    CHECK_EQ(dafs_h_unlink(c->s, user, &dir, "m0"), 0);
+    CHECK_EQ(dafs_pwrite(f, "MODE", 4, 0), 4);
+    CHECK_EQ(dafs_pread(f, buf, sizeof buf, 0), 4);
+    CHECK(memcmp(buf, "MODE", 4) == 0);
+    CHECK_EQ(dafs_fstat(f, &st), 0);
+    CHECK_EQ(st.nlink, 0);
+    CHECK_EQ(st.size, 4);
+    CHECK_EQ(dafs_close(f), 0);
+    /* dafs_h_open_fh of a 0644 file, then chmod 0000: reads go on */
+    CHECK_EQ(dafs_h_open_file(c->s, user, &dir, "c0", O_WRONLY | O_CREAT, 0644, &f, &h, NULL,
+                              NULL), 0);
+    CHECK_EQ(dafs_pwrite(f, "data", 4, 0), 4);
+    CHECK_EQ(dafs_pread(f, buf, sizeof buf, 0), -EBADF); /* opened write-only */
+    CHECK_EQ(dafs_close(f), 0);
+    CHECK_EQ(dafs_h_open_fh(c->s, user, &h, O_RDONLY, &g, &st), 0);
+    CHECK_EQ(st.size, 4);
+    dafs_setattr sa = {.valid = DAFS_SETATTR_MODE, .mode = 0};
+    CHECK_EQ(dafs_h_setattr(c->s, user, &h, &sa, NULL), 0);
+    CHECK_EQ(dafs_pread(g, buf, sizeof buf, 0), 4);
+    CHECK_EQ(dafs_h_pread(c->s, user, &h, buf, sizeof buf, 0), -EACCES);
+    CHECK_EQ(dafs_close(g), 0);
+    CHECK_EQ(dafs_h_unlink(c->s, NULL, &dir, "c0"), 0);
+    CHECK_EQ(dafs_h_rmdir(c->s, NULL, &root, "os"), 0);
+    CHECK_EQ(dafs_cred_release(user), 0);
+}
+
 static void test_read_only(ctx *c)
 {
     static const char *const ro[] = {"--no-root-squash", "--read-only", NULL};
@@ -686,6 +739,7 @@ static const test_case tests[] = {
     {"append_threads", test_append_threads},
     {"credentials", test_credentials},
     {"handles", test_handles},
+    {"open_state", test_open_state},
     {"read_only", test_read_only},
     {"dead_server", test_dead_server},
 };

@@ -873,6 +873,11 @@ static void test_open_state(void)
     CHECK(read_sid(&c, A, &g, s2, buf) == 0 && strcmp(buf, "data") == 0, "read 0444: '%s'", buf);
     CHECK(write_sid(&c, A, &g, s2, "no") == DAFS_ST_BADF, "write on a read-only open");
     CHECK(open_fh_as(&c, A, &d, DAFS_OPEN_RDONLY, &s2) == DAFS_ST_ISDIR, "open_fh dir");
+    dafs_fh h;
+    dafs_stateid none = 1;
+    CHECK(open_state_as(&c, A, &d, "ro", DAFS_OPEN_RDONLY | DAFS_OPEN_NOSTATE, 0, &h, &none) == 0 &&
+              none == 0, "NOSTATE open: stateid %llx", (unsigned long long)none);
+    CHECK(open_state_as(&c, A, &d, "ro", 0x200, 0, &h, &none) == DAFS_ST_INVAL, "unknown flag");
     /* chmod 0000 on the open file: the open keeps working */
     dafs_setattr_req chmod0 = {.valid = DAFS_SET_MODE, .mode = 0};
     CHECK(setattr_as(&c, A, &f, &chmod0, NULL) == 0, "chmod 0000");
@@ -934,32 +939,47 @@ static void test_open_limit(void)
     CHECK(rc == 0, "dafsd exit %d", rc);
 }
 
+/* The killed client of test_open_state_killed_client, in a fresh process
+ * (ns_test --hold-open PORT FD): connect, open and write a file, report on
+ * fd ("y", or the step that failed), then wait to be killed. */
+static int hold_open_main(const char *p, int fd)
+{
+    client c;
+    dafs_fh root, f;
+    dafs_stateid sid;
+    port = p;
+    char ok = 'y';
+    if (open_session(&c, "oskill") != 0)
+        ok = 'c';
+    else if (getroot(&c, &root) != 0)
+        ok = 'r';
+    else if (open_state_as(&c, 0, &root, "oskill-victim", DAFS_OPEN_RDWR | DAFS_OPEN_CREAT, 0644,
+                           &f, &sid) != 0)
+        ok = 'o';
+    else if (write_sid(&c, 0, &f, sid, "held open") != 0)
+        ok = 'w';
+    if (write(fd, &ok, 1) != 1)
+        return 1;
+    for (;;)
+        pause(); /* killed by the parent, without a DISCONNECT */
+}
+
 /* A killed client's open states are released with its session (lease). */
 static void test_open_state_killed_client(void)
 {
     daemon_proc dp;
-    const char *args[] = {"--no-root-squash", "--lease-ms", "300", NULL};
+    const char *args[] = {"--no-root-squash", "--lease-ms", "1000", NULL};
     CHECK(start_dafsd_args(&dp, "oskill", args) == 0, "start");
     int ready[2];
     CHECK(pipe(ready) == 0, "pipe");
     pid_t child = fork();
     CHECK(child >= 0, "fork");
-    if (child == 0) {
+    if (child == 0) { /* exec: no libfabric state inherited across fork */
+        char fdarg[16];
+        snprintf(fdarg, sizeof fdarg, "%d", ready[1]);
         close(ready[0]);
-        client c;
-        dafs_fh root, f;
-        dafs_stateid sid;
-        port = dp.port;
-        char ok = 'n';
-        if (open_session(&c, "oskill") == 0 && getroot(&c, &root) == 0 &&
-            open_state_as(&c, 0, &root, "oskill-victim", DAFS_OPEN_RDWR | DAFS_OPEN_CREAT, 0644,
-                          &f, &sid) == 0 &&
-            write_sid(&c, 0, &f, sid, "held open") == 0)
-            ok = 'y';
-        if (write(ready[1], &ok, 1) != 1)
-            _exit(1);
-        for (;;)
-            pause(); /* killed by the parent, without a DISCONNECT */
+        execl("/proc/self/exe", "ns_test", "--hold-open", dp.port, fdarg, (char *)NULL);
+        _exit(127);
     }
     close(ready[1]);
     char ok = 'n';
@@ -971,7 +991,7 @@ static void test_open_state_killed_client(void)
     bool unlinked = unlink(path) == 0;
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
-    int64_t deadline = now_ms() + 10000;
+    int64_t deadline = now_ms() + 15000;
     int after = before;
     while ((after = fds_naming(dp.pid, "oskill-victim")) > 0 && now_ms() < deadline)
         usleep(20000);
@@ -1011,6 +1031,33 @@ static void test_version_mismatch(void)
           "v3 peer: rc %d status %d", rc, rep.hdr.status);
     CHECK(simple(&c, DAFS_OP_NULL) == 0, "session still usable");
     client_close(&c);
+
+    /* a version-1 CONNECT from a new peer (not in dafsd's address vector yet):
+     * dafsd finds its endpoint in the v1 body and answers VERSION in v1 */
+    client n;
+    CHECK(client_open(&n, port) == 0, "client open");
+    uint8_t name[DAFS_EPNAME_MAX];
+    size_t nlen = sizeof name;
+    CHECK(dfab_getname(n.f, name, &nlen) == 0, "getname");
+    init_req(&req, DAFS_OP_CONNECT);
+    req.u.connect = (dafs_connect_req){.client_id = {(const uint8_t *)"v1", 2},
+                                       .max_request = MSG, .max_response = MSG,
+                                       .inline_max = 8192, .max_credits = 4,
+                                       .ep_name = {name, (uint32_t)nlen}};
+    len = encode(&n, &req, buf);
+    CHECK(len > DAFS_HDR_SIZE, "encode connect %d", len);
+    const int grow = DAFS_HDR_SIZE - DAFS_HDR_V1_SIZE; /* v1: the body follows a 40-byte header */
+    memmove(buf + DAFS_HDR_V1_SIZE, buf + DAFS_HDR_SIZE, (size_t)(len - DAFS_HDR_SIZE));
+    len -= grow;
+    buf[4] = 1;
+    uint32_t l32 = (uint32_t)len;
+    memcpy(buf + 8, &l32, 4); /* little-endian host */
+    CHECK(send_raw(&n, buf, (size_t)len) == 0, "send v1 connect");
+    rc = take_reply(&n, 5000, &rep);
+    CHECK(rc == -DAFS_ST_VERSION && rep.hdr.version == 1 && rep.hdr.status == DAFS_ST_VERSION &&
+              rep.hdr.opcode == DAFS_OP_CONNECT && rep.hdr.xid == req.hdr.xid,
+          "v1 CONNECT: rc %d version %u status %d", rc, rep.hdr.version, rep.hdr.status);
+    client_close(&n);
 }
 
 /* ---- the extra ops (70..79) and long group lists ----------------------- */
@@ -1208,6 +1255,8 @@ static void prepare_scratch(void)
 
 int main(int argc, char **argv)
 {
+    if (argc == 4 && strcmp(argv[1], "--hold-open") == 0)
+        return hold_open_main(argv[2], atoi(argv[3]));
     if (argc != 2) {
         fprintf(stderr, "usage: ns_test DAFSD_PATH\n");
         return 2;

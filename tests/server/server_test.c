@@ -592,9 +592,13 @@ static void test_lease(void)
     daemon_proc d;
     CHECK(start_dafsd(&d, "300") == 0, "start dafsd --lease-ms 300");
     client c;
-    if (client_open(&c, d.port) != 0 || do_connect(&c, "lease", 1, 4) != 0) {
+    int opened = client_open(&c, d.port);
+    int connected = opened == 0 ? do_connect(&c, "lease", 1, 4) : -1;
+    if (opened != 0 || connected != 0) {
+        if (opened == 0)
+            client_close(&c);
         stop_dafsd(&d);
-        CHECK(false, "connect");
+        CHECK(false, "connect: open %d connect %d", opened, connected);
     }
     int st1 = simple(&c, DAFS_OP_NULL);
     /* a handle minted by the first dafsd still works after a "restart" */
