@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define READY_WAIT_MS 15000
+#define READY_WAIT_MS 60000 /* a hang, not a speed limit: a loaded machine is slow */
 
 static void sleep_ms(long ms)
 {

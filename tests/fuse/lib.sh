@@ -76,29 +76,29 @@ start_server() {
   "$DAFSD" --export "$EXPORT" --listen 127.0.0.1:0 --state-dir "$WORK/state" \
     --ready-file "$ready" --no-root-squash "$@" >>"$WORK/dafsd.log" 2>&1 &
   SERVER_PID=$!
-  for i in $(seq 150); do
+  for i in $(seq 600); do
     [ -s "$ready" ] && break
     kill -0 "$SERVER_PID" 2>/dev/null || fail "dafsd exited before it was ready"
     sleep 0.1
   done
   port=$(head -n1 "$ready" 2>/dev/null || true)
-  [[ "$port" =~ ^[1-9][0-9]*$ ]] || fail "dafsd not ready after 15 s"
+  [[ "$port" =~ ^[1-9][0-9]*$ ]] || fail "dafsd not ready after 60 s"
   URL=dafs://127.0.0.1:$port/
   log "dafsd pid $SERVER_PID at $URL (provider ${FI_PROVIDER:-default})"
 }
 
 # mount_fs [-o opts]: dafs-fuse in the foreground (background job) on $MNT;
-# waits up to 10 s for the mount.
+# waits up to 60 s for the mount (a deadline for a hang, not a speed limit).
 mount_fs() {
   local i
   "$DAFS_FUSE" "$URL" "$MNT" -f -o allow_other "$@" >>"$WORK/fuse.log" 2>&1 &
   FUSE_PID=$!
-  for i in $(seq 100); do
+  for i in $(seq 600); do
     mountpoint -q "$MNT" && break
     kill -0 "$FUSE_PID" 2>/dev/null || fail "dafs-fuse exited before mounting"
     sleep 0.1
   done
-  mountpoint -q "$MNT" || fail "$MNT not mounted after 10 s"
+  mountpoint -q "$MNT" || fail "$MNT not mounted after 60 s"
   log "dafs-fuse pid $FUSE_PID mounted $URL on $MNT"
 }
 

@@ -60,7 +60,7 @@ _cleanup() {
 trap _cleanup EXIT
 
 # start_server [extra dafsd args...]: start dafsd on 127.0.0.1, a free port,
-# exporting $EXPORT; wait (up to 15 s) until it is serving; set PORT and URL.
+# exporting $EXPORT; wait (up to 60 s) until it is serving; set PORT and URL.
 # The tests run as root on both ends and check data paths, not permissions
 # (tests/server and tests/client cover those), so root is not squashed.
 start_server() {
@@ -70,12 +70,12 @@ start_server() {
   "$DAFSD" --export "$EXPORT" --listen 127.0.0.1:0 --state-dir "$WORK/state" \
     --ready-file "$ready" --no-root-squash "$@" >>"$WORK/dafsd.log" 2>&1 &
   SERVER_PID=$!
-  for i in $(seq 150); do
+  for i in $(seq 600); do
     [ -s "$ready" ] && break
     kill -0 "$SERVER_PID" 2>/dev/null || { wait "$SERVER_PID" || true; SERVER_PID=; fail "dafsd exited before it was ready"; }
     sleep 0.1
   done
-  [ -s "$ready" ] || fail "dafsd not ready after 15 s"
+  [ -s "$ready" ] || fail "dafsd not ready after 60 s"
   PORT=$(head -n1 "$ready")
   [[ "$PORT" =~ ^[0-9]+$ ]] && [ "$PORT" -gt 0 ] || fail "ready file holds '$PORT', not a port"
   URL=dafs://127.0.0.1:$PORT

@@ -107,7 +107,10 @@ int start_dafsd_args(daemon_proc *d, const char *tag, const char *const *extra)
         execv(dafsd_path, (char *const *)argv);
         _exit(127);
     }
-    for (int i = 0; i < 200; i++) {
+    /* a deadline for a hang, not a speed limit: dafsd took over 10 s to
+     * start with two copies of the suite and other work on two cores */
+    int64_t deadline = now_ms() + 60000;
+    while (now_ms() < deadline) {
         FILE *f = fopen(ready, "r");
         if (f) {
             bool ok = fgets(d->port, sizeof(d->port), f) != NULL;
@@ -222,7 +225,7 @@ int send_raw(client *c, const void *buf, size_t len)
         dfab_progress(c->f, 0);
     if (rc != 0)
         return rc;
-    int64_t deadline = now_ms() + 5000;
+    int64_t deadline = now_ms() + REPLY_WAIT_MS;
     while (!c->tx_done && now_ms() < deadline)
         dfab_progress(c->f, 10);
     return c->tx_done ? c->tx_status : -ETIMEDOUT;
@@ -270,7 +273,7 @@ int call(client *c, dafs_request *req, dafs_reply *rep)
     if (send_raw(c, buf, (size_t)len) != 0)
         return -EIO;
     for (;;) {
-        int rc = take_reply(c, 5000, rep);
+        int rc = take_reply(c, REPLY_WAIT_MS, rep);
         if (rc != 0)
             return rc;
         if (rep->hdr.xid == req->hdr.xid)

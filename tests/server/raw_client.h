@@ -61,6 +61,11 @@ extern char scratch[256], export_dir[300], state_dir[300];
 /* Failed checks so far, over all tests of the program. */
 extern int test_failures;
 
+/* How long a send completion or a reply may take before a test calls it
+ * lost.  Only a hang waits this long, so it is generous: on a loaded machine
+ * (two copies of the suite on two cores) 5 s was seen to pass. */
+#define REPLY_WAIT_MS 30000
+
 /* Report a failed check (printf-style message) and leave the test function. */
 #define CHECK(cond, ...)                                                                  \
     do {                                                                                  \
