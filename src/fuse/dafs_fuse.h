@@ -41,6 +41,7 @@ struct dfuse_node {
     dafs_handle parent;
     char name[256];
     int seen, moved_told;
+    uint32_t seen_mode;
     uint64_t seen_size;
     struct timespec_dafs seen_mtime, seen_ctime;
     /* access granted to credential acc_serial while ctime was acc_ctime
@@ -88,6 +89,8 @@ void nodes_set_parent(struct dfuse_nodes *t, fuse_ino_t ino, const dafs_handle *
  * newdir/newname (and, with exchange, the other way round too). */
 void nodes_rename(struct dfuse_nodes *t, const dafs_handle *olddir, const char *oldname,
                   const dafs_handle *newdir, const char *newname, int exchange);
+/* 1 if the kernel knows ino as a regular file. */
+int nodes_is_reg(struct dfuse_nodes *t, fuse_ino_t ino);
 /* Where ino was last reached; 1 (parent and name filled) or 0 if unknown. */
 int nodes_get_parent(struct dfuse_nodes *t, fuse_ino_t ino, dafs_handle *parent, char *name,
                      size_t len);

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "dafs_fuse.h"
 
@@ -328,6 +329,15 @@ void nodes_rename(struct dfuse_nodes *t, const dafs_handle *olddir, const char *
     pthread_mutex_unlock(&t->lock);
 }
 
+int nodes_is_reg(struct dfuse_nodes *t, fuse_ino_t ino)
+{
+    struct dfuse_node *n = (struct dfuse_node *)nodes_get(t, ino);
+    pthread_mutex_lock(&t->lock);
+    int reg = n->seen && S_ISREG(n->seen_mode);
+    pthread_mutex_unlock(&t->lock);
+    return reg;
+}
+
 int nodes_get_parent(struct dfuse_nodes *t, fuse_ino_t ino, dafs_handle *parent, char *name,
                      size_t len)
 {
@@ -354,6 +364,7 @@ int nodes_attr_changed(struct dfuse_nodes *t, fuse_ino_t ino, const struct dafs_
     int changed = !n->seen || n->seen_size != st->size || !ts_equal(&n->seen_mtime, &st->mtime) ||
                   !ts_equal(&n->seen_ctime, &st->ctime);
     n->seen = 1;
+    n->seen_mode = st->mode;
     n->seen_size = st->size;
     n->seen_mtime = st->mtime;
     n->seen_ctime = st->ctime;

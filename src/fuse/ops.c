@@ -262,6 +262,35 @@ static int revalidate(struct dfuse *fs, const struct dfuse_cred *c, fuse_ino_t i
     return rc < 0 ? rc : 0;
 }
 
+/* The common case of an open in one request: OPEN of the name the kernel
+ * reached ino by (protocol v1's OPEN keeps no state on the server), as the
+ * caller, without O_CREAT or O_TRUNC, for regular files only (opening
+ * anything else on the server could block or reach a device).  The server's
+ * openat checks search permission on the directory and the caller's access
+ * to the file, and the reply carries the handle (is it still ino?) and
+ * fresh attributes.  Returns 1 when that settled it (access granted, *st
+ * fresh), 0 to take the long way (revalidate, ACCESS), or a negative error
+ * for the open. */
+static int open_by_name(struct dfuse *fs, const struct dfuse_cred *c, fuse_ino_t ino, int flags,
+                        struct dafs_stat *st)
+{
+    dafs_handle dir, h;
+    char name[256];
+    if (!nodes_is_reg(&fs->nodes, ino) || !nodes_get_parent(&fs->nodes, ino, &dir, name, sizeof name))
+        return 0;
+    int created = 0;
+    int rc = dafs_h_open(fs->session, c->cred, &dir, name, flags & O_ACCMODE, 0, &h, st, &created);
+    if (rc == -EACCES || rc == -EPERM || rc == -EROFS || rc == -ETXTBSY)
+        return rc;
+    if (rc < 0 || !handle_same(&h, handle_of(fs, ino)))
+        return 0; /* gone, replaced, not a file any more: the long way tells */
+    rc = check_ancestors(fs, c, &dir);
+    if (rc < 0)
+        return rc;
+    (void)nodes_moved(&fs->nodes, ino, 0);
+    return 1;
+}
+
 /* After a directory's mode or owner changed here: drop the kernel's cached
  * names in it, so the next path walk through it asks the server (which
  * checks search permission) instead of using them.  Called after the reply:
@@ -610,11 +639,18 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
      * permission) first; if the file changed since the kernel last saw it,
      * its cached attributes and pages go */
     struct dafs_stat st;
-    int rc = revalidate(fs, c, ino, &st);
+    unsigned mask = (unsigned)access_mask(flags);
+    int rc = open_by_name(fs, c, ino, flags, &st);
+    int checked = rc == 1;
+    if (rc == 0)
+        rc = revalidate(fs, c, ino, &st);
+    else if (rc == 1)
+        rc = 0;
     int keep = rc == 0 && !nodes_attr_changed(&fs->nodes, ino, &st);
+    if (rc == 0 && checked)
+        nodes_access_note(&fs->nodes, ino, c->serial, mask, &st.ctime);
     /* access cache: granted before to this identity with the same ctime
      * (any change of mode, owner or ACL moves ctime) */
-    unsigned mask = (unsigned)access_mask(flags);
     if (rc == 0 && !nodes_access_known(&fs->nodes, ino, c->serial, mask, &st.ctime)) {
         rc = dafs_h_access(fs->session, c->cred, h, (int)mask);
         if (rc == 0)
