@@ -51,6 +51,8 @@ struct dfuse_node {
     unsigned acc_mask;
     struct timespec_dafs acc_ctime;
     uint64_t srch_serial, srch_ns;
+    /* open files on this node per credential (the first few) */
+    struct { uint64_t serial; unsigned count; } holders[4];
 };
 
 struct dfuse_nodes {
@@ -89,6 +91,10 @@ void nodes_set_parent(struct dfuse_nodes *t, fuse_ino_t ino, const dafs_handle *
  * newdir/newname (and, with exchange, the other way round too). */
 void nodes_rename(struct dfuse_nodes *t, const dafs_handle *olddir, const char *oldname,
                   const dafs_handle *newdir, const char *newname, int exchange);
+/* An open file on ino under credential serial came (delta 1) or went (-1). */
+void nodes_hold(struct dfuse_nodes *t, fuse_ino_t ino, uint64_t serial, int delta);
+/* 1 if credential serial has ino open here (0 also when not tracked). */
+int nodes_held(struct dfuse_nodes *t, fuse_ino_t ino, uint64_t serial);
 /* 1 if the kernel knows ino as a regular file. */
 int nodes_is_reg(struct dfuse_nodes *t, fuse_ino_t ino);
 /* Where ino was last reached; 1 (parent and name filled) or 0 if unknown. */

@@ -408,8 +408,12 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
     struct dafs_stat st;
     int rc = 0;
     /* by path (not ftruncate on an open file): the directory must still be
-     * searchable by the caller */
-    if (fi == NULL && sa.valid != 0)
+     * searchable by the caller.  Not needed when this user has the file open
+     * here: fchmod, fchown and futimens on that open file (which FUSE does
+     * not tell from chmod and friends) need no search permission, and that
+     * is how tar and cp set what they extract; a truncate is checked */
+    if (fi == NULL && sa.valid != 0 &&
+        ((sa.valid & DAFS_SETATTR_SIZE) || !nodes_held(&fs->nodes, ino, c->serial)))
         rc = lookup_again(fs, c, ino, &st);
     if (rc >= 0)
         rc = sa.valid == 0 ? dafs_h_getattr(fs->session, c->cred, handle_of(fs, ino), &st)
@@ -608,6 +612,8 @@ static void file_release(struct dfuse *fs, struct dfuse_file *f)
 {
     dafs_handle dir;
     char name[48];
+    if (f->ino != 0)
+        nodes_hold(&fs->nodes, f->ino, f->cred->serial, -1);
     if (f->ino != 0 && nodes_close(&fs->nodes, f->ino, &dir, name, sizeof name))
         (void)dafs_h_unlink(fs->session, f->cred->cred, &dir, name); /* best effort */
     creds_put(&fs->creds, f->cred);
@@ -674,6 +680,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     file_set_info(fs, f, fi, keep);
     f->ino = ino;
     nodes_open(&fs->nodes, ino);
+    nodes_hold(&fs->nodes, ino, c->serial, 1);
     if (fuse_reply_open(req, fi) != 0)
         file_release(fs, f);
 }
@@ -706,6 +713,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     f->ino = e.ino;
     nodes_set_parent(&fs->nodes, e.ino, handle_of(fs, parent), name);
     nodes_open(&fs->nodes, e.ino);
+    nodes_hold(&fs->nodes, e.ino, c->serial, 1);
     if (fuse_reply_create(req, &e, fi) != 0) {
         file_release(fs, f);
         nodes_forget(&fs->nodes, e.ino, 1);
