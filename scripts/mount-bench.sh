@@ -33,7 +33,7 @@
 # server for comparison.  For the timed workloads the table also gives the
 # daemons' CPU time (passthrough_ll; dafsd + dafs-fuse), which a loaded
 # machine disturbs much less than elapsed time.  Needs root, /dev/fuse, fio,
-# git, bc and python3.
+# git and python3.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -136,8 +136,8 @@ timed() { # target workload command...
   "$@"
   t1=$(now)
   c1=$(daemon_ticks)
-  record "$t" "$w" "$(echo "$t1 - $t0" | bc -l)"
-  [ -z "$DAEMONS" ] || record "$t" "cpu_$w" "$(echo "($c1 - $c0) * 1000 / $(getconf CLK_TCK)" | bc -l)"
+  record "$t" "$w" "$(awk -v a="$t1" -v b="$t0" 'BEGIN { print a - b }')"
+  [ -z "$DAEMONS" ] || record "$t" "cpu_$w" "$(awk -v a="$c1" -v b="$c0" -v hz="$(getconf CLK_TCK)" 'BEGIN { print (a - b) * 1000 / hz }')"
 }
 fio_run() { # target workload dir rw bs
   local out

@@ -36,11 +36,14 @@ struct dfuse_node {
     dafs_handle parent;
     char name[256];
     int seen, moved_told;
+    uint32_t seen_mode;
     uint64_t seen_size;
     struct timespec_dafs seen_mtime, seen_ctime;
     /* when a lookup of this node's name through its parent last succeeded
      * for credential srch_serial */
     uint64_t srch_serial, srch_ns;
+    /* open files on this node per credential (the first few) */
+    struct { uint64_t serial; unsigned count; } holders[4];
 };
 
 struct dfuse_nodes {
@@ -68,6 +71,12 @@ void nodes_set_parent(struct dfuse_nodes *t, fuse_ino_t ino, const dafs_handle *
  * newdir/newname (and, with exchange, the other way round too). */
 void nodes_rename(struct dfuse_nodes *t, const dafs_handle *olddir, const char *oldname,
                   const dafs_handle *newdir, const char *newname, int exchange);
+/* An open file on ino under credential serial came (delta 1) or went (-1). */
+void nodes_hold(struct dfuse_nodes *t, fuse_ino_t ino, uint64_t serial, int delta);
+/* 1 if credential serial has ino open here (0 also when not tracked). */
+int nodes_held(struct dfuse_nodes *t, fuse_ino_t ino, uint64_t serial);
+/* 1 if the kernel knows ino as a regular file. */
+int nodes_is_reg(struct dfuse_nodes *t, fuse_ino_t ino);
 /* Where ino was last reached; 1 (parent and name filled) or 0 if unknown. */
 int nodes_get_parent(struct dfuse_nodes *t, fuse_ino_t ino, dafs_handle *parent, char *name,
                      size_t len);

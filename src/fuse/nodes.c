@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "dafs_fuse.h"
 
@@ -251,6 +252,48 @@ void nodes_rename(struct dfuse_nodes *t, const dafs_handle *olddir, const char *
     pthread_mutex_unlock(&t->lock);
 }
 
+void nodes_hold(struct dfuse_nodes *t, fuse_ino_t ino, uint64_t serial, int delta)
+{
+    struct dfuse_node *n = (struct dfuse_node *)nodes_get(t, ino);
+    const size_t slots = sizeof n->holders / sizeof n->holders[0];
+    pthread_mutex_lock(&t->lock);
+    size_t i = 0;
+    while (i < slots && !(n->holders[i].count > 0 && n->holders[i].serial == serial))
+        i++;
+    if (i == slots && delta > 0) { /* a free slot, if any (else not tracked) */
+        i = 0;
+        while (i < slots && n->holders[i].count > 0)
+            i++;
+        if (i < slots)
+            n->holders[i].serial = serial;
+    }
+    if (i < slots && delta > 0)
+        n->holders[i].count++;
+    else if (i < slots && n->holders[i].count > 0)
+        n->holders[i].count--;
+    pthread_mutex_unlock(&t->lock);
+}
+
+int nodes_held(struct dfuse_nodes *t, fuse_ino_t ino, uint64_t serial)
+{
+    struct dfuse_node *n = (struct dfuse_node *)nodes_get(t, ino);
+    int held = 0;
+    pthread_mutex_lock(&t->lock);
+    for (size_t i = 0; i < sizeof n->holders / sizeof n->holders[0]; i++)
+        held |= n->holders[i].count > 0 && n->holders[i].serial == serial;
+    pthread_mutex_unlock(&t->lock);
+    return held;
+}
+
+int nodes_is_reg(struct dfuse_nodes *t, fuse_ino_t ino)
+{
+    struct dfuse_node *n = (struct dfuse_node *)nodes_get(t, ino);
+    pthread_mutex_lock(&t->lock);
+    int reg = n->seen && S_ISREG(n->seen_mode);
+    pthread_mutex_unlock(&t->lock);
+    return reg;
+}
+
 int nodes_get_parent(struct dfuse_nodes *t, fuse_ino_t ino, dafs_handle *parent, char *name,
                      size_t len)
 {
@@ -277,6 +320,7 @@ int nodes_attr_changed(struct dfuse_nodes *t, fuse_ino_t ino, const struct dafs_
     int changed = !n->seen || n->seen_size != st->size || !ts_equal(&n->seen_mtime, &st->mtime) ||
                   !ts_equal(&n->seen_ctime, &st->ctime);
     n->seen = 1;
+    n->seen_mode = st->mode;
     n->seen_size = st->size;
     n->seen_mtime = st->mtime;
     n->seen_ctime = st->ctime;

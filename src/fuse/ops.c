@@ -50,6 +50,7 @@ struct dfuse_file {
     struct dfuse_cred *cred;
     dafs_handle handle;
     dafs_file *file; /* the open state; NULL for directories */
+    fuse_ino_t ino;
     int append;
 };
 
@@ -237,6 +238,44 @@ static int lookup_again(struct dfuse *fs, const struct dfuse_cred *c, fuse_ino_t
     return found ? 1 : LOOKUP_MOVED;
 }
 
+/* The common case of an open in one request: OPEN (with open state) of the
+ * name the kernel reached ino by, as the caller, for regular files only
+ * (opening anything else on the server could block or reach a device) and
+ * without O_TRUNC (which must not reach a file that replaced ino).  The
+ * server's openat checks search permission on the directory and the
+ * caller's access to the file, and the reply carries the handle (is it
+ * still ino?), fresh attributes and the stateid.  Returns 1 when that
+ * settled it (*file open, *st fresh), 0 to take the long way (LOOKUP, then
+ * OPEN_FH), or a negative error for the open. */
+static int open_by_name(struct dfuse *fs, const struct dfuse_cred *c, fuse_ino_t ino, int oflags,
+                        dafs_file **file, struct dafs_stat *st)
+{
+    dafs_handle dir, h;
+    char name[256];
+    if ((oflags & O_TRUNC) || !nodes_is_reg(&fs->nodes, ino) ||
+        !nodes_get_parent(&fs->nodes, ino, &dir, name, sizeof name))
+        return 0;
+    int created = 0;
+    int rc = dafs_h_open_file(fs->session, c->cred, &dir, name, oflags, 0, file, &h, st, &created);
+    if (rc == -EACCES || rc == -EPERM || rc == -EROFS || rc == -ETXTBSY)
+        return rc;
+    if (rc < 0)
+        return 0; /* gone, not a file any more: the long way tells */
+    if (!handle_same(&h, handle_of(fs, ino))) {
+        (void)dafs_close(*file); /* replaced: the long way tells */
+        *file = NULL;
+        return 0;
+    }
+    rc = check_ancestors(fs, c, &dir);
+    if (rc < 0) {
+        (void)dafs_close(*file);
+        *file = NULL;
+        return rc;
+    }
+    (void)nodes_moved(&fs->nodes, ino, 0);
+    return 1;
+}
+
 /* After a directory's mode or owner changed here: drop the kernel's cached
  * names in it, so the next path walk through it asks the server (which
  * checks search permission) instead of using them.  Called after the reply:
@@ -361,9 +400,13 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
     struct dafs_stat st;
     int rc = 0;
     struct dfuse_file *f = fi != NULL ? file_of(fi) : NULL;
-    /* by path (not on an open file): the directory must still be searchable
-     * by the caller */
-    if (fi == NULL && sa.valid != 0)
+    /* by path (not ftruncate on an open file): the directory must still be
+     * searchable by the caller.  Not needed when this user has the file open
+     * here: fchmod, fchown and futimens on that open file (which FUSE does
+     * not tell from chmod and friends) need no search permission, and that
+     * is how tar and cp set what they extract; a truncate is checked */
+    if (fi == NULL && sa.valid != 0 &&
+        ((sa.valid & DAFS_SETATTR_SIZE) || !nodes_held(&fs->nodes, ino, c->serial)))
         rc = lookup_again(fs, c, ino, &st);
     /* ftruncate (and open's O_TRUNC: no atomic_o_trunc) on an open file: under
      * its open state, with the access granted at open */
@@ -537,6 +580,8 @@ static struct dfuse_file *file_new(struct dfuse_cred *c, const dafs_handle *h, i
 /* Drop an open file or directory: a file's open state is closed on the server. */
 static void file_release(struct dfuse *fs, struct dfuse_file *f)
 {
+    if (f->ino != 0) /* a file, not a directory */
+        nodes_hold(&fs->nodes, f->ino, f->cred->serial, -1);
     if (f->file != NULL)
         (void)dafs_close(f->file); /* best effort: the session's end releases it too */
     creds_put(&fs->creds, f->cred);
@@ -572,17 +617,22 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
      * ENOENT).  A second such open of the node (one reached without a path
      * walk: /proc/PID/fd) goes on by handle. */
     struct dafs_stat st;
-    int rc = lookup_again(fs, c, ino, &st);
-    if (rc >= 0 && nodes_moved(&fs->nodes, ino, rc == LOOKUP_MOVED))
-        rc = -ESTALE;
     /* the server checks access as the caller once, here, keeps the open and
      * returns fresh attributes */
     int oflags = flags & O_ACCMODE;
     if ((flags & O_TRUNC) && oflags != O_RDONLY)
         oflags |= O_TRUNC;
-    struct dfuse_file *f = rc >= 0 ? file_new(c, h, flags) : NULL;
-    if (rc >= 0)
-        rc = f == NULL ? -ENOMEM : dafs_h_open_fh(fs->session, c->cred, h, oflags, &f->file, &st);
+    struct dfuse_file *f = file_new(c, h, flags);
+    int rc = f == NULL ? -ENOMEM : open_by_name(fs, c, ino, oflags, &f->file, &st);
+    if (rc == 0) { /* the long way: name and search permission, then OPEN_FH */
+        rc = lookup_again(fs, c, ino, &st);
+        if (rc >= 0 && nodes_moved(&fs->nodes, ino, rc == LOOKUP_MOVED))
+            rc = -ESTALE;
+        if (rc >= 0)
+            rc = dafs_h_open_fh(fs->session, c->cred, h, oflags, &f->file, &st);
+    } else if (rc == 1) {
+        rc = 0;
+    }
     /* close-to-open for data: if the file changed since the kernel last saw
      * it, its cached attributes and pages go */
     int keep = rc == 0 && !(oflags & O_TRUNC) && !nodes_attr_changed(&fs->nodes, ino, &st);
@@ -595,6 +645,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         return;
     }
     file_set_info(fs, f, fi, keep);
+    f->ino = ino;
+    nodes_hold(&fs->nodes, ino, c->serial, 1);
     if (fuse_reply_open(req, fi) != 0)
         file_release(fs, f);
 }
@@ -630,6 +682,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     f->file = file;
     file_set_info(fs, f, fi, 0);
     nodes_set_parent(&fs->nodes, e.ino, handle_of(fs, parent), name);
+    f->ino = e.ino;
+    nodes_hold(&fs->nodes, e.ino, c->serial, 1);
     if (fuse_reply_create(req, &e, fi) != 0) {
         file_release(fs, f);
         nodes_forget(&fs->nodes, e.ino, 1);

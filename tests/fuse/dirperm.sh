@@ -67,6 +67,32 @@ as1000 cat "$MNT/d/r" >/dev/null || fail "uid 1000 cannot read a 0644 file"
 chmod 600 "$MNT2/d/r"
 where="file mode changed on the other mount"
 denied "open" cat "$MNT/d/r"
+# what an open file allows stays allowed, as locally: uid 1000 holds d/f open
+# read-write, d loses search permission, then fchmod, futimens and ftruncate
+# through the open file still work
+chmod 755 "$MNT/d"
+# a python3 that uid 1000 may run (not one under root's home)
+PY1000=/usr/bin/python3
+as1000 "$PY1000" -c pass 2>/dev/null || skip "no python3 runnable by uid 1000"
+code='
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+print("open", flush=True)
+sys.stdin.readline()
+os.fchmod(fd, 0o640)
+os.utime(fd, (1, 1))
+os.ftruncate(fd, 2)
+print("ok", flush=True)
+'
+coproc HOLD { as1000 "$PY1000" -c "$code" "$MNT/d/f" 2>&1; }
+read -r -t 10 line <&"${HOLD[0]}" || fail "holder did not open d/f"
+[ "$line" = open ] || fail "holder: $line"
+chmod 700 "$MNT/d"
+echo go >&"${HOLD[1]}"
+read -r -t 10 line <&"${HOLD[0]}" || line="no answer"
+[ "$line" = ok ] || fail "fchmod/futimens/ftruncate through an open file failed after chmod 700 d: $line"
+[ "$(stat -c %a:%s "$EXPORT/d/f")" = 640:2 ] || fail "the open file's changes did not reach the server"
+log "an open file keeps fchmod/futimens/ftruncate after its directory lost search permission"
 # and access comes back when the permission does
 chmod 755 "$MNT2/d"
 as1000 cat "$MNT/d/f" >/dev/null || fail "uid 1000 cannot read d/f after chmod 755 from the other mount"

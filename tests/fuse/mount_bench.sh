@@ -6,7 +6,6 @@ source "$(dirname "$0")/lib.sh"
 need fio
 need git
 need python3
-need bc
 repo=$WORK/repo
 git init -q "$repo"
 echo hello >"$repo/README"
