@@ -36,7 +36,7 @@ struct dfuse_node {
     dafs_handle parent;
     char name[256];
     int seen, moved_told;
-    uint32_t seen_mode;
+    uint32_t seen_mode, seen_uid, seen_gid;
     uint64_t seen_size;
     struct timespec_dafs seen_mtime, seen_ctime;
     /* when a lookup of this node's name through its parent last succeeded
@@ -75,6 +75,10 @@ void nodes_rename(struct dfuse_nodes *t, const dafs_handle *olddir, const char *
 void nodes_hold(struct dfuse_nodes *t, fuse_ino_t ino, uint64_t serial, int delta);
 /* 1 if credential serial has ino open here (0 also when not tracked). */
 int nodes_held(struct dfuse_nodes *t, fuse_ino_t ino, uint64_t serial);
+/* The mode, owner and group last given to the kernel for ino; 1, or 0 if
+ * none was given yet. */
+int nodes_seen_perm(struct dfuse_nodes *t, fuse_ino_t ino, uint32_t *mode, uint32_t *uid,
+                    uint32_t *gid);
 /* 1 if the kernel knows ino as a regular file. */
 int nodes_is_reg(struct dfuse_nodes *t, fuse_ino_t ino);
 /* Where ino was last reached; 1 (parent and name filled) or 0 if unknown. */
@@ -146,8 +150,8 @@ struct dfuse_config {
     const char *url;
     const char *mountpoint;
     char *provider;
-    double attr_timeout;  /* seconds; default 1 */
-    double entry_timeout; /* seconds; default 1 */
+    double attr_timeout;  /* seconds; default 60 */
+    double entry_timeout; /* seconds; default 60 */
     unsigned timeout_ms;  /* libdafs per-request timeout; 0 = library default */
     int direct_io;
     int writeback_cache;

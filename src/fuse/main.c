@@ -61,8 +61,8 @@ static void usage(FILE *out, const char *prog, int as_mount_helper)
                 "  -d                 foreground with FUSE debug output\n",
                 prog);
     fprintf(out,
-            "  -o attr_timeout=S  cache attributes for S seconds (default 1)\n"
-            "  -o entry_timeout=S cache names for S seconds (default 1)\n"
+            "  -o attr_timeout=S  cache attributes for S seconds (default 60)\n"
+            "  -o entry_timeout=S cache names for S seconds (default 60)\n"
             "  -o timeout=MS      per-request timeout in ms (default: libdafs's)\n"
             "  -o direct_io       bypass the page cache\n"
             "  -o writeback_cache cache writes in the kernel (off by default)\n"
@@ -170,8 +170,8 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *cl)
     const char *base = strrchr(argv[0], '/');
     base = base ? base + 1 : argv[0];
     cl->as_mount_helper = strncmp(base, "mount.", 6) == 0;
-    cl->cfg.attr_timeout = 1.0;
-    cl->cfg.entry_timeout = 1.0;
+    cl->cfg.attr_timeout = 60.0;
+    cl->cfg.entry_timeout = 60.0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {

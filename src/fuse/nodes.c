@@ -285,6 +285,19 @@ int nodes_held(struct dfuse_nodes *t, fuse_ino_t ino, uint64_t serial)
     return held;
 }
 
+int nodes_seen_perm(struct dfuse_nodes *t, fuse_ino_t ino, uint32_t *mode, uint32_t *uid,
+                    uint32_t *gid)
+{
+    struct dfuse_node *n = (struct dfuse_node *)nodes_get(t, ino);
+    pthread_mutex_lock(&t->lock);
+    int seen = n->seen;
+    *mode = n->seen_mode;
+    *uid = n->seen_uid;
+    *gid = n->seen_gid;
+    pthread_mutex_unlock(&t->lock);
+    return seen;
+}
+
 int nodes_is_reg(struct dfuse_nodes *t, fuse_ino_t ino)
 {
     struct dfuse_node *n = (struct dfuse_node *)nodes_get(t, ino);
@@ -321,6 +334,8 @@ int nodes_attr_changed(struct dfuse_nodes *t, fuse_ino_t ino, const struct dafs_
                   !ts_equal(&n->seen_ctime, &st->ctime);
     n->seen = 1;
     n->seen_mode = st->mode;
+    n->seen_uid = st->uid;
+    n->seen_gid = st->gid;
     n->seen_size = st->size;
     n->seen_mtime = st->mtime;
     n->seen_ctime = st->ctime;

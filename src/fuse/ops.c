@@ -398,6 +398,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
     if (c == NULL)
         return;
     struct dafs_stat st;
+    uint32_t old_mode = 0, old_uid = 0, old_gid = 0;
+    int old_known = nodes_seen_perm(&fs->nodes, ino, &old_mode, &old_uid, &old_gid);
     int rc = 0;
     struct dfuse_file *f = fi != NULL ? file_of(fi) : NULL;
     /* by path (not ftruncate on an open file): the directory must still be
@@ -425,9 +427,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         rc = dafs_h_setattr(fs->session, c->cred, handle_of(fs, ino), &sa, &st);
     creds_put(&fs->creds, c);
     reply_attr(req, ino, rc, &st);
+    /* a directory that may have lost search permission for someone: a
+     * search bit went, or the owner or group changed while one is missing */
     if (rc == 0 && S_ISDIR(st.mode) &&
-        (sa.valid & (DAFS_SETATTR_MODE | DAFS_SETATTR_UID | DAFS_SETATTR_GID)) &&
-        (st.mode & 0111) != 0111)
+        (!old_known || (old_mode & 0111 & ~st.mode) != 0 ||
+         ((old_uid != st.uid || old_gid != st.gid) && (st.mode & 0111) != 0111)))
         forget_children(fs, ino);
 }
 
