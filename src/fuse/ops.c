@@ -276,7 +276,8 @@ static int open_by_name(struct dfuse *fs, const struct dfuse_cred *c, fuse_ino_t
 {
     dafs_handle dir, h;
     char name[256];
-    if (!nodes_is_reg(&fs->nodes, ino) || !nodes_get_parent(&fs->nodes, ino, &dir, name, sizeof name))
+    if (!nodes_is_reg(&fs->nodes, ino) ||
+        !nodes_get_parent(&fs->nodes, ino, &dir, name, sizeof name))
         return 0;
     int created = 0;
     int rc = dafs_h_open(fs->session, c->cred, &dir, name, flags & O_ACCMODE, 0, &h, st, &created);
