@@ -13,7 +13,7 @@
 #   --repo DIR        git repository to clone locally (this source tree's)
 #   --quick           tiny sizes (a smoke test: checks the table, not timings)
 #   --providers LIST  comma-separated libfabric providers ("tcp;ofi_rxm,shm")
-#   --mount-opts OPTS extra dafs-fuse -o options (e.g. attr_timeout=60)
+#   --mount-opts OPTS extra dafs-fuse -o options (e.g. attr_timeout=1)
 #   --out FILE        also write the table to FILE
 #   --targets LIST    which of local,passthrough_ll,dafs to run (all)
 #   --fio-size SIZE   fio file size (256M; --quick: 4M)
