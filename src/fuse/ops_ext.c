@@ -311,6 +311,7 @@ static void stat_from(const struct dafs_stat *d, struct stat *st)
 struct plus_fill {
     fuse_req_t req;
     struct dfuse *fs;
+    const dafs_handle *dir; /* the directory listed */
     char *buf;
     size_t size, used;
 };
@@ -345,6 +346,13 @@ static int plus_fill_entry(void *arg, const dafs_dirent *ent, const dafs_handle 
     }
     if (e.ino != 0 && (flags & DAFS_DIRENT_NO_XATTRS))
         noxattr_set(pf->fs, e.ino, 1); /* spares ls -l and ACL checks a round trip */
+    if (e.ino != 0) {
+        /* as a LOOKUP would: where the kernel reached the node (an open
+         * checks that name and its directory's search permission again) and
+         * the attributes it was given (close-to-open compares with them) */
+        nodes_set_parent(&pf->fs->nodes, e.ino, pf->dir, ent->name);
+        nodes_note_attr(&pf->fs->nodes, e.ino, st);
+    }
     pf->used += need;
     return 0;
 }
@@ -353,7 +361,8 @@ void dfuse_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off
                           struct fuse_file_info *fi)
 {
     struct dfuse *fs = fs_of(req);
-    struct plus_fill pf = {.req = req, .fs = fs, .buf = malloc(size ? size : 1), .size = size};
+    struct plus_fill pf = {.req = req, .fs = fs, .dir = handle_of(fs, ino),
+                           .buf = malloc(size ? size : 1), .size = size};
     if (pf.buf == NULL) {
         fuse_reply_err(req, ENOMEM);
         return;

@@ -97,6 +97,17 @@ log "an open file keeps fchmod/futimens/ftruncate after its directory lost searc
 chmod 755 "$MNT2/d"
 as1000 cat "$MNT/d/f" >/dev/null || fail "uid 1000 cannot read d/f after chmod 755 from the other mount"
 as1000 truncate -s 0 "$MNT/d/f" || fail "uid 1000 cannot truncate its file again"
+# a name the kernel got from a directory listing (readdirplus, no LOOKUP):
+# its open checks the directory's search permission too
+echo data >"$MNT2/d/listed"
+chmod 644 "$MNT2/d/listed"
+ls -l "$MNT/d" >/dev/null || fail "ls -l d"
+chmod 700 "$MNT2/d"
+where="name from a listing"
+denied "open" cat "$MNT/d/listed"
+chmod 755 "$MNT2/d"
+as1000 cat "$MNT/d/listed" >/dev/null || fail "uid 1000 cannot read d/listed after chmod 755"
+log "a name from a listing: EACCES at once"
 unmount_fs2
 unmount_fs
 pass
