@@ -280,10 +280,10 @@ static int open_by_name(struct dfuse *fs, const struct dfuse_cred *c, fuse_ino_t
  * names in it, so the next path walk through it asks the server (which
  * checks search permission) instead of using them.  Called after the reply:
  * the kernel holds the directory's lock during SETATTR. */
-static void forget_children(struct dfuse *fs, fuse_ino_t dir)
+static void forget_children(struct dfuse *fs, fuse_ino_t dir, const dafs_handle *dir_handle)
 {
     size_t count = 0;
-    char *names = nodes_children(&fs->nodes, handle_of(fs, dir), &count);
+    char *names = nodes_children(&fs->nodes, dir_handle, &count);
     const char *name = names;
     for (size_t i = 0; i < count; i++) {
         size_t len = strlen(name);
@@ -426,13 +426,15 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
     else if (rc >= 0)
         rc = dafs_h_setattr(fs->session, c->cred, handle_of(fs, ino), &sa, &st);
     creds_put(&fs->creds, c);
+    /* copied before the reply: once the kernel has it, it may FORGET ino */
+    dafs_handle dir_handle = *handle_of(fs, ino);
     reply_attr(req, ino, rc, &st);
     /* a directory that may have lost search permission for someone: a
      * search bit went, or the owner or group changed while one is missing */
     if (rc == 0 && S_ISDIR(st.mode) &&
         (!old_known || (old_mode & 0111 & ~st.mode) != 0 ||
          ((old_uid != st.uid || old_gid != st.gid) && (st.mode & 0111) != 0111)))
-        forget_children(fs, ino);
+        forget_children(fs, ino, &dir_handle);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -797,6 +799,10 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     (void)ino;
     struct dfuse *fs = fs_of(req);
     struct dfuse_file *f = file_of(fi);
+    /* before the reply: once the kernel has it, it may FORGET the node */
+    if (f->ino != 0)
+        nodes_hold(&fs->nodes, f->ino, f->cred->serial, -1);
+    f->ino = 0;
     fuse_reply_err(req, 0); /* the kernel need not wait for the server's CLOSE */
     file_release(fs, f);
 }
