@@ -16,6 +16,7 @@
 #include <fuse_lowlevel.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include <dafs/dafs.h>
 
@@ -176,6 +177,16 @@ const dafs_cred *dfuse_file_cred(const struct fuse_file_info *fi); /* the open's
 /* The open file's server open state (NULL for none, or fi NULL): I/O on it
  * runs with the access granted at open. */
 dafs_file *dfuse_file_state(const struct fuse_file_info *fi);
+/* The kernel's view of d (st_blksize: the preferred I/O size). */
+void dfuse_to_stat(const struct dafs_stat *d, struct stat *st);
+
+/* Shared by the handler files. */
+static inline struct dfuse *fs_of(fuse_req_t req) { return fuse_req_userdata(req); }
+
+static inline const dafs_handle *handle_of(struct dfuse *fs, fuse_ino_t ino)
+{
+    return &nodes_get(&fs->nodes, ino)->handle;
+}
 
 /* ops_ext.c: fallocate, copy_file_range, lseek (SEEK_DATA/HOLE), xattrs and
  * readdirplus, and what they need at init. */

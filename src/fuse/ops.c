@@ -54,12 +54,6 @@ struct dfuse_file {
     int append;
 };
 
-static struct dfuse *fs_of(fuse_req_t req) { return fuse_req_userdata(req); }
-
-static const dafs_handle *handle_of(struct dfuse *fs, fuse_ino_t ino)
-{
-    return &nodes_get(&fs->nodes, ino)->handle;
-}
 
 int dfuse_errno(int rc)
 {
@@ -96,7 +90,7 @@ static struct dfuse_cred *req_cred(fuse_req_t req)
     return c;
 }
 
-static void to_stat(const struct dafs_stat *d, struct stat *st)
+void dfuse_to_stat(const struct dafs_stat *d, struct stat *st)
 {
     memset(st, 0, sizeof *st);
     st->st_ino = d->ino;
@@ -126,7 +120,7 @@ static int make_entry(struct dfuse *fs, const dafs_handle *h, const struct dafs_
         return ENOMEM;
     e->attr_timeout = fs->cfg.attr_timeout;
     e->entry_timeout = fs->cfg.entry_timeout;
-    to_stat(st, &e->attr);
+    dfuse_to_stat(st, &e->attr);
     nodes_note_attr(&fs->nodes, e->ino, st);
     return 0;
 }
@@ -160,7 +154,7 @@ static void reply_attr(fuse_req_t req, fuse_ino_t ino, int rc, const struct dafs
         return;
     }
     struct stat st;
-    to_stat(d, &st);
+    dfuse_to_stat(d, &st);
     nodes_note_attr(&fs_of(req)->nodes, ino, d);
     fuse_reply_attr(req, &st, fs_of(req)->cfg.attr_timeout);
 }

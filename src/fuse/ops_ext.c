@@ -26,14 +26,6 @@
 
 #include "dafs_fuse.h"
 
-#define DFUSE_BLKSIZE 131072 /* as ops.c */
-
-static struct dfuse *fs_of(fuse_req_t req) { return fuse_req_userdata(req); }
-
-static const dafs_handle *handle_of(struct dfuse *fs, fuse_ino_t ino)
-{
-    return &nodes_get(&fs->nodes, ino)->handle;
-}
 
 static void reply_rc(fuse_req_t req, int rc)
 {
@@ -288,26 +280,6 @@ void dfuse_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 
 /* ---- readdirplus ----------------------------------------------------------- */
 
-static void stat_from(const struct dafs_stat *d, struct stat *st)
-{
-    memset(st, 0, sizeof *st);
-    st->st_ino = d->ino;
-    st->st_mode = d->mode;
-    st->st_nlink = d->nlink;
-    st->st_uid = d->uid;
-    st->st_gid = d->gid;
-    st->st_size = (off_t)d->size;
-    st->st_blocks = (blkcnt_t)d->blocks;
-    st->st_blksize = DFUSE_BLKSIZE;
-    st->st_rdev = d->rdev;
-    st->st_atim.tv_sec = d->atime.tv_sec;
-    st->st_atim.tv_nsec = d->atime.tv_nsec;
-    st->st_mtim.tv_sec = d->mtime.tv_sec;
-    st->st_mtim.tv_nsec = d->mtime.tv_nsec;
-    st->st_ctim.tv_sec = d->ctime.tv_sec;
-    st->st_ctim.tv_nsec = d->ctime.tv_nsec;
-}
-
 struct plus_fill {
     fuse_req_t req;
     struct dfuse *fs;
@@ -334,7 +306,7 @@ static int plus_fill_entry(void *arg, const dafs_dirent *ent, const dafs_handle 
         if (e.ino != 0) { /* out of memory: hand it over as a plain entry */
             e.attr_timeout = pf->fs->cfg.attr_timeout;
             e.entry_timeout = pf->fs->cfg.entry_timeout;
-            stat_from(st, &e.attr);
+            dfuse_to_stat(st, &e.attr);
         }
     }
     size_t need = fuse_add_direntry_plus(pf->req, pf->buf + pf->used, pf->size - pf->used,
