@@ -163,18 +163,9 @@ static int open_data(op_ctx *c, const dafs_fh *fh, int oflags, int *fd, struct s
     return status;
 }
 
-/* A data fd: an open state's (state), from the cache (ent != NULL), or
- * private to this request. */
-typedef struct data_fd {
-    int fd;
-    fdc_entry *ent;
-    bool state;
-    open_ref ref;
-} data_fd;
-
 /* The fd of open state stateid (for fh, allowing need). */
-static int open_data_state(op_ctx *c, const dafs_fh *fh, dafs_stateid stateid, unsigned need,
-                           data_fd *d)
+int ops_data_state(op_ctx *c, const dafs_fh *fh, dafs_stateid stateid, unsigned need,
+                   ops_data_fd *d)
 {
     d->ent = NULL;
     d->state = false;
@@ -188,7 +179,7 @@ static int open_data_state(op_ctx *c, const dafs_fh *fh, dafs_stateid stateid, u
 
 /* open_data through the fd cache: kind FDC_READ (O_RDONLY) or FDC_WRITE
  * (O_WRONLY), for exactly the caller's identity. */
-static int open_data_cached(op_ctx *c, const dafs_fh *fh, int kind, data_fd *d)
+int ops_data_cached(op_ctx *c, const dafs_fh *fh, int kind, ops_data_fd *d)
 {
     fdcache *fc = &c->srv->fds;
     d->state = false;
@@ -206,16 +197,15 @@ static int open_data_cached(op_ctx *c, const dafs_fh *fh, int kind, data_fd *d)
 }
 
 /* Under stateid when it is not 0, else through the fd cache as the caller. */
-static int open_data_for(op_ctx *c, const dafs_fh *fh, dafs_stateid stateid, int kind,
-                         data_fd *d)
+int ops_data_for(op_ctx *c, const dafs_fh *fh, dafs_stateid stateid, int kind, ops_data_fd *d)
 {
     if (stateid != 0)
-        return open_data_state(c, fh, stateid,
+        return ops_data_state(c, fh, stateid,
                                kind == FDC_READ ? OPENS_ACCESS_READ : OPENS_ACCESS_WRITE, d);
-    return open_data_cached(c, fh, kind, d);
+    return ops_data_cached(c, fh, kind, d);
 }
 
-static void close_data(op_ctx *c, data_fd *d)
+void ops_data_close(op_ctx *c, ops_data_fd *d)
 {
     if (d->state)
         opens_put(&c->sess->opens, &d->ref);
@@ -491,8 +481,8 @@ static int op_read(op_ctx *c, bool direct)
         status = DAFS_ST_INVAL;
     if (status != DAFS_ST_OK)
         return status;
-    data_fd d;
-    status = open_data_for(c, &r->fh, r->stateid, FDC_READ, &d);
+    ops_data_fd d;
+    status = ops_data_for(c, &r->fh, r->stateid, FDC_READ, &d);
     if (status != DAFS_ST_OK)
         return status;
     size_t got = 0;
@@ -501,7 +491,7 @@ static int op_read(op_ctx *c, bool direct)
     int rc = worker_file_read(c->w, d.fd, c->w->bounce, r->count, r->offset, &got);
     if (rc == 0 && got == r->count && fstat(d.fd, &st) != 0)
         rc = -errno;
-    close_data(c, &d);
+    ops_data_close(c, &d);
     if (rc < 0)
         return export_errno_status(-rc);
     if (direct && got > 0) {
@@ -543,8 +533,8 @@ static int op_write(op_ctx *c, bool direct)
         status = DAFS_ST_INVAL;
     if (status != DAFS_ST_OK)
         return status;
-    data_fd d;
-    status = open_data_for(c, &r->fh, r->stateid, FDC_WRITE, &d);
+    ops_data_fd d;
+    status = ops_data_for(c, &r->fh, r->stateid, FDC_WRITE, &d);
     if (status != DAFS_ST_OK)
         return status;
     int fd = d.fd;
@@ -563,7 +553,7 @@ static int op_write(op_ctx *c, bool direct)
     }
     if (status == DAFS_ST_OK)
         status = sync_as_asked(c, fd, r->stable, &c->rep.u.write.committed);
-    close_data(c, &d);
+    ops_data_close(c, &d);
     c->rep.u.write.count = r->count;
     c->rep.u.write.verifier = c->srv->instance;
     return status;
@@ -576,12 +566,12 @@ static int op_commit(op_ctx *c)
         return DAFS_ST_INVAL;
     uint32_t committed;
     if (r->stateid != 0) { /* any open state may be synced, whatever its access */
-        data_fd d;
-        int status = open_data_state(c, &r->fh, r->stateid, 0, &d);
+        ops_data_fd d;
+        int status = ops_data_state(c, &r->fh, r->stateid, 0, &d);
         if (status == DAFS_ST_OK)
             status = sync_as_asked(c, d.fd, r->stable, &committed);
         if (d.state)
-            close_data(c, &d);
+            ops_data_close(c, &d);
         c->rep.u.commit.verifier = c->srv->instance;
         return status;
     }
@@ -770,14 +760,14 @@ int ops_append(op_ctx *c, bool direct)
         return status;
     int fd;
     struct stat st;
-    data_fd d = {.fd = -1};
+    ops_data_fd d = {.fd = -1};
     if (r->stateid != 0) {
-        status = open_data_state(c, &r->fh, r->stateid, OPENS_ACCESS_WRITE, &d);
+        status = ops_data_state(c, &r->fh, r->stateid, OPENS_ACCESS_WRITE, &d);
         fd = d.fd;
         if (status == DAFS_ST_OK && fstat(fd, &st) != 0)
             status = export_errno_status(errno);
         if (status != DAFS_ST_OK && d.state)
-            close_data(c, &d);
+            ops_data_close(c, &d);
     } else {
         status = open_data(c, &r->fh, O_WRONLY, &fd, &st);
     }
@@ -795,7 +785,7 @@ int ops_append(op_ctx *c, bool direct)
     if (status == DAFS_ST_OK)
         status = sync_as_asked(c, fd, r->stable, &c->rep.u.write.committed);
     if (d.state)
-        close_data(c, &d);
+        ops_data_close(c, &d);
     else
         close(fd);
     c->rep.u.write.count = r->count;

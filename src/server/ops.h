@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <sys/stat.h>
 
+#include "openstate.h"
 #include "server.h"
 
 struct worker;
@@ -56,6 +57,24 @@ void ops_cname(const dafs_bytes *name, char out[DAFS_NAME_MAX + 1]);
 /* Range check for offset + count within off_t. */
 int ops_check_range(uint64_t offset, uint64_t count);
 int ops_check_segs(const op_ctx *c, const dafs_seg *segs, unsigned nsegs, uint32_t count);
+
+/* A regular file's fd for data I/O: an open state's (state), from the fd
+ * cache (ent != NULL), or private to this request.  Released with
+ * ops_data_close. */
+typedef struct ops_data_fd {
+    int fd;
+    fdc_entry *ent;
+    bool state;
+    open_ref ref;
+} ops_data_fd;
+/* The fd of open state stateid (for fh, allowing need: OPENS_ACCESS_*, 0 = any). */
+int ops_data_state(op_ctx *c, const dafs_fh *fh, dafs_stateid stateid, unsigned need,
+                   ops_data_fd *d);
+/* Through the fd cache, as the caller: kind FDC_READ (O_RDONLY) or FDC_WRITE (O_WRONLY). */
+int ops_data_cached(op_ctx *c, const dafs_fh *fh, int kind, ops_data_fd *d);
+/* Under stateid when it is not 0, else ops_data_cached. */
+int ops_data_for(op_ctx *c, const dafs_fh *fh, dafs_stateid stateid, int kind, ops_data_fd *d);
+void ops_data_close(op_ctx *c, ops_data_fd *d);
 
 /* Namespace, attribute and credential ops (ops_ns.c); BADOP if not one. */
 int ops_ns_execute(op_ctx *c);

@@ -96,49 +96,6 @@ int ops_clear_setid(int pfd, uint32_t mode)
  */
 #define COPY_CHUNK_MAX (64u << 20)
 
-static int reopen_fh(op_ctx *c, const dafs_fh *fh, int oflags, int *fd)
-{
-    int pfd;
-    struct stat st;
-    int status = ops_fh_open(c, fh, &pfd, &st);
-    if (status != DAFS_ST_OK)
-        return status;
-    if (!S_ISREG(st.st_mode))
-        status = S_ISDIR(st.st_mode) ? DAFS_ST_ISDIR : DAFS_ST_INVAL;
-    else
-        status = ops_reopen(pfd, oflags | O_NONBLOCK, fd);
-    close(pfd);
-    return status;
-}
-
-/* The fd to do fh's I/O on: under open state sid when it is not 0 (with the
- * access granted at open: need is OPENS_ACCESS_*, 0 for any), else reopened
- * as the caller with oflags. */
-typedef struct ext_fd {
-    int fd;
-    bool state;
-    open_ref ref;
-} ext_fd;
-
-static int ext_open(op_ctx *c, const dafs_fh *fh, dafs_stateid sid, unsigned need, int oflags,
-                    ext_fd *e)
-{
-    e->state = sid != 0;
-    if (!e->state)
-        return reopen_fh(c, fh, oflags, &e->fd);
-    int status = opens_get(&c->sess->opens, sid, fh, need, &e->ref);
-    e->fd = e->ref.fd;
-    return status;
-}
-
-static void ext_close(op_ctx *c, ext_fd *e)
-{
-    if (e->state)
-        opens_put(&c->sess->opens, &e->ref);
-    else
-        close(e->fd);
-}
-
 static int falloc_mode_from_wire(uint32_t w)
 {
     int mode = 0;
@@ -163,8 +120,8 @@ static int op_fallocate(op_ctx *c)
     if ((r->mode & ~DAFS_FALLOC_ALL) != 0 || r->length == 0 ||
         ops_check_range(r->offset, r->length) != DAFS_ST_OK)
         return DAFS_ST_INVAL;
-    ext_fd e;
-    int status = ext_open(c, &r->fh, r->stateid, OPENS_ACCESS_WRITE, O_WRONLY, &e);
+    ops_data_fd e;
+    int status = ops_data_for(c, &r->fh, r->stateid, FDC_WRITE, &e);
     if (status != DAFS_ST_OK)
         return status;
     struct stat st;
@@ -173,7 +130,7 @@ static int op_fallocate(op_ctx *c)
         status = export_errno_status(errno);
     else
         export_fill_attr(&st, &c->rep.u.attr.attr);
-    ext_close(c, &e);
+    ops_data_close(c, &e);
     return status;
 }
 
@@ -183,13 +140,13 @@ static int op_copy_range(op_ctx *c)
     if (r->flags != 0 || ops_check_range(r->src_offset, r->length) != DAFS_ST_OK ||
         ops_check_range(r->dst_offset, r->length) != DAFS_ST_OK)
         return DAFS_ST_INVAL;
-    ext_fd in, out;
-    int status = ext_open(c, &r->src, r->src_stateid, OPENS_ACCESS_READ, O_RDONLY, &in);
+    ops_data_fd in, out;
+    int status = ops_data_for(c, &r->src, r->src_stateid, FDC_READ, &in);
     if (status != DAFS_ST_OK)
         return status;
-    status = ext_open(c, &r->dst, r->dst_stateid, OPENS_ACCESS_WRITE, O_WRONLY, &out);
+    status = ops_data_for(c, &r->dst, r->dst_stateid, FDC_WRITE, &out);
     if (status != DAFS_ST_OK) {
-        ext_close(c, &in);
+        ops_data_close(c, &in);
         return status;
     }
     loff_t off_in = (loff_t)r->src_offset, off_out = (loff_t)r->dst_offset;
@@ -208,8 +165,8 @@ static int op_copy_range(op_ctx *c)
             break; /* end of the source */
         done += (uint64_t)n;
     }
-    ext_close(c, &in);
-    ext_close(c, &out);
+    ops_data_close(c, &in);
+    ops_data_close(c, &out);
     c->rep.u.u64.value = done;
     return status;
 }
@@ -219,10 +176,11 @@ static int op_seek(op_ctx *c)
     const dafs_seek_req *r = &c->req->u.seek;
     if (r->what > DAFS_SEEK_HOLE || r->offset > (uint64_t)INT64_MAX)
         return DAFS_ST_INVAL;
-    ext_fd e;
-    int status = ext_open(c, &r->fh, r->stateid, 0, O_RDONLY, &e);
-    if (status == DAFS_ST_ACCES && r->stateid == 0) /* write-only access may seek too */
-        status = ext_open(c, &r->fh, 0, 0, O_WRONLY, &e);
+    ops_data_fd e; /* any access may seek: an open state of either kind, or read then write */
+    int status = r->stateid != 0 ? ops_data_state(c, &r->fh, r->stateid, 0, &e)
+                                 : ops_data_cached(c, &r->fh, FDC_READ, &e);
+    if (status == DAFS_ST_ACCES && r->stateid == 0)
+        status = ops_data_cached(c, &r->fh, FDC_WRITE, &e);
     if (status != DAFS_ST_OK)
         return status;
     off_t where = lseek(e.fd, (off_t)r->offset, r->what == DAFS_SEEK_DATA ? SEEK_DATA : SEEK_HOLE);
@@ -230,7 +188,7 @@ static int op_seek(op_ctx *c)
         status = export_errno_status(errno);
     else
         c->rep.u.u64.value = (uint64_t)where;
-    ext_close(c, &e);
+    ops_data_close(c, &e);
     return status;
 }
 
