@@ -57,6 +57,7 @@ _cleanup() {
   done
   [ -z "$FUSE_PID" ] || kill -KILL "$FUSE_PID" 2>/dev/null || true
   [ -z "$FUSE2_PID" ] || kill -KILL "$FUSE2_PID" 2>/dev/null || true
+  [ -z "${MOUNTED_PID:-}" ] || kill -KILL "$MOUNTED_PID" 2>/dev/null || true # a mount that failed
   [ -z "$SERVER_PID" ] || kill -KILL "$SERVER_PID" 2>/dev/null || true
   wait 2>/dev/null || true
   if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
@@ -87,64 +88,60 @@ start_server() {
   log "dafsd pid $SERVER_PID at $URL (provider ${FI_PROVIDER:-default})"
 }
 
-# mount_fs [-o opts]: dafs-fuse in the foreground (background job) on $MNT;
-# waits up to 60 s for the mount (a deadline for a hang, not a speed limit).
-mount_fs() {
-  local i
-  "$DAFS_FUSE" "$URL" "$MNT" -f -o allow_other "$@" >>"$WORK/fuse.log" 2>&1 &
-  FUSE_PID=$!
+# _mount DIR LOG [-o opts]: dafs-fuse in the foreground (background job) on
+# DIR, its output appended to LOG; sets MOUNTED_PID.  Waits up to 60 s for
+# the mount (a deadline for a hang, not a speed limit).
+_mount() {
+  local dir=$1 log=$2 i
+  shift 2
+  "$DAFS_FUSE" "$URL" "$dir" -f -o allow_other "$@" >>"$log" 2>&1 &
+  MOUNTED_PID=$!
   for i in $(seq 600); do
-    mountpoint -q "$MNT" && break
-    kill -0 "$FUSE_PID" 2>/dev/null || fail "dafs-fuse exited before mounting"
+    mountpoint -q "$dir" && break
+    kill -0 "$MOUNTED_PID" 2>/dev/null || fail "dafs-fuse on $dir exited before mounting"
     sleep 0.1
   done
-  mountpoint -q "$MNT" || fail "$MNT not mounted after 60 s"
-  log "dafs-fuse pid $FUSE_PID mounted $URL on $MNT"
+  mountpoint -q "$dir" || fail "$dir not mounted after 60 s"
+  log "dafs-fuse pid $MOUNTED_PID mounted $URL on $dir"
+}
+
+# mount_fs [-o opts]: the mount on $MNT.
+mount_fs() {
+  _mount "$MNT" "$WORK/fuse.log" "$@"
+  FUSE_PID=$MOUNTED_PID
+  MOUNTED_PID=
 }
 
 # mount_fs2 [-o opts]: a second mount of the same server on $MNT2 (another
 # client: its own session and kernel caches), for coherence tests.
 mount_fs2() {
-  local i
-  "$DAFS_FUSE" "$URL" "$MNT2" -f -o allow_other "$@" >>"$WORK/fuse2.log" 2>&1 &
-  FUSE2_PID=$!
-  for i in $(seq 100); do
-    mountpoint -q "$MNT2" && break
-    kill -0 "$FUSE2_PID" 2>/dev/null || fail "second dafs-fuse exited before mounting"
-    sleep 0.1
-  done
-  mountpoint -q "$MNT2" || fail "$MNT2 not mounted after 10 s"
-  log "dafs-fuse pid $FUSE2_PID mounted $URL on $MNT2"
+  _mount "$MNT2" "$WORK/fuse2.log" "$@"
+  FUSE2_PID=$MOUNTED_PID
+  MOUNTED_PID=
 }
 
-# unmount_fs: unmount; dafs-fuse must then exit 0 within 10 s.
+# _unmount DIR PID: unmount DIR; its dafs-fuse (PID) must then exit 0 within 10 s.
+_unmount() {
+  local dir=$1 pid=$2 i rc=0
+  cd /
+  umount "$dir" || fail "umount $dir failed"
+  for i in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -0 "$pid" 2>/dev/null && fail "dafs-fuse on $dir still running 10 s after umount"
+  wait "$pid" || rc=$?
+  [ "$rc" -eq 0 ] || fail "dafs-fuse on $dir exited $rc after umount"
+}
+
 unmount_fs() {
-  local i rc=0
-  cd /
-  umount "$MNT" || fail "umount $MNT failed"
-  for i in $(seq 100); do
-    kill -0 "$FUSE_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -0 "$FUSE_PID" 2>/dev/null && fail "dafs-fuse still running 10 s after umount"
-  wait "$FUSE_PID" || rc=$?
+  _unmount "$MNT" "$FUSE_PID"
   FUSE_PID=
-  [ "$rc" -eq 0 ] || fail "dafs-fuse exited $rc after umount"
 }
 
-# unmount_fs2: the same for the second mount.
 unmount_fs2() {
-  local i rc=0
-  cd /
-  umount "$MNT2" || fail "umount $MNT2 failed"
-  for i in $(seq 100); do
-    kill -0 "$FUSE2_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -0 "$FUSE2_PID" 2>/dev/null && fail "second dafs-fuse still running 10 s after umount"
-  wait "$FUSE2_PID" || rc=$?
+  _unmount "$MNT2" "$FUSE2_PID"
   FUSE2_PID=
-  [ "$rc" -eq 0 ] || fail "second dafs-fuse exited $rc after umount"
 }
 
 need() { command -v "$1" >/dev/null 2>&1 || skip "$1 not installed (scripts/deps.sh)"; }
