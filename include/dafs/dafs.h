@@ -312,6 +312,76 @@ typedef int (*dafs_readdirplus_cb)(void *arg, const dafs_dirent *ent, const dafs
 int dafs_h_readdirplus(dafs_session *s, const dafs_cred *c, const dafs_handle *dir,
                        uint64_t *cookie, dafs_readdirplus_cb cb, void *arg, int *eof);
 
+
+/* ---- asynchronous I/O, batches and cache hints ---------------------------
+ * (dafs_cq_create(3), dafs_submit(3), dafs_cq_reap(3), dafs_batch(3),
+ * dafs_cache_hint(3).)  An I/O is described by a dafs_io; its result comes
+ * back as a dafs_cqe carrying the same user_data.  Buffers inside a region
+ * from dafs_mem_register() move by RMA with no copy; others are registered
+ * (or sent inline) by the library.  A buffer must stay valid until its
+ * completion has been reaped. */
+enum dafs_io_op {
+    DAFS_IO_READ = 1,   /* buf <- file[offset, offset+len) */
+    DAFS_IO_WRITE = 2,  /* file[offset, offset+len) <- buf */
+    DAFS_IO_APPEND = 3, /* atomically at end of file; cqe.offset tells where */
+    DAFS_IO_COMMIT = 4, /* fsync (fdatasync with DAFS_IO_DATASYNC); buf, len unused */
+};
+#define DAFS_IO_DATASYNC 0x1u /* COMMIT: data only, like fdatasync */
+#define DAFS_IO_STABLE 0x2u   /* WRITE/APPEND: on stable storage before it completes */
+
+typedef struct dafs_io {
+    int op;          /* enum dafs_io_op */
+    unsigned flags;  /* DAFS_IO_* */
+    unsigned hint;   /* per-request cache hint, enum dafs_cache_hint (0 = normal) */
+    dafs_file *file;
+    void *buf;
+    size_t len;      /* at most dafs_session_info.max_io */
+    uint64_t offset; /* READ and WRITE */
+    void *user_data; /* returned in the completion */
+} dafs_io;
+
+typedef struct dafs_cqe {
+    void *user_data;
+    int64_t res;     /* bytes moved (short READ at end of file), 0 for COMMIT, or -error */
+    uint64_t offset; /* APPEND: where the data landed; otherwise the io's offset */
+} dafs_cqe;
+
+/* Completion groups.  entries bounds the I/Os in flight on the group (beyond
+ * it dafs_submit accepts fewer).  Submissions beyond the session's credits
+ * queue in the library.  All calls are thread-safe. */
+typedef struct dafs_cq dafs_cq;
+int dafs_cq_create(dafs_session *s, unsigned entries, dafs_cq **out);
+/* Waits for the group's I/Os in flight (their completions are discarded),
+ * then frees it. */
+int dafs_cq_destroy(dafs_cq *cq);
+/* A file descriptor that polls readable while completions are ready to reap
+ * (for epoll, libuv, ...).  Owned by the group: do not close it. */
+int dafs_cq_fd(dafs_cq *cq);
+/* Submit n I/Os without waiting; returns how many were accepted (a prefix of
+ * ios, fewer than n when the group is full) or -error if none was. */
+int dafs_submit(dafs_cq *cq, const dafs_io *ios, unsigned n);
+/* Reap up to max completions into out, waiting until at least min are ready
+ * or timeout_ms passes (0: never block; -1: no timeout).  Returns how many
+ * were reaped (possibly fewer than min at the timeout) or -error. */
+int dafs_cq_reap(dafs_cq *cq, dafs_cqe *out, unsigned max, unsigned min, int timeout_ms);
+
+/* Synchronous batch (DAFS BATCH_SUBMIT): n I/Os in one request when they fit,
+ * each with its own result in results[i] (a bad entry fails alone).  Returns
+ * 0 when every entry was carried out (look at each res), or -error when the
+ * batch as a whole could not be. */
+int dafs_batch(dafs_session *s, const dafs_io *ios, dafs_cqe *results, unsigned n);
+
+/* Cache hints (DAFS CACHE_HINT) on a range of an open file; len 0 = to the
+ * end of the file.  They act on the server's page cache. */
+enum dafs_cache_hint {
+    DAFS_HINT_NORMAL = 0,
+    DAFS_HINT_RANDOM = 1,
+    DAFS_HINT_SEQUENTIAL = 2,
+    DAFS_HINT_WILLNEED = 3, /* prefetch the range into the server's cache */
+    DAFS_HINT_DONTNEED = 4, /* drop the range from the server's cache */
+};
+int dafs_cache_hint(dafs_file *f, uint64_t offset, uint64_t len, int hint);
+
 #ifdef __cplusplus
 }
 #endif

@@ -248,8 +248,8 @@ typedef uint64_t dafs_stateid;
 enum dafs_stable { DAFS_UNSTABLE = 0, DAFS_DATA_SYNC = 1, DAFS_FILE_SYNC = 2 };
 
 /* Per-request cache hints (DAFS 4.2.4); only carried for now. */
-enum dafs_hint { DAFS_HINT_NORMAL = 0, DAFS_HINT_RANDOM = 1, DAFS_HINT_SEQUENTIAL = 2,
-                 DAFS_HINT_WILLNEED = 3, DAFS_HINT_DONTNEED = 4 };
+enum dafs_hint { DAFS_WIRE_HINT_NORMAL = 0, DAFS_WIRE_HINT_RANDOM = 1, DAFS_WIRE_HINT_SEQUENTIAL = 2,
+                 DAFS_WIRE_HINT_WILLNEED = 3, DAFS_WIRE_HINT_DONTNEED = 4 };
 
 /* ---- request bodies ---------------------------------------------------- */
 

@@ -172,7 +172,7 @@ static void sample_second_set_request_body(uint16_t op, dafs_request *q)
     case DAFS_OP_APPEND_INLINE:
         sample_fh(&q->u.write.fh, 31, 0xe8);
         q->u.write.stable = DAFS_FILE_SYNC;
-        q->u.write.hints = DAFS_HINT_SEQUENTIAL;
+        q->u.write.hints = DAFS_WIRE_HINT_SEQUENTIAL;
         q->u.write.data = make_bytes(data_bytes, sizeof data_bytes - 1);
         q->u.write.count = q->u.write.data.len;
         q->u.write.stateid = 0x77;
@@ -180,7 +180,7 @@ static void sample_second_set_request_body(uint16_t op, dafs_request *q)
     case DAFS_OP_APPEND_DIRECT:
         sample_fh(&q->u.write.fh, 8, 0xf0);
         q->u.write.stable = DAFS_UNSTABLE;
-        q->u.write.hints = DAFS_HINT_DONTNEED;
+        q->u.write.hints = DAFS_WIRE_HINT_DONTNEED;
         q->u.write.count = 2 * 4096 - 100;
         q->u.write.nsegs = 2;
         sample_segs(q->u.write.segs, 2);
@@ -240,7 +240,7 @@ static void sample_request_body(uint16_t op, dafs_request *q)
         sample_fh(&q->u.read.fh, DAFS_FH_MAX, 0x30);
         q->u.read.offset = 0x100000000ull;
         q->u.read.count = op == DAFS_OP_READ_DIRECT ? 3 * 4096 : 512;
-        q->u.read.hints = DAFS_HINT_SEQUENTIAL;
+        q->u.read.hints = DAFS_WIRE_HINT_SEQUENTIAL;
         q->u.read.stateid = 0x1000000000000001ull + op;
         if (op == DAFS_OP_READ_DIRECT) {
             q->u.read.nsegs = 3;
@@ -252,7 +252,7 @@ static void sample_request_body(uint16_t op, dafs_request *q)
         sample_fh(&q->u.write.fh, 1, 0x40);
         q->u.write.offset = 4096;
         q->u.write.stable = DAFS_DATA_SYNC;
-        q->u.write.hints = DAFS_HINT_RANDOM;
+        q->u.write.hints = DAFS_WIRE_HINT_RANDOM;
         q->u.write.stateid = 0x2000000000000002ull + op;
         if (op == DAFS_OP_WRITE_DIRECT) {
             q->u.write.count = DAFS_SEG_MAX * 4096;
