@@ -599,6 +599,10 @@ static void file_set_info(const struct dfuse *fs, struct dfuse_file *f, struct f
     fi->fh = (uint64_t)(uintptr_t)f;
     fi->direct_io = fs->cfg.direct_io || f->append ? 1 : 0;
     fi->keep_cache = keep ? 1 : 0;
+    /* every write is on the server before it returns (no writeback cache),
+     * so close() has nothing to flush: no FLUSH round trip through the
+     * daemon per close.  (Locks released at close would need it back.) */
+    fi->noflush = fs->cfg.writeback_cache ? 0 : 1;
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
