@@ -64,6 +64,7 @@ static void usage(FILE *out, const char *prog, int as_mount_helper)
             "  -o attr_timeout=S  cache attributes for S seconds (default 60)\n"
             "  -o entry_timeout=S cache names for S seconds (default 60)\n"
             "  -o timeout=MS      per-request timeout in ms (default: libdafs's)\n"
+            "  -o read_ahead_kb=N kernel read-ahead for the mount (default 4096; 0: kernel's)\n"
             "  -o direct_io       bypass the page cache\n"
             "  -o writeback_cache cache writes in the kernel (off by default)\n"
             "  -o provider=NAME   libfabric provider (e.g. \"tcp;ofi_rxm\", shm)\n"
@@ -109,6 +110,20 @@ static int parse_ms(const char *value, unsigned *out)
     return 0;
 }
 
+/* read_ahead_kb: 0 (leave the kernel's) .. 1 GiB. */
+static int parse_kb(const char *value, unsigned *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(value, &end, 10);
+    if (errno != 0 || end == value || *end != '\0' || v > 1048576) {
+        fprintf(stderr, "dafs-fuse: bad read_ahead_kb '%s' (KiB, 0..1048576)\n", value);
+        return -1;
+    }
+    *out = (unsigned)v;
+    return 0;
+}
+
 static int is_fstab_only(const char *opt)
 {
     static const char *const dropped[] = {"defaults", "_netdev", "auto", "noauto", "user",
@@ -131,6 +146,8 @@ static int parse_one_option(struct cmdline *cl, const char *opt)
         return parse_seconds("entry_timeout", value, &cl->cfg.entry_timeout);
     if (KEY_IS("timeout") && value)
         return parse_ms(value, &cl->cfg.timeout_ms);
+    if (KEY_IS("read_ahead_kb") && value)
+        return parse_kb(value, &cl->cfg.read_ahead_kb);
     if (KEY_IS("provider") && value) {
         free(cl->cfg.provider);
         cl->cfg.provider = strdup(value);
@@ -172,6 +189,7 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *cl)
     cl->as_mount_helper = strncmp(base, "mount.", 6) == 0;
     cl->cfg.attr_timeout = 60.0;
     cl->cfg.entry_timeout = 60.0;
+    cl->cfg.read_ahead_kb = DFUSE_READ_AHEAD_KB;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -412,22 +430,26 @@ static void unescape_mountinfo(char *s)
     *out = '\0';
 }
 
-/* Is mnt (a canonical path) already the mount point of a FUSE file system?
- * Then *what gets its type and source, for the message.  Mounting again
- * would stack a second dafs-fuse over the first without a word. */
-static int fuse_mounted_at(const char *mnt, char *what, size_t whatlen)
+/* The last FUSE mount at mnt (a canonical path) in /proc/self/mountinfo:
+ * 1 and its "type from source" in what (if not NULL) and its device
+ * "MAJ:MIN" in dev (if not NULL); 0 if there is none or no /proc. */
+static int fuse_mount_find(const char *mnt, char *what, size_t whatlen, char *dev, size_t devlen)
 {
     FILE *f = fopen("/proc/self/mountinfo", "re");
     if (f == NULL)
-        return 0; /* no /proc: nothing to check against */
+        return 0;
     char line[2 * PATH_MAX + 512];
     int found = 0;
-    while (!found && fgets(line, sizeof line, f) != NULL) {
+    while (fgets(line, sizeof line, f) != NULL) {
         /* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [TAGS...] - FSTYPE SOURCE SUPER */
         char *save = NULL, *field = strtok_r(line, " ", &save);
-        for (int i = 1; field != NULL && i < 5; i++)
+        char *majmin = NULL;
+        for (int i = 1; field != NULL && i < 5; i++) {
             field = strtok_r(NULL, " ", &save);
-        if (field == NULL)
+            if (i == 2)
+                majmin = field;
+        }
+        if (field == NULL || majmin == NULL)
             continue;
         unescape_mountinfo(field);
         if (strcmp(field, mnt) != 0)
@@ -439,15 +461,39 @@ static int fuse_mounted_at(const char *mnt, char *what, size_t whatlen)
                 break;
             }
         char *source = type != NULL ? strtok_r(NULL, " ", &save) : NULL;
-        if (type != NULL && strncmp(type, "fuse", 4) == 0) {
-            if (source != NULL)
-                unescape_mountinfo(source);
+        if (type == NULL || strncmp(type, "fuse", 4) != 0)
+            continue;
+        if (source != NULL)
+            unescape_mountinfo(source);
+        if (what != NULL)
             snprintf(what, whatlen, "%s from %s", type, source != NULL ? source : "?");
-            found = 1;
-        }
+        if (dev != NULL)
+            snprintf(dev, devlen, "%s", majmin);
+        found = 1; /* go on: a later line is a mount stacked over this one */
     }
     fclose(f);
     return found;
+}
+
+/* Mounting again would stack a second dafs-fuse over the first without a word. */
+static int fuse_mounted_at(const char *mnt, char *what, size_t whatlen)
+{
+    return fuse_mount_find(mnt, what, whatlen, NULL, 0);
+}
+
+int dfuse_set_readahead(const char *mnt, unsigned kb)
+{
+    char dev[64], path[128];
+    if (!fuse_mount_find(mnt, NULL, 0, dev, sizeof dev))
+        return -ENOENT;
+    snprintf(path, sizeof path, "/sys/class/bdi/%s/read_ahead_kb", dev);
+    FILE *f = fopen(path, "we");
+    if (f == NULL)
+        return -errno;
+    int rc = fprintf(f, "%u\n", kb) < 0 ? -EIO : 0;
+    if (fclose(f) != 0 && rc == 0)
+        rc = -errno;
+    return rc;
 }
 
 int main(int argc, char **argv)

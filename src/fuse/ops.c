@@ -940,7 +940,13 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
     if (dafs_session_get_info(fs->session, &info) == 0 && info.max_io > 0 &&
         info.max_io < conn->max_write)
         conn->max_write = info.max_io;
-    conn->max_readahead = 1u << 20;
+    /* The kernel takes the smaller of the device's read-ahead and this, so
+     * raise the device's first (the mount exists: mount(2) has returned). */
+    if (fs->cfg.read_ahead_kb > 0 &&
+        dfuse_set_readahead(fs->cfg.mountpoint, fs->cfg.read_ahead_kb) == 0)
+        conn->max_readahead = fs->cfg.read_ahead_kb * 1024u;
+    else
+        conn->max_readahead = 1u << 20;
     if (fs->cfg.writeback_cache && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
         conn->want |= FUSE_CAP_WRITEBACK_CACHE;
     else
