@@ -28,6 +28,7 @@ packages=(
   openssl             # fast random data for the 1 GiB end-to-end files (tests/integration)
   coreutils util-linux # timeout, sha256sum, mktemp; mountpoint, setpriv, unshare
   fio stress-ng sqlite3 git tar # workloads the FUSE mount tests run (tests/fuse)
+  strace # tests/integration/durable.sh watches dafsd's fsyncs
   # --- dafs-bench --plot
   gnuplot-nox
 )

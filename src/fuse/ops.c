@@ -885,9 +885,13 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
     op_release(req, ino, fi);
 }
 
+/* fsync(2) of a directory: its entries, and every other name changed on the
+ * export before it, reach stable storage (COMMIT of the directory). */
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-    op_fsync(req, ino, datasync, fi);
+    struct dfuse *fs = fs_of(req);
+    struct dfuse_file *f = file_of(fi);
+    reply_err(req, dafs_h_commit(fs->session, f->cred->cred, handle_of(fs, ino), datasync));
 }
 
 /* ---- whole file system ---------------------------------------------------- */

@@ -315,6 +315,10 @@ static int start(server *srv)
         log_error("cannot initialise the fd cache");
         return -1;
     }
+    if (durable_init(&srv->durable) != 0) {
+        log_error("cannot initialise the durable-directory set");
+        return -1;
+    }
     if ((rc = opens_start()) != 0) {
         log_error("cannot start the open-state reaper: %s", strerror(-rc));
         return -1;
@@ -362,6 +366,7 @@ static void shutdown_server(server *srv, bool drained)
     workers_free(srv);
     dispatch_free(srv);
     fdcache_destroy(&srv->fds);
+    durable_destroy(&srv->durable);
     export_close(&srv->exp);
 }
 

@@ -506,6 +506,8 @@ static int op_read(op_ctx *c, bool direct)
     return DAFS_ST_OK;
 }
 
+/* Stable means the data and, through durable.h, every name changed on the
+ * export before it (the file's own directory entry included). */
 static int sync_as_asked(op_ctx *c, int fd, uint32_t stable, uint32_t *committed)
 {
     int rc = 0;
@@ -513,6 +515,11 @@ static int sync_as_asked(op_ctx *c, int fd, uint32_t stable, uint32_t *committed
         rc = worker_file_sync(c->w, fd, true);
     else if (stable == DAFS_FILE_SYNC)
         rc = worker_file_sync(c->w, fd, false);
+    if (rc == 0 && stable != DAFS_UNSTABLE) {
+        cred_suspend();
+        rc = durable_flush(&c->srv->durable, &c->srv->exp);
+        cred_resume();
+    }
     if (rc < 0)
         return export_errno_status(-rc);
     *committed = stable;
@@ -579,6 +586,8 @@ static int op_commit(op_ctx *c)
     struct stat st;
     cred_suspend(); /* durability is not an access: any caller may commit */
     int status = open_data(c, &r->fh, O_RDONLY, &fd, &st);
+    if (status == DAFS_ST_ISDIR) /* a directory's entries (fsync(2) of a directory) */
+        status = export_open_fh(&c->srv->exp, &r->fh, O_RDONLY | O_DIRECTORY, &fd, &st);
     cred_resume();
     if (status != DAFS_ST_OK)
         return status;
@@ -873,6 +882,8 @@ int ops_execute(op_ctx *c)
     else
         status = run_op(c);
     cred_leave();
+    if (status == DAFS_ST_OK)
+        durable_note_request(&c->srv->durable, c->req);
     cred_put(&c->cred);
     if (op == DAFS_OP_REMOVE)
         fdcache_invalidate(&c->srv->fds, true);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "cred.h"
+#include "durable.h"
 #include "export.h"
 #include "fdcache.h"
 #include "proto.h"
@@ -78,6 +79,7 @@ typedef struct server {
     session_table sessions;
     uint64_t instance;     /* random per start: server_instance and write verifier */
     fdcache fds;           /* open fds by handle + identity + mode */
+    durable_dirs durable;  /* directories changed since the last commit */
 
     uint8_t *rx_mem;
     dfab_mr *rx_mr;

@@ -13,7 +13,8 @@
  * complete.  get writes a temporary file next to the destination,
  * ".NAME.dafs-XXXXXX", and renames it over NAME only when every byte is in;
  * put and cp do the same on the server (create the temporary name with
- * O_EXCL, write, fsync, RENAME).  On an error, or on SIGINT/SIGTERM/SIGHUP
+ * O_EXCL, write, fsync, RENAME, then fsync again: the server makes the new
+ * name durable at a commit).  On an error, or on SIGINT/SIGTERM/SIGHUP
  * (which the transfer notices between two chunks), the temporary file is
  * removed instead and the command prints one line.  Only a server that
  * dies in the middle of a put can leave its temporary file there (the dot
@@ -479,7 +480,7 @@ static int into_remote_directory(cli *c, char *path, size_t pathlen, const char 
 }
 
 /* Write a new remote file at final through a temporary name: create it,
- * run t (whose dst this sets), fsync, close, RENAME; on any failure or
+ * run t (whose dst this sets), fsync, RENAME, fsync, close; on any failure or
  * signal remove the temporary file.  object names the remote side. */
 static int remote_write_via_temp(cli *c, const char *object, const char *final, mode_t mode,
                                  transfer *t, bool exact_size)
@@ -497,10 +498,14 @@ static int remote_write_via_temp(cli *c, const char *object, const char *final, 
                           PRIu64 " bytes)", off, t->size);
     if (status == 0 && cli_pending_signal() == 0 && (rc = dafs_fsync(f)) < 0)
         status = cli_fail_dafs(c, object, rc);
+    if (status == 0 && cli_pending_signal() == 0 && (rc = dafs_rename(c->s, temp, final, 0)) < 0)
+        status = cli_fail_dafs(c, object, rc);
+    /* a commit after the RENAME makes the new name durable too (the server
+     * syncs every directory changed before a commit); the data is already */
+    if (status == 0 && (rc = dafs_fsync(f)) < 0)
+        status = cli_fail_dafs(c, object, rc);
     rc = dafs_close(f);
     if (rc < 0 && status == 0)
-        status = cli_fail_dafs(c, object, rc);
-    if (status == 0 && cli_pending_signal() == 0 && (rc = dafs_rename(c->s, temp, final, 0)) < 0)
         status = cli_fail_dafs(c, object, rc);
     if (status != 0 || cli_pending_signal() != 0)
         (void)dafs_unlink(c->s, temp); /* best effort: the server may be gone */

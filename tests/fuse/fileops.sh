@@ -144,5 +144,9 @@ lookups_after=$(count_ops LOOKUP)
 [ $((lookups_after - lookups_before)) -le 1 ] ||
   fail "ls -l of 20 entries took $((lookups_after - lookups_before)) LOOKUPs (readdirplus not used)"
 
+# ---- fsync(2) of a directory: a COMMIT of it (it failed with EINVAL) ----
+python3 -c 'import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY|os.O_DIRECTORY); os.fsync(fd); os.close(fd)' \
+  "$MNT/dir" || fail "fsync of a directory on the mount failed"
+
 unmount_fs
 pass
