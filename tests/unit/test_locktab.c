@@ -39,8 +39,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "lockdb.h"
 #include "locktab.h"
 #include "undolog.h"
@@ -913,6 +915,143 @@ static void test_autorecover_rollback_failure(void **state)
     assert_int_equal(lock_nb(f, R(2, 1, "ar", LT_SHARED, 0, 1), NULL), LT_OK);
 }
 
+/* ---- crashes through the table ----------------------------------------------------- */
+
+/* In a forked child: the lock table of a "server" that takes an
+ * AUTORECOVER lock, writes under it (> 1 MiB, an extension, a truncation),
+ * then sees the lease expire and rolls back, dying at the crash point. */
+static void crash_child(fixture *f, const char *spec)
+{
+    setenv("DAFS_FAULT", spec, 1);
+    fault_reset();
+    lockdb *db;
+    locktab *t;
+    if (lockdb_open(f->state, &db) != 0)
+        _exit(2);
+    f->cfg.db = db;
+    f->cfg.rollback = rollback_cb;
+    f->cfg.commit = commit_cb;
+    if (locktab_open(&f->cfg, &t) != 0)
+        _exit(3);
+    f->t = t;
+    lt_req ar = R(1, 1, "ar", LT_EXCL, 0, 0);
+    ar.flags = LT_AUTORECOVER;
+    if (locktab_lock(t, &ar, false, NULL, NULL) != LT_OK)
+        _exit(4);
+    static const struct { uint64_t off, len; } w[] = {{100, 3u << 20}, {5u << 20, 4096}, {10, 10}};
+    uint8_t *buf = malloc(3u << 20);
+    if (!buf)
+        _exit(5);
+    memset(buf, 0x5a, 3u << 20);
+    if (undolog_create(f->undo_dirfd, "ar", 2, f->datafd, &f->log) != 0)
+        _exit(6);
+    for (size_t i = 0; i < 3; i++) {
+        bool undo = false;
+        if (locktab_io_allowed(t, &ar.fid, 1, w[i].off, w[i].len, true, &undo) != LT_OK || !undo)
+            _exit(7);
+        if (undolog_before_write(f->log, w[i].off, w[i].len) != 0 ||
+            pwrite(f->datafd, buf, w[i].len, (off_t)w[i].off) != (ssize_t)w[i].len)
+            _exit(8);
+    }
+    if (undolog_before_truncate(f->log, 1000) != 0 || ftruncate(f->datafd, 1000) != 0)
+        _exit(9);
+    locktab_release_session(t, 1, LT_END_LEASE); /* the rollback */
+    if (f->log || f->rollbacks != 1)
+        _exit(10);
+    _exit(0);
+}
+
+static void test_crash_through_table(void **state)
+{
+    fixture *f = *state;
+    static const char *const specs[] = {
+        "undo:after_create:1",  "undo:before_record:1",   "undo:mid_record:2",
+        "undo:after_record:3",  "undo:after_record:4",    "rollback:after_apply:1",
+        "rollback:after_apply:3", "rollback:after_apply:5", "rollback:before_unlink:1",
+        "none:1",
+    };
+    assert_int_equal(undolog_dir_open(f->state, &f->undo_dirfd), 0);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/ar.data", f->dir);
+    for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
+        f->datafd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        assert_true(f->datafd >= 0);
+        size_t size = (2u << 20) + 12345;
+        uint8_t *orig = malloc(size);
+        assert_non_null(orig);
+        for (size_t k = 0; k < size; k++)
+            orig[k] = (uint8_t)(k * 31 + i);
+        assert_int_equal(pwrite(f->datafd, orig, size, 0), (ssize_t)size);
+        close_table(f); /* no LMDB environment across fork() */
+        fflush(NULL);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+            crash_child(f, specs[i]);
+        int ws;
+        assert_int_equal(waitpid(pid, &ws, 0), pid);
+        assert_true(WIFEXITED(ws));
+        bool never = strncmp(specs[i], "none", 4) == 0;
+        if (WEXITSTATUS(ws) != (never ? 0 : FAULT_EXIT_CODE))
+            fail_msg("%s: child exited %d", specs[i], WEXITSTATUS(ws));
+        /* the restart: undo recovery first, then the table */
+        unsigned rolled = 0;
+        assert_int_equal(undolog_recover(f->undo_dirfd, recover_open, f, &rolled), 0);
+        struct stat st;
+        assert_int_equal(fstat(f->datafd, &st), 0);
+        assert_int_equal(st.st_size, size);
+        uint8_t *now = malloc(size);
+        assert_non_null(now);
+        assert_int_equal(pread(f->datafd, now, size, 0), (ssize_t)size);
+        assert_memory_equal(now, orig, size);
+        free(now);
+        free(orig);
+        open_table(f);
+        assert_int_equal(lock_nb(f, R(2, 1, "ar", LT_EXCL, 0, 0), NULL), LT_OK);
+        unlock_range(f, 2, 1, "ar", 0, 0, LT_OK);
+        close(f->datafd);
+        f->datafd = -1;
+    }
+}
+
+/* A "server" killed while a PERSIST lock is held: breakable after the
+ * restart, broken by the next conflicting request. */
+static void test_persist_server_crash(void **state)
+{
+    fixture *f = *state;
+    close_table(f);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        lockdb *db;
+        locktab *t;
+        if (lockdb_open(f->state, &db) != 0)
+            _exit(2);
+        f->cfg.db = db;
+        if (locktab_open(&f->cfg, &t) != 0)
+            _exit(3);
+        lt_req p = R(1, 1, "pc", LT_EXCL, 10, 20);
+        p.flags = LT_PERSIST;
+        if (locktab_lock(t, &p, false, NULL, NULL) != LT_OK)
+            _exit(4);
+        _exit(FAULT_EXIT_CODE); /* no close, no sync: as a crash */
+    }
+    int ws;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    assert_true(WIFEXITED(ws));
+    assert_int_equal(WEXITSTATUS(ws), FAULT_EXIT_CODE);
+    open_table(f);
+    lt_conflict c;
+    assert_int_equal(test_lock(f, R(2, 1, "pc", LT_EXCL, 0, 0), &c), LT_DENIED);
+    assert_int_equal(c.state, LT_BREAKABLE);
+    assert_int_equal(c.offset, 10);
+    assert_int_equal(c.length, 20);
+    assert_int_equal(lock_nb(f, R(2, 1, "pc", LT_EXCL, 0, 0), &c), LT_BROKEN);
+    reopen_table(f);
+    assert_int_equal(lock_nb(f, R(3, 1, "pc", LT_SHARED, 15, 1), &c), LT_BROKEN);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -929,6 +1068,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_persist_reinit_restart_waiter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_autorecover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_autorecover_rollback_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_through_table, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_persist_server_crash, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
