@@ -58,7 +58,9 @@
  * (grant, rollback, commit) are called without the mutex held and may call
  * back into the table (not locktab_close).  Grant notifications are queued
  * under the mutex and delivered by the thread whose call caused them,
- * before that call returns.
+ * before that call returns.  So a waiter's grant can be delivered by another
+ * thread before its own locktab_lock has returned LT_QUEUED: match grants
+ * by waiter id, and be ready for an id not yet seen.
  *
  * Bounds: cfg.max_locks_per_session lock records per session (a split
  * counts), cfg.max_waiters queued waiters in all and
