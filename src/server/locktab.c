@@ -993,7 +993,8 @@ int locktab_unlock(locktab *t, const lt_req *r)
         finish(t);
         return LT_RESOURCE;
     }
-    memcpy(snap, f->locks, f->n * sizeof(*snap));
+    if (snap_n)
+        memcpy(snap, f->locks, snap_n * sizeof(*snap));
     rc = cut_range(t, f, r->who, s, e, false, NULL);
     sort_locks(f);
     if (rc == LT_OK && sess->locks > t->cfg.max_locks_per_session)
@@ -1001,7 +1002,8 @@ int locktab_unlock(locktab *t, const lt_req *r)
     if (rc == LT_OK)
         rc = persist(t, f);
     if (rc != LT_OK) {
-        memcpy(f->locks, snap, snap_n * sizeof(*snap));
+        if (snap_n)
+            memcpy(f->locks, snap, snap_n * sizeof(*snap));
         f->n = snap_n;
         sess->locks = saved;
     }

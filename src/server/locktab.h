@@ -160,9 +160,12 @@ typedef struct locktab locktab;
 /* Create the table and load the persistent locks of cfg->db.  0 or -errno. */
 int locktab_open(const locktab_config *cfg, locktab **out);
 
-/* Shutdown: every queued waiter gets LT_SHUTDOWN, rollbacks under way are
- * waited for (pending ones are left to the next start's undo recovery),
- * everything is freed.  The database is left as it is. */
+/* Shutdown: every queued waiter gets LT_SHUTDOWN, calls and rollbacks under
+ * way are waited for (pending ones are left to the next start's undo
+ * recovery), everything is freed.  The database is left as it is.  Calls
+ * made from callbacks meanwhile get LT_SHUTDOWN; no new call may start
+ * from elsewhere once close has begun (the server stops its workers
+ * first). */
 void locktab_close(locktab *t);
 
 /* LOCK.  LT_OK, LT_DENIED (conflict filled), LT_BROKEN (conflict filled),

@@ -915,6 +915,63 @@ static void test_autorecover_rollback_failure(void **state)
     assert_int_equal(lock_nb(f, R(2, 1, "ar", LT_SHARED, 0, 1), NULL), LT_OK);
 }
 
+/* Shutdown while a rollback runs on another thread: close waits for it. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool started, done;
+    int io_during;
+    locktab *t;
+} slow;
+
+static int slow_rollback(void *ctx, const lt_fid *fid)
+{
+    (void)ctx;
+    pthread_mutex_lock(&slow.mu);
+    slow.started = true;
+    pthread_cond_broadcast(&slow.cv);
+    pthread_mutex_unlock(&slow.mu);
+    for (int i = 0; i < 1000; i++) /* keeps going into close */
+        slow.io_during = locktab_io_allowed(slow.t, fid, 5, 0, 1, true, NULL);
+    slow.done = true;
+    return 0;
+}
+
+static void *expire_session(void *arg)
+{
+    locktab_release_session(arg, 1, LT_END_LEASE);
+    return NULL;
+}
+
+static void test_shutdown_during_rollback(void **state)
+{
+    fixture *f = *state;
+    close_table(f);
+    f->cfg.rollback = slow_rollback;
+    open_table(f);
+    pthread_mutex_init(&slow.mu, NULL);
+    pthread_cond_init(&slow.cv, NULL);
+    slow.t = f->t;
+    lt_req ar = R(1, 1, "sd", LT_EXCL, 0, 0);
+    ar.flags = LT_AUTORECOVER;
+    assert_int_equal(lock_nb(f, ar, NULL), LT_OK);
+    lock_wait(f, R(2, 1, "sd", LT_EXCL, 0, 0), LT_QUEUED);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, expire_session, f->t), 0);
+    pthread_mutex_lock(&slow.mu);
+    while (!slow.started)
+        pthread_cond_wait(&slow.cv, &slow.mu);
+    pthread_mutex_unlock(&slow.mu);
+    close_table(f); /* must wait for the rollback, not deadlock */
+    assert_true(slow.done);
+    assert_int_equal(slow.io_during, LT_BUSY);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(f->ngrants, 1); /* the waiter: cancelled by the shutdown, or granted */
+    assert_true(f->grants[0].status == LT_SHUTDOWN || f->grants[0].status == LT_OK);
+    pthread_cond_destroy(&slow.cv);
+    pthread_mutex_destroy(&slow.mu);
+}
+
 /* ---- crashes through the table ----------------------------------------------------- */
 
 /* In a forked child: the lock table of a "server" that takes an
@@ -1068,6 +1125,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_persist_reinit_restart_waiter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_autorecover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_autorecover_rollback_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shutdown_during_rollback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_through_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_persist_server_crash, setup, teardown),
     };
