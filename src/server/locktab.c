@@ -60,6 +60,7 @@ typedef struct lt_file {
     size_t n, cap;
     lt_waiter *wh, *wt;
     unsigned busy;   /* actions running on it without the mutex */
+    unsigned io;     /* I/O in flight (locktab_io_begin) */
     size_t npersist; /* records in the database */
 } lt_file;
 
@@ -90,7 +91,7 @@ struct locktab {
     bool sess_dirty; /* some session entry may be empty */
     lt_note *notes;
     size_t nnotes, notecap;
-    uint64_t st_broken, st_rollbacks, st_failures;
+    uint64_t st_broken, st_rollbacks, st_failures, st_io_waits;
 };
 
 /* ---- small helpers ---------------------------------------------------------- */
@@ -232,7 +233,7 @@ static lt_file *file_get(locktab *t, const lt_fid *fid, bool create)
 
 static void file_gc(locktab *t, lt_file *f)
 {
-    if (f->n > 0 || f->wh || f->busy > 0)
+    if (f->n > 0 || f->wh || f->busy > 0 || f->io > 0)
         return;
     lt_file **pp = &t->files[fid_hash(&f->fid) % FILE_BUCKETS];
     for (; *pp; pp = &(*pp)->hnext)
@@ -647,6 +648,12 @@ static int run_action(locktab *t, lt_file *f, lt_lock *L)
     t->running++;
     f->busy++;
     lt_fid fid = f->fid;
+    /* I/O that passed its check before the lock began to leave finishes
+     * first (later I/O is refused: LT_BUSY). */
+    if (f->io > 0)
+        t->st_io_waits++;
+    while (f->io > 0)
+        pthread_cond_wait(&t->idle, &t->mu);
     pthread_mutex_unlock(&t->mu);
     int rc = 0;
     if (action == ACT_ROLLBACK)
@@ -1169,8 +1176,8 @@ void locktab_release_session(locktab *t, uint64_t session, enum lt_end how)
 
 /* ---- I/O checks and statistics -------------------------------------------------------------- */
 
-int locktab_io_allowed(locktab *t, const lt_fid *fid, uint64_t session, uint64_t offset,
-                       uint64_t length, bool write, bool *undo)
+static int io_check(locktab *t, const lt_fid *fid, uint64_t session, uint64_t offset,
+                    uint64_t length, bool write, bool *undo, bool *counted)
 {
     uint64_t s, e;
     if (undo)
@@ -1199,10 +1206,41 @@ int locktab_io_allowed(locktab *t, const lt_fid *fid, uint64_t session, uint64_t
         if (undo && !L->dead && L->who.session == session && (L->flags & LT_AUTORECOVER))
             *undo = true;
     }
+    if (rc == LT_OK && f && counted) {
+        f->io++;
+        *counted = true;
+    }
     pthread_mutex_unlock(&t->mu);
     if (rc != LT_OK && undo)
         *undo = false;
     return rc;
+}
+
+int locktab_io_allowed(locktab *t, const lt_fid *fid, uint64_t session, uint64_t offset,
+                       uint64_t length, bool write, bool *undo)
+{
+    return io_check(t, fid, session, offset, length, write, undo, NULL);
+}
+
+int locktab_io_begin(locktab *t, const lt_fid *fid, uint64_t session, uint64_t offset,
+                     uint64_t length, bool write, bool *undo, bool *counted)
+{
+    *counted = false;
+    return io_check(t, fid, session, offset, length, write, undo, counted);
+}
+
+void locktab_io_end(locktab *t, const lt_fid *fid)
+{
+    pthread_mutex_lock(&t->mu);
+    lt_file *f = file_get(t, fid, false);
+    if (f && f->io > 0) {
+        f->io--;
+        if (f->io == 0) {
+            pthread_cond_broadcast(&t->idle);
+            file_gc(t, f);
+        }
+    }
+    pthread_mutex_unlock(&t->mu);
 }
 
 void locktab_get_stats(locktab *t, locktab_stats *st)
@@ -1217,6 +1255,7 @@ void locktab_get_stats(locktab *t, locktab_stats *st)
     st->broken = t->st_broken;
     st->rollbacks = t->st_rollbacks;
     st->rollback_failures = t->st_failures;
+    st->io_waits = t->st_io_waits;
     pthread_mutex_unlock(&t->mu);
 }
 

@@ -215,9 +215,22 @@ void locktab_release_session(locktab *t, uint64_t session, enum lt_end how);
 int locktab_io_allowed(locktab *t, const lt_fid *fid, uint64_t session, uint64_t offset,
                        uint64_t length, bool write, bool *undo);
 
+/* The same check for an I/O about to run: when it answers LT_OK and the
+ * file has locks, the I/O is counted (*counted) until locktab_io_end, and a
+ * rollback or undo-log removal of the file waits for every counted I/O, so
+ * a write that passed the check (and was undo-logged) is never torn by a
+ * rollback starting in the middle of it; I/O that comes later is LT_BUSY.
+ * Call locktab_io_end(t, fid) exactly when *counted is true, and make no
+ * other call into the table in between on that thread (a rollback started
+ * by it would wait for that thread's own I/O). */
+int locktab_io_begin(locktab *t, const lt_fid *fid, uint64_t session, uint64_t offset,
+                     uint64_t length, bool write, bool *undo, bool *counted);
+void locktab_io_end(locktab *t, const lt_fid *fid);
+
 /* Counters, for tests and statistics. */
 typedef struct locktab_stats {
     uint64_t files, locks, waiters, broken, rollbacks, rollback_failures;
+    uint64_t io_waits; /* rollbacks or commits that waited for I/O in flight */
 } locktab_stats;
 void locktab_get_stats(locktab *t, locktab_stats *st);
 

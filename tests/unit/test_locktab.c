@@ -972,6 +972,71 @@ static void test_shutdown_during_rollback(void **state)
     pthread_mutex_destroy(&slow.mu);
 }
 
+/* A write that passed its check before the lease expired is not torn by
+ * the rollback: the rollback waits for it. */
+static struct {
+    bool write_done;
+    bool order_ok;
+} inflight;
+
+static int ordered_rollback(void *ctx, const lt_fid *fid)
+{
+    (void)fid;
+    fixture *f = ctx;
+    inflight.order_ok = inflight.write_done;
+    int rc = f->log ? undolog_rollback(f->log) : 0;
+    f->log = NULL;
+    return rc;
+}
+
+static void test_rollback_waits_for_io(void **state)
+{
+    fixture *f = *state;
+    close_table(f);
+    f->cfg.rollback = ordered_rollback;
+    open_table(f);
+    ar_setup(f, "pre-lock bytes");
+    lt_req ar = R(1, 1, "ar", LT_EXCL, 0, 0);
+    ar.flags = LT_AUTORECOVER;
+    assert_int_equal(lock_nb(f, ar, NULL), LT_OK);
+    /* the write path: begin (counted), undo record, then the lease expires
+     * on another thread before the data is written */
+    bool undo = false, counted = false;
+    assert_int_equal(locktab_io_begin(f->t, &ar.fid, 1, 0, 4, true, &undo, &counted), LT_OK);
+    assert_true(undo);
+    assert_true(counted);
+    assert_int_equal(undolog_create(f->undo_dirfd, "ar", 2, f->datafd, &f->log), 0);
+    assert_int_equal(undolog_before_write(f->log, 0, 4), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, expire_session, f->t), 0);
+    for (int i = 0; i < 20000; i++) { /* bounded: up to ~20 s */
+        locktab_stats st;
+        locktab_get_stats(f->t, &st);
+        if (st.io_waits == 1)
+            break;
+        usleep(1000);
+    }
+    locktab_stats st;
+    locktab_get_stats(f->t, &st);
+    assert_int_equal(st.io_waits, 1);
+    /* meanwhile new I/O is refused */
+    bool c2 = true;
+    assert_int_equal(locktab_io_begin(f->t, &ar.fid, 2, 0, 1, false, NULL, &c2), LT_BUSY);
+    assert_false(c2);
+    assert_int_equal(pwrite(f->datafd, "POST", 4, 0), 4);
+    inflight.write_done = true;
+    locktab_io_end(f->t, &ar.fid);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_true(inflight.order_ok);
+    expect_content(f, "pre-lock bytes");
+    /* no lock, no count: I/O on a file without locks is not counted */
+    assert_int_equal(locktab_io_begin(f->t, &ar.fid, 2, 0, 1, true, NULL, &counted), LT_OK);
+    assert_false(counted);
+    locktab_stats st2;
+    locktab_get_stats(f->t, &st2);
+    assert_int_equal(st2.files, 0);
+}
+
 /* ---- crashes through the table ----------------------------------------------------- */
 
 /* In a forked child: the lock table of a "server" that takes an
@@ -1126,6 +1191,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_autorecover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_autorecover_rollback_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_during_rollback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollback_waits_for_io, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_through_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_persist_server_crash, setup, teardown),
     };
