@@ -54,8 +54,8 @@ void fault_point(const char *name)
     pthread_mutex_lock(&fault_mu);
     if (atomic_load(&fault_state) == 0)
         fault_parse_locked();
-    bool hit = atomic_load(&fault_state) == 2 && strcmp(name, fault_name) == 0 &&
-               ++fault_hits == fault_at;
+    bool hit =
+        atomic_load(&fault_state) == 2 && strcmp(name, fault_name) == 0 && ++fault_hits == fault_at;
     pthread_mutex_unlock(&fault_mu);
     if (hit)
         _exit(FAULT_EXIT_CODE);

@@ -28,7 +28,7 @@
 
 /* Persistent states (a lock's state in locktab.h has the same values). */
 enum lockdb_state {
-    LOCKDB_HELD = 1,      /* owner alive when written: breakable after a restart */
+    LOCKDB_HELD = 1, /* owner alive when written: breakable after a restart */
     LOCKDB_BREAKABLE = 2,
     LOCKDB_BROKEN = 3,
     LOCKDB_REPAIRING = 4, /* taken over with REPAIR: broken again after a restart */

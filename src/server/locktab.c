@@ -29,8 +29,8 @@
 #define FILE_BUCKETS 1024u
 #define SESS_BUCKETS 256u
 
-enum { ACT_NONE = 0, ACT_ROLLBACK, ACT_COMMIT };         /* what a LT_ROLLBACK lock waits for */
-enum { AFTER_REMOVE = 0, AFTER_BROKEN };                  /* and what it becomes then */
+enum { ACT_NONE = 0, ACT_ROLLBACK, ACT_COMMIT }; /* what a LT_ROLLBACK lock waits for */
+enum { AFTER_REMOVE = 0, AFTER_BROKEN };         /* and what it becomes then */
 
 typedef struct lt_lock {
     lt_owner who;
@@ -39,10 +39,10 @@ typedef struct lt_lock {
     uint32_t type, flags; /* flags: LT_PERSIST | LT_AUTORECOVER */
     uint8_t state;        /* enum lt_state */
     uint8_t action, after;
-    bool dead;            /* the owner is gone (or the lock is leaving): never "own" */
-    bool repair;          /* taken over from a broken lock with REPAIR */
-    bool running;         /* its action runs now (token names the run) */
-    bool failed;          /* its action failed: stays until a restart */
+    bool dead;    /* the owner is gone (or the lock is leaving): never "own" */
+    bool repair;  /* taken over from a broken lock with REPAIR */
+    bool running; /* its action runs now (token names the run) */
+    bool failed;  /* its action failed: stays until a restart */
     uint64_t token;
 } lt_lock;
 
@@ -364,7 +364,8 @@ static bool touching(const lt_lock *a, const lt_lock *b)
 static void merge_into(locktab *t, lt_file *f, size_t k)
 {
     for (size_t j = 0; j < f->n;) {
-        if (j != k && mergeable(&f->locks[j], &f->locks[k]) && touching(&f->locks[j], &f->locks[k])) {
+        if (j != k && mergeable(&f->locks[j], &f->locks[k]) &&
+            touching(&f->locks[j], &f->locks[k])) {
             lt_lock *K = &f->locks[k], *J = &f->locks[j];
             if (J->start < K->start)
                 K->start = J->start;
@@ -415,9 +416,14 @@ static int persist(locktab *t, lt_file *f)
         const lt_lock *L = &f->locks[i];
         if (!is_persistent(L))
             continue;
-        recs[k++] = (lockdb_rec){.start = L->start, .end = L->end, .session = L->who.session,
-                                 .owner = L->who.owner, .stateid = L->stateid, .type = L->type,
-                                 .flags = L->flags, .state = persist_state(L)};
+        recs[k++] = (lockdb_rec){.start = L->start,
+                                 .end = L->end,
+                                 .session = L->who.session,
+                                 .owner = L->who.owner,
+                                 .stateid = L->stateid,
+                                 .type = L->type,
+                                 .flags = L->flags,
+                                 .state = persist_state(L)};
     }
     int rc = lockdb_replace_file(t->cfg.db, f->fid.b, f->fid.len, recs, n);
     free(recs);
@@ -509,9 +515,8 @@ static void break_lock(locktab *t, lt_lock *L)
 /* What stands in the way of a request of `who`.  With may_break, breakable
  * locks in the way are broken (and *dirty set).  upto: check only the
  * waiters queued before it (NULL: all). */
-static int classify(locktab *t, lt_file *f, lt_owner who, uint32_t type, uint32_t flags,
-                    uint64_t s, uint64_t e, const lt_waiter *upto, bool may_break, bool *dirty,
-                    lt_conflict *c)
+static int classify(locktab *t, lt_file *f, lt_owner who, uint32_t type, uint32_t flags, uint64_t s,
+                    uint64_t e, const lt_waiter *upto, bool may_break, bool *dirty, lt_conflict *c)
 {
     bool repair = flags & LT_REPAIR;
     int first_broken = -1;
@@ -531,7 +536,8 @@ static int classify(locktab *t, lt_file *f, lt_owner who, uint32_t type, uint32_
     }
     if (!repair)
         for (size_t i = 0; i < f->n; i++)
-            if (f->locks[i].state == LT_BROKEN_STATE && lock_conflicts(&f->locks[i], who, type, s, e)) {
+            if (f->locks[i].state == LT_BROKEN_STATE &&
+                lock_conflicts(&f->locks[i], who, type, s, e)) {
                 fill_conflict_lock(c, &f->locks[i]);
                 return C_BROKEN;
             }
@@ -575,8 +581,13 @@ static int apply_lock(locktab *t, lt_file *f, const lt_req *r, uint64_t s, uint6
     bool repaired = false;
     int rc = cut_range(t, f, r->who, s, e, (r->flags & LT_REPAIR) != 0, &repaired);
     if (rc == LT_OK) {
-        lt_lock L = {.who = r->who, .stateid = r->stateid, .start = s, .end = e, .type = r->type,
-                     .flags = r->flags & (LT_PERSIST | LT_AUTORECOVER), .state = LT_HELD,
+        lt_lock L = {.who = r->who,
+                     .stateid = r->stateid,
+                     .start = s,
+                     .end = e,
+                     .type = r->type,
+                     .flags = r->flags & (LT_PERSIST | LT_AUTORECOVER),
+                     .state = LT_HELD,
                      .repair = repaired};
         rc = push_lock(t, f, &L);
         if (rc == LT_OK)
@@ -587,7 +598,7 @@ static int apply_lock(locktab *t, lt_file *f, const lt_req *r, uint64_t s, uint6
         rc = LT_RESOURCE;
     if (rc == LT_OK)
         rc = persist(t, f);
-    if (rc != LT_OK) { /* put the copy back */
+    if (rc != LT_OK) {         /* put the copy back */
         if (snap_n > f->cap) { /* cannot happen: the array only grew */
             free(snap);
             return rc;
@@ -670,7 +681,8 @@ static int run_action(locktab *t, lt_file *f, lt_lock *L)
     if (rc != 0) {
         L->failed = true;
         t->st_failures++;
-        fprintf(stderr, "dafsd: lock table: %s failed (%s): the file stays locked until a restart\n",
+        fprintf(stderr,
+                "dafsd: lock table: %s failed (%s): the file stays locked until a restart\n",
                 action == ACT_ROLLBACK ? "rollback" : "undo log removal", strerror(-rc));
     } else if (L->after == AFTER_BROKEN) {
         L->state = LT_BROKEN_STATE;
@@ -746,11 +758,16 @@ static int load_one(void *ctx, const uint8_t *fidb, size_t fid_len, const lockdb
         return -ENOMEM;
     /* No grace period yet: a lock held at the crash is breakable now; one
      * broken or under repair is broken. */
-    lt_lock L = {.who = {r->session, r->owner}, .stateid = r->stateid, .start = r->start,
-                 .end = r->end, .type = r->type == LT_SHARED ? LT_SHARED : LT_EXCL,
-                 .flags = r->flags & (LT_PERSIST | LT_AUTORECOVER), .dead = true,
+    lt_lock L = {.who = {r->session, r->owner},
+                 .stateid = r->stateid,
+                 .start = r->start,
+                 .end = r->end,
+                 .type = r->type == LT_SHARED ? LT_SHARED : LT_EXCL,
+                 .flags = r->flags & (LT_PERSIST | LT_AUTORECOVER),
+                 .dead = true,
                  .state = (r->state == LOCKDB_HELD || r->state == LOCKDB_BREAKABLE)
-                              ? LT_BREAKABLE : LT_BROKEN_STATE};
+                              ? LT_BREAKABLE
+                              : LT_BROKEN_STATE};
     if (push_lock(t, f, &L) != LT_OK)
         return -ENOMEM;
     f->npersist++;
@@ -857,7 +874,8 @@ static lt_lock *own_autorecover(lt_file *f, lt_owner who)
 {
     for (size_t i = 0; i < f->n; i++) {
         lt_lock *L = &f->locks[i];
-        if (!L->dead && L->state == LT_HELD && same_owner(L->who, who) && (L->flags & LT_AUTORECOVER))
+        if (!L->dead && L->state == LT_HELD && same_owner(L->who, who) &&
+            (L->flags & LT_AUTORECOVER))
             return L;
     }
     return NULL;
@@ -889,8 +907,10 @@ int locktab_lock(locktab *t, const lt_req *r, bool blocking, uint64_t *waiter_id
     lt_lock *ar = own_autorecover(f, r->who);
     if (ar) {
         /* The same lock again is a no-op; anything else would cut it. */
-        rc = (r->flags & LT_AUTORECOVER) && r->type == LT_EXCL && (r->flags & LT_PERSIST) ==
-             (ar->flags & LT_PERSIST) ? LT_OK : LT_RANGE;
+        rc = (r->flags & LT_AUTORECOVER) && r->type == LT_EXCL &&
+                     (r->flags & LT_PERSIST) == (ar->flags & LT_PERSIST)
+                 ? LT_OK
+                 : LT_RANGE;
         finish(t);
         return rc;
     }
@@ -1261,7 +1281,8 @@ void locktab_get_stats(locktab *t, locktab_stats *st)
 
 const char *locktab_status_name(int status)
 {
-    static const char *const names[] = {"OK", "DENIED", "QUEUED", "BROKEN", "NOTSUPP", "INVAL",
-                                        "RANGE", "RESOURCE", "SHUTDOWN", "BUSY", "IO", "NOENT"};
+    static const char *const names[] = {"OK",       "DENIED", "QUEUED", "BROKEN",
+                                        "NOTSUPP",  "INVAL",  "RANGE",  "RESOURCE",
+                                        "SHUTDOWN", "BUSY",   "IO",     "NOENT"};
     return status >= 0 && status < (int)(sizeof(names) / sizeof(names[0])) ? names[status] : "?";
 }

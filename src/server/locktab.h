@@ -78,8 +78,8 @@
 #define LOCKTAB_FID_MAX LOCKDB_FID_MAX
 #define LT_TO_EOF       UINT64_MAX /* length: to the end of the file (0 means the same) */
 
-#define LOCKTAB_DEFAULT_MAX_LOCKS   4096u /* per session */
-#define LOCKTAB_DEFAULT_MAX_WAITERS 4096u /* in all */
+#define LOCKTAB_DEFAULT_MAX_LOCKS               4096u /* per session */
+#define LOCKTAB_DEFAULT_MAX_WAITERS             4096u /* in all */
 #define LOCKTAB_DEFAULT_MAX_WAITERS_PER_SESSION 256u
 
 enum lt_type { LT_SHARED = 1, LT_EXCL = 2 };
@@ -92,17 +92,17 @@ enum lt_type { LT_SHARED = 1, LT_EXCL = 2 };
 
 enum lt_status {
     LT_OK = 0,
-    LT_DENIED,    /* conflict (*conflict filled) */
-    LT_QUEUED,    /* blocking request queued (*waiter_id); the grant callback follows */
-    LT_BROKEN,    /* a broken PERSIST lock is in the way (*conflict filled) */
-    LT_NOTSUPP,   /* AUTORECOVER on a part of the file or shared, RECLAIM, PERSIST without db */
-    LT_INVAL,     /* bad type, flags, file id, or range past 2^64 */
-    LT_RANGE,     /* part of an AUTORECOVER lock */
-    LT_RESOURCE,  /* a cap was reached */
-    LT_SHUTDOWN,  /* the table is closing; also the status of cancelled waiters */
-    LT_BUSY,      /* I/O while the file is being rolled back */
-    LT_IO,        /* the lock database failed */
-    LT_NOENT,     /* no such waiter (granted, cancelled, or never queued) */
+    LT_DENIED,   /* conflict (*conflict filled) */
+    LT_QUEUED,   /* blocking request queued (*waiter_id); the grant callback follows */
+    LT_BROKEN,   /* a broken PERSIST lock is in the way (*conflict filled) */
+    LT_NOTSUPP,  /* AUTORECOVER on a part of the file or shared, RECLAIM, PERSIST without db */
+    LT_INVAL,    /* bad type, flags, file id, or range past 2^64 */
+    LT_RANGE,    /* part of an AUTORECOVER lock */
+    LT_RESOURCE, /* a cap was reached */
+    LT_SHUTDOWN, /* the table is closing; also the status of cancelled waiters */
+    LT_BUSY,     /* I/O while the file is being rolled back */
+    LT_IO,       /* the lock database failed */
+    LT_NOENT,    /* no such waiter (granted, cancelled, or never queued) */
 };
 
 typedef struct lt_fid {
@@ -118,8 +118,8 @@ typedef struct lt_req {
     lt_fid fid;
     lt_owner who;
     uint64_t stateid;
-    uint32_t type;  /* enum lt_type (ignored by unlock) */
-    uint32_t flags; /* LT_PERSIST | LT_AUTORECOVER | LT_REPAIR */
+    uint32_t type;           /* enum lt_type (ignored by unlock) */
+    uint32_t flags;          /* LT_PERSIST | LT_AUTORECOVER | LT_REPAIR */
     uint64_t offset, length; /* length 0 or LT_TO_EOF: to the end of the file */
 } lt_req;
 

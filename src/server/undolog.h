@@ -47,9 +47,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define UNDOLOG_ID_MAX 64u          /* object id bytes (a file handle fits) */
-#define UNDOLOG_CHUNK  (1u << 20)   /* pre-image bytes per record */
-#define UNDOLOG_DIR    "undo"       /* under the state directory */
+#define UNDOLOG_ID_MAX 64u        /* object id bytes (a file handle fits) */
+#define UNDOLOG_CHUNK  (1u << 20) /* pre-image bytes per record */
+#define UNDOLOG_DIR    "undo"     /* under the state directory */
 
 typedef struct undolog undolog;
 

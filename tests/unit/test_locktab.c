@@ -95,8 +95,12 @@ static lt_fid FID(const char *name)
 static lt_req R(uint64_t sess, uint64_t owner, const char *fid, uint32_t type, uint64_t off,
                 uint64_t len)
 {
-    lt_req r = {.fid = FID(fid), .who = {sess, owner}, .stateid = 100 + sess, .type = type,
-                .offset = off, .length = len};
+    lt_req r = {.fid = FID(fid),
+                .who = {sess, owner},
+                .stateid = 100 + sess,
+                .type = type,
+                .offset = off,
+                .length = len};
     return r;
 }
 
@@ -228,7 +232,11 @@ static uint64_t nlocks(fixture *f)
 static void test_conflict_matrix(void **state)
 {
     fixture *f = *state;
-    static const struct { uint32_t held, want; bool same_owner; int expect; } cases[] = {
+    static const struct {
+        uint32_t held, want;
+        bool same_owner;
+        int expect;
+    } cases[] = {
         {LT_SHARED, LT_SHARED, false, LT_OK},   {LT_SHARED, LT_EXCL, false, LT_DENIED},
         {LT_EXCL, LT_SHARED, false, LT_DENIED}, {LT_EXCL, LT_EXCL, false, LT_DENIED},
         {LT_SHARED, LT_SHARED, true, LT_OK},    {LT_SHARED, LT_EXCL, true, LT_OK},
@@ -251,12 +259,14 @@ static void test_conflict_matrix(void **state)
                 assert_int_equal(c.type, cases[i].held);
                 assert_false(c.waiter);
             }
-            assert_int_equal(lock_nb(f, R(s, 1, "m", cases[i].want, ranges[k][0], ranges[k][1]), &c),
-                             cases[i].expect);
+            assert_int_equal(
+                lock_nb(f, R(s, 1, "m", cases[i].want, ranges[k][0], ranges[k][1]), &c),
+                cases[i].expect);
             if (cases[i].expect == LT_OK && !cases[i].same_owner)
-                assert_int_equal(locktab_unlock(f->t, &(lt_req){.fid = FID("m"), .who = {s, 1},
-                                                                .offset = 0, .length = 0}),
-                                 LT_OK);
+                assert_int_equal(
+                    locktab_unlock(
+                        f->t, &(lt_req){.fid = FID("m"), .who = {s, 1}, .offset = 0, .length = 0}),
+                    LT_OK);
             if (cases[i].same_owner) /* the owner converted its lock: put it back */
                 assert_int_equal(lock_nb(f, R(1, 1, "m", cases[i].held, 100, 50), NULL), LT_OK);
         }
@@ -466,7 +476,7 @@ static void test_release_open_owner_session(void **state)
     assert_true(c.waiter); /* no lock there any more: only session 2's waiter */
     assert_int_equal(test_lock(f, R(3, 1, "r2", LT_EXCL, 0, 10), NULL), LT_DENIED);
     locktab_release_owner(f->t, (lt_owner){1, 2});
-    assert_int_equal(nlocks(f), 3); /* r2, r3, and r1 now session 2's */
+    assert_int_equal(nlocks(f), 3);  /* r2, r3, and r1 now session 2's */
     assert_int_equal(f->ngrants, 1); /* nothing of session 1 on r1 any more */
     assert_int_equal(f->grants[0].id, w);
     locktab_release_session(f->t, 1, LT_END_CLEAN);
@@ -1060,7 +1070,9 @@ static void crash_child(fixture *f, const char *spec)
     ar.flags = LT_AUTORECOVER;
     if (locktab_lock(t, &ar, false, NULL, NULL) != LT_OK)
         _exit(4);
-    static const struct { uint64_t off, len; } w[] = {{100, 3u << 20}, {5u << 20, 4096}, {10, 10}};
+    static const struct {
+        uint64_t off, len;
+    } w[] = {{100, 3u << 20}, {5u << 20, 4096}, {10, 10}};
     uint8_t *buf = malloc(3u << 20);
     if (!buf)
         _exit(5);
@@ -1087,10 +1099,11 @@ static void test_crash_through_table(void **state)
 {
     fixture *f = *state;
     static const char *const specs[] = {
-        "undo:after_create:1",  "undo:before_record:1",   "undo:mid_record:2",
-        "undo:after_record:3",  "undo:after_record:4",    "rollback:after_apply:1",
-        "rollback:after_apply:3", "rollback:after_apply:5", "rollback:before_unlink:1",
-        "none:1",
+        "undo:after_create:1",      "undo:before_record:1",
+        "undo:mid_record:2",        "undo:after_record:3",
+        "undo:after_record:4",      "rollback:after_apply:1",
+        "rollback:after_apply:3",   "rollback:after_apply:5",
+        "rollback:before_unlink:1", "none:1",
     };
     assert_int_equal(undolog_dir_open(f->state, &f->undo_dirfd), 0);
     char path[600];

@@ -133,7 +133,8 @@ static void assert_same_image(int fd, const image *want)
 {
     image got = read_image(fd);
     assert_int_equal(got.size, want->size);
-    assert_int_equal(undolog_crc32c(0, got.data, got.size), undolog_crc32c(0, want->data, want->size));
+    assert_int_equal(undolog_crc32c(0, got.data, got.size),
+                     undolog_crc32c(0, want->data, want->size));
     assert_memory_equal(got.data, want->data, want->size);
     free(got.data);
 }
@@ -188,11 +189,22 @@ static void random_change(undolog *u, int fd)
     }
     uint64_t off, len;
     switch (kind) {
-    case 0: off = size ? rnd() % size : 0; len = 1 + rnd() % 65536; break;      /* overwrite */
-    case 1: off = size ? size - rnd() % (size < 4096 ? size : 4096) : 0;        /* extend */
-            len = 1 + rnd() % (256 * 1024); break;
-    case 2: off = size ? rnd() % size : 0; len = MIB + 1 + rnd() % (2 * MIB); break; /* > 1 MiB */
-    default: off = size + 1 + rnd() % MIB; len = 1 + rnd() % 8192; break;       /* hole */
+    case 0:
+        off = size ? rnd() % size : 0;
+        len = 1 + rnd() % 65536;
+        break; /* overwrite */
+    case 1:
+        off = size ? size - rnd() % (size < 4096 ? size : 4096) : 0; /* extend */
+        len = 1 + rnd() % (256 * 1024);
+        break;
+    case 2:
+        off = size ? rnd() % size : 0;
+        len = MIB + 1 + rnd() % (2 * MIB);
+        break; /* > 1 MiB */
+    default:
+        off = size + 1 + rnd() % MIB;
+        len = 1 + rnd() % 8192;
+        break; /* hole */
     }
     uint8_t *p = malloc(len);
     assert_non_null(p);
@@ -335,9 +347,12 @@ static void crash_child(fixture *f, const char *spec, uint64_t seed)
 static void test_crash_points(void **state)
 {
     fixture *f = *state;
-    static const struct { const char *point; unsigned max_hit; } points[] = {
-        {"undo:after_create", 1},  {"undo:before_record", 4}, {"undo:mid_record", 5},
-        {"undo:after_record", 5},  {"test:mid_write", 4},     {"test:after_write", 6},
+    static const struct {
+        const char *point;
+        unsigned max_hit;
+    } points[] = {
+        {"undo:after_create", 1},    {"undo:before_record", 4},     {"undo:mid_record", 5},
+        {"undo:after_record", 5},    {"test:mid_write", 4},         {"test:after_write", 6},
         {"rollback:after_apply", 8}, {"rollback:before_unlink", 1},
     };
     unsigned crashed = 0, runs = 0;
