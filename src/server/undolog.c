@@ -552,3 +552,159 @@ int undolog_recover(int dirfd, undolog_open_fn open_fn, void *ctx, unsigned *rol
     free(buf);
     return first_err;
 }
+
+/* ---- the set of open logs --------------------------------------------------------- */
+
+typedef struct undo_entry {
+    uint8_t id[UNDOLOG_ID_MAX];
+    size_t id_len;
+    undolog *log;
+    unsigned refs; /* records being written */
+    struct undo_entry *next;
+} undo_entry;
+
+struct undo_set {
+    pthread_mutex_t mu;
+    pthread_cond_t idle;
+    int dirfd;
+    undo_entry *head;
+};
+
+int undoset_open(int dirfd, undo_set **out)
+{
+    *out = NULL;
+    undo_set *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    if (pthread_mutex_init(&s->mu, NULL) != 0) {
+        free(s);
+        return -ENOMEM;
+    }
+    if (pthread_cond_init(&s->idle, NULL) != 0) {
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+        return -ENOMEM;
+    }
+    s->dirfd = dirfd;
+    *out = s;
+    return 0;
+}
+
+void undoset_close(undo_set *s)
+{
+    if (!s)
+        return;
+    for (undo_entry *e = s->head, *next; e; e = next) {
+        next = e->next;
+        undolog_close(e->log);
+        free(e);
+    }
+    pthread_cond_destroy(&s->idle);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+/* The entry for id (created with its log when data_fd >= 0), referenced;
+ * or NULL with *rc. */
+static undo_entry *set_get(undo_set *s, const void *id, size_t id_len, int data_fd, int *rc)
+{
+    *rc = 0;
+    if (id_len == 0 || id_len > UNDOLOG_ID_MAX) {
+        *rc = -EINVAL;
+        return NULL;
+    }
+    pthread_mutex_lock(&s->mu);
+    undo_entry *e = s->head;
+    while (e && (e->id_len != id_len || memcmp(e->id, id, id_len) != 0))
+        e = e->next;
+    if (!e && data_fd >= 0) {
+        e = calloc(1, sizeof(*e));
+        if (!e) {
+            *rc = -ENOMEM;
+        } else {
+            *rc = undolog_create(s->dirfd, id, id_len, data_fd, &e->log);
+            if (*rc != 0) {
+                free(e);
+                e = NULL;
+            } else {
+                memcpy(e->id, id, id_len);
+                e->id_len = id_len;
+                e->next = s->head;
+                s->head = e;
+            }
+        }
+    }
+    if (e)
+        e->refs++;
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+static void set_put(undo_set *s, undo_entry *e)
+{
+    pthread_mutex_lock(&s->mu);
+    if (--e->refs == 0)
+        pthread_cond_broadcast(&s->idle);
+    pthread_mutex_unlock(&s->mu);
+}
+
+int undoset_before_write(undo_set *s, const void *id, size_t id_len, int data_fd, uint64_t off,
+                         uint64_t len)
+{
+    int rc;
+    undo_entry *e = set_get(s, id, id_len, data_fd, &rc);
+    if (!e)
+        return rc;
+    rc = undolog_before_write(e->log, off, len);
+    set_put(s, e);
+    return rc;
+}
+
+int undoset_before_truncate(undo_set *s, const void *id, size_t id_len, int data_fd,
+                            uint64_t new_size)
+{
+    int rc;
+    undo_entry *e = set_get(s, id, id_len, data_fd, &rc);
+    if (!e)
+        return rc;
+    rc = undolog_before_truncate(e->log, new_size);
+    set_put(s, e);
+    return rc;
+}
+
+/* Take id's entry out of the set once no record is being written to it. */
+static undo_entry *set_take(undo_set *s, const void *id, size_t id_len)
+{
+    pthread_mutex_lock(&s->mu);
+    undo_entry **pp = &s->head;
+    while (*pp && ((*pp)->id_len != id_len || memcmp((*pp)->id, id, id_len) != 0))
+        pp = &(*pp)->next;
+    undo_entry *e = *pp;
+    if (e) {
+        *pp = e->next;
+        while (e->refs > 0)
+            pthread_cond_wait(&s->idle, &s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+int undoset_rollback(undo_set *s, const void *id, size_t id_len)
+{
+    undo_entry *e = set_take(s, id, id_len);
+    if (!e)
+        return 0;
+    int rc = undolog_rollback(e->log);
+    free(e);
+    return rc;
+}
+
+int undoset_commit(undo_set *s, const void *id, size_t id_len)
+{
+    undo_entry *e = set_take(s, id, id_len);
+    if (!e)
+        return 0;
+    int rc = undolog_commit(e->log);
+    free(e);
+    return rc;
+}

@@ -94,6 +94,26 @@ typedef int (*undolog_open_fn)(void *ctx, const uint8_t *id, size_t id_len);
  * disk; the others are still processed). */
 int undolog_recover(int dirfd, undolog_open_fn open_fn, void *ctx, unsigned *rolled);
 
+/*
+ * The set of open logs, by object id: what dafsd's write path and the lock
+ * table's rollback/commit callbacks share.  A log is created at the first
+ * write or truncation of its object; rollback and commit of an object that
+ * has none succeed (nothing was written under the lock).  Thread-safe: a
+ * rollback or commit takes the log out of the set, then waits for records
+ * being written to it.  dirfd is not owned.
+ */
+typedef struct undo_set undo_set;
+
+int undoset_open(int dirfd, undo_set **out);
+/* Free the set; the logs stay on disk (recovery at the next start). */
+void undoset_close(undo_set *s);
+int undoset_before_write(undo_set *s, const void *id, size_t id_len, int data_fd, uint64_t off,
+                         uint64_t len);
+int undoset_before_truncate(undo_set *s, const void *id, size_t id_len, int data_fd,
+                            uint64_t new_size);
+int undoset_rollback(undo_set *s, const void *id, size_t id_len);
+int undoset_commit(undo_set *s, const void *id, size_t id_len);
+
 /* CRC-32C (Castagnoli), exposed for the tests and the lock database. */
 uint32_t undolog_crc32c(uint32_t crc, const void *data, size_t len);
 

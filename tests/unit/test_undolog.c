@@ -26,6 +26,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -324,6 +325,80 @@ static void test_recover_gone_and_bad(void **state)
     assert_int_equal(log_count(f), 0);
 }
 
+/* Concurrent writers through the set of logs (as dafsd's workers would
+ * write under one AUTORECOVER lock): overlapping writes and extensions
+ * from four threads, then one rollback gives back the pre-lock file. */
+typedef struct writer_arg {
+    undo_set *set;
+    int fd;
+    unsigned seed;
+    int rc;
+} writer_arg;
+
+static void *writer_main(void *p)
+{
+    writer_arg *a = p;
+    uint64_t st = a->seed * 0x9e3779b97f4a7c15ull + 1;
+    uint8_t *buf = malloc(256 * 1024);
+    if (!buf) {
+        a->rc = -ENOMEM;
+        return NULL;
+    }
+    for (unsigned i = 0; i < 40 && a->rc == 0; i++) {
+        st ^= st << 13;
+        st ^= st >> 7;
+        st ^= st << 17;
+        uint64_t off = st % (3 * MIB), len = 1 + (st >> 20) % (256 * 1024);
+        memset(buf, (int)(a->seed * 16 + i), len);
+        a->rc = undoset_before_write(a->set, "cc", 2, a->fd, off, len);
+        if (a->rc == 0 && pwrite(a->fd, buf, len, (off_t)off) != (ssize_t)len)
+            a->rc = -EIO;
+    }
+    free(buf);
+    return NULL;
+}
+
+static void test_set_concurrent_writers(void **state)
+{
+    fixture *f = *state;
+    rng_state = 4242;
+    int fd = make_file(f, "cc", 2 * MIB + 333);
+    image orig = read_image(fd);
+    undo_set *set;
+    assert_int_equal(undoset_open(f->undo_dirfd, &set), 0);
+    assert_int_equal(undoset_rollback(set, "cc", 2), 0); /* no log: nothing to do */
+    assert_int_equal(undoset_commit(set, "cc", 2), 0);
+    pthread_t th[4];
+    writer_arg args[4];
+    for (unsigned i = 0; i < 4; i++) {
+        args[i] = (writer_arg){set, fd, i + 1, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, writer_main, &args[i]), 0);
+    }
+    for (unsigned i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(args[i].rc, 0);
+    }
+    assert_int_equal(undoset_before_truncate(set, "cc", 2, fd, 1000), 0);
+    assert_int_equal(ftruncate(fd, 1000), 0);
+    assert_int_equal(undoset_rollback(set, "cc", 2), 0);
+    assert_same_image(fd, &orig);
+    assert_int_equal(log_count(f), 0);
+    /* commit through the set; a log left open at close stays for recovery */
+    assert_int_equal(undoset_before_write(set, "cc", 2, fd, 0, 4), 0);
+    assert_int_equal(pwrite(fd, "NEW!", 4, 0), 4);
+    assert_int_equal(undoset_commit(set, "cc", 2), 0);
+    assert_int_equal(log_count(f), 0);
+    assert_int_equal(undoset_before_write(set, "cc", 2, fd, 4, 4), 0);
+    assert_int_equal(undoset_before_write(set, "", 0, fd, 4, 4), -EINVAL);
+    undoset_close(set);
+    assert_int_equal(log_count(f), 1);
+    unsigned rolled = 0;
+    assert_int_equal(undolog_recover(f->undo_dirfd, open_by_id, f, &rolled), 0);
+    assert_int_equal(rolled, 1);
+    free(orig.data);
+    close(fd);
+}
+
 /* The crash sequence: create the log, make changes, roll back.  Runs in a
  * child with DAFS_FAULT set. */
 static void crash_child(fixture *f, const char *spec, uint64_t seed)
@@ -399,6 +474,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_big_write_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recover_gone_and_bad, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_set_concurrent_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_points, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
