@@ -881,6 +881,57 @@ static lt_lock *own_autorecover(lt_file *f, lt_owner who)
     return NULL;
 }
 
+/* The owner of the first live lock of f in the way of a request, or false. */
+static bool first_blocker(const lt_file *f, lt_owner who, uint32_t type, uint64_t s, uint64_t e,
+                          lt_owner *blocker)
+{
+    for (size_t i = 0; i < f->n; i++) {
+        const lt_lock *L = &f->locks[i];
+        if (!L->dead && L->state == LT_HELD && lock_conflicts(L, who, type, s, e)) {
+            *blocker = L->who;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A queued request of `who`, anywhere (and its file), or NULL. */
+static const lt_waiter *waiter_of(const locktab *t, lt_owner who, const lt_file **wf)
+{
+    for (unsigned b = 0; b < FILE_BUCKETS; b++)
+        for (const lt_file *f = t->files[b]; f; f = f->hnext)
+            for (const lt_waiter *w = f->wh; w; w = w->next)
+                if (same_owner(w->req.who, who)) {
+                    *wf = f;
+                    return w;
+                }
+    return NULL;
+}
+
+/* Would `who` waiting for [s, e] on f close a cycle of waits? */
+static bool would_deadlock(const locktab *t, const lt_file *f, lt_owner who, uint32_t type,
+                           uint64_t s, uint64_t e)
+{
+    lt_owner cur_who = who;
+    for (unsigned depth = 0; depth < LOCKTAB_DEADLK_DEPTH; depth++) {
+        lt_owner blocker;
+        if (!first_blocker(f, cur_who, type, s, e, &blocker))
+            return false;
+        if (same_owner(blocker, who))
+            return true;
+        const lt_file *wf;
+        const lt_waiter *w = waiter_of(t, blocker, &wf);
+        if (!w)
+            return false;
+        f = wf;
+        cur_who = blocker;
+        type = w->req.type;
+        s = w->start;
+        e = w->end;
+    }
+    return false;
+}
+
 int locktab_lock(locktab *t, const lt_req *r, bool blocking, uint64_t *waiter_id,
                  lt_conflict *conflict)
 {
@@ -922,6 +973,8 @@ int locktab_lock(locktab *t, const lt_req *r, bool blocking, uint64_t *waiter_id
         rc = LT_BROKEN;
     } else if (cls != C_NONE && !blocking) {
         rc = LT_DENIED;
+    } else if (cls != C_NONE && would_deadlock(t, f, r->who, r->type, s, e)) {
+        rc = LT_DEADLK;
     } else if (cls != C_NONE) {
         lt_sess *sess = sess_get(t, r->who.session, true);
         lt_waiter *w = NULL;
@@ -1281,8 +1334,8 @@ void locktab_get_stats(locktab *t, locktab_stats *st)
 
 const char *locktab_status_name(int status)
 {
-    static const char *const names[] = {"OK",       "DENIED", "QUEUED", "BROKEN",
-                                        "NOTSUPP",  "INVAL",  "RANGE",  "RESOURCE",
-                                        "SHUTDOWN", "BUSY",   "IO",     "NOENT"};
+    static const char *const names[] = {"OK",    "DENIED", "QUEUED",   "BROKEN",   "NOTSUPP",
+                                        "INVAL", "RANGE",  "RESOURCE", "SHUTDOWN", "BUSY",
+                                        "IO",    "NOENT",  "DEADLK"};
     return status >= 0 && status < (int)(sizeof(names) / sizeof(names[0])) ? names[status] : "?";
 }

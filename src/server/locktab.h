@@ -24,8 +24,10 @@
  *    waiter of another owner, so a stream of shared locks cannot starve a
  *    waiting exclusive one.  Waiters are granted in FIFO order: a waiter is
  *    granted when it conflicts with no holder and with no earlier waiter.
- *    There is no deadlock detection (two owners waiting for each other wait
- *    until one cancels or its session ends).
+ *    A blocking request that would close a cycle (A waits for B, who
+ *    waits for ... A) is refused with LT_DEADLK, as POSIX F_SETLKW does; the
+ *    check follows the first blocker of each wait, like Linux, up to
+ *    LOCKTAB_DEADLK_DEPTH steps, so a longer cycle goes unnoticed.
  *  - PERSIST: when the holder's lease expires its PERSIST locks become
  *    BREAKABLE; on a client re-initialization (new boot verifier) they
  *    become BROKEN at once.  A conflicting request breaks breakable locks
@@ -81,6 +83,7 @@
 #define LOCKTAB_DEFAULT_MAX_LOCKS               4096u /* per session */
 #define LOCKTAB_DEFAULT_MAX_WAITERS             4096u /* in all */
 #define LOCKTAB_DEFAULT_MAX_WAITERS_PER_SESSION 256u
+#define LOCKTAB_DEADLK_DEPTH                    16u
 
 enum lt_type { LT_SHARED = 1, LT_EXCL = 2 };
 
@@ -103,6 +106,7 @@ enum lt_status {
     LT_BUSY,     /* I/O while the file is being rolled back */
     LT_IO,       /* the lock database failed */
     LT_NOENT,    /* no such waiter (granted, cancelled, or never queued) */
+    LT_DEADLK,   /* blocking request would wait for its own owner (POSIX EDEADLK) */
 };
 
 typedef struct lt_fid {

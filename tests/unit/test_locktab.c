@@ -458,6 +458,26 @@ static void test_waiter_session_dies(void **state)
     assert_int_equal(f->grants[2].status, LT_OK);
 }
 
+static void test_deadlock(void **state)
+{
+    fixture *f = *state;
+    /* two owners: A holds 0..9 and waits for 10..19, B holds 10..19 */
+    assert_int_equal(lock_nb(f, R(1, 1, "dl", LT_EXCL, 0, 10), NULL), LT_OK);
+    assert_int_equal(lock_nb(f, R(2, 1, "dl", LT_EXCL, 10, 10), NULL), LT_OK);
+    uint64_t wa = lock_wait(f, R(1, 1, "dl", LT_EXCL, 10, 10), LT_QUEUED);
+    lock_wait(f, R(2, 1, "dl", LT_EXCL, 0, 10), LT_DEADLK);
+    /* a third owner waiting for B is no cycle */
+    lock_wait(f, R(3, 1, "dl", LT_SHARED, 15, 1), LT_QUEUED);
+    /* three owners across two files: C holds x, waits for A's 0..9 ... */
+    assert_int_equal(lock_nb(f, R(4, 1, "dl2", LT_EXCL, 0, 0), NULL), LT_OK);
+    assert_int_equal(locktab_cancel(f->t, wa), LT_OK);
+    lock_wait(f, R(1, 1, "dl2", LT_SHARED, 0, 1), LT_QUEUED); /* A waits for C */
+    lock_wait(f, R(4, 1, "dl", LT_SHARED, 12, 1), LT_QUEUED); /* C waits for B */
+    lock_wait(f, R(2, 1, "dl", LT_EXCL, 5, 1), LT_DEADLK);    /* B -> A -> C -> B */
+    assert_int_equal(lock_nb(f, R(2, 1, "dl", LT_EXCL, 5, 1), NULL),
+                     LT_DENIED); /* not blocking: fine */
+}
+
 static void test_release_open_owner_session(void **state)
 {
     fixture *f = *state;
@@ -1195,6 +1215,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fifo_no_starvation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fifo_exclusive_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waiter_session_dies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deadlock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_open_owner_session, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_with_waiters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_exclusive, setup, teardown),
