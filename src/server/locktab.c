@@ -1062,7 +1062,16 @@ int locktab_unlock(locktab *t, const lt_req *r)
             finish(t);
             return LT_RANGE;
         }
+        /* The owner has no other lock on this file (the AUTORECOVER lock
+         * replaced them and refuses new ones): commit, and say whether the
+         * log is gone (if not, a restart would roll the file back). */
         leave_autorecover(t, ar, ACT_COMMIT, AFTER_REMOVE);
+        if (persist(t, f) != LT_OK)
+            fprintf(stderr, "dafsd: lock table: cannot update the lock database\n");
+        rc = run_action(t, f, ar);
+        file_gc(t, f);
+        finish(t);
+        return rc == 0 ? LT_OK : LT_IO;
     }
     lt_sess *sess = sess_get(t, r->who.session, true);
     uint32_t saved = sess ? sess->locks : 0;

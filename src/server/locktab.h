@@ -181,7 +181,9 @@ int locktab_lock(locktab *t, const lt_req *r, bool blocking, uint64_t *waiter_id
 /* LOCKT: LT_OK, LT_DENIED or LT_BROKEN with *conflict, or an error. */
 int locktab_test(locktab *t, const lt_req *r, lt_conflict *conflict);
 
-/* LOCKU of r->offset/length for r->who (type and flags ignored). */
+/* LOCKU of r->offset/length for r->who (type and flags ignored).  For an
+ * AUTORECOVER lock, LT_IO when its undo log could not be removed (the file
+ * then stays locked, and the next start rolls it back). */
 int locktab_unlock(locktab *t, const lt_req *r);
 
 /* Remove a queued waiter (no callback).  LT_OK or LT_NOENT. */

@@ -945,6 +945,30 @@ static void test_autorecover_rollback_failure(void **state)
     assert_int_equal(lock_nb(f, R(2, 1, "ar", LT_SHARED, 0, 1), NULL), LT_OK);
 }
 
+static int failing_commit(void *ctx, const lt_fid *fid)
+{
+    (void)fid;
+    ((fixture *)ctx)->commits++;
+    return -EIO;
+}
+
+/* An undo log that cannot be removed: the unlock says so, and the file
+ * stays locked (a restart would roll it back, not leave half a state). */
+static void test_autorecover_commit_failure(void **state)
+{
+    fixture *f = *state;
+    close_table(f);
+    f->cfg.commit = failing_commit;
+    open_table(f);
+    lt_req ar = R(1, 1, "cf", LT_EXCL, 0, 0);
+    ar.flags = LT_AUTORECOVER;
+    assert_int_equal(lock_nb(f, ar, NULL), LT_OK);
+    assert_int_equal(locktab_unlock(f->t, &ar), LT_IO);
+    assert_int_equal(f->commits, 1);
+    assert_int_equal(locktab_io_allowed(f->t, &ar.fid, 2, 0, 1, false, NULL), LT_BUSY);
+    assert_int_equal(lock_nb(f, R(2, 1, "cf", LT_SHARED, 0, 1), NULL), LT_DENIED);
+}
+
 /* Shutdown while a rollback runs on another thread: close waits for it. */
 static struct {
     pthread_mutex_t mu;
@@ -1224,6 +1248,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_persist_reinit_restart_waiter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_autorecover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_autorecover_rollback_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_autorecover_commit_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_during_rollback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollback_waits_for_io, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_through_table, setup, teardown),
