@@ -375,6 +375,76 @@ static void test_split_merge(void **state)
     expect_lock_at(f, 5, 5, 10, LT_SHARED);
 }
 
+/* Random locks and unlocks of three owners on bytes 0..63 (and "64" for
+ * 64..end of file), checked after every step against a byte map: the
+ * answer of a lock request, what LOCKT reports at every byte, and the
+ * number of lock records (each owner's maximal runs of one type: proof
+ * that touching ranges are merged and splits leave nothing behind). */
+static void test_random_against_model(void **state)
+{
+    fixture *f = *state;
+    enum { BYTES = 65, OWNERS = 3 };
+    uint8_t model[OWNERS][BYTES];
+    memset(model, 0, sizeof(model));
+    uint64_t rng = 12345;
+    for (unsigned step = 0; step < 4000; step++) {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        unsigned o = (unsigned)(rng % OWNERS), op = (unsigned)(rng >> 8) % 3;
+        unsigned s = (unsigned)(rng >> 16) % 64, n = 1 + (unsigned)(rng >> 24) % 16;
+        bool to_eof = (rng >> 32) % 8 == 0;
+        unsigned e = to_eof ? 64 : (s + n - 1 > 63 ? 63 : s + n - 1);
+        uint64_t len = to_eof ? 0 : (uint64_t)(e - s + 1);
+        if (op == 2) {
+            lt_req r = R(o + 1, 1, "rm", LT_SHARED, s, len);
+            assert_int_equal(locktab_unlock(f->t, &r), LT_OK);
+            for (unsigned b = s; b <= e; b++)
+                model[o][b] = 0;
+        } else {
+            uint32_t type = op == 0 ? LT_SHARED : LT_EXCL;
+            bool conflict = false;
+            for (unsigned b = s; b <= e; b++)
+                for (unsigned k = 0; k < OWNERS; k++)
+                    if (k != o && model[k][b] && (type == LT_EXCL || model[k][b] == LT_EXCL))
+                        conflict = true;
+            assert_int_equal(lock_nb(f, R(o + 1, 1, "rm", type, s, len), NULL),
+                             conflict ? LT_DENIED : LT_OK);
+            if (!conflict)
+                for (unsigned b = s; b <= e; b++)
+                    model[o][b] = (uint8_t)type;
+        }
+        /* what an observer sees at every byte */
+        for (unsigned b = 0; b < BYTES; b++) {
+            bool any = false, excl = false;
+            for (unsigned k = 0; k < OWNERS; k++) {
+                any |= model[k][b] != 0;
+                excl |= model[k][b] == LT_EXCL;
+            }
+            lt_conflict c;
+            uint64_t at = b == 64 ? 1000000 : b;
+            int rc = test_lock(f, R(9, 9, "rm", LT_EXCL, at, 1), &c);
+            assert_int_equal(rc, any ? LT_DENIED : LT_OK);
+            if (any) {
+                unsigned k = (unsigned)c.who.session - 1;
+                assert_true(k < OWNERS);
+                assert_int_equal(model[k][b], c.type);
+                assert_true(c.offset <= at);
+                assert_true(c.length == LT_TO_EOF || c.offset + c.length > at);
+            }
+            assert_int_equal(test_lock(f, R(9, 9, "rm", LT_SHARED, at, 1), NULL),
+                             excl ? LT_DENIED : LT_OK);
+        }
+        uint64_t runs = 0;
+        for (unsigned k = 0; k < OWNERS; k++)
+            for (unsigned b = 0; b < BYTES; b++)
+                runs += model[k][b] && (b == 0 || model[k][b - 1] != model[k][b]);
+        if (nlocks(f) != runs)
+            fail_msg("step %u: %llu lock records, the model has %llu runs", step,
+                     (unsigned long long)nlocks(f), (unsigned long long)runs);
+    }
+}
+
 /* ---- waiters -------------------------------------------------------------------- */
 
 static void test_fifo_no_starvation(void **state)
@@ -1236,6 +1306,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_conflict_matrix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_merge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_random_against_model, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fifo_no_starvation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fifo_exclusive_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waiter_session_dies, setup, teardown),
