@@ -8,6 +8,8 @@
  *    are exactly the pre-lock file's (compared byte for byte and by CRC);
  *  - commit keeps the changes and removes the log; a second log for the
  *    same object is refused while one exists;
+ *  - the set of logs (undo_set) with four threads writing concurrently,
+ *    then one rollback;
  *  - crash tests: for every crash point (fault.h) and several hit counts, a
  *    child process runs a sequence with DAFS_FAULT set and dies there
  *    (_exit 137) — after creating the log, before a record, in the middle of
