@@ -88,6 +88,7 @@ struct locktab {
     unsigned running;  /* actions running */
     unsigned inflight; /* calls inside the table (close waits for them) */
     bool closing;
+    bool grace;      /* after a restart: only reclaims */
     bool sess_dirty; /* some session entry may be empty */
     lt_note *notes;
     size_t nnotes, notecap;
@@ -859,8 +860,8 @@ static int check_req(const locktab *t, const lt_req *r, uint64_t *s, uint64_t *e
     int rc = to_range(r->offset, r->length, s, e);
     if (rc != LT_OK)
         return rc;
-    if (r->flags & LT_RECLAIM)
-        return LT_NOTSUPP;
+    if ((r->flags & LT_RECLAIM) && (r->flags & LT_AUTORECOVER))
+        return LT_NOTSUPP; /* its changes were rolled back at start */
     if ((r->flags & LT_PERSIST) && !t->cfg.db)
         return LT_NOTSUPP;
     if ((r->flags & LT_AUTORECOVER) &&
@@ -950,6 +951,13 @@ int locktab_lock(locktab *t, const lt_req *r, bool blocking, uint64_t *waiter_id
         finish(t);
         return LT_SHUTDOWN;
     }
+    bool reclaim = r->flags & LT_RECLAIM;
+    if (t->grace != reclaim) {
+        finish(t);
+        return reclaim ? LT_NOGRACE : LT_GRACE;
+    }
+    if (reclaim)
+        blocking = false; /* a reclaim is granted or refused at once */
     lt_file *f = file_get(t, &r->fid, true);
     if (!f) {
         finish(t);
@@ -966,7 +974,7 @@ int locktab_lock(locktab *t, const lt_req *r, bool blocking, uint64_t *waiter_id
         return rc;
     }
     bool dirty = false;
-    int cls = classify(t, f, r->who, r->type, r->flags, s, e, NULL, true, &dirty, conflict);
+    int cls = classify(t, f, r->who, r->type, r->flags, s, e, NULL, !reclaim, &dirty, conflict);
     if (dirty && persist(t, f) != LT_OK)
         fprintf(stderr, "dafsd: lock table: cannot record broken locks\n");
     if (cls == C_BROKEN) {
@@ -1021,8 +1029,8 @@ int locktab_test(locktab *t, const lt_req *r, lt_conflict *conflict)
         return rc;
     enter(t);
     lt_file *f = file_get(t, &r->fid, false);
-    rc = LT_OK;
-    if (f) {
+    rc = t->grace ? LT_GRACE : LT_OK;
+    if (f && rc == LT_OK) {
         /* LOCKT breaks nothing: a breakable lock is reported as a conflict. */
         int cls = classify(t, f, r->who, r->type, r->flags & ~LT_REPAIR, s, e, NULL, false, NULL,
                            conflict);
@@ -1272,8 +1280,8 @@ static int io_check(locktab *t, const lt_fid *fid, uint64_t session, uint64_t of
         e = UINT64_MAX;
     pthread_mutex_lock(&t->mu);
     lt_file *f = file_get(t, fid, false);
-    int rc = LT_OK;
-    for (size_t i = 0; f && i < f->n; i++) {
+    int rc = t->grace ? LT_GRACE : LT_OK;
+    for (size_t i = 0; f && rc == LT_OK && i < f->n; i++) {
         const lt_lock *L = &f->locks[i];
         if (L->state == LT_ROLLBACK) {
             rc = LT_BUSY; /* rolled back before anyone reads it; holds the whole file */
@@ -1325,6 +1333,20 @@ void locktab_io_end(locktab *t, const lt_fid *fid)
     pthread_mutex_unlock(&t->mu);
 }
 
+void locktab_grace_begin(locktab *t)
+{
+    pthread_mutex_lock(&t->mu);
+    t->grace = true;
+    pthread_mutex_unlock(&t->mu);
+}
+
+void locktab_grace_end(locktab *t)
+{
+    pthread_mutex_lock(&t->mu);
+    t->grace = false;
+    pthread_mutex_unlock(&t->mu);
+}
+
 void locktab_get_stats(locktab *t, locktab_stats *st)
 {
     memset(st, 0, sizeof(*st));
@@ -1345,6 +1367,6 @@ const char *locktab_status_name(int status)
 {
     static const char *const names[] = {"OK",    "DENIED", "QUEUED",   "BROKEN",   "NOTSUPP",
                                         "INVAL", "RANGE",  "RESOURCE", "SHUTDOWN", "BUSY",
-                                        "IO",    "NOENT",  "DEADLK"};
+                                        "IO",    "NOENT",  "DEADLK",   "GRACE",    "NOGRACE"};
     return status >= 0 && status < (int)(sizeof(names) / sizeof(names[0])) ? names[status] : "?";
 }

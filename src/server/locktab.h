@@ -28,6 +28,7 @@
  *    waits for ... A) is refused with LT_DEADLK, as POSIX F_SETLKW does; the
  *    check follows the first blocker of each wait, like Linux, up to
  *    LOCKTAB_DEADLK_DEPTH steps, so a longer cycle goes unnoticed.
+ *  - Grace period and RECLAIM: see locktab_grace_begin.
  *  - PERSIST: when the holder's lease expires its PERSIST locks become
  *    BREAKABLE; on a client re-initialization (new boot verifier) they
  *    become BROKEN at once.  A conflicting request breaks breakable locks
@@ -88,7 +89,7 @@
 enum lt_type { LT_SHARED = 1, LT_EXCL = 2 };
 
 /* Request flags: the draft's option bits, plus REPAIR. */
-#define LT_RECLAIM     0x1u /* not supported yet (no grace period): LT_NOTSUPP */
+#define LT_RECLAIM     0x1u /* only in the grace period (locktab_grace_begin) */
 #define LT_PERSIST     0x2u
 #define LT_AUTORECOVER 0x4u
 #define LT_REPAIR      0x8u
@@ -107,6 +108,8 @@ enum lt_status {
     LT_IO,       /* the lock database failed */
     LT_NOENT,    /* no such waiter (granted, cancelled, or never queued) */
     LT_DEADLK,   /* blocking request would wait for its own owner (POSIX EDEADLK) */
+    LT_GRACE,    /* grace period: only RECLAIM requests (DAFSERR_GRACE) */
+    LT_NOGRACE,  /* RECLAIM outside the grace period */
 };
 
 typedef struct lt_fid {
@@ -232,6 +235,22 @@ int locktab_io_allowed(locktab *t, const lt_fid *fid, uint64_t session, uint64_t
 int locktab_io_begin(locktab *t, const lt_fid *fid, uint64_t session, uint64_t offset,
                      uint64_t length, bool write, bool *undo, bool *counted);
 void locktab_io_end(locktab *t, const lt_fid *fid);
+
+/*
+ * Grace period after a restart (draft §4.4.1.6, RFC 3010 8.5.2), for the
+ * server to begin before it serves and end one lease later.  Meanwhile
+ * LOCK without LT_RECLAIM and LOCKT answer LT_GRACE, and so do
+ * locktab_io_allowed/io_begin for every file (READ and WRITE must wait for
+ * the locks protecting them to be reclaimed).  A RECLAIM request is granted
+ * when nothing reclaimed conflicts (the server keeps no normal locks on
+ * disk, so it trusts reclaims, as NFSv4 does); it never waits, and never
+ * breaks anything.  PERSIST locks held at the crash are not reclaimable:
+ * they conflict with reclaims, and are breakable after the grace period.
+ * RECLAIM|AUTORECOVER is LT_NOTSUPP: every undo log was rolled back at start.
+ * After the grace period RECLAIM answers LT_NOGRACE.
+ */
+void locktab_grace_begin(locktab *t);
+void locktab_grace_end(locktab *t);
 
 /* Counters, for tests and statistics. */
 typedef struct locktab_stats {

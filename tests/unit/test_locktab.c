@@ -302,7 +302,7 @@ static void test_conflict_matrix(void **state)
     bad.flags = 0x80;
     assert_int_equal(lock_nb(f, bad, NULL), LT_INVAL);
     bad.flags = LT_RECLAIM;
-    assert_int_equal(lock_nb(f, bad, NULL), LT_NOTSUPP);
+    assert_int_equal(lock_nb(f, bad, NULL), LT_NOGRACE); /* no grace period */
 }
 
 /* ---- split and merge ------------------------------------------------------------- */
@@ -853,6 +853,44 @@ static void test_persist_reinit_restart_waiter(void **state)
     assert_int_equal(test_lock(f, R(2, 1, "pr", LT_SHARED, 0, 1), &c), LT_BROKEN);
 }
 
+/* The grace period after a restart: only reclaims; PERSIST locks held at
+ * the crash are neither reclaimable nor breakable until it ends. */
+static void test_grace_reclaim(void **state)
+{
+    fixture *f = *state;
+    lt_req p = R(1, 1, "g", LT_EXCL, 0, 10);
+    p.flags = LT_PERSIST;
+    assert_int_equal(lock_nb(f, p, NULL), LT_OK);
+    reopen_table(f);
+    locktab_grace_begin(f->t);
+    lt_conflict c;
+    assert_int_equal(lock_nb(f, R(2, 1, "g2", LT_EXCL, 0, 100), NULL), LT_GRACE);
+    assert_int_equal(test_lock(f, R(2, 1, "g2", LT_EXCL, 0, 100), NULL), LT_GRACE);
+    lt_fid g2 = FID("g2");
+    assert_int_equal(locktab_io_allowed(f->t, &g2, 2, 0, 1, false, NULL), LT_GRACE);
+    lt_req rc1 = R(2, 1, "g2", LT_EXCL, 0, 100);
+    rc1.flags = LT_RECLAIM;
+    assert_int_equal(lock_nb(f, rc1, NULL), LT_OK);
+    lt_req rc2 = R(3, 1, "g2", LT_SHARED, 50, 1);
+    rc2.flags = LT_RECLAIM;
+    assert_int_equal(lock_nb(f, rc2, &c), LT_DENIED);
+    assert_int_equal(c.who.session, 2);
+    assert_int_equal(lock_wait(f, rc2, LT_DENIED), 0); /* a reclaim never waits */
+    lt_req rc3 = R(3, 1, "g", LT_SHARED, 5, 1);
+    rc3.flags = LT_RECLAIM;
+    assert_int_equal(lock_nb(f, rc3, &c), LT_DENIED); /* not broken during the grace period */
+    assert_int_equal(c.state, LT_BREAKABLE);
+    lt_req rc4 = R(3, 1, "g3", LT_EXCL, 0, 0);
+    rc4.flags = LT_RECLAIM | LT_AUTORECOVER;
+    assert_int_equal(lock_nb(f, rc4, NULL), LT_NOTSUPP);
+    locktab_grace_end(f->t);
+    assert_int_equal(lock_nb(f, R(4, 1, "g2", LT_SHARED, 0, 1), &c), LT_DENIED);
+    assert_int_equal(c.who.session, 2);
+    assert_int_equal(lock_nb(f, R(4, 1, "g", LT_SHARED, 5, 1), &c), LT_BROKEN);
+    assert_int_equal(lock_nb(f, rc2, NULL), LT_NOGRACE);
+    assert_int_equal(locktab_io_allowed(f->t, &g2, 2, 0, 1, false, NULL), LT_OK);
+}
+
 /* ---- AUTORECOVER ----------------------------------------------------------------------------- */
 
 static void ar_setup(fixture *f, const char *content)
@@ -1325,6 +1363,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_caps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_persist_break_repair, setup, teardown),
         cmocka_unit_test_setup_teardown(test_persist_reinit_restart_waiter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_grace_reclaim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_autorecover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_autorecover_rollback_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_autorecover_commit_failure, setup, teardown),
