@@ -757,7 +757,8 @@ static int load_one(void *ctx, const uint8_t *fidb, size_t fid_len, const lockdb
     lt_file *f = file_get(t, &fid, true);
     if (!f)
         return -ENOMEM;
-    /* No grace period yet: a lock held at the crash is breakable now; one
+    /* A lock held at the crash is breakable (reclaims do not break it, so
+     * it stays unbroken through a grace period); one
      * broken or under repair is broken. */
     lt_lock L = {.who = {r->session, r->owner},
                  .stateid = r->stateid,

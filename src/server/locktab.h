@@ -38,7 +38,8 @@
  *    clean.  If the repairer's session dies first they are broken again.
  *    PERSIST and repair state is written to the lock database (lockdb.h)
  *    before the call returns and reloaded by locktab_open: a lock held at a
- *    crash is breakable after the restart (no grace period yet), a broken
+ *    crash is breakable after the restart (during a grace period it only
+ *    conflicts: nothing breaks it then), a broken
  *    or repairing one is broken.
  *  - AUTORECOVER: only exclusive locks of the whole file (0 to end);
  *    anything else is LT_NOTSUPP, as §4.4.1.4 allows.  Unlocking a part of
