@@ -18,6 +18,7 @@ packages=(
   libfabric-dev # libfabric: the transport of every program (providers in libfabric1)
   liburing-dev  # io_uring: dafsd's file I/O
   libsodium-dev # dafsd: the key that makes file handles unforgeable
+  liblmdb-dev   # dafsd: lock state (PERSIST locks) that survives a restart
   libfuse3-dev  # dafs-fuse / mount.dafs
   fuse3         # fusermount3: dafs-fuse mounting as a non-root user, `fusermount3 -u`
   # --- tests (scripts/test.sh, ctest)
