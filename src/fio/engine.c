@@ -164,14 +164,15 @@ static enum fio_q_status dafs_fio_queue(struct thread_data *td, struct io_u *io_
 
 /* Hand the queued I/Os to libdafs.  The group has room for all of them
  * (->queue keeps queued + in flight <= depth = its entries); should it take
- * fewer, the rest wait for the next ->commit or ->getevents.  If it refuses
- * them with an error, they complete with it at the next ->getevents. */
+ * fewer (or none: 0, -EAGAIN or -EBUSY), the rest wait for the next ->commit
+ * or ->getevents.  If it refuses them with another error, they complete with
+ * it at the next ->getevents. */
 static int dafs_fio_commit(struct thread_data *td)
 {
     struct dafs_fio_data *d = td->io_ops_data;
     while (d->npending > 0) {
         int n = dafs_submit(d->cq, d->pending, d->npending);
-        if (n == 0)
+        if (n == 0 || n == -EAGAIN || n == -EBUSY)
             return 0;
         if (n < 0) {
             for (unsigned i = 0; i < d->npending; i++) {
