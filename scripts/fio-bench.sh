@@ -68,10 +68,9 @@ done
 [ -s "$work/ready" ] || { echo "fio-bench: dafsd not ready after 60 s" >&2; exit 1; }
 url=dafs://127.0.0.1:$(head -n1 "$work/ready")/
 
-# One job file, two sections: only the engine differs.
+# One job file, two sections: only the engine (and so the file's name) differs.
 cat >"$work/job.fio" <<EOF
 [global]
-filename=bench.dat
 size=$size
 bs=4k
 rw=randread
@@ -83,11 +82,12 @@ randrepeat=0
 
 [local]
 ioengine=$local_engine
-directory=$work/export
+filename=$work/export/bench.dat
 
 [dafs]
 ioengine=external:$engine
 dafs_url=$url
+filename=bench.dat
 EOF
 
 fio --name=layout --filename="$work/export/bench.dat" --rw=write --bs=1m --size="$size" \
