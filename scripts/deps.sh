@@ -27,7 +27,8 @@ packages=(
   python3             # checks dafs-bench's JSON (tests/bench)
   openssl             # fast random data for the 1 GiB end-to-end files (tests/integration)
   coreutils util-linux # timeout, sha256sum, mktemp; mountpoint, setpriv, unshare
-  fio stress-ng sqlite3 git tar # workloads the FUSE mount tests run (tests/fuse)
+  fio stress-ng sqlite3 git tar # workloads the FUSE mount tests run (tests/fuse);
+                                # fio also runs the dafs fio engine (tests/fio)
   # --- dafs-bench --plot
   gnuplot-nox
 )
@@ -120,8 +121,11 @@ fio_source() {
     tmp=$("${sudo[@]}" mktemp -d "$fio_cache/fetch.XXXXXX") || exit 1
     trap '"${sudo[@]}" rm -rf "$tmp"' EXIT
     # apt-get source checks the .dsc's signature and checksums, unpacks, and
-    # applies Debian's patches; fio's configure (everything optional off: only
-    # config-host.h matters here) takes a few seconds.
+    # applies Debian's patches.  fio's configure takes a few seconds with the
+    # optional libraries off; only config-host.h matters here.  Debian's build
+    # has some of them on (libaio, rdma, rbd, ...): those CONFIG_* only change
+    # engine code and the last member of struct io_u (a union), never a field
+    # the dafs engine uses, and fio checks FIO_IOOPS_VERSION when it loads it.
     (cd "$tmp" && "${sudo[@]}" "${apt[@]}" -o APT::Sandbox::User=root source "$pkg=$ver") \
       >>"$log" 2>&1 || exit 1
     src=$(find "$tmp" -mindepth 1 -maxdepth 1 -type d -name 'fio-*' | head -n1)
