@@ -4,7 +4,7 @@
 # served by a dafsd on 127.0.0.1, and the ratio of the two.
 #
 #   scripts/fio-bench.sh [--build DIR] [--provider NAME] [--size SIZE]
-#                        [--runtime SECONDS] [--local-engine ENGINE]
+#                        [--runtime SECONDS] [--local-engine ENGINE] [--iodepth N]
 #
 #   --build DIR          the build tree holding bin/dafsd and lib/libdafs_fio.so
 #                        (default: build)
@@ -12,6 +12,7 @@
 #   --size SIZE          the file's size, a fio size (default: 64m)
 #   --runtime SECONDS    each run's duration (default: 10)
 #   --local-engine NAME  fio engine of the local run (default: io_uring)
+#   --iodepth N          the job's iodepth (default: 32)
 #
 # The file lives in dafsd's export; it is written once (by fio, locally) and
 # both runs read it from the page cache (invalidate=0): the local run through
@@ -23,8 +24,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-build=build provider="tcp;ofi_rxm" size=64m runtime=10 local_engine=io_uring
-usage() { sed -n '4,14p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+build=build provider="tcp;ofi_rxm" size=64m runtime=10 local_engine=io_uring iodepth=32
+usage() { sed -n '4,15p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 while [ $# -gt 0 ]; do
   case $1 in
   --build) build=$2; shift 2 ;;
@@ -32,6 +33,7 @@ while [ $# -gt 0 ]; do
   --size) size=$2; shift 2 ;;
   --runtime) runtime=$2; shift 2 ;;
   --local-engine) local_engine=$2; shift 2 ;;
+  --iodepth) iodepth=$2; shift 2 ;;
   -h | --help) usage 0 ;;
   *) echo "fio-bench: unknown argument '$1'" >&2; usage ;;
   esac
@@ -74,7 +76,7 @@ cat >"$work/job.fio" <<EOF
 size=$size
 bs=4k
 rw=randread
-iodepth=32
+iodepth=$iodepth
 time_based=1
 runtime=$runtime
 invalidate=0
@@ -99,7 +101,7 @@ run() { # run SECTION: one fio run of that section, its JSON in $work/SECTION.js
 }
 run local
 run dafs
-python3 - "$work/local.json" "$work/dafs.json" "$provider" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'EOF'
+python3 - "$work/local.json" "$work/dafs.json" "$provider" "$(cut -d' ' -f1-3 /proc/loadavg)" "$iodepth" <<'EOF'
 import json, sys
 
 def load(path):
@@ -109,7 +111,7 @@ def load(path):
     ios = rd["total_ios"] or 1
     # usr_cpu/sys_cpu: percent of one CPU over the job's runtime (ms)
     cpu_us = (job["usr_cpu"] + job["sys_cpu"]) / 100.0 * job["job_runtime"] * 1000.0
-    depth1 = float(job["iodepth_level"].get("1", 0)) >= 99.0
+    depth1 = float(job["iodepth_level"].get("1", 0)) >= 99.0 and sys.argv[5] != "1"
     return rd["iops"], rd["bw_bytes"] / 1048576.0, cpu_us / ios, rd["clat_ns"]["mean"] / 1000.0, depth1
 
 local, dafs = load(sys.argv[1]), load(sys.argv[2])
@@ -117,6 +119,6 @@ for name, r in (("local", local), ("dafs", dafs)):
     print(f"{name:5s}: {r[0]:10.0f} IOPS {r[1]:8.1f} MiB/s  client CPU {r[2]:6.2f} us/IO  "
           f"mean latency {r[3]:8.1f} us")
 print(f"ratio dafs/local: IOPS {dafs[0] / local[0]:.2f}x, client CPU per I/O "
-      f"{dafs[2] / local[2]:.2f}x (4 KiB randread iodepth=32, provider {sys.argv[3]}, "
+      f"{dafs[2] / local[2]:.2f}x (4 KiB randread iodepth={sys.argv[5]}, provider {sys.argv[3]}, "
       f"load {sys.argv[4]})" + (" [dafs engine synchronous: fio ran it at depth 1]" if dafs[4] else ""))
 EOF
