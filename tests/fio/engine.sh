@@ -107,6 +107,7 @@ if (unset DAFS_URL; dfio nourl.out --name=nourl --filename=x --size=1m); then
   fail "a job without dafs_url or DAFS_URL succeeded"
 fi
 grep -q 'dafs: no server' "$WORK/nourl.out" || { cat "$WORK/nourl.out"; fail "no 'dafs: no server' message"; }
+check_leaks "$WORK/nourl.out" # (its check in the subshell above could only fail the subshell)
 
 stop_server
 pass
