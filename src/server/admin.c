@@ -366,6 +366,20 @@ static bool peer_allowed(int fd, struct ucred *uc)
     return uc->uid == 0 || uc->uid == geteuid();
 }
 
+/* Closing a Unix socket with unread input resets the connection, and the
+ * client may then lose the reply: say we are done, then read what is left
+ * (bounded in bytes and time) before the caller closes. */
+static void finish_connection(int fd)
+{
+    char sink[4096];
+    struct timeval tv = {.tv_usec = 200000};
+    (void)shutdown(fd, SHUT_WR);
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    for (int i = 0; i < 16; i++)
+        if (recv(fd, sink, sizeof(sink), 0) <= 0)
+            break;
+}
+
 static void serve_connection(int fd)
 {
     struct timeval tv = {.tv_sec = ADMIN_IO_TIMEOUT_S};
@@ -414,6 +428,7 @@ static void *admin_main(void *arg)
         if (fd < 0)
             continue; /* ECONNABORTED, EMFILE, ...: try the next one */
         serve_connection(fd);
+        finish_connection(fd);
         close(fd);
     }
 }

@@ -156,8 +156,8 @@ static int exchange(int fd, const char *req, char **reply, size_t *len)
     int n = snprintf(line, sizeof(line), "%s\n", req);
     if (n < 0 || (size_t)n >= sizeof(line))
         return -EMSGSIZE;
-    if (send(fd, line, (size_t)n, MSG_NOSIGNAL) != n)
-        return -errno;
+    if (send(fd, line, (size_t)n, MSG_NOSIGNAL) != n && errno != EPIPE && errno != ECONNRESET)
+        return -errno; /* (a refusal may come before the request is read: read it) */
     size_t cap = 4096, got = 0;
     char *buf = malloc(cap);
     if (!buf)
