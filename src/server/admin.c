@@ -460,8 +460,13 @@ int admin_start(server *srv, const char **why)
         return 0;
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof(sa.sun_path)) {
-        snprintf(msg, sizeof(msg), "admin socket path %s is longer than %zu bytes (see --admin-socket)",
-                 path, sizeof(sa.sun_path) - 1);
+        snprintf(msg, sizeof(msg), "admin socket path %s is longer than %zu bytes%s", path,
+                 sizeof(sa.sun_path) - 1,
+                 explicit_path ? "" : "; running without one (see --admin-socket)");
+        if (!explicit_path) { /* a long --state-dir must not stop the server */
+            log_error("%s", msg);
+            return 0;
+        }
         *why = msg;
         return -1;
     }
