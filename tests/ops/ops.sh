@@ -4,7 +4,7 @@
 #  - the socket is STATE_DIR/admin.sock, mode 0600; dafsctl version names the
 #    metrics URL;
 #  - sessions list shows a raw-protocol client (ops_client) and a libdafs one
-#    (session_holder) by id and client name;
+#    (session_holder) by id and client name, and the raw one's open file;
 #  - stats counts exactly the requests a known sequence made (per operation,
 #    errors too; READ_DIRECT's bytes include the data);
 #  - /metrics, scraped while the client works, is Prometheus text (every
@@ -63,6 +63,12 @@ log "sessions list shows $SID"
 # ---- exact counts ----------------------------------------------------------
 cl_ok getroot >/dev/null
 cl_ok "open counted" >/dev/null
+ctl sessions --json >"$WORK/list.json" || fail "sessions --json failed"
+python3 - "$WORK/list.json" "$SID" <<'EOF' || fail "sessions list does not show the open file"
+import json, sys
+s = [x for x in json.load(open(sys.argv[1]))["sessions"] if x["id"] == sys.argv[2]]
+assert s[0]["opens"] == 1, s
+EOF
 ctl stats --json >"$WORK/before.json" || fail "stats --json failed"
 scrape() { curl -sS --max-time 30 -o "$1" -w '%{http_code}' "$METRICS"; }
 [ "$(scrape "$WORK/m1")" = 200 ] || fail "metrics scrape failed"
