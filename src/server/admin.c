@@ -43,8 +43,8 @@
 #include "metrics.h"
 
 #define ADMIN_IO_TIMEOUT_S 2
-#define ADMIN_REPLY_LIMIT (16u << 20)
-#define ADMIN_MAX_WORDS 8
+#define ADMIN_REPLY_LIMIT  (16u << 20)
+#define ADMIN_MAX_WORDS    8
 
 static struct {
     server *srv;
@@ -93,8 +93,9 @@ static int cmd_version(server *srv, int argc, char **argv, bool json, strbuf *ou
     double up = (double)(monotonic_ms() - admin.start_ms) / 1000.0;
     const char *metrics = metrics_url();
     if (json) {
-        sb_printf(out, "{\"version\":\"%s\",\"admin_protocol\":%d,\"instance\":\"%016" PRIx64
-                       "\",\"pid\":%ld,\"uptime_s\":%.3f,\"export\":",
+        sb_printf(out,
+                  "{\"version\":\"%s\",\"admin_protocol\":%d,\"instance\":\"%016" PRIx64
+                  "\",\"pid\":%ld,\"uptime_s\":%.3f,\"export\":",
                   DAFS_VERSION_STRING, ADMIN_PROTOCOL_VERSION, srv->instance, (long)getpid(), up);
         sb_json_string(out, srv->cfg.export_dir, strlen(srv->cfg.export_dir));
         sb_printf(out, ",\"provider\":");
@@ -126,8 +127,8 @@ static int sessions_list(server *srv, bool json, strbuf *out)
     if (json)
         sb_printf(out, "{\"total\":%u,\"sessions\":[", total);
     else
-        sb_printf(out, "%-16s  %-32s %7s %6s %5s %9s\n", "SESSION", "CLIENT", "CREDITS",
-                  "IN_USE", "OPENS", "IDLE_MS");
+        sb_printf(out, "%-16s  %-32s %7s %6s %5s %9s\n", "SESSION", "CLIENT", "CREDITS", "IN_USE",
+                  "OPENS", "IDLE_MS");
     for (unsigned i = 0; i < n; i++) {
         const session_info *s = &info[i];
         if (json) {

@@ -9,7 +9,7 @@
 #include "stats.h"
 
 #define ADMIN_PROTOCOL_VERSION 1
-#define ADMIN_REQUEST_MAX 1024 /* bytes in one request line, newline included */
+#define ADMIN_REQUEST_MAX      1024 /* bytes in one request line, newline included */
 
 /* Create the socket (path: --admin-socket, else STATE_DIR/admin.sock) and
  * start its thread.  0, or -1 with *why set (a fatal error for dafsd). */

@@ -136,7 +136,8 @@ static int split_address(const char *arg, char *host, size_t hlen, char *port, s
 static int listen_on(const char *host, const char *port, const char **why)
 {
     static char msg[512];
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *ai = NULL;
     int rc = getaddrinfo(host, port, &hints, &ai);
@@ -181,14 +182,14 @@ int metrics_start(server *srv, const char **why)
         (void)getnameinfo((struct sockaddr *)&ss, sl, numeric, sizeof(numeric), bound,
                           sizeof(bound), NI_NUMERICHOST | NI_NUMERICSERV);
     bool v6 = strchr(numeric, ':') != NULL;
-    snprintf(metrics.url, sizeof(metrics.url), "http://%s%s%s:%s/metrics", v6 ? "[" : "",
-             numeric, v6 ? "]" : "", bound);
+    snprintf(metrics.url, sizeof(metrics.url), "http://%s%s%s:%s/metrics", v6 ? "[" : "", numeric,
+             v6 ? "]" : "", bound);
     metrics.srv = srv;
     metrics.fd = fd;
-    metrics.mhd = MHD_start_daemon(MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
-                                   on_request, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
-                                   MHD_OPTION_CONNECTION_LIMIT, 16u,
-                                   MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+    metrics.mhd =
+        MHD_start_daemon(MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, on_request,
+                         NULL, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, 16u,
+                         MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
     if (!metrics.mhd) {
         close(fd);
         metrics.fd = -1;
@@ -230,8 +231,6 @@ int metrics_start(server *srv, const char **why)
     return -1;
 }
 
-void metrics_stop(void)
-{
-}
+void metrics_stop(void) {}
 
 #endif

@@ -287,8 +287,8 @@ void stats_format_text(strbuf *b, const stats_totals *t, const stats_gauges *g)
     sb_printf(b, "sessions: %u (of %u)   credits in use: %llu (of %llu granted)   uptime: %.0f s\n",
               g->sessions, g->max_sessions, (unsigned long long)g->credits_in_use,
               (unsigned long long)g->credits_granted, g->uptime_s);
-    sb_printf(b, "\n%-16s %10s %8s %14s %14s %9s %9s %9s %9s\n", "OPERATION", "REQUESTS",
-              "ERRORS", "BYTES_IN", "BYTES_OUT", "P50_US", "P90_US", "P99_US", "P99.9_US");
+    sb_printf(b, "\n%-16s %10s %8s %14s %14s %9s %9s %9s %9s\n", "OPERATION", "REQUESTS", "ERRORS",
+              "BYTES_IN", "BYTES_OUT", "P50_US", "P90_US", "P99_US", "P99.9_US");
     uint64_t all = 0;
     for (unsigned i = 0; i < STATS_OPS; i++) {
         const stats_op_total *o = &t->ops[i];
@@ -374,18 +374,26 @@ static void prom_op_counter(strbuf *b, const stats_totals *t, const char *name, 
 
 void stats_format_prometheus(strbuf *b, const stats_totals *t, const stats_gauges *g)
 {
-    sb_printf(b, "# HELP dafs_sessions Open sessions.\n# TYPE dafs_sessions gauge\n"
-                 "dafs_sessions %u\n", g->sessions);
-    sb_printf(b, "# HELP dafs_sessions_max Most sessions the server accepts.\n"
-                 "# TYPE dafs_sessions_max gauge\ndafs_sessions_max %u\n", g->max_sessions);
-    sb_printf(b, "# HELP dafs_credits_in_use Requests admitted and not yet answered.\n"
-                 "# TYPE dafs_credits_in_use gauge\ndafs_credits_in_use %llu\n",
+    sb_printf(b,
+              "# HELP dafs_sessions Open sessions.\n# TYPE dafs_sessions gauge\n"
+              "dafs_sessions %u\n",
+              g->sessions);
+    sb_printf(b,
+              "# HELP dafs_sessions_max Most sessions the server accepts.\n"
+              "# TYPE dafs_sessions_max gauge\ndafs_sessions_max %u\n",
+              g->max_sessions);
+    sb_printf(b,
+              "# HELP dafs_credits_in_use Requests admitted and not yet answered.\n"
+              "# TYPE dafs_credits_in_use gauge\ndafs_credits_in_use %llu\n",
               (unsigned long long)g->credits_in_use);
-    sb_printf(b, "# HELP dafs_credits_granted Credits granted to all sessions.\n"
-                 "# TYPE dafs_credits_granted gauge\ndafs_credits_granted %llu\n",
+    sb_printf(b,
+              "# HELP dafs_credits_granted Credits granted to all sessions.\n"
+              "# TYPE dafs_credits_granted gauge\ndafs_credits_granted %llu\n",
               (unsigned long long)g->credits_granted);
-    sb_printf(b, "# HELP dafs_uptime_seconds Seconds since dafsd started.\n"
-                 "# TYPE dafs_uptime_seconds gauge\ndafs_uptime_seconds %.3f\n", g->uptime_s);
+    sb_printf(b,
+              "# HELP dafs_uptime_seconds Seconds since dafsd started.\n"
+              "# TYPE dafs_uptime_seconds gauge\ndafs_uptime_seconds %.3f\n",
+              g->uptime_s);
     prom_op_counter(b, t, "dafs_requests_total", "Requests answered, by operation.",
                     offsetof(stats_op_total, requests));
     prom_op_counter(b, t, "dafs_errors_total", "Replies with a status other than OK.",
@@ -414,8 +422,7 @@ void stats_format_prometheus(strbuf *b, const stats_totals *t, const stats_gauge
         }
         for (unsigned q = 0; q < NQUANTILES; q++)
             sb_printf(b, "dafs_request_latency_seconds{op=\"%s\",quantile=\"%g\"} %.9f\n",
-                      op_label(i), quantiles[q],
-                      (double)stats_percentile(o, quantiles[q]) / 1e9);
+                      op_label(i), quantiles[q], (double)stats_percentile(o, quantiles[q]) / 1e9);
         sb_printf(b, "dafs_request_latency_seconds_sum{op=\"%s\"} %.9f\n", op_label(i), sum / 1e9);
         sb_printf(b, "dafs_request_latency_seconds_count{op=\"%s\"} %llu\n", op_label(i),
                   (unsigned long long)count);

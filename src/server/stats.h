@@ -22,12 +22,12 @@
 
 #include "proto.h"
 
-#define STATS_OPS 128             /* opcodes 0..126; every other one counts as 127 */
-#define STATS_OP_OTHER (STATS_OPS - 1)
+#define STATS_OPS           128 /* opcodes 0..126; every other one counts as 127 */
+#define STATS_OP_OTHER      (STATS_OPS - 1)
 #define STATS_HIST_SUB_BITS 3
-#define STATS_HIST_MAX_LOG 40
-#define STATS_HIST_BUCKETS ((STATS_HIST_MAX_LOG - 1) * (1 << STATS_HIST_SUB_BITS))
-#define STATS_STATUSES 192        /* 0..127 errno-like, 128.. 10001+, last: other */
+#define STATS_HIST_MAX_LOG  40
+#define STATS_HIST_BUCKETS  ((STATS_HIST_MAX_LOG - 1) * (1 << STATS_HIST_SUB_BITS))
+#define STATS_STATUSES      192 /* 0..127 errno-like, 128.. 10001+, last: other */
 
 /* Monotonic nanoseconds: the start of a request, for stats_record. */
 uint64_t stats_clock(void);
@@ -64,10 +64,10 @@ typedef struct stats_totals {
 
 /* State of the server that is not a counter, filled in by the caller. */
 typedef struct stats_gauges {
-    unsigned sessions;           /* open sessions */
+    unsigned sessions; /* open sessions */
     unsigned max_sessions;
-    uint64_t credits_in_use;     /* admitted requests not yet answered */
-    uint64_t credits_granted;    /* sum of the sessions' grants */
+    uint64_t credits_in_use;  /* admitted requests not yet answered */
+    uint64_t credits_granted; /* sum of the sessions' grants */
     double uptime_s;
 } stats_gauges;
 

@@ -27,9 +27,9 @@
 #include "dafs_version.h"
 
 #define DEFAULT_STATE_DIR "/var/lib/dafs"
-#define REQUEST_MAX 1024
-#define REPLY_LIMIT (64u << 20)
-#define IO_TIMEOUT_S 10
+#define REQUEST_MAX       1024
+#define REPLY_LIMIT       (64u << 20)
+#define IO_TIMEOUT_S      10
 
 typedef struct command {
     const char *name;
@@ -74,7 +74,8 @@ static int build_sessions(int argc, char **argv, char *req, size_t len)
             return usage_error("%s", "sessions evict takes one session id");
         if (!is_session_id(argv[2]))
             return usage_error("invalid session id '%s' (up to 16 hex digits, as "
-                               "'dafsctl sessions list' shows them)", argv[2]);
+                               "'dafsctl sessions list' shows them)",
+                               argv[2]);
         snprintf(req, len, "sessions evict %s", argv[2]);
         return 0;
     }
@@ -90,11 +91,13 @@ static int build_stats(int argc, char **argv, char *req, size_t len)
 }
 
 static const command commands[] = {
-    {"sessions", "sessions [list]          list open sessions\n"
-                 "  sessions evict ID        close session ID (its client gets BADSESSION)",
+    {"sessions",
+     "sessions [list]          list open sessions\n"
+     "  sessions evict ID        close session ID (its client gets BADSESSION)",
      build_sessions},
-    {"stats", "stats                    requests, errors, bytes and latency per operation,\n"
-              "                           sessions and credits in use",
+    {"stats",
+     "stats                    requests, errors, bytes and latency per operation,\n"
+     "                           sessions and credits in use",
      build_stats},
     {"version", "version                  dafsd's version, instance and uptime", build_version},
 };
@@ -106,14 +109,15 @@ static void usage(FILE *out)
                  "\ncommands:\n");
     for (size_t i = 0; i < NCOMMANDS; i++)
         fprintf(out, "  %s\n", commands[i].usage);
-    fprintf(out, "\noptions:\n"
-                 "  --socket PATH     dafsd's admin socket\n"
-                 "  --state-dir DIR   the socket is DIR/admin.sock (default %s)\n"
-                 "  --json            JSON instead of text\n"
-                 "  -h, --help        this text\n"
-                 "  -V, --version     dafsctl's version\n"
-                 "\nThe admin socket is for root (and dafsd's own user) only.\n"
-                 "Exit status: 0 success, 1 the server refused or failed, 2 usage or no server.\n",
+    fprintf(out,
+            "\noptions:\n"
+            "  --socket PATH     dafsd's admin socket\n"
+            "  --state-dir DIR   the socket is DIR/admin.sock (default %s)\n"
+            "  --json            JSON instead of text\n"
+            "  -h, --help        this text\n"
+            "  -V, --version     dafsctl's version\n"
+            "\nThe admin socket is for root (and dafsd's own user) only.\n"
+            "Exit status: 0 success, 1 the server refused or failed, 2 usage or no server.\n",
             DEFAULT_STATE_DIR);
 }
 
@@ -133,11 +137,15 @@ static int connect_admin(const char *path)
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
         int err = errno;
         if (err == EACCES || err == EPERM)
-            fprintf(stderr, "dafsctl: %s: permission denied (the dafsd admin socket is for root "
-                            "only)\n", path);
+            fprintf(stderr,
+                    "dafsctl: %s: permission denied (the dafsd admin socket is for root "
+                    "only)\n",
+                    path);
         else if (err == ENOENT || err == ECONNREFUSED)
-            fprintf(stderr, "dafsctl: cannot connect to %s: %s (is dafsd running with this "
-                            "state dir? see --state-dir, --socket)\n", path, strerror(err));
+            fprintf(stderr,
+                    "dafsctl: cannot connect to %s: %s (is dafsd running with this "
+                    "state dir? see --state-dir, --socket)\n",
+                    path, strerror(err));
         else
             fprintf(stderr, "dafsctl: cannot connect to %s: %s\n", path, strerror(err));
         close(fd);
@@ -212,13 +220,27 @@ int main(int argc, char **argv)
     /* GNU getopt permutes: --json may also come after the command */
     while ((c = getopt_long(argc, argv, ":hV", opts, NULL)) != -1) {
         switch (c) {
-        case O_SOCKET: socket_path = optarg; break;
-        case O_STATE_DIR: state_dir = optarg; break;
-        case O_JSON: json = true; break;
-        case 'h': usage(stdout); return 0;
-        case 'V': printf("dafsctl (dafs) %s\n", DAFS_VERSION_STRING); return 0;
-        case ':': usage_error("option '%s' needs an argument", argv[optind - 1]); return 2;
-        default: usage_error("unknown option '%s'", argv[optind - 1]); return 2;
+        case O_SOCKET:
+            socket_path = optarg;
+            break;
+        case O_STATE_DIR:
+            state_dir = optarg;
+            break;
+        case O_JSON:
+            json = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("dafsctl (dafs) %s\n", DAFS_VERSION_STRING);
+            return 0;
+        case ':':
+            usage_error("option '%s' needs an argument", argv[optind - 1]);
+            return 2;
+        default:
+            usage_error("unknown option '%s'", argv[optind - 1]);
+            return 2;
         }
     }
     if (socket_path && state_dir) {
@@ -268,8 +290,7 @@ int main(int argc, char **argv)
     } else if (strncmp(reply, "ERR ", 4) == 0) {
         fprintf(stderr, "dafsctl: %.*s\n", (int)strcspn(reply + 4, "\n"), reply + 4);
     } else if (len == 0) {
-        fprintf(stderr, "dafsctl: %s: dafsd closed the connection without a reply\n",
-                socket_path);
+        fprintf(stderr, "dafsctl: %s: dafsd closed the connection without a reply\n", socket_path);
     } else {
         fprintf(stderr, "dafsctl: %s: unexpected reply '%.*s'\n", socket_path,
                 (int)strcspn(reply, "\n"), reply);

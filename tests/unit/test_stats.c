@@ -8,6 +8,7 @@
  *  - the three output formats carry the numbers (the Prometheus text's
  *    syntax is checked against a real scrape in tests/ops/ops.sh).
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <pthread.h>
 
 #include <cmocka.h>
 
@@ -42,7 +42,7 @@ static void test_buckets(void **state)
     assert_int_equal(stats_bucket_high(STATS_HIST_BUCKETS - 1), UINT64_MAX);
 }
 
-#define THREADS 4
+#define THREADS    4
 #define PER_THREAD 10000
 
 static void *record_many(void *arg)
@@ -78,8 +78,8 @@ static void test_threads_and_percentiles(void **state)
         double want = q[i] * PER_THREAD * 1000.0, got = (double)stats_percentile(g, q[i]);
         assert_true(got >= want * (1 - 1.0 / 16) && got <= want * (1 + 1.0 / 16));
     }
-    stats_gauges gg = {.sessions = 3, .max_sessions = 10, .credits_in_use = 2,
-                       .credits_granted = 96};
+    stats_gauges gg = {
+        .sessions = 3, .max_sessions = 10, .credits_in_use = 2, .credits_granted = 96};
     strbuf b;
     sb_init(&b, 1 << 20);
     stats_format_json(&b, tot, &gg);
