@@ -20,6 +20,7 @@ packages=(
   libsodium-dev # dafsd: the key that makes file handles unforgeable
   liblmdb-dev   # dafsd: lock state (PERSIST locks) that survives a restart
   libfuse3-dev  # dafs-fuse / mount.dafs
+  libmicrohttpd-dev # dafsd --metrics-listen (optional: without it dafsd builds without metrics)
   fuse3         # fusermount3: dafs-fuse mounting as a non-root user, `fusermount3 -u`
   # --- tests (scripts/test.sh, ctest)
   libcmocka-dev       # the unit tests (tests/unit); skipped, with a warning, without it

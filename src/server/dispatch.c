@@ -34,6 +34,7 @@
 
 #include "fastpath.h"
 #include "log.h"
+#include "stats.h"
 #include "worker.h"
 
 #define INLINE_HEADROOM 512 /* request/reply bytes besides inline data */
@@ -76,6 +77,7 @@ static void ctl_send(server *srv, dfab_addr dst, const dafs_reply *rep)
         log_error("cannot encode %s reply: status %d", dafs_op_name(rep->hdr.opcode), -len);
         return;
     }
+    stats_reply_here(rep, (size_t)len);
     srv->ctl_free = c->next_free;
     memset(&c->op, 0, sizeof(c->op));
     c->op.done = ctl_done;
@@ -332,6 +334,7 @@ static void rx_done(dfab_op *op, int status, size_t len, dfab_addr src)
             log_error("receive failed: %s", strerror(-status));
     } else {
         slot->len = len;
+        slot->t_recv = stats_request_begin(len);
         if (handle_message(srv, slot, src))
             return;
     }

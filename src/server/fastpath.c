@@ -22,6 +22,7 @@
 #include "dispatch.h"
 #include "log.h"
 #include "ops.h"
+#include "stats.h"
 
 typedef struct fast_slot {
     dfab_op op;
@@ -31,6 +32,8 @@ typedef struct fast_slot {
     uint8_t *reply;
     size_t reply_len;
     dafs_reply rep;            /* kept to re-encode an error after a failed write */
+    uint64_t t_recv;           /* the request's arrival and length, for stats */
+    size_t req_len;
     struct fast_slot *next;    /* free list */
 } fast_slot;
 
@@ -139,6 +142,7 @@ static void finish(fast_slot *f, int status)
         len = dafs_encode_reply(f->reply, f->sess->limits.max_response, &f->rep);
     }
     session_request_done(&srv->sessions, f->sess);
+    stats_reply(NULL, &f->rep, f->rep.hdr.status, f->req_len, len > 0 ? (size_t)len : 0, f->t_recv);
     if (len <= 0) {
         slot_release(f);
         return;
@@ -318,6 +322,8 @@ bool fastpath_try(server *srv, rx_slot *slot, session *s)
     pool.free = f->next;
     pool.busy++;
     f->sess = s;
+    f->t_recv = slot->t_recv;
+    f->req_len = slot->len;
     memset(&f->rep, 0, sizeof(f->rep));
     reply_hdr_init(&f->rep.hdr, &req->hdr, s->id, 0, DAFS_ST_OK);
     bool done;

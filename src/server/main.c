@@ -5,12 +5,14 @@
  *         [--state-dir DIR] [--threads N] [--credits N] [--lease-ms MS]
  *         [--ready-file FILE] [--root-squash | --no-root-squash | --all-squash]
  *         [--anon-uid N] [--anon-gid N] [--read-only] [--io-timeout-ms MS] [--max-opens N]
- *         [-f] [--verbose]
+ *         [--admin-socket PATH|none] [--metrics-listen HOST:PORT] [-f] [--verbose]
  *
  * Startup: refuse an unsafe --state-dir (statedir.c, exit 2), open the export
  * and the handle key, open the fabric endpoint (the first use of libfabric,
  * which is loaded only then), start the workers, post the receive pool,
- * print the one start line (export, bound address, provider, squash mode),
+ * open the admin socket (admin.c) and the metrics endpoint if asked
+ * (metrics.c), print the one start line (export, bound address, provider,
+ * squash mode),
  * then (optionally) write the bound port to --ready-file (tmp + rename, so a
  * reader never sees half a file) and run the network loop in the main
  * thread.  Arguments are parsed without writing into argv.  SIGTERM/SIGINT set a flag and wake
@@ -30,8 +32,10 @@
 
 #include "dafs_version.h"
 #include "dafs/dafs.h"
+#include "admin.h"
 #include "dispatch.h"
 #include "log.h"
+#include "metrics.h"
 #include "server.h"
 #include "statedir.h"
 #include "worker.h"
@@ -61,11 +65,16 @@ static void usage(FILE *out)
             "  --read-only         refuse every modifying request (ROFS)\n"
             "  --io-timeout-ms MS  give up on a client's RMA/reply after MS (default 10000)\n"
             "  --max-opens N       open files (stateids) per session (default 4096)\n"
+            "  --admin-socket PATH dafsctl's socket (default STATE_DIR/admin.sock; none: off)\n"
+            "  --metrics-listen HOST:PORT\n"
+            "                      serve Prometheus metrics at http://HOST:PORT/metrics\n"
+            "                      (off by default; e.g. 127.0.0.1:9560)%s\n"
             "  -f, --foreground    stay in the foreground (always the case)\n"
             "  -v, --verbose       log session events\n"
             "  -h, --help          this text\n"
             "  -V, --version       print the version\n",
-            DAFS_DEFAULT_PORT);
+            DAFS_DEFAULT_PORT,
+            metrics_available() ? "" : "\n                      (not in this build: no libmicrohttpd)");
 }
 
 static void die_usage(const char *fmt, const char *arg)
@@ -145,7 +154,7 @@ static void parse_args(int argc, char **argv, server_config *cfg)
     };
     enum { O_EXPORT = 256, O_LISTEN, O_PROVIDER, O_STATE, O_THREADS, O_CREDITS, O_LEASE, O_READY,
            O_ROOT_SQUASH, O_NO_ROOT_SQUASH, O_ALL_SQUASH, O_ANON_UID, O_ANON_GID, O_RO,
-           O_IO_TIMEOUT, O_MAX_OPENS };
+           O_IO_TIMEOUT, O_MAX_OPENS, O_ADMIN_SOCKET, O_METRICS_LISTEN };
     static const struct option opts[] = {
         {"export", required_argument, NULL, O_EXPORT},
         {"listen", required_argument, NULL, O_LISTEN},
@@ -163,6 +172,8 @@ static void parse_args(int argc, char **argv, server_config *cfg)
         {"read-only", no_argument, NULL, O_RO},
         {"io-timeout-ms", required_argument, NULL, O_IO_TIMEOUT},
         {"max-opens", required_argument, NULL, O_MAX_OPENS},
+        {"admin-socket", required_argument, NULL, O_ADMIN_SOCKET},
+        {"metrics-listen", required_argument, NULL, O_METRICS_LISTEN},
         {"foreground", no_argument, NULL, 'f'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
@@ -196,6 +207,17 @@ static void parse_args(int argc, char **argv, server_config *cfg)
             break;
         case O_MAX_OPENS:
             cfg->max_opens = parse_unsigned("--max-opens", optarg, 1, 1u << 20);
+            break;
+        case O_ADMIN_SOCKET:
+            if (optarg[0] == '\0')
+                die_usage("%s", "empty --admin-socket path (\"none\" turns the socket off)");
+            cfg->admin_socket = optarg;
+            break;
+        case O_METRICS_LISTEN:
+            if (!metrics_available())
+                die_usage("%s", "--metrics-listen: this dafsd was built without libmicrohttpd "
+                                "(install libmicrohttpd-dev and rebuild)");
+            cfg->metrics_listen = optarg;
             break;
         case 'f': break;
         case 'v': dafsd_verbose = true; break;
@@ -331,6 +353,10 @@ static int start(server *srv)
         log_error("startup failed: %s", why ? why : "session table");
         return -1;
     }
+    if (admin_start(srv, &why) != 0 || metrics_start(srv, &why) != 0) {
+        log_error("%s", why);
+        return -1;
+    }
     char port[32];
     rc = dfab_bound_service(srv->fabric, port, sizeof(port));
     if (rc != 0) {
@@ -348,6 +374,8 @@ static int start(server *srv)
 
 static void shutdown_server(server *srv, bool drained)
 {
+    metrics_stop(); /* before the session table they read */
+    admin_stop();
     if (!drained) {
         /* A worker is stuck on a fabric operation of a vanished peer; its
          * buffers are still posted, so leave teardown to process exit. */

@@ -38,6 +38,8 @@ typedef struct server_config {
     cred_policy policy;     /* root_squash / no_root_squash / all_squash, anon ids */
     bool read_only;         /* every modifying op gets DAFS_ST_ROFS */
     unsigned io_timeout_ms; /* longest wait for one RMA or reply completion */
+    const char *admin_socket;   /* NULL: STATE_DIR/admin.sock; "none": no socket */
+    const char *metrics_listen; /* HOST:PORT of the Prometheus endpoint, or NULL */
 } server_config;
 
 struct server;
@@ -50,6 +52,7 @@ typedef struct rx_slot {
     size_t len;            /* bytes received */
     dafs_request req;      /* decoded request, points into buf */
     session *sess;         /* referenced while the request is in flight */
+    uint64_t t_recv;       /* stats_clock() at arrival, for the latency statistics */
     struct rx_slot *next;  /* work queue link */
 } rx_slot;
 

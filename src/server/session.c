@@ -343,3 +343,71 @@ void session_table_destroy(session_table *t)
     pthread_mutex_unlock(&t->mu);
     pthread_mutex_destroy(&t->mu);
 }
+
+/* ---- administration ----------------------------------------------------- */
+
+unsigned session_list(session_table *t, session_info *out, unsigned max, unsigned *total,
+                      int64_t now_ms)
+{
+    session *held[64];
+    unsigned n = 0;
+    pthread_mutex_lock(&t->mu);
+    *total = t->count;
+    for (unsigned b = 0; b < SESSION_BUCKETS; b++)
+        for (session *s = t->buckets[b]; s && n < max; s = s->next) {
+            session_info *i = &out[n];
+            i->id = s->id;
+            memcpy(i->client_id, s->client_id, s->client_id_len);
+            i->client_id_len = s->client_id_len;
+            i->grant = s->grant;
+            i->outstanding = s->outstanding;
+            i->idle_ms = now_ms - s->last_active_ms;
+            i->lease_ms = s->limits.lease_ms;
+            i->opens = 0;
+            if (n < 64) { /* open counts need the session's own lock: below */
+                s->refs++;
+                held[n] = s;
+            }
+            n++;
+        }
+    pthread_mutex_unlock(&t->mu);
+    for (unsigned i = 0; i < n && i < 64; i++) {
+        out[i].opens = opens_count(&held[i]->opens);
+        session_release(t, held[i]);
+    }
+    for (unsigned i = 64; i < n; i++) { /* the rest, one at a time */
+        session *s = session_acquire(t, out[i].id);
+        if (s) {
+            out[i].opens = opens_count(&s->opens);
+            session_release(t, s);
+        }
+    }
+    return n;
+}
+
+bool session_evict(session_table *t, uint64_t id)
+{
+    pthread_mutex_lock(&t->mu);
+    session *s = id ? find_locked(t, id) : NULL;
+    if (s) {
+        close_locked(t, s, "evicted by the administrator");
+        recompute_grants_locked(t);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return s != NULL;
+}
+
+void session_totals(session_table *t, unsigned *sessions, uint64_t *granted, uint64_t *in_use)
+{
+    uint64_t g = 0, u = 0;
+    pthread_mutex_lock(&t->mu);
+    *sessions = t->count;
+    for (unsigned b = 0; b < SESSION_BUCKETS; b++)
+        for (session *s = t->buckets[b]; s; s = s->next) {
+            g += s->grant;
+            u += s->outstanding;
+        }
+    pthread_mutex_unlock(&t->mu);
+    *granted = g;
+    *in_use = u;
+}

@@ -98,4 +98,29 @@ unsigned session_expire_idle(session_table *t, int64_t now_ms);
 
 int64_t session_now_ms(void);
 
+/* ---- administration (admin.c) ----------------------------------------- */
+
+/* What `dafsctl sessions list` shows of one session, copied out. */
+typedef struct session_info {
+    uint64_t id;
+    char client_id[DAFS_CLIENT_ID_MAX];
+    uint32_t client_id_len;
+    uint16_t grant;                 /* credits granted */
+    uint32_t outstanding;           /* credits in use */
+    int64_t idle_ms;
+    uint32_t lease_ms;
+    uint32_t opens;                 /* open states */
+} session_info;
+
+/* Copy out up to max sessions (their count, at most max, is returned; the
+ * whole count in *total).  Allocation-free under the table lock. */
+unsigned session_list(session_table *t, session_info *out, unsigned max, unsigned *total,
+                      int64_t now_ms);
+/* Close session id as the administrator asked: its client's next request
+ * gets BADSESSION; its open state is released once its in-flight requests
+ * finish.  False if no such open session. */
+bool session_evict(session_table *t, uint64_t id);
+/* Open sessions, and the sums of their grants and outstanding requests. */
+void session_totals(session_table *t, unsigned *sessions, uint64_t *granted, uint64_t *in_use);
+
 #endif

@@ -42,6 +42,7 @@
 #include "dispatch.h"
 #include "log.h"
 #include "ops.h"
+#include "stats.h"
 
 #define URING_DEPTH 8
 #define MAX_ORPHANS 8
@@ -564,6 +565,7 @@ static void execute_request(worker *w, rx_slot *slot)
      * it unanswered rather than risk another wait on that client. */
     int status = session_is_closed(&srv->sessions, s) ? DAFS_ST_BADSESSION : ops_execute(&c);
     if (status == DAFS_ST_BADSESSION || w->timed_out) {
+        stats_reply(&slot->req, &c.rep, status, slot->len, 0, slot->t_recv);
         if (w->timed_out)
             retire_bufs(w, s); /* the session is closed: no reply */
         reply_unused(w, rb);
@@ -585,6 +587,8 @@ static void execute_request(worker *w, rx_slot *slot)
     /* The request is finished before the reply leaves, so a client that
      * sends its next request the moment it sees the reply is within credits. */
     session_request_done(&srv->sessions, s);
+    stats_reply(&slot->req, &c.rep, c.rep.hdr.status, slot->len, len > 0 ? (size_t)len : 0,
+                slot->t_recv);
     int rc = len > 0 ? send_reply(w, rb, s, (size_t)len) : -EINVAL;
     if (rc != 0) {
         if (len > 0)

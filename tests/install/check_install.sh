@@ -34,7 +34,7 @@ check_tree() {
   libdir=$(cd "$root" && dirname "$(find . -name libdafs.so.0 -print -quit)")
   libdir=${libdir#./}
   [ -n "$libdir" ] && [ "$libdir" != . ] || fail "no libdafs.so.0 under $root"
-  for f in bin/dafs bin/dafs-fuse bin/dafs-bench sbin/dafsd; do
+  for f in bin/dafs bin/dafs-fuse bin/dafs-bench sbin/dafsd sbin/dafsctl; do
     [ -f "$root/$f" ] && [ -x "$root/$f" ] || fail "$root/$f missing or not executable"
   done
   [ -L "$root/sbin/mount.dafs" ] || fail "$root/sbin/mount.dafs is not a symlink"
@@ -44,7 +44,8 @@ check_tree() {
     fail "mount.dafs resolves to $(readlink -f "$root/sbin/mount.dafs"), not dafs-fuse"
   for f in "$libdir/libdafs.so" "$libdir/libdafs.a" "$libdir/pkgconfig/dafs.pc" include/dafs/dafs.h \
            share/man/man1/dafs.1 share/man/man1/dafs-bench.1 share/man/man3/libdafs.3 \
-           share/man/man8/dafsd.8 share/man/man8/dafs-fuse.8 share/man/man8/mount.dafs.8; do
+           share/man/man8/dafsd.8 share/man/man8/dafsctl.8 share/man/man8/dafs-fuse.8 \
+           share/man/man8/mount.dafs.8; do
     [ -e "$root/$f" ] || fail "$root/$f missing"
   done
   grep -qx '\.so man8/dafs-fuse\.8' "$root/share/man/man8/mount.dafs.8" ||

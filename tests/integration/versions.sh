@@ -7,7 +7,7 @@
 : "${DAFS_VERSION:?set DAFS_VERSION to the project version}"
 : "${DAFS_MAN_DIR:?set DAFS_MAN_DIR to docs/man}"
 
-for prog in dafs dafsd dafs-fuse mount.dafs dafs-bench; do
+for prog in dafs dafsd dafsctl dafs-fuse mount.dafs dafs-bench; do
   [ -x "$DAFS_BIN/$prog" ] || fail "no $prog in $DAFS_BIN"
   for opt in --version -V; do
     rc=0
