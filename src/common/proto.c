@@ -922,6 +922,11 @@ BODY(listxattr_req, NULL,
      FH(dafs_xattr_req, fh), U32_MAX(dafs_xattr_req, size, DAFS_XATTR_LIST_MAX));
 BODY(removexattr_req, NULL, FH(dafs_xattr_req, fh), XATTR_NAME(dafs_xattr_req, name));
 
+BODY(cache_hint_req, NULL,
+     FH(dafs_cache_hint_req, fh), U64(dafs_cache_hint_req, stateid),
+     U64(dafs_cache_hint_req, offset), U64(dafs_cache_hint_req, len),
+     U32_MAX(dafs_cache_hint_req, hint, DAFS_WIRE_HINT_DONTNEED));
+
 /* ---- reply bodies ------------------------------------------------------ */
 
 BODY(connect_rep, NULL,
@@ -1021,6 +1026,7 @@ static const op_desc op_table[DAFS_OP_LIMIT] = {
     OP(REGISTER_CRED, cred_req, cred_rep),
     OP(RELEASE_CRED, cred_id_req, empty_body),
     OP(OPEN_FH, open_fh_req, fh_attr_state_rep),
+    OP(CACHE_HINT, cache_hint_req, empty_body),
     OP(FALLOCATE, fallocate_req, attr_rep),
     OP(COPY_RANGE, copy_req, u64_rep),
     OP(SEEK, seek_req, u64_rep),
