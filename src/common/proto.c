@@ -436,39 +436,6 @@ static const body empty_body = {NULL, 0, NULL};
 
 /* ---- the walkers ------------------------------------------------------- */
 
-static size_t scalar_size(unsigned kind)
-{
-    return kind == K_U8 ? 1 : kind == K_U16 ? 2 : kind == K_U32 ? 4 : 8;
-}
-
-/* A host-order integer member of `size` bytes, widened / narrowed. */
-static uint64_t member_load(const uint8_t *p, size_t size)
-{
-    uint8_t v8;
-    uint16_t v16;
-    uint32_t v32;
-    uint64_t v64;
-    switch (size) {
-    case 1: memcpy(&v8, p, 1); return v8;
-    case 2: memcpy(&v16, p, 2); return v16;
-    case 4: memcpy(&v32, p, 4); return v32;
-    default: memcpy(&v64, p, 8); return v64;
-    }
-}
-
-static void member_store(uint8_t *p, size_t size, uint64_t v)
-{
-    uint8_t v8 = (uint8_t)v;
-    uint16_t v16 = (uint16_t)v;
-    uint32_t v32 = (uint32_t)v;
-    switch (size) {
-    case 1: memcpy(p, &v8, 1); break;
-    case 2: memcpy(p, &v16, 2); break;
-    case 4: memcpy(p, &v32, 4); break;
-    default: memcpy(p, &v, 8); break;
-    }
-}
-
 static bool value_ok(const field *f, uint64_t v)
 {
     switch (f->check) {
@@ -479,25 +446,24 @@ static bool value_ok(const field *f, uint64_t v)
     }
 }
 
-static void put_scalar(writer *w, size_t size, uint64_t v)
-{
-    switch (size) {
-    case 1: put_u8(w, (uint8_t)v); break;
-    case 2: put_u16(w, (uint16_t)v); break;
-    case 4: put_u32(w, (uint32_t)v); break;
-    default: put_u64(w, v); break;
-    }
-}
+/* A scalar member is copied as the kind's integer type (memcpy: no aliasing
+ * or alignment assumptions) and checked only when the field has a check. */
+#define PUT_SCALAR(T, put)                                                               \
+    do {                                                                                 \
+        T v_;                                                                            \
+        memcpy(&v_, p, sizeof v_);                                                       \
+        if (f->check != C_NONE)                                                          \
+            writer_require(w, value_ok(f, v_));                                          \
+        put(w, v_);                                                                      \
+    } while (0)
 
-static uint64_t get_scalar(reader *r, size_t size)
-{
-    switch (size) {
-    case 1: return get_u8(r);
-    case 2: return get_u16(r);
-    case 4: return get_u32(r);
-    default: return get_u64(r);
-    }
-}
+#define GET_SCALAR(T, get)                                                               \
+    do {                                                                                 \
+        T v_ = get(r);                                                                   \
+        memcpy(p, &v_, sizeof v_);                                                       \
+        if (f->check != C_NONE)                                                          \
+            reader_require(r, value_ok(f, v_));                                          \
+    } while (0)
 
 static void put_body(writer *w, const body *b, const void *base);
 static void get_body(reader *r, const body *b, void *base);
@@ -521,7 +487,8 @@ static void put_field(writer *w, const field *f, const uint8_t *base)
         put_body(w, f->sub, p);
         break;
     case K_ARRAY: {
-        uint16_t n = (uint16_t)member_load(base + f->count_off, 2);
+        uint16_t n;
+        memcpy(&n, base + f->count_off, sizeof n);
         writer_require(w, n >= f->min && n <= f->max);
         put_u16(w, n);
         for (uint16_t i = 0; i < n && i < f->max; i++)
@@ -531,13 +498,10 @@ static void put_field(writer *w, const field *f, const uint8_t *base)
     case K_CUSTOM:
         f->custom->put(w, base, f->lim);
         break;
-    default: { /* scalars */
-        size_t size = scalar_size(f->kind);
-        uint64_t v = member_load(p, size);
-        writer_require(w, value_ok(f, v));
-        put_scalar(w, size, v);
-        break;
-    }
+    case K_U8: PUT_SCALAR(uint8_t, put_u8); break;
+    case K_U16: PUT_SCALAR(uint16_t, put_u16); break;
+    case K_U32: PUT_SCALAR(uint32_t, put_u32); break;
+    default: PUT_SCALAR(uint64_t, put_u64); break; /* K_U64 */
     }
 }
 
@@ -564,19 +528,16 @@ static void get_field(reader *r, const field *f, uint8_t *base)
         for (uint16_t i = 0; i < n && !r->bad; i++)
             get_body(r, f->sub, p + (size_t)i * f->stride);
         if (!r->bad)
-            member_store(base + f->count_off, 2, n);
+            memcpy(base + f->count_off, &n, sizeof n);
         break;
     }
     case K_CUSTOM:
         f->custom->get(r, base, f->lim);
         break;
-    default: { /* scalars */
-        size_t size = scalar_size(f->kind);
-        uint64_t v = get_scalar(r, size);
-        member_store(p, size, v);
-        reader_require(r, value_ok(f, v));
-        break;
-    }
+    case K_U8: GET_SCALAR(uint8_t, get_u8); break;
+    case K_U16: GET_SCALAR(uint16_t, get_u16); break;
+    case K_U32: GET_SCALAR(uint32_t, get_u32); break;
+    default: GET_SCALAR(uint64_t, get_u64); break; /* K_U64 */
     }
 }
 
