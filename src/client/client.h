@@ -237,6 +237,10 @@ void fh_from_handle(const dafs_handle *h, dafs_fh *fh);
 void fh_to_handle(const dafs_fh *fh, dafs_handle *h);
 int check_handle(const dafs_handle *h);
 
+/* ---- hint.c ---- */
+/* enum dafs_cache_hint (DAFS_HINT_*) -> DAFS_WIRE_HINT_*; -EINVAL if unknown. */
+int client_hint_to_wire(int hint, uint32_t *out);
+
 /* ---- path.c ---- */
 /* Resolve a whole path to fh (+ attr): symlinks in the middle are followed,
  * a final one only when follow_final (or the path ends in '/'). */
@@ -257,6 +261,10 @@ ssize_t file_io(dafs_session *s, uint32_t cred, const dafs_fh *fh, dafs_stateid 
                 bool write, void *buf, size_t len, uint64_t offset);
 ssize_t file_append(dafs_session *s, uint32_t cred, const dafs_fh *fh, dafs_stateid stateid,
                     const void *buf, size_t len, uint64_t *offset);
+/* file_io with a per-request cache hint (DAFS_WIRE_HINT_*) in every READ or
+ * WRITE it sends; file_io sends DAFS_WIRE_HINT_NORMAL. */
+ssize_t file_io_hint(dafs_session *s, uint32_t cred, const dafs_fh *fh, dafs_stateid stateid,
+                     bool write, void *buf, size_t len, uint64_t offset, uint32_t hint);
 /* A dafs_file for an open state the caller just got. */
 int file_new(dafs_session *s, uint32_t cred, const dafs_fh *fh, int flags,
              dafs_stateid stateid, dafs_file **out);

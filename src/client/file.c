@@ -197,6 +197,7 @@ typedef struct io_call {
     const dafs_fh *fh;
     dafs_stateid stateid;
     uint32_t cred;
+    uint32_t hint;     /* DAFS_WIRE_HINT_* in every request */
     bool write;
     uint8_t *buf;
     size_t len;
@@ -232,6 +233,7 @@ static void build_request(io_call *io, const io_chunk *c, dafs_request *req)
         w->offset = io->offset + c->pos;
         w->count = (uint32_t)c->len;
         w->stable = DAFS_UNSTABLE;
+        w->hints = io->hint;
         if (direct) {
             w->nsegs = 1;
             w->segs[0] = seg;
@@ -245,6 +247,7 @@ static void build_request(io_call *io, const io_chunk *c, dafs_request *req)
         r->stateid = io->stateid;
         r->offset = io->offset + c->pos;
         r->count = (uint32_t)c->len;
+        r->hints = io->hint;
         if (direct) {
             r->nsegs = 1;
             r->segs[0] = seg;
@@ -371,6 +374,14 @@ static void setup_io(io_call *io)
 ssize_t file_io(dafs_session *s, uint32_t cred, const dafs_fh *fh, dafs_stateid stateid,
                 bool write, void *buf, size_t len, uint64_t offset)
 {
+    return file_io_hint(s, cred, fh, stateid, write, buf, len, offset, DAFS_WIRE_HINT_NORMAL);
+}
+
+ssize_t file_io_hint(dafs_session *s, uint32_t cred, const dafs_fh *fh, dafs_stateid stateid,
+                     bool write, void *buf, size_t len, uint64_t offset, uint32_t hint)
+{
+    if (hint > DAFS_WIRE_HINT_DONTNEED)
+        return -EINVAL;
     if (buf == NULL && len != 0)
         return -EINVAL;
     if (offset > (uint64_t)INT64_MAX)
@@ -381,8 +392,8 @@ ssize_t file_io(dafs_session *s, uint32_t cred, const dafs_fh *fh, dafs_stateid 
         return -EFBIG;
     if (len == 0)
         return 0;
-    io_call io = {.s = s, .fh = fh, .stateid = stateid, .cred = cred, .write = write,
-                  .buf = buf, .len = len, .offset = offset};
+    io_call io = {.s = s, .fh = fh, .stateid = stateid, .cred = cred, .hint = hint,
+                  .write = write, .buf = buf, .len = len, .offset = offset};
     setup_io(&io);
     if (io.chunk_max == 0)
         return -DAFS_EPROTO; /* the server allows neither inline nor direct I/O */

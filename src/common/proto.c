@@ -11,8 +11,9 @@
  *    access, nothing for UBSan to object to).
  *  - Errors are sticky: a cursor that ran out of room or met an out-of-range
  *    value remembers it, later puts/gets become no-ops, and the caller checks
- *    once at the end.  That keeps the per-op functions a plain list of fields
- *    in wire order, which is also the order of the structs in proto.h.
+ *    once at the end.  That lets every message body be a plain table of
+ *    fields in wire order (the order of the structs in proto.h), which one
+ *    generic walker encodes and another decodes (see "message descriptions").
  *  - The writer reports -DAFS_ST_INVAL for a field out of range in preference
  *    to -DAFS_ST_OVERFLOW, so a caller learns about a bug before learning
  *    that its buffer was small.
@@ -254,11 +255,6 @@ static uint64_t get_u64(reader *r)
     return p != NULL ? load_u64(p) : 0;
 }
 
-static int64_t get_i64(reader *r)
-{
-    return (int64_t)get_u64(r);
-}
-
 static void get_bytes(reader *r, dafs_bytes *out, uint32_t min, uint32_t max)
 {
     uint32_t len = get_u32(r);
@@ -344,105 +340,253 @@ int dafs_decode_hdr(const void *buf, size_t len, dafs_hdr *out)
     return 0;
 }
 
-/* ---- shared body pieces ------------------------------------------------ */
+/* ---- message descriptions ---------------------------------------------- */
 
-static bool is_direct(uint16_t op)
+/*
+ * Every body is described once, as a table of fields in wire order, and two
+ * walkers (put_body, get_body) encode and decode any of them through the
+ * cursors above.  A field names a member of a proto.h struct by offsetof;
+ * the MEMBER() macro also checks, at compile time, that the member has the
+ * C type the field kind expects, so a table cannot silently read a u32 out
+ * of a u64.  What each kind puts on the wire:
+ *
+ *   K_U8/U16/U32/U64  the integer, naturally aligned (an int64_t member is a
+ *                     K_U64: two's complement on the wire)
+ *   K_BYTES           u32 length in [min, max], the bytes, zero pad to 8
+ *   K_FH              u8 length (1..DAFS_FH_MAX), the bytes, zero pad to 8
+ *   K_REC             the fields of another body (a dafs_attr, say)
+ *   K_ARRAY           u16 count in [min, max] (the member at count_off),
+ *                     then count records of the body sub, stride bytes apart
+ *                     in the struct; max must not exceed the array's length
+ *   K_CUSTOM          a hand-written pair for a shape no table fits (the
+ *                     READDIR entry list, the in-place group list)
+ *
+ * Scalars may carry a one-field check (C_MAX: value <= lim, C_MASK: no bit
+ * outside lim, C_NONZERO), byte strings C_NONUL.  A check that crosses
+ * fields is the body's valid() predicate: the encoder requires it before
+ * writing, the decoder after reading the whole body.  A failed check makes
+ * the encoder report -DAFS_ST_INVAL and the decoder -DAFS_ST_BADMSG.
+ *
+ * Adding a message = a struct in proto.h, a BODY() here for its request and
+ * its reply, and an OP() line in the opcode table at the end of this part.
+ */
+enum field_kind { K_U8, K_U16, K_U32, K_U64, K_BYTES, K_FH, K_REC, K_ARRAY, K_CUSTOM };
+enum field_check { C_NONE, C_MAX, C_MASK, C_NONZERO, C_NONUL };
+
+struct body;
+struct custom;
+
+typedef struct field {
+    uint8_t kind;       /* enum field_kind */
+    uint8_t check;      /* enum field_check */
+    uint16_t off;       /* offsetof the member in the body's struct */
+    uint16_t count_off; /* K_ARRAY: offsetof its uint16_t count */
+    uint16_t stride;    /* K_ARRAY: sizeof one element */
+    uint32_t min, max;  /* K_BYTES: length bounds; K_ARRAY: count bounds */
+    uint64_t lim;       /* C_MAX / C_MASK operand; K_CUSTOM: its argument */
+    const struct body *sub;       /* K_REC, K_ARRAY */
+    const struct custom *custom;  /* K_CUSTOM */
+} field;
+
+typedef struct body {
+    const field *fields;
+    size_t nfields;
+    bool (*valid)(const void *body); /* cross-field check, or NULL */
+} body;
+
+/* K_CUSTOM: body is the whole body struct; arg is the field's lim. */
+typedef struct custom {
+    void (*put)(writer *w, const void *body, uint64_t arg);
+    void (*get)(reader *r, void *body, uint64_t arg);
+} custom;
+
+/* offsetof(T, m), refused at compile time unless T.m has type `type`. */
+#define MEMBER(T, m, type) ((uint16_t)_Generic(((T *)0)->m, type: offsetof(T, m)))
+
+#define SCALAR(K, T, m, type, chk, l) {.kind = (K), .off = MEMBER(T, m, type), .check = (chk), .lim = (l)}
+#define U8(T, m) SCALAR(K_U8, T, m, uint8_t, C_NONE, 0)
+#define U8_MAX(T, m, mx) SCALAR(K_U8, T, m, uint8_t, C_MAX, mx)
+#define U16(T, m) SCALAR(K_U16, T, m, uint16_t, C_NONE, 0)
+#define U32(T, m) SCALAR(K_U32, T, m, uint32_t, C_NONE, 0)
+#define U32_MAX(T, m, mx) SCALAR(K_U32, T, m, uint32_t, C_MAX, mx)
+#define U32_MASK(T, m, mask) SCALAR(K_U32, T, m, uint32_t, C_MASK, mask)
+#define U32_NONZERO(T, m) SCALAR(K_U32, T, m, uint32_t, C_NONZERO, 0)
+#define U64(T, m) SCALAR(K_U64, T, m, uint64_t, C_NONE, 0)
+#define U64_MAX(T, m, mx) SCALAR(K_U64, T, m, uint64_t, C_MAX, mx)
+#define U64_NONZERO(T, m) SCALAR(K_U64, T, m, uint64_t, C_NONZERO, 0)
+#define I64(T, m) SCALAR(K_U64, T, m, int64_t, C_NONE, 0)
+#define BYTES(T, m, lo, hi) {.kind = K_BYTES, .off = MEMBER(T, m, dafs_bytes), .min = (lo), .max = (hi)}
+#define NAME(T, m) BYTES(T, m, 1, DAFS_NAME_MAX)
+#define XATTR_NAME(T, m) {.kind = K_BYTES, .off = MEMBER(T, m, dafs_bytes), .check = C_NONUL, \
+                          .min = 1, .max = DAFS_XATTR_NAME_MAX}
+#define FH(T, m) {.kind = K_FH, .off = MEMBER(T, m, dafs_fh)}
+#define REC(T, m, type, b) {.kind = K_REC, .off = MEMBER(T, m, type), .sub = &(b)}
+#define ATTR(T, m) REC(T, m, dafs_attr, attr_body)
+#define ARRAY(T, m, E, n, lo, hi, b) {.kind = K_ARRAY, .off = MEMBER(T, m, E *), \
+        .count_off = MEMBER(T, n, uint16_t), .stride = sizeof(E), .min = (lo), .max = (hi), \
+        .sub = &(b)}
+#define SEGS(T) ARRAY(T, segs, dafs_seg, nsegs, 1, DAFS_SEG_MAX, seg_body)
+#define CUSTOM(c, arg) {.kind = K_CUSTOM, .custom = &(c), .lim = (arg)}
+
+#define BODY(name, pred, ...)                                                            \
+    static const field name##_fields[] = {__VA_ARGS__};                                  \
+    static const body name = {name##_fields, sizeof name##_fields / sizeof(field), pred}
+
+static const body empty_body = {NULL, 0, NULL};
+
+/* ---- the walkers ------------------------------------------------------- */
+
+static bool value_ok(const field *f, uint64_t v)
 {
-    return op == DAFS_OP_READ_DIRECT || op == DAFS_OP_WRITE_DIRECT || op == DAFS_OP_APPEND_DIRECT;
+    switch (f->check) {
+    case C_MAX: return v <= f->lim;
+    case C_MASK: return (v & ~f->lim) == 0;
+    case C_NONZERO: return v != 0;
+    default: return true;
+    }
 }
 
-/* sum of segment lengths, saturating at UINT64_MAX */
-static uint64_t segs_total(const dafs_seg *segs, uint16_t nsegs)
+/* A scalar member is copied as the kind's integer type (memcpy: no aliasing
+ * or alignment assumptions) and checked only when the field has a check. */
+#define PUT_SCALAR(T, put)                                                               \
+    do {                                                                                 \
+        T v_;                                                                            \
+        memcpy(&v_, p, sizeof v_);                                                       \
+        if (f->check != C_NONE)                                                          \
+            writer_require(w, value_ok(f, v_));                                          \
+        put(w, v_);                                                                      \
+    } while (0)
+
+#define GET_SCALAR(T, get)                                                               \
+    do {                                                                                 \
+        T v_ = get(r);                                                                   \
+        memcpy(p, &v_, sizeof v_);                                                       \
+        if (f->check != C_NONE)                                                          \
+            reader_require(r, value_ok(f, v_));                                          \
+    } while (0)
+
+static void put_body(writer *w, const body *b, const void *base);
+static void get_body(reader *r, const body *b, void *base);
+
+static void put_field(writer *w, const field *f, const uint8_t *base)
 {
+    const uint8_t *p = base + f->off;
+    switch (f->kind) {
+    case K_BYTES: {
+        const dafs_bytes *s = (const void *)p;
+        bool in_range = s->len >= f->min && s->len <= f->max;
+        if (f->check == C_NONUL && in_range && s->ptr != NULL)
+            writer_require(w, memchr(s->ptr, '\0', s->len) == NULL);
+        put_bytes(w, s, f->min, f->max);
+        break;
+    }
+    case K_FH:
+        put_fh(w, (const void *)p);
+        break;
+    case K_REC:
+        put_body(w, f->sub, p);
+        break;
+    case K_ARRAY: {
+        uint16_t n;
+        memcpy(&n, base + f->count_off, sizeof n);
+        writer_require(w, n >= f->min && n <= f->max);
+        put_u16(w, n);
+        for (uint16_t i = 0; i < n && i < f->max; i++)
+            put_body(w, f->sub, p + (size_t)i * f->stride);
+        break;
+    }
+    case K_CUSTOM:
+        f->custom->put(w, base, f->lim);
+        break;
+    case K_U8: PUT_SCALAR(uint8_t, put_u8); break;
+    case K_U16: PUT_SCALAR(uint16_t, put_u16); break;
+    case K_U32: PUT_SCALAR(uint32_t, put_u32); break;
+    default: PUT_SCALAR(uint64_t, put_u64); break; /* K_U64 */
+    }
+}
+
+static void get_field(reader *r, const field *f, uint8_t *base)
+{
+    uint8_t *p = base + f->off;
+    switch (f->kind) {
+    case K_BYTES: {
+        dafs_bytes *s = (void *)p;
+        get_bytes(r, s, f->min, f->max);
+        if (f->check == C_NONUL)
+            reader_require(r, r->bad || memchr(s->ptr, '\0', s->len) == NULL);
+        break;
+    }
+    case K_FH:
+        get_fh(r, (void *)p);
+        break;
+    case K_REC:
+        get_body(r, f->sub, p);
+        break;
+    case K_ARRAY: {
+        uint16_t n = get_u16(r);
+        reader_require(r, n >= f->min && n <= f->max);
+        for (uint16_t i = 0; i < n && !r->bad; i++)
+            get_body(r, f->sub, p + (size_t)i * f->stride);
+        if (!r->bad)
+            memcpy(base + f->count_off, &n, sizeof n);
+        break;
+    }
+    case K_CUSTOM:
+        f->custom->get(r, base, f->lim);
+        break;
+    case K_U8: GET_SCALAR(uint8_t, get_u8); break;
+    case K_U16: GET_SCALAR(uint16_t, get_u16); break;
+    case K_U32: GET_SCALAR(uint32_t, get_u32); break;
+    default: GET_SCALAR(uint64_t, get_u64); break; /* K_U64 */
+    }
+}
+
+/* The encoder checks the body's predicate first, so that an invalid message
+ * is refused whatever its size; the decoder checks it once every field is in. */
+static void put_body(writer *w, const body *b, const void *base)
+{
+    if (b->valid != NULL)
+        writer_require(w, b->valid(base));
+    for (size_t i = 0; i < b->nfields; i++)
+        put_field(w, &b->fields[i], base);
+}
+
+static void get_body(reader *r, const body *b, void *base)
+{
+    for (size_t i = 0; i < b->nfields && !r->bad; i++)
+        get_field(r, &b->fields[i], base);
+    if (b->valid != NULL && !r->bad)
+        reader_require(r, b->valid(base));
+}
+
+/* ---- shared records ---------------------------------------------------- */
+
+BODY(attr_body, NULL,
+     U32(dafs_attr, mode), U32(dafs_attr, nlink), U32(dafs_attr, uid), U32(dafs_attr, gid),
+     U64(dafs_attr, size), U64(dafs_attr, used), U64(dafs_attr, fileid), U64(dafs_attr, rdev),
+     I64(dafs_attr, atime_sec), I64(dafs_attr, mtime_sec), I64(dafs_attr, ctime_sec),
+     U32(dafs_attr, atime_nsec), U32(dafs_attr, mtime_nsec), U32(dafs_attr, ctime_nsec));
+
+BODY(seg_body, NULL, U64(dafs_seg, addr), U64(dafs_seg, key), U64(dafs_seg, len));
+
+/* One READDIR entry: u64 fileid, u64 cookie, u32 type, name; 8-aligned. */
+BODY(dirent_body, NULL,
+     U64(dafs_dirent_wire, fileid), U64(dafs_dirent_wire, cookie),
+     U32(dafs_dirent_wire, type), NAME(dafs_dirent_wire, name));
+
+/* sum of segment lengths >= count, for a segment count in range (the
+ * ARRAY field checks the range itself; this must not read past it) */
+static bool segs_cover(const dafs_seg *segs, uint16_t nsegs, uint32_t count)
+{
+    if (nsegs < 1 || nsegs > DAFS_SEG_MAX)
+        return false;
     uint64_t total = 0;
     for (uint16_t i = 0; i < nsegs; i++)
         total = segs[i].len > UINT64_MAX - total ? UINT64_MAX : total + segs[i].len;
-    return total;
+    return total >= count;
 }
 
-static bool segs_valid(const dafs_seg *segs, uint16_t nsegs, uint32_t count)
-{
-    return nsegs >= 1 && nsegs <= DAFS_SEG_MAX && segs_total(segs, nsegs) >= count;
-}
-
-static void put_segs(writer *w, uint16_t nsegs, const dafs_seg *segs, uint32_t count)
-{
-    writer_require(w, segs_valid(segs, nsegs, count));
-    put_u16(w, nsegs);
-    for (uint16_t i = 0; i < nsegs && i < DAFS_SEG_MAX; i++) {
-        put_u64(w, segs[i].addr);
-        put_u64(w, segs[i].key);
-        put_u64(w, segs[i].len);
-    }
-}
-
-static void get_segs(reader *r, uint16_t *nsegs, dafs_seg *segs, uint32_t count)
-{
-    uint16_t n = get_u16(r);
-    reader_require(r, n >= 1 && n <= DAFS_SEG_MAX);
-    for (uint16_t i = 0; i < n && !r->bad; i++) {
-        segs[i].addr = get_u64(r);
-        segs[i].key = get_u64(r);
-        segs[i].len = get_u64(r);
-    }
-    if (r->bad)
-        return;
-    *nsegs = n;
-    reader_require(r, segs_valid(segs, n, count));
-}
-
-static void put_attr(writer *w, const dafs_attr *a)
-{
-    put_u32(w, a->mode);
-    put_u32(w, a->nlink);
-    put_u32(w, a->uid);
-    put_u32(w, a->gid);
-    put_u64(w, a->size);
-    put_u64(w, a->used);
-    put_u64(w, a->fileid);
-    put_u64(w, a->rdev);
-    put_u64(w, (uint64_t)a->atime_sec);
-    put_u64(w, (uint64_t)a->mtime_sec);
-    put_u64(w, (uint64_t)a->ctime_sec);
-    put_u32(w, a->atime_nsec);
-    put_u32(w, a->mtime_nsec);
-    put_u32(w, a->ctime_nsec);
-}
-
-static void get_attr(reader *r, dafs_attr *a)
-{
-    a->mode = get_u32(r);
-    a->nlink = get_u32(r);
-    a->uid = get_u32(r);
-    a->gid = get_u32(r);
-    a->size = get_u64(r);
-    a->used = get_u64(r);
-    a->fileid = get_u64(r);
-    a->rdev = get_u64(r);
-    a->atime_sec = get_i64(r);
-    a->mtime_sec = get_i64(r);
-    a->ctime_sec = get_i64(r);
-    a->atime_nsec = get_u32(r);
-    a->mtime_nsec = get_u32(r);
-    a->ctime_nsec = get_u32(r);
-}
-
-/* One READDIR entry: u64 fileid, u64 cookie, u32 type, name; 8-aligned. */
-static void put_dirent(writer *w, const dafs_dirent_wire *ent)
-{
-    put_u64(w, ent->fileid);
-    put_u64(w, ent->cookie);
-    put_u32(w, ent->type);
-    put_bytes(w, &ent->name, 1, DAFS_NAME_MAX);
-}
-
-static void get_dirent(reader *r, dafs_dirent_wire *ent)
-{
-    ent->fileid = get_u64(r);
-    ent->cookie = get_u64(r);
-    ent->type = get_u32(r);
-    get_bytes(r, &ent->name, 1, DAFS_NAME_MAX);
-}
+/* ---- READDIR entries (hand-written: a list walked, not a struct) ------- */
 
 /* One READDIRPLUS entry: a READDIR entry, u8 flags (DAFS_PLUS_ATTR, and
  * DAFS_PLUS_NO_XATTRS only with it), then with ATTR the fh and attr; padded
@@ -459,27 +603,13 @@ static void put_dirent_plus(writer *w, const dafs_dirent_wire *ent, const dafs_f
     bool has = fh != NULL && attr != NULL;
     unsigned flags = has ? DAFS_PLUS_ATTR | (extra & DAFS_PLUS_NO_XATTRS) : 0;
     writer_require(w, (extra & ~(unsigned)(DAFS_PLUS_ATTR | DAFS_PLUS_NO_XATTRS)) == 0);
-    put_dirent(w, ent);
+    put_body(w, &dirent_body, ent);
     put_u8(w, (uint8_t)flags);
     if (has) {
         put_fh(w, fh);
-        put_attr(w, attr);
+        put_body(w, &attr_body, attr);
     }
     put_pad(w, 8);
-}
-
-static void get_dirent_plus(reader *r, dafs_dirent_wire *ent, dafs_fh *fh, dafs_attr *attr,
-                            int *has_attr)
-{
-    get_dirent(r, ent);
-    uint8_t flags = get_u8(r);
-    reader_require(r, plus_flags_valid(flags));
-    *has_attr = r->bad ? 0 : flags;
-    if (*has_attr & DAFS_PLUS_ATTR) {
-        get_fh(r, fh);
-        get_attr(r, attr);
-    }
-    skip_pad8(r);
 }
 
 /* Either kind of entry; fh/attr are scratch for READDIR. */
@@ -487,800 +617,28 @@ static void get_any_dirent(reader *r, bool plus, dafs_dirent_wire *ent, dafs_fh 
                            dafs_attr *attr, int *has_attr)
 {
     *has_attr = 0;
-    if (plus)
-        get_dirent_plus(r, ent, fh, attr, has_attr);
-    else
-        get_dirent(r, ent);
-}
-
-/* ---- request bodies ---------------------------------------------------- */
-
-static void put_connect_req(writer *w, const dafs_connect_req *c)
-{
-    put_bytes(w, &c->client_id, 1, DAFS_CLIENT_ID_MAX);
-    put_u64(w, c->boot_verifier);
-    put_u32(w, c->fence_id);
-    put_u32(w, c->max_request);
-    put_u32(w, c->max_response);
-    put_u32(w, c->inline_max);
-    put_u16(w, c->max_credits);
-    put_bytes(w, &c->ep_name, 1, DAFS_EPNAME_MAX);
-}
-
-static void get_connect_req(reader *r, dafs_connect_req *c)
-{
-    get_bytes(r, &c->client_id, 1, DAFS_CLIENT_ID_MAX);
-    c->boot_verifier = get_u64(r);
-    c->fence_id = get_u32(r);
-    c->max_request = get_u32(r);
-    c->max_response = get_u32(r);
-    c->inline_max = get_u32(r);
-    c->max_credits = get_u16(r);
-    get_bytes(r, &c->ep_name, 1, DAFS_EPNAME_MAX);
-}
-
-static void put_dirop_req(writer *w, const dafs_dirop_req *d)
-{
-    put_fh(w, &d->dir);
-    put_bytes(w, &d->name, 1, DAFS_NAME_MAX);
-    put_u32(w, d->flags);
-    put_u32(w, d->mode);
-}
-
-static void get_dirop_req(reader *r, dafs_dirop_req *d)
-{
-    get_fh(r, &d->dir);
-    get_bytes(r, &d->name, 1, DAFS_NAME_MAX);
-    d->flags = get_u32(r);
-    d->mode = get_u32(r);
-}
-
-static void put_read_req(writer *w, const dafs_read_req *q, bool direct)
-{
-    put_fh(w, &q->fh);
-    put_u64(w, q->stateid);
-    put_u64(w, q->offset);
-    put_u32(w, q->count);
-    put_u32(w, q->hints);
-    if (direct)
-        put_segs(w, q->nsegs, q->segs, q->count);
-}
-
-static void get_read_req(reader *r, dafs_read_req *q, bool direct)
-{
-    get_fh(r, &q->fh);
-    q->stateid = get_u64(r);
-    q->offset = get_u64(r);
-    q->count = get_u32(r);
-    q->hints = get_u32(r);
-    if (direct)
-        get_segs(r, &q->nsegs, q->segs, q->count);
-}
-
-static void put_write_req(writer *w, const dafs_write_req *q, bool direct)
-{
-    put_fh(w, &q->fh);
-    put_u64(w, q->stateid);
-    put_u64(w, q->offset);
-    put_u32(w, q->count);
-    put_u32(w, q->stable);
-    put_u32(w, q->hints);
-    if (direct) {
-        put_segs(w, q->nsegs, q->segs, q->count);
-    } else {
-        writer_require(w, q->data.len == q->count);
-        put_bytes(w, &q->data, 0, UINT32_MAX);
-    }
-}
-
-static void get_write_req(reader *r, dafs_write_req *q, bool direct)
-{
-    get_fh(r, &q->fh);
-    q->stateid = get_u64(r);
-    q->offset = get_u64(r);
-    q->count = get_u32(r);
-    q->stable = get_u32(r);
-    q->hints = get_u32(r);
-    if (direct) {
-        get_segs(r, &q->nsegs, q->segs, q->count);
-    } else {
-        get_bytes(r, &q->data, 0, UINT32_MAX);
-        reader_require(r, q->data.len == q->count);
-    }
-}
-
-static void put_commit_req(writer *w, const dafs_commit_req *c)
-{
-    put_fh(w, &c->fh);
-    put_u64(w, c->stateid);
-    put_u64(w, c->offset);
-    put_u64(w, c->count);
-    put_u32(w, c->stable);
-}
-
-static void get_commit_req(reader *r, dafs_commit_req *c)
-{
-    get_fh(r, &c->fh);
-    c->stateid = get_u64(r);
-    c->offset = get_u64(r);
-    c->count = get_u64(r);
-    c->stable = get_u32(r);
-}
-
-static void put_readdir_req(writer *w, const dafs_readdir_req *d)
-{
-    put_fh(w, &d->dir);
-    put_u64(w, d->cookie);
-    put_u32(w, d->maxcount);
-}
-
-static void get_readdir_req(reader *r, dafs_readdir_req *d)
-{
-    get_fh(r, &d->dir);
-    d->cookie = get_u64(r);
-    d->maxcount = get_u32(r);
-}
-
-/* SETATTR: only known DAFS_SET_* bits, and nanoseconds below one second
- * (checked whether or not the time is being set, so nothing odd travels). */
-static bool setattr_valid(const dafs_setattr_req *s)
-{
-    return (s->valid & ~DAFS_SET_ALL) == 0 && s->atime_nsec < 1000000000u &&
-           s->mtime_nsec < 1000000000u;
-}
-
-static void put_setattr_req(writer *w, const dafs_setattr_req *s)
-{
-    writer_require(w, setattr_valid(s));
-    put_fh(w, &s->fh);
-    put_u64(w, s->stateid);
-    put_u32(w, s->valid);
-    put_u32(w, s->mode);
-    put_u32(w, s->uid);
-    put_u32(w, s->gid);
-    put_u64(w, s->size);
-    put_u64(w, (uint64_t)s->atime_sec);
-    put_u64(w, (uint64_t)s->mtime_sec);
-    put_u32(w, s->atime_nsec);
-    put_u32(w, s->mtime_nsec);
-}
-
-static void get_setattr_req(reader *r, dafs_setattr_req *s)
-{
-    get_fh(r, &s->fh);
-    s->stateid = get_u64(r);
-    s->valid = get_u32(r);
-    s->mode = get_u32(r);
-    s->uid = get_u32(r);
-    s->gid = get_u32(r);
-    s->size = get_u64(r);
-    s->atime_sec = get_i64(r);
-    s->mtime_sec = get_i64(r);
-    s->atime_nsec = get_u32(r);
-    s->mtime_nsec = get_u32(r);
-    reader_require(r, setattr_valid(s));
-}
-
-/* RENAME flags: NOREPLACE or EXCHANGE or neither, never both. */
-static bool rename_flags_valid(uint32_t flags)
-{
-    const uint32_t known = DAFS_RENAME_NOREPLACE | DAFS_RENAME_EXCHANGE;
-    return (flags & ~known) == 0 && flags != known;
-}
-
-static void put_rename_req(writer *w, const dafs_rename_req *q)
-{
-    writer_require(w, rename_flags_valid(q->flags));
-    put_fh(w, &q->src_dir);
-    put_bytes(w, &q->src_name, 1, DAFS_NAME_MAX);
-    put_fh(w, &q->dst_dir);
-    put_bytes(w, &q->dst_name, 1, DAFS_NAME_MAX);
-    put_u32(w, q->flags);
-}
-
-static void get_rename_req(reader *r, dafs_rename_req *q)
-{
-    get_fh(r, &q->src_dir);
-    get_bytes(r, &q->src_name, 1, DAFS_NAME_MAX);
-    get_fh(r, &q->dst_dir);
-    get_bytes(r, &q->dst_name, 1, DAFS_NAME_MAX);
-    q->flags = get_u32(r);
-    reader_require(r, rename_flags_valid(q->flags));
-}
-
-static void put_link_req(writer *w, const dafs_link_req *q)
-{
-    put_fh(w, &q->fh);
-    put_fh(w, &q->dir);
-    put_bytes(w, &q->name, 1, DAFS_NAME_MAX);
-}
-
-static void get_link_req(reader *r, dafs_link_req *q)
-{
-    get_fh(r, &q->fh);
-    get_fh(r, &q->dir);
-    get_bytes(r, &q->name, 1, DAFS_NAME_MAX);
-}
-
-static void put_symlink_req(writer *w, const dafs_symlink_req *q)
-{
-    put_fh(w, &q->dir);
-    put_bytes(w, &q->name, 1, DAFS_NAME_MAX);
-    put_bytes(w, &q->target, 1, DAFS_PATH_MAX);
-}
-
-static void get_symlink_req(reader *r, dafs_symlink_req *q)
-{
-    get_fh(r, &q->dir);
-    get_bytes(r, &q->name, 1, DAFS_NAME_MAX);
-    get_bytes(r, &q->target, 1, DAFS_PATH_MAX);
-}
-
-static void put_mknod_req(writer *w, const dafs_mknod_req *q)
-{
-    put_fh(w, &q->dir);
-    put_bytes(w, &q->name, 1, DAFS_NAME_MAX);
-    put_u32(w, q->mode);
-    put_u64(w, q->rdev);
-}
-
-static void get_mknod_req(reader *r, dafs_mknod_req *q)
-{
-    get_fh(r, &q->dir);
-    get_bytes(r, &q->name, 1, DAFS_NAME_MAX);
-    q->mode = get_u32(r);
-    q->rdev = get_u64(r);
-}
-
-#define ACCESS_MASK_ALL (DAFS_ACCESS_READ | DAFS_ACCESS_WRITE | DAFS_ACCESS_EXEC)
-
-static void put_access_req(writer *w, const dafs_access_req *q)
-{
-    writer_require(w, q->mask <= ACCESS_MASK_ALL);
-    put_fh(w, &q->fh);
-    put_u32(w, q->mask);
-}
-
-static void get_access_req(reader *r, dafs_access_req *q)
-{
-    get_fh(r, &q->fh);
-    q->mask = get_u32(r);
-    reader_require(r, q->mask <= ACCESS_MASK_ALL);
-}
-
-/* u32 uid, u32 gid, u32 ngroups, then ngroups u32 group ids. */
-static void put_cred_req(writer *w, const dafs_cred_req *c)
-{
-    bool have = c->ngroups == 0 || c->groups != NULL ||
-                (c->groups_wire.ptr != NULL && c->groups_wire.len == 4 * c->ngroups);
-    writer_require(w, c->ngroups <= DAFS_GROUPS_MAX && have);
-    put_u32(w, c->uid);
-    put_u32(w, c->gid);
-    put_u32(w, c->ngroups);
-    if (w->err != 0)
+    get_body(r, &dirent_body, ent);
+    if (!plus)
         return;
-    uint8_t *p = writer_reserve(w, 4, (size_t)c->ngroups * 4);
-    for (uint32_t i = 0; p != NULL && i < c->ngroups; i++) /* a decoded list re-encodes too */
-        store_u32(p + 4 * (size_t)i, dafs_cred_group(c, i));
-}
-
-/* The ids stay in the buffer: the count is checked against the bytes
- * received before anything is read, and nothing is copied. */
-static void get_cred_req(reader *r, dafs_cred_req *c)
-{
-    c->uid = get_u32(r);
-    c->gid = get_u32(r);
-    uint32_t n = get_u32(r);
-    reader_require(r, n <= DAFS_GROUPS_MAX);
-    const uint8_t *p = reader_take(r, 4, r->bad ? 0 : (size_t)n * 4);
-    if (r->bad)
-        return;
-    c->ngroups = n;
-    c->groups = NULL;
-    c->groups_wire = (dafs_bytes){.ptr = p, .len = n * 4};
-}
-
-uint32_t dafs_cred_group(const dafs_cred_req *c, uint32_t i)
-{
-    if (i >= c->ngroups)
-        return UINT32_MAX;
-    if (c->groups != NULL)
-        return c->groups[i];
-    return load_u32(c->groups_wire.ptr + 4 * (size_t)i);
-}
-
-static void put_close_req(writer *w, const dafs_close_req *q)
-{
-    put_fh(w, &q->fh);
-    put_u64(w, q->stateid);
-}
-
-static void get_close_req(reader *r, dafs_close_req *q)
-{
-    get_fh(r, &q->fh);
-    q->stateid = get_u64(r);
-}
-
-/* OPEN_FH: access mode and TRUNC only (no CREAT/EXCL/DIRECTORY: the object exists). */
-static void put_open_fh_req(writer *w, const dafs_open_fh_req *q)
-{
-    writer_require(w, (q->flags & ~DAFS_OPEN_FH_ALL) == 0);
-    put_fh(w, &q->fh);
-    put_u32(w, q->flags);
-}
-
-static void get_open_fh_req(reader *r, dafs_open_fh_req *q)
-{
-    get_fh(r, &q->fh);
-    q->flags = get_u32(r);
-    reader_require(r, (q->flags & ~DAFS_OPEN_FH_ALL) == 0);
-}
-
-/* APPEND_* carry a write_req whose offset must be 0 (the server picks it). */
-static void put_append_req(writer *w, const dafs_write_req *q, bool direct)
-{
-    writer_require(w, q->offset == 0);
-    put_write_req(w, q, direct);
-}
-
-static void get_append_req(reader *r, dafs_write_req *q, bool direct)
-{
-    get_write_req(r, q, direct);
-    reader_require(r, q->offset == 0);
-}
-
-/* ---- extra ops (70..79): request bodies ------------------------------- */
-
-static bool fallocate_valid(const dafs_fallocate_req *q)
-{
-    return (q->mode & ~DAFS_FALLOC_ALL) == 0 && q->length > 0;
-}
-
-static void put_fallocate_req(writer *w, const dafs_fallocate_req *q)
-{
-    writer_require(w, fallocate_valid(q));
-    put_fh(w, &q->fh);
-    put_u32(w, q->mode);
-    put_u64(w, q->offset);
-    put_u64(w, q->length);
-    put_u64(w, q->stateid);
-}
-
-static void get_fallocate_req(reader *r, dafs_fallocate_req *q)
-{
-    get_fh(r, &q->fh);
-    q->mode = get_u32(r);
-    q->offset = get_u64(r);
-    q->length = get_u64(r);
-    q->stateid = get_u64(r);
-    reader_require(r, fallocate_valid(q));
-}
-
-static void put_copy_req(writer *w, const dafs_copy_req *q)
-{
-    writer_require(w, q->flags == 0);
-    put_fh(w, &q->src);
-    put_u64(w, q->src_offset);
-    put_fh(w, &q->dst);
-    put_u64(w, q->dst_offset);
-    put_u64(w, q->length);
-    put_u32(w, q->flags);
-    put_u64(w, q->src_stateid);
-    put_u64(w, q->dst_stateid);
-}
-
-static void get_copy_req(reader *r, dafs_copy_req *q)
-{
-    get_fh(r, &q->src);
-    q->src_offset = get_u64(r);
-    get_fh(r, &q->dst);
-    q->dst_offset = get_u64(r);
-    q->length = get_u64(r);
-    q->flags = get_u32(r);
-    q->src_stateid = get_u64(r);
-    q->dst_stateid = get_u64(r);
-    reader_require(r, q->flags == 0);
-}
-
-static void put_seek_req(writer *w, const dafs_seek_req *q)
-{
-    writer_require(w, q->what <= DAFS_SEEK_HOLE);
-    put_fh(w, &q->fh);
-    put_u64(w, q->offset);
-    put_u32(w, q->what);
-    put_u64(w, q->stateid);
-}
-
-static void get_seek_req(reader *r, dafs_seek_req *q)
-{
-    get_fh(r, &q->fh);
-    q->offset = get_u64(r);
-    q->what = get_u32(r);
-    q->stateid = get_u64(r);
-    reader_require(r, q->what <= DAFS_SEEK_HOLE);
-}
-
-/* An xattr name: 1..DAFS_XATTR_NAME_MAX bytes without a NUL. */
-static bool xattr_name_valid(const dafs_bytes *b)
-{
-    return b->ptr != NULL && b->len >= 1 && b->len <= DAFS_XATTR_NAME_MAX &&
-           memchr(b->ptr, '\0', b->len) == NULL;
-}
-
-static bool xattr_flags_valid(uint32_t flags)
-{
-    return flags <= DAFS_XATTR_REPLACE; /* 0, CREATE or REPLACE */
-}
-
-/* Which fields each xattr op carries, in wire order: fh, [name], [value],
- * [size], [flags]. */
-static void put_xattr_req(writer *w, uint16_t op, const dafs_xattr_req *q)
-{
-    put_fh(w, &q->fh);
-    if (op != DAFS_OP_LISTXATTR) {
-        writer_require(w, xattr_name_valid(&q->name));
-        put_bytes(w, &q->name, 1, DAFS_XATTR_NAME_MAX);
+    uint8_t flags = get_u8(r);
+    reader_require(r, plus_flags_valid(flags));
+    *has_attr = r->bad ? 0 : flags;
+    if (*has_attr & DAFS_PLUS_ATTR) {
+        get_fh(r, fh);
+        get_body(r, &attr_body, attr);
     }
-    if (op == DAFS_OP_SETXATTR) {
-        writer_require(w, xattr_flags_valid(q->flags));
-        put_bytes(w, &q->value, 0, DAFS_XATTR_VALUE_MAX);
-        put_u32(w, q->flags);
-    }
-    if (op == DAFS_OP_GETXATTR || op == DAFS_OP_LISTXATTR) {
-        writer_require(w, q->size <= (op == DAFS_OP_GETXATTR ? DAFS_XATTR_VALUE_MAX
-                                                              : DAFS_XATTR_LIST_MAX));
-        put_u32(w, q->size);
-    }
-}
-
-static void get_xattr_req(reader *r, uint16_t op, dafs_xattr_req *q)
-{
-    get_fh(r, &q->fh);
-    if (op != DAFS_OP_LISTXATTR) {
-        get_bytes(r, &q->name, 1, DAFS_XATTR_NAME_MAX);
-        reader_require(r, r->bad || xattr_name_valid(&q->name));
-    }
-    if (op == DAFS_OP_SETXATTR) {
-        get_bytes(r, &q->value, 0, DAFS_XATTR_VALUE_MAX);
-        q->flags = get_u32(r);
-        reader_require(r, xattr_flags_valid(q->flags));
-    }
-    if (op == DAFS_OP_GETXATTR || op == DAFS_OP_LISTXATTR) {
-        q->size = get_u32(r);
-        reader_require(r, q->size <= (op == DAFS_OP_GETXATTR ? DAFS_XATTR_VALUE_MAX
-                                                              : DAFS_XATTR_LIST_MAX));
-    }
-}
-
-/* The extra ops; false for an unknown op. */
-static bool put_ext_request_body(writer *w, const dafs_request *m)
-{
-    uint16_t op = m->hdr.opcode;
-    switch (op) {
-    case DAFS_OP_FALLOCATE:
-        put_fallocate_req(w, &m->u.fallocate);
-        return true;
-    case DAFS_OP_COPY_RANGE:
-        put_copy_req(w, &m->u.copy);
-        return true;
-    case DAFS_OP_SEEK:
-        put_seek_req(w, &m->u.seek);
-        return true;
-    case DAFS_OP_GETXATTR:
-    case DAFS_OP_SETXATTR:
-    case DAFS_OP_LISTXATTR:
-    case DAFS_OP_REMOVEXATTR:
-        put_xattr_req(w, op, &m->u.xattr);
-        return true;
-    case DAFS_OP_READDIRPLUS:
-        put_readdir_req(w, &m->u.readdir);
-        return true;
-    default:
-        return false;
-    }
-}
-
-static bool get_ext_request_body(reader *r, dafs_request *m)
-{
-    uint16_t op = m->hdr.opcode;
-    switch (op) {
-    case DAFS_OP_FALLOCATE:
-        get_fallocate_req(r, &m->u.fallocate);
-        return true;
-    case DAFS_OP_COPY_RANGE:
-        get_copy_req(r, &m->u.copy);
-        return true;
-    case DAFS_OP_SEEK:
-        get_seek_req(r, &m->u.seek);
-        return true;
-    case DAFS_OP_GETXATTR:
-    case DAFS_OP_SETXATTR:
-    case DAFS_OP_LISTXATTR:
-    case DAFS_OP_REMOVEXATTR:
-        get_xattr_req(r, op, &m->u.xattr);
-        return true;
-    case DAFS_OP_READDIRPLUS:
-        get_readdir_req(r, &m->u.readdir);
-        return true;
-    default:
-        return false;
-    }
-}
-
-/* The second set of ops (SETATTR..RELEASE_CRED); false for an unknown op. */
-static bool put_second_set_request_body(writer *w, const dafs_request *m)
-{
-    uint16_t op = m->hdr.opcode;
-    switch (op) {
-    case DAFS_OP_READLINK:
-    case DAFS_OP_LOOKUPP:
-        put_fh(w, &m->u.fh.fh);
-        return true;
-    case DAFS_OP_SETATTR:
-        put_setattr_req(w, &m->u.setattr);
-        return true;
-    case DAFS_OP_RENAME:
-        put_rename_req(w, &m->u.rename);
-        return true;
-    case DAFS_OP_LINK:
-        put_link_req(w, &m->u.link);
-        return true;
-    case DAFS_OP_SYMLINK:
-        put_symlink_req(w, &m->u.symlink);
-        return true;
-    case DAFS_OP_MKNOD:
-        put_mknod_req(w, &m->u.mknod);
-        return true;
-    case DAFS_OP_ACCESS:
-        put_access_req(w, &m->u.access);
-        return true;
-    case DAFS_OP_APPEND_INLINE:
-    case DAFS_OP_APPEND_DIRECT:
-        put_append_req(w, &m->u.write, is_direct(op));
-        return true;
-    case DAFS_OP_REGISTER_CRED:
-        put_cred_req(w, &m->u.cred);
-        return true;
-    case DAFS_OP_RELEASE_CRED:
-        put_u32(w, m->u.cred_id.cred_id);
-        return true;
-    case DAFS_OP_OPEN_FH:
-        put_open_fh_req(w, &m->u.open_fh);
-        return true;
-    default:
-        return put_ext_request_body(w, m);
-    }
-}
-
-static bool get_second_set_request_body(reader *r, dafs_request *m)
-{
-    uint16_t op = m->hdr.opcode;
-    switch (op) {
-    case DAFS_OP_READLINK:
-    case DAFS_OP_LOOKUPP:
-        get_fh(r, &m->u.fh.fh);
-        return true;
-    case DAFS_OP_SETATTR:
-        get_setattr_req(r, &m->u.setattr);
-        return true;
-    case DAFS_OP_RENAME:
-        get_rename_req(r, &m->u.rename);
-        return true;
-    case DAFS_OP_LINK:
-        get_link_req(r, &m->u.link);
-        return true;
-    case DAFS_OP_SYMLINK:
-        get_symlink_req(r, &m->u.symlink);
-        return true;
-    case DAFS_OP_MKNOD:
-        get_mknod_req(r, &m->u.mknod);
-        return true;
-    case DAFS_OP_ACCESS:
-        get_access_req(r, &m->u.access);
-        return true;
-    case DAFS_OP_APPEND_INLINE:
-    case DAFS_OP_APPEND_DIRECT:
-        get_append_req(r, &m->u.write, is_direct(op));
-        return true;
-    case DAFS_OP_REGISTER_CRED:
-        get_cred_req(r, &m->u.cred);
-        return true;
-    case DAFS_OP_RELEASE_CRED:
-        m->u.cred_id.cred_id = get_u32(r);
-        return true;
-    case DAFS_OP_OPEN_FH:
-        get_open_fh_req(r, &m->u.open_fh);
-        return true;
-    default:
-        return get_ext_request_body(r, m);
-    }
-}
-
-/* Returns false for an unknown opcode. */
-static bool put_request_body(writer *w, const dafs_request *m)
-{
-    uint16_t op = m->hdr.opcode;
-    switch (op) {
-    case DAFS_OP_NULL:
-    case DAFS_OP_DISCONNECT:
-    case DAFS_OP_GETROOT:
-        return true;
-    case DAFS_OP_CONNECT:
-        put_connect_req(w, &m->u.connect);
-        return true;
-    case DAFS_OP_GETATTR:
-    case DAFS_OP_STATFS:
-        put_fh(w, &m->u.fh.fh);
-        return true;
-    case DAFS_OP_CLOSE:
-        put_close_req(w, &m->u.close);
-        return true;
-    case DAFS_OP_LOOKUP:
-    case DAFS_OP_OPEN:
-    case DAFS_OP_REMOVE:
-    case DAFS_OP_MKDIR:
-    case DAFS_OP_RMDIR:
-        put_dirop_req(w, &m->u.dirop);
-        return true;
-    case DAFS_OP_READ_INLINE:
-    case DAFS_OP_READ_DIRECT:
-        put_read_req(w, &m->u.read, is_direct(op));
-        return true;
-    case DAFS_OP_WRITE_INLINE:
-    case DAFS_OP_WRITE_DIRECT:
-        put_write_req(w, &m->u.write, is_direct(op));
-        return true;
-    case DAFS_OP_COMMIT:
-        put_commit_req(w, &m->u.commit);
-        return true;
-    case DAFS_OP_READDIR:
-        put_readdir_req(w, &m->u.readdir);
-        return true;
-    default:
-        return put_second_set_request_body(w, m);
-    }
-}
-
-static bool get_request_body(reader *r, dafs_request *m)
-{
-    uint16_t op = m->hdr.opcode;
-    switch (op) {
-    case DAFS_OP_NULL:
-    case DAFS_OP_DISCONNECT:
-    case DAFS_OP_GETROOT:
-        return true;
-    case DAFS_OP_CONNECT:
-        get_connect_req(r, &m->u.connect);
-        return true;
-    case DAFS_OP_GETATTR:
-    case DAFS_OP_STATFS:
-        get_fh(r, &m->u.fh.fh);
-        return true;
-    case DAFS_OP_CLOSE:
-        get_close_req(r, &m->u.close);
-        return true;
-    case DAFS_OP_LOOKUP:
-    case DAFS_OP_OPEN:
-    case DAFS_OP_REMOVE:
-    case DAFS_OP_MKDIR:
-    case DAFS_OP_RMDIR:
-        get_dirop_req(r, &m->u.dirop);
-        return true;
-    case DAFS_OP_READ_INLINE:
-    case DAFS_OP_READ_DIRECT:
-        get_read_req(r, &m->u.read, is_direct(op));
-        return true;
-    case DAFS_OP_WRITE_INLINE:
-    case DAFS_OP_WRITE_DIRECT:
-        get_write_req(r, &m->u.write, is_direct(op));
-        return true;
-    case DAFS_OP_COMMIT:
-        get_commit_req(r, &m->u.commit);
-        return true;
-    case DAFS_OP_READDIR:
-        get_readdir_req(r, &m->u.readdir);
-        return true;
-    default:
-        return get_second_set_request_body(r, m);
-    }
-}
-
-/* ---- reply bodies ------------------------------------------------------ */
-
-static void put_connect_rep(writer *w, const dafs_connect_rep *c)
-{
-    put_u64(w, c->server_instance);
-    put_u32(w, c->max_request);
-    put_u32(w, c->max_response);
-    put_u32(w, c->inline_max);
-    put_u32(w, c->max_io);
-    put_u32(w, c->lease_ms);
-    put_u16(w, c->max_segs);
-}
-
-static void get_connect_rep(reader *r, dafs_connect_rep *c)
-{
-    c->server_instance = get_u64(r);
-    c->max_request = get_u32(r);
-    c->max_response = get_u32(r);
-    c->inline_max = get_u32(r);
-    c->max_io = get_u32(r);
-    c->lease_ms = get_u32(r);
-    c->max_segs = get_u16(r);
-}
-
-/* with_state: OPEN and OPEN_FH replies end with the new stateid. */
-static void put_fh_attr_rep(writer *w, const dafs_fh_attr_rep *f, bool with_state)
-{
-    writer_require(w, f->created <= 1);
-    put_fh(w, &f->fh);
-    put_attr(w, &f->attr);
-    put_u8(w, f->created);
-    if (with_state)
-        put_u64(w, f->stateid);
-}
-
-static void get_fh_attr_rep(reader *r, dafs_fh_attr_rep *f, bool with_state)
-{
-    get_fh(r, &f->fh);
-    get_attr(r, &f->attr);
-    f->created = get_u8(r);
-    reader_require(r, f->created <= 1);
-    if (with_state)
-        f->stateid = get_u64(r);
-}
-
-static void put_read_rep(writer *w, const dafs_read_rep *q, bool direct)
-{
-    writer_require(w, q->eof <= 1);
-    put_u32(w, q->count);
-    put_u8(w, q->eof);
-    if (!direct) {
-        writer_require(w, q->data.len == q->count);
-        put_bytes(w, &q->data, 0, UINT32_MAX);
-    }
-}
-
-static void get_read_rep(reader *r, dafs_read_rep *q, bool direct)
-{
-    q->count = get_u32(r);
-    q->eof = get_u8(r);
-    reader_require(r, q->eof <= 1);
-    if (!direct) {
-        get_bytes(r, &q->data, 0, UINT32_MAX);
-        reader_require(r, q->data.len == q->count);
-    }
-}
-
-/* APPEND_* replies add the offset the data landed at; WRITE_* do not. */
-static void put_write_rep(writer *w, const dafs_write_rep *q, bool append)
-{
-    put_u32(w, q->count);
-    put_u32(w, q->committed);
-    put_u64(w, q->verifier);
-    if (append)
-        put_u64(w, q->offset);
-}
-
-static void get_write_rep(reader *r, dafs_write_rep *q, bool append)
-{
-    q->count = get_u32(r);
-    q->committed = get_u32(r);
-    q->verifier = get_u64(r);
-    if (append)
-        q->offset = get_u64(r);
+    skip_pad8(r);
 }
 
 /*
- * eof, nentries, then the entries, which start 8-aligned.  The entries are
+ * After eof and nentries: the entries, which start 8-aligned.  They are
  * re-encoded one by one (not copied) so that they are checked and their pad
- * bytes come out zero.
+ * bytes come out zero.  arg: 1 for READDIRPLUS.
  */
-static void put_readdir_rep(writer *w, const dafs_readdir_rep *d, bool plus)
+static void put_readdir_entries(writer *w, const void *body, uint64_t arg)
 {
-    writer_require(w, d->eof <= 1);
-    put_u8(w, d->eof);
-    put_u32(w, d->nentries);
+    const dafs_readdir_rep *d = body;
+    bool plus = arg != 0;
     put_pad(w, 8);
     reader r;
     reader_init(&r, d->entries.ptr, d->entries.ptr != NULL ? d->entries.len : 0, 0);
@@ -1293,17 +651,16 @@ static void put_readdir_rep(writer *w, const dafs_readdir_rep *d, bool plus)
         if (!r.bad && plus)
             put_dirent_plus(w, &ent, has ? &fh : NULL, has ? &attr : NULL, (unsigned)has);
         else if (!r.bad)
-            put_dirent(w, &ent);
+            put_body(w, &dirent_body, &ent);
     }
     writer_require(w, reader_finish(&r) == 0);
 }
 
 /* Entries are checked here, once, so that dafs_readdir_next() cannot fail. */
-static void get_readdir_rep(reader *r, dafs_readdir_rep *d, bool plus)
+static void get_readdir_entries(reader *r, void *body, uint64_t arg)
 {
-    d->eof = get_u8(r);
-    reader_require(r, d->eof <= 1);
-    d->nentries = get_u32(r);
+    dafs_readdir_rep *d = body;
+    bool plus = arg != 0;
     d->plus = plus ? 1 : 0;
     const uint8_t *start = reader_take(r, 8, 0);
     size_t begin = r->pos;
@@ -1319,287 +676,332 @@ static void get_readdir_rep(reader *r, dafs_readdir_rep *d, bool plus)
     d->entries.len = (uint32_t)(r->pos - begin);
 }
 
-static void put_statfs_rep(writer *w, const dafs_statfs_rep *s)
+static const custom readdir_entries = {put_readdir_entries, get_readdir_entries};
+
+/* ---- REGISTER_CRED groups (hand-written: read in place, not copied) ---- */
+
+/* u32 ngroups, then ngroups u32 ids.  Encoding takes the host-order array
+ * `groups`, or re-encodes a decoded list from `groups_wire`. */
+static void put_cred_groups(writer *w, const void *body, uint64_t arg)
 {
-    put_u64(w, s->bsize);
-    put_u64(w, s->frsize);
-    put_u64(w, s->blocks);
-    put_u64(w, s->bfree);
-    put_u64(w, s->bavail);
-    put_u64(w, s->files);
-    put_u64(w, s->ffree);
-    put_u32(w, s->namemax);
+    const dafs_cred_req *c = body;
+    (void)arg;
+    bool have = c->ngroups == 0 || c->groups != NULL ||
+                (c->groups_wire.ptr != NULL && c->groups_wire.len == 4 * c->ngroups);
+    writer_require(w, c->ngroups <= DAFS_GROUPS_MAX && have);
+    put_u32(w, c->ngroups);
+    if (w->err != 0)
+        return;
+    uint8_t *p = writer_reserve(w, 4, (size_t)c->ngroups * 4);
+    for (uint32_t i = 0; p != NULL && i < c->ngroups; i++)
+        store_u32(p + 4 * (size_t)i, dafs_cred_group(c, i));
 }
 
-static void get_statfs_rep(reader *r, dafs_statfs_rep *s)
+/* The count is checked against the bytes received before anything is read. */
+static void get_cred_groups(reader *r, void *body, uint64_t arg)
 {
-    s->bsize = get_u64(r);
-    s->frsize = get_u64(r);
-    s->blocks = get_u64(r);
-    s->bfree = get_u64(r);
-    s->bavail = get_u64(r);
-    s->files = get_u64(r);
-    s->ffree = get_u64(r);
-    s->namemax = get_u32(r);
+    dafs_cred_req *c = body;
+    (void)arg;
+    uint32_t n = get_u32(r);
+    reader_require(r, n <= DAFS_GROUPS_MAX);
+    const uint8_t *p = reader_take(r, 4, r->bad ? 0 : (size_t)n * 4);
+    if (r->bad)
+        return;
+    c->ngroups = n;
+    c->groups = NULL;
+    c->groups_wire = (dafs_bytes){.ptr = p, .len = n * 4};
 }
 
-/* READLINK: the target, 1..DAFS_PATH_MAX bytes. */
-static void put_readlink_rep(writer *w, const dafs_readlink_rep *q)
+static const custom cred_groups = {put_cred_groups, get_cred_groups};
+
+uint32_t dafs_cred_group(const dafs_cred_req *c, uint32_t i)
 {
-    put_bytes(w, &q->target, 1, DAFS_PATH_MAX);
+    if (i >= c->ngroups)
+        return UINT32_MAX;
+    if (c->groups != NULL)
+        return c->groups[i];
+    return load_u32(c->groups_wire.ptr + 4 * (size_t)i);
 }
 
-static void get_readlink_rep(reader *r, dafs_readlink_rep *q)
+/* ---- cross-field checks ------------------------------------------------ */
+
+/* SETATTR: only known DAFS_SET_* bits, and nanoseconds below one second
+ * (checked whether or not the time is being set, so nothing odd travels). */
+static bool setattr_valid(const void *body)
 {
-    get_bytes(r, &q->target, 1, DAFS_PATH_MAX);
+    const dafs_setattr_req *s = body;
+    return (s->valid & ~DAFS_SET_ALL) == 0 && s->atime_nsec < 1000000000u &&
+           s->mtime_nsec < 1000000000u;
 }
+
+/* RENAME flags: NOREPLACE or EXCHANGE or neither, never both. */
+static bool rename_flags_valid(const void *body)
+{
+    const uint32_t known = DAFS_RENAME_NOREPLACE | DAFS_RENAME_EXCHANGE;
+    uint32_t flags = ((const dafs_rename_req *)body)->flags;
+    return (flags & ~known) == 0 && flags != known;
+}
+
+static bool read_direct_valid(const void *body)
+{
+    const dafs_read_req *q = body;
+    return segs_cover(q->segs, q->nsegs, q->count);
+}
+
+static bool write_inline_valid(const void *body)
+{
+    const dafs_write_req *q = body;
+    return q->data.len == q->count;
+}
+
+static bool write_direct_valid(const void *body)
+{
+    const dafs_write_req *q = body;
+    return segs_cover(q->segs, q->nsegs, q->count);
+}
+
+/* APPEND_* carry a write_req whose offset must be 0 (the server picks it). */
+static bool append_inline_valid(const void *body)
+{
+    return write_inline_valid(body) && ((const dafs_write_req *)body)->offset == 0;
+}
+
+static bool append_direct_valid(const void *body)
+{
+    return write_direct_valid(body) && ((const dafs_write_req *)body)->offset == 0;
+}
+
+static bool read_inline_rep_valid(const void *body)
+{
+    const dafs_read_rep *q = body;
+    return q->data.len == q->count;
+}
+
+/* GETXATTR/LISTXATTR: the data is empty (a size query) or exactly size bytes. */
+static bool xattr_rep_valid(const void *body)
+{
+    const dafs_xattr_rep *q = body;
+    return q->data.len == 0 || q->data.len == q->size;
+}
+
+/* ---- request bodies ---------------------------------------------------- */
+
+BODY(connect_req, NULL,
+     BYTES(dafs_connect_req, client_id, 1, DAFS_CLIENT_ID_MAX),
+     U64(dafs_connect_req, boot_verifier), U32(dafs_connect_req, fence_id),
+     U32(dafs_connect_req, max_request), U32(dafs_connect_req, max_response),
+     U32(dafs_connect_req, inline_max), U16(dafs_connect_req, max_credits),
+     BYTES(dafs_connect_req, ep_name, 1, DAFS_EPNAME_MAX));
+
+BODY(fh_req, NULL, FH(dafs_fh_req, fh));
+
+BODY(close_req, NULL, FH(dafs_close_req, fh), U64(dafs_close_req, stateid));
+
+/* OPEN_FH: access mode and TRUNC only (no CREAT/EXCL/DIRECTORY: the object exists). */
+BODY(open_fh_req, NULL, FH(dafs_open_fh_req, fh), U32_MASK(dafs_open_fh_req, flags, DAFS_OPEN_FH_ALL));
+
+BODY(dirop_req, NULL,
+     FH(dafs_dirop_req, dir), NAME(dafs_dirop_req, name),
+     U32(dafs_dirop_req, flags), U32(dafs_dirop_req, mode));
+
+#define READ_REQ_HEAD                                                                    \
+    FH(dafs_read_req, fh), U64(dafs_read_req, stateid), U64(dafs_read_req, offset),      \
+        U32(dafs_read_req, count), U32(dafs_read_req, hints)
+BODY(read_inline_req, NULL, READ_REQ_HEAD);
+BODY(read_direct_req, read_direct_valid, READ_REQ_HEAD, SEGS(dafs_read_req));
+
+#define WRITE_REQ_HEAD                                                                   \
+    FH(dafs_write_req, fh), U64(dafs_write_req, stateid), U64(dafs_write_req, offset),   \
+        U32(dafs_write_req, count), U32(dafs_write_req, stable), U32(dafs_write_req, hints)
+#define WRITE_REQ_DATA BYTES(dafs_write_req, data, 0, UINT32_MAX)
+BODY(write_inline_req, write_inline_valid, WRITE_REQ_HEAD, WRITE_REQ_DATA);
+BODY(write_direct_req, write_direct_valid, WRITE_REQ_HEAD, SEGS(dafs_write_req));
+BODY(append_inline_req, append_inline_valid, WRITE_REQ_HEAD, WRITE_REQ_DATA);
+BODY(append_direct_req, append_direct_valid, WRITE_REQ_HEAD, SEGS(dafs_write_req));
+
+BODY(commit_req, NULL,
+     FH(dafs_commit_req, fh), U64(dafs_commit_req, stateid), U64(dafs_commit_req, offset),
+     U64(dafs_commit_req, count), U32(dafs_commit_req, stable));
+
+BODY(readdir_req, NULL,
+     FH(dafs_readdir_req, dir), U64(dafs_readdir_req, cookie), U32(dafs_readdir_req, maxcount));
+
+BODY(setattr_req, setattr_valid,
+     FH(dafs_setattr_req, fh), U64(dafs_setattr_req, stateid), U32(dafs_setattr_req, valid),
+     U32(dafs_setattr_req, mode), U32(dafs_setattr_req, uid), U32(dafs_setattr_req, gid),
+     U64(dafs_setattr_req, size), I64(dafs_setattr_req, atime_sec),
+     I64(dafs_setattr_req, mtime_sec), U32(dafs_setattr_req, atime_nsec),
+     U32(dafs_setattr_req, mtime_nsec));
+
+BODY(rename_req, rename_flags_valid,
+     FH(dafs_rename_req, src_dir), NAME(dafs_rename_req, src_name),
+     FH(dafs_rename_req, dst_dir), NAME(dafs_rename_req, dst_name), U32(dafs_rename_req, flags));
+
+BODY(link_req, NULL, FH(dafs_link_req, fh), FH(dafs_link_req, dir), NAME(dafs_link_req, name));
+
+BODY(symlink_req, NULL,
+     FH(dafs_symlink_req, dir), NAME(dafs_symlink_req, name),
+     BYTES(dafs_symlink_req, target, 1, DAFS_PATH_MAX));
+
+BODY(mknod_req, NULL,
+     FH(dafs_mknod_req, dir), NAME(dafs_mknod_req, name), U32(dafs_mknod_req, mode),
+     U64(dafs_mknod_req, rdev));
+
+BODY(access_req, NULL,
+     FH(dafs_access_req, fh),
+     U32_MAX(dafs_access_req, mask, DAFS_ACCESS_READ | DAFS_ACCESS_WRITE | DAFS_ACCESS_EXEC));
+
+BODY(cred_req, NULL, U32(dafs_cred_req, uid), U32(dafs_cred_req, gid), CUSTOM(cred_groups, 0));
+
+BODY(cred_id_req, NULL, U32(dafs_cred_id_req, cred_id));
+
+BODY(fallocate_req, NULL,
+     FH(dafs_fallocate_req, fh), U32_MASK(dafs_fallocate_req, mode, DAFS_FALLOC_ALL),
+     U64(dafs_fallocate_req, offset), U64_NONZERO(dafs_fallocate_req, length),
+     U64(dafs_fallocate_req, stateid));
+
+BODY(copy_req, NULL,
+     FH(dafs_copy_req, src), U64(dafs_copy_req, src_offset), FH(dafs_copy_req, dst),
+     U64(dafs_copy_req, dst_offset), U64(dafs_copy_req, length), U32_MAX(dafs_copy_req, flags, 0),
+     U64(dafs_copy_req, src_stateid), U64(dafs_copy_req, dst_stateid));
+
+BODY(seek_req, NULL,
+     FH(dafs_seek_req, fh), U64(dafs_seek_req, offset),
+     U32_MAX(dafs_seek_req, what, DAFS_SEEK_HOLE), U64(dafs_seek_req, stateid));
+
+/* The xattr ops share a struct; each sends only its own fields, in the order
+ * fh, [name], [value], [size], [flags].  A name has no NUL; flags are 0,
+ * CREATE or REPLACE. */
+BODY(getxattr_req, NULL,
+     FH(dafs_xattr_req, fh), XATTR_NAME(dafs_xattr_req, name),
+     U32_MAX(dafs_xattr_req, size, DAFS_XATTR_VALUE_MAX));
+BODY(setxattr_req, NULL,
+     FH(dafs_xattr_req, fh), XATTR_NAME(dafs_xattr_req, name),
+     BYTES(dafs_xattr_req, value, 0, DAFS_XATTR_VALUE_MAX),
+     U32_MAX(dafs_xattr_req, flags, DAFS_XATTR_REPLACE));
+BODY(listxattr_req, NULL,
+     FH(dafs_xattr_req, fh), U32_MAX(dafs_xattr_req, size, DAFS_XATTR_LIST_MAX));
+BODY(removexattr_req, NULL, FH(dafs_xattr_req, fh), XATTR_NAME(dafs_xattr_req, name));
+
+BODY(cache_hint_req, NULL,
+     FH(dafs_cache_hint_req, fh), U64(dafs_cache_hint_req, stateid),
+     U64(dafs_cache_hint_req, offset), U64(dafs_cache_hint_req, len),
+     U32_MAX(dafs_cache_hint_req, hint, DAFS_WIRE_HINT_DONTNEED));
+
+/* ---- reply bodies ------------------------------------------------------ */
+
+BODY(connect_rep, NULL,
+     U64(dafs_connect_rep, server_instance), U32(dafs_connect_rep, max_request),
+     U32(dafs_connect_rep, max_response), U32(dafs_connect_rep, inline_max),
+     U32(dafs_connect_rep, max_io), U32(dafs_connect_rep, lease_ms),
+     U16(dafs_connect_rep, max_segs));
+
+/* OPEN and OPEN_FH replies end with the new stateid; the others do not. */
+#define FH_ATTR_REP_HEAD                                                                 \
+    FH(dafs_fh_attr_rep, fh), ATTR(dafs_fh_attr_rep, attr), U8_MAX(dafs_fh_attr_rep, created, 1)
+BODY(fh_attr_rep, NULL, FH_ATTR_REP_HEAD);
+BODY(fh_attr_state_rep, NULL, FH_ATTR_REP_HEAD, U64(dafs_fh_attr_rep, stateid));
+
+BODY(attr_rep, NULL, ATTR(dafs_attr_rep, attr));
+
+BODY(read_inline_rep, read_inline_rep_valid,
+     U32(dafs_read_rep, count), U8_MAX(dafs_read_rep, eof, 1),
+     BYTES(dafs_read_rep, data, 0, UINT32_MAX));
+BODY(read_direct_rep, NULL, U32(dafs_read_rep, count), U8_MAX(dafs_read_rep, eof, 1));
+
+/* APPEND_* replies add the offset the data landed at; WRITE_* do not. */
+#define WRITE_REP_HEAD                                                                   \
+    U32(dafs_write_rep, count), U32(dafs_write_rep, committed), U64(dafs_write_rep, verifier)
+BODY(write_rep, NULL, WRITE_REP_HEAD);
+BODY(append_rep, NULL, WRITE_REP_HEAD, U64(dafs_write_rep, offset));
+
+BODY(commit_rep, NULL, U64(dafs_commit_rep, verifier));
+
+BODY(readdir_rep, NULL,
+     U8_MAX(dafs_readdir_rep, eof, 1), U32(dafs_readdir_rep, nentries),
+     CUSTOM(readdir_entries, 0));
+BODY(readdirplus_rep, NULL,
+     U8_MAX(dafs_readdir_rep, eof, 1), U32(dafs_readdir_rep, nentries),
+     CUSTOM(readdir_entries, 1));
+
+BODY(statfs_rep, NULL,
+     U64(dafs_statfs_rep, bsize), U64(dafs_statfs_rep, frsize), U64(dafs_statfs_rep, blocks),
+     U64(dafs_statfs_rep, bfree), U64(dafs_statfs_rep, bavail), U64(dafs_statfs_rep, files),
+     U64(dafs_statfs_rep, ffree), U32(dafs_statfs_rep, namemax));
+
+BODY(readlink_rep, NULL, BYTES(dafs_readlink_rep, target, 1, DAFS_PATH_MAX));
 
 /* REGISTER_CRED: the new id; 0 means anonymous and is never handed out. */
-static void put_cred_rep(writer *w, const dafs_cred_rep *c)
-{
-    writer_require(w, c->cred_id != 0);
-    put_u32(w, c->cred_id);
-}
+BODY(cred_rep, NULL, U32_NONZERO(dafs_cred_rep, cred_id));
 
-static void get_cred_rep(reader *r, dafs_cred_rep *c)
-{
-    c->cred_id = get_u32(r);
-    reader_require(r, c->cred_id != 0);
-}
-
-/* ---- extra ops (70..79): reply bodies --------------------------------- */
+BODY(u64_rep, NULL, U64(dafs_u64_rep, value));
 
 /* GETXATTR/LISTXATTR: u32 size, then the data (empty for a size query, else
  * exactly size bytes). */
-static void put_xattr_rep(writer *w, uint16_t op, const dafs_xattr_rep *q)
-{
-    uint32_t max = op == DAFS_OP_GETXATTR ? DAFS_XATTR_VALUE_MAX : DAFS_XATTR_LIST_MAX;
-    writer_require(w, q->size <= max && (q->data.len == 0 || q->data.len == q->size));
-    put_u32(w, q->size);
-    put_bytes(w, &q->data, 0, max);
-}
+BODY(getxattr_rep, xattr_rep_valid,
+     U32_MAX(dafs_xattr_rep, size, DAFS_XATTR_VALUE_MAX),
+     BYTES(dafs_xattr_rep, data, 0, DAFS_XATTR_VALUE_MAX));
+BODY(listxattr_rep, xattr_rep_valid,
+     U32_MAX(dafs_xattr_rep, size, DAFS_XATTR_LIST_MAX),
+     BYTES(dafs_xattr_rep, data, 0, DAFS_XATTR_LIST_MAX));
 
-static void get_xattr_rep(reader *r, uint16_t op, dafs_xattr_rep *q)
-{
-    uint32_t max = op == DAFS_OP_GETXATTR ? DAFS_XATTR_VALUE_MAX : DAFS_XATTR_LIST_MAX;
-    q->size = get_u32(r);
-    get_bytes(r, &q->data, 0, max);
-    reader_require(r, q->size <= max && (q->data.len == 0 || q->data.len == q->size));
-}
+/* ---- the opcode table -------------------------------------------------- */
 
-static bool put_ext_reply_body(writer *w, const dafs_reply *m)
-{
-    uint16_t op = m->hdr.opcode;
-    switch (op) {
-    case DAFS_OP_SETXATTR:
-    case DAFS_OP_REMOVEXATTR:
-        return true;
-    case DAFS_OP_FALLOCATE:
-        put_attr(w, &m->u.attr.attr);
-        return true;
-    case DAFS_OP_COPY_RANGE:
-    case DAFS_OP_SEEK:
-        put_u64(w, m->u.u64.value);
-        return true;
-    case DAFS_OP_GETXATTR:
-    case DAFS_OP_LISTXATTR:
-        put_xattr_rep(w, op, &m->u.xattr);
-        return true;
-    case DAFS_OP_READDIRPLUS:
-        put_readdir_rep(w, &m->u.readdir, true);
-        return true;
-    default:
-        return false;
-    }
-}
+typedef struct op_desc {
+    const char *name;
+    const body *req; /* request body (a member of dafs_request.u) */
+    const body *rep; /* reply body on success (a member of dafs_reply.u) */
+} op_desc;
 
-static bool get_ext_reply_body(reader *r, dafs_reply *m)
-{
-    uint16_t op = m->hdr.opcode;
-    switch (op) {
-    case DAFS_OP_SETXATTR:
-    case DAFS_OP_REMOVEXATTR:
-        return true;
-    case DAFS_OP_FALLOCATE:
-        get_attr(r, &m->u.attr.attr);
-        return true;
-    case DAFS_OP_COPY_RANGE:
-    case DAFS_OP_SEEK:
-        m->u.u64.value = get_u64(r);
-        return true;
-    case DAFS_OP_GETXATTR:
-    case DAFS_OP_LISTXATTR:
-        get_xattr_rep(r, op, &m->u.xattr);
-        return true;
-    case DAFS_OP_READDIRPLUS:
-        get_readdir_rep(r, &m->u.readdir, true);
-        return true;
-    default:
-        return false;
-    }
-}
+#define OP(op, req, rep) [DAFS_OP_##op] = {#op, &(req), &(rep)}
 
-/* The second set of ops (SETATTR..RELEASE_CRED); false for an unknown op. */
-static bool put_second_set_reply_body(writer *w, const dafs_reply *m)
-{
-    uint16_t op = m->hdr.opcode;
-    switch (op) {
-    case DAFS_OP_RENAME:
-    case DAFS_OP_ACCESS:
-    case DAFS_OP_RELEASE_CRED:
-        return true;
-    case DAFS_OP_SETATTR:
-    case DAFS_OP_LINK:
-        put_attr(w, &m->u.attr.attr);
-        return true;
-    case DAFS_OP_SYMLINK:
-    case DAFS_OP_MKNOD:
-    case DAFS_OP_LOOKUPP:
-        put_fh_attr_rep(w, &m->u.fh_attr, false);
-        return true;
-    case DAFS_OP_OPEN_FH:
-        put_fh_attr_rep(w, &m->u.fh_attr, true);
-        return true;
-    case DAFS_OP_READLINK:
-        put_readlink_rep(w, &m->u.readlink);
-        return true;
-    case DAFS_OP_APPEND_INLINE:
-    case DAFS_OP_APPEND_DIRECT:
-        put_write_rep(w, &m->u.write, true);
-        return true;
-    case DAFS_OP_REGISTER_CRED:
-        put_cred_rep(w, &m->u.cred);
-        return true;
-    default:
-        return put_ext_reply_body(w, m);
-    }
-}
+static const op_desc op_table[DAFS_OP_LIMIT] = {
+    OP(NULL, empty_body, empty_body),
+    OP(CONNECT, connect_req, connect_rep),
+    OP(DISCONNECT, empty_body, empty_body),
+    OP(GETROOT, empty_body, fh_attr_rep),
+    OP(LOOKUP, dirop_req, fh_attr_rep),
+    OP(GETATTR, fh_req, attr_rep),
+    OP(OPEN, dirop_req, fh_attr_state_rep),
+    OP(CLOSE, close_req, empty_body),
+    OP(READ_INLINE, read_inline_req, read_inline_rep),
+    OP(READ_DIRECT, read_direct_req, read_direct_rep),
+    OP(WRITE_INLINE, write_inline_req, write_rep),
+    OP(WRITE_DIRECT, write_direct_req, write_rep),
+    OP(COMMIT, commit_req, commit_rep),
+    OP(REMOVE, dirop_req, empty_body),
+    OP(MKDIR, dirop_req, fh_attr_rep),
+    OP(RMDIR, dirop_req, empty_body),
+    OP(READDIR, readdir_req, readdir_rep),
+    OP(STATFS, fh_req, statfs_rep),
+    OP(SETATTR, setattr_req, attr_rep),
+    OP(RENAME, rename_req, empty_body),
+    OP(LINK, link_req, attr_rep),
+    OP(SYMLINK, symlink_req, fh_attr_rep),
+    OP(READLINK, fh_req, readlink_rep),
+    OP(MKNOD, mknod_req, fh_attr_rep),
+    OP(ACCESS, access_req, empty_body),
+    OP(LOOKUPP, fh_req, fh_attr_rep),
+    OP(APPEND_INLINE, append_inline_req, append_rep),
+    OP(APPEND_DIRECT, append_direct_req, append_rep),
+    OP(REGISTER_CRED, cred_req, cred_rep),
+    OP(RELEASE_CRED, cred_id_req, empty_body),
+    OP(OPEN_FH, open_fh_req, fh_attr_state_rep),
+    OP(CACHE_HINT, cache_hint_req, empty_body),
+    OP(FALLOCATE, fallocate_req, attr_rep),
+    OP(COPY_RANGE, copy_req, u64_rep),
+    OP(SEEK, seek_req, u64_rep),
+    OP(GETXATTR, getxattr_req, getxattr_rep),
+    OP(SETXATTR, setxattr_req, empty_body),
+    OP(LISTXATTR, listxattr_req, listxattr_rep),
+    OP(REMOVEXATTR, removexattr_req, empty_body),
+    OP(READDIRPLUS, readdir_req, readdirplus_rep),
+};
 
-static bool get_second_set_reply_body(reader *r, dafs_reply *m)
+/* NULL for an opcode the codec does not know. */
+static const op_desc *op_lookup(uint16_t op)
 {
-    uint16_t op = m->hdr.opcode;
-    switch (op) {
-    case DAFS_OP_RENAME:
-    case DAFS_OP_ACCESS:
-    case DAFS_OP_RELEASE_CRED:
-        return true;
-    case DAFS_OP_SETATTR:
-    case DAFS_OP_LINK:
-        get_attr(r, &m->u.attr.attr);
-        return true;
-    case DAFS_OP_SYMLINK:
-    case DAFS_OP_MKNOD:
-    case DAFS_OP_LOOKUPP:
-        get_fh_attr_rep(r, &m->u.fh_attr, false);
-        return true;
-    case DAFS_OP_OPEN_FH:
-        get_fh_attr_rep(r, &m->u.fh_attr, true);
-        return true;
-    case DAFS_OP_READLINK:
-        get_readlink_rep(r, &m->u.readlink);
-        return true;
-    case DAFS_OP_APPEND_INLINE:
-    case DAFS_OP_APPEND_DIRECT:
-        get_write_rep(r, &m->u.write, true);
-        return true;
-    case DAFS_OP_REGISTER_CRED:
-        get_cred_rep(r, &m->u.cred);
-        return true;
-    default:
-        return get_ext_reply_body(r, m);
-    }
-}
-
-static bool put_reply_body(writer *w, const dafs_reply *m)
-{
-    uint16_t op = m->hdr.opcode;
-    switch (op) {
-    case DAFS_OP_NULL:
-    case DAFS_OP_DISCONNECT:
-    case DAFS_OP_CLOSE:
-    case DAFS_OP_REMOVE:
-    case DAFS_OP_RMDIR:
-        return true;
-    case DAFS_OP_CONNECT:
-        put_connect_rep(w, &m->u.connect);
-        return true;
-    case DAFS_OP_GETROOT:
-    case DAFS_OP_LOOKUP:
-    case DAFS_OP_MKDIR:
-        put_fh_attr_rep(w, &m->u.fh_attr, false);
-        return true;
-    case DAFS_OP_OPEN:
-        put_fh_attr_rep(w, &m->u.fh_attr, true);
-        return true;
-    case DAFS_OP_GETATTR:
-        put_attr(w, &m->u.attr.attr);
-        return true;
-    case DAFS_OP_READ_INLINE:
-    case DAFS_OP_READ_DIRECT:
-        put_read_rep(w, &m->u.read, is_direct(op));
-        return true;
-    case DAFS_OP_WRITE_INLINE:
-    case DAFS_OP_WRITE_DIRECT:
-        put_write_rep(w, &m->u.write, false);
-        return true;
-    case DAFS_OP_COMMIT:
-        put_u64(w, m->u.commit.verifier);
-        return true;
-    case DAFS_OP_READDIR:
-        put_readdir_rep(w, &m->u.readdir, false);
-        return true;
-    case DAFS_OP_STATFS:
-        put_statfs_rep(w, &m->u.statfs);
-        return true;
-    default:
-        return put_second_set_reply_body(w, m);
-    }
-}
-
-static bool get_reply_body(reader *r, dafs_reply *m)
-{
-    uint16_t op = m->hdr.opcode;
-    switch (op) {
-    case DAFS_OP_NULL:
-    case DAFS_OP_DISCONNECT:
-    case DAFS_OP_CLOSE:
-    case DAFS_OP_REMOVE:
-    case DAFS_OP_RMDIR:
-        return true;
-    case DAFS_OP_CONNECT:
-        get_connect_rep(r, &m->u.connect);
-        return true;
-    case DAFS_OP_GETROOT:
-    case DAFS_OP_LOOKUP:
-    case DAFS_OP_MKDIR:
-        get_fh_attr_rep(r, &m->u.fh_attr, false);
-        return true;
-    case DAFS_OP_OPEN:
-        get_fh_attr_rep(r, &m->u.fh_attr, true);
-        return true;
-    case DAFS_OP_GETATTR:
-        get_attr(r, &m->u.attr.attr);
-        return true;
-    case DAFS_OP_READ_INLINE:
-    case DAFS_OP_READ_DIRECT:
-        get_read_rep(r, &m->u.read, is_direct(op));
-        return true;
-    case DAFS_OP_WRITE_INLINE:
-    case DAFS_OP_WRITE_DIRECT:
-        get_write_rep(r, &m->u.write, false);
-        return true;
-    case DAFS_OP_COMMIT:
-        m->u.commit.verifier = get_u64(r);
-        return true;
-    case DAFS_OP_READDIR:
-        get_readdir_rep(r, &m->u.readdir, false);
-        return true;
-    case DAFS_OP_STATFS:
-        get_statfs_rep(r, &m->u.statfs);
-        return true;
-    default:
-        return get_second_set_reply_body(r, m);
-    }
+    return op < DAFS_OP_LIMIT && op_table[op].name != NULL ? &op_table[op] : NULL;
 }
 
 /* ---- whole messages ---------------------------------------------------- */
@@ -1637,7 +1039,10 @@ int dafs_encode_request(void *buf, size_t cap, const dafs_request *m)
     dafs_hdr h = m->hdr;
     writer_require(&w, h.status == 0);
     prepare_hdr(&w, &h, false);
-    writer_require(&w, put_request_body(&w, m));
+    const op_desc *d = op_lookup(h.opcode);
+    writer_require(&w, d != NULL);
+    if (d != NULL)
+        put_body(&w, d->req, &m->u);
     return finish_message(&w, &h);
 }
 
@@ -1648,8 +1053,12 @@ int dafs_encode_reply(void *buf, size_t cap, const dafs_reply *m)
     dafs_hdr h = m->hdr;
     writer_require(&w, h.status >= 0);
     prepare_hdr(&w, &h, true);
-    if (h.status == DAFS_ST_OK)
-        writer_require(&w, put_reply_body(&w, m));
+    if (h.status == DAFS_ST_OK) {
+        const op_desc *d = op_lookup(h.opcode);
+        writer_require(&w, d != NULL);
+        if (d != NULL)
+            put_body(&w, d->rep, &m->u);
+    }
     return finish_message(&w, &h);
 }
 
@@ -1663,8 +1072,10 @@ int dafs_decode_request(const void *buf, size_t len, dafs_request *out)
         return -DAFS_ST_BADMSG;
     reader r;
     reader_init(&r, buf, len, DAFS_HDR_SIZE);
-    if (!get_request_body(&r, out))
+    const op_desc *d = op_lookup(out->hdr.opcode);
+    if (d == NULL)
         return -DAFS_ST_BADOP;
+    get_body(&r, d->req, &out->u);
     return reader_finish(&r);
 }
 
@@ -1680,8 +1091,12 @@ int dafs_decode_reply(const void *buf, size_t len, dafs_reply *out)
     reader_init(&r, buf, len, DAFS_HDR_SIZE);
     /* Error replies are header-only, whatever the opcode (it may be one the
      * server did not know, answered with DAFS_ST_BADOP). */
-    if (out->hdr.status == DAFS_ST_OK && !get_reply_body(&r, out))
-        return -DAFS_ST_BADOP;
+    if (out->hdr.status == DAFS_ST_OK) {
+        const op_desc *d = op_lookup(out->hdr.opcode);
+        if (d == NULL)
+            return -DAFS_ST_BADOP;
+        get_body(&r, d->rep, &out->u);
+    }
     return reader_finish(&r);
 }
 
@@ -1743,7 +1158,7 @@ int dafs_readdir_enc_add(dafs_readdir_enc *e, const dafs_dirent_wire *ent)
         return dafs_readdir_enc_add_plus(e, ent, NULL, NULL, 0);
     writer w;
     writer_init(&w, e->buf, e->cap, e->pos);
-    put_dirent(&w, ent);
+    put_body(&w, &dirent_body, ent);
     if (w.err != 0)
         return w.err;
     e->pos = w.pos;
@@ -1812,54 +1227,9 @@ int dafs_readdirplus_next(dafs_readdir_iter *it, dafs_dirent_wire *ent, dafs_fh 
 
 /* ---- names ------------------------------------------------------------- */
 
-static const char *const op_names[DAFS_OP_COUNT] = {
-    [DAFS_OP_NULL] = "NULL",
-    [DAFS_OP_CONNECT] = "CONNECT",
-    [DAFS_OP_DISCONNECT] = "DISCONNECT",
-    [DAFS_OP_GETROOT] = "GETROOT",
-    [DAFS_OP_LOOKUP] = "LOOKUP",
-    [DAFS_OP_GETATTR] = "GETATTR",
-    [DAFS_OP_OPEN] = "OPEN",
-    [DAFS_OP_CLOSE] = "CLOSE",
-    [DAFS_OP_READ_INLINE] = "READ_INLINE",
-    [DAFS_OP_READ_DIRECT] = "READ_DIRECT",
-    [DAFS_OP_WRITE_INLINE] = "WRITE_INLINE",
-    [DAFS_OP_WRITE_DIRECT] = "WRITE_DIRECT",
-    [DAFS_OP_COMMIT] = "COMMIT",
-    [DAFS_OP_REMOVE] = "REMOVE",
-    [DAFS_OP_MKDIR] = "MKDIR",
-    [DAFS_OP_RMDIR] = "RMDIR",
-    [DAFS_OP_READDIR] = "READDIR",
-    [DAFS_OP_STATFS] = "STATFS",
-    [DAFS_OP_SETATTR] = "SETATTR",
-    [DAFS_OP_RENAME] = "RENAME",
-    [DAFS_OP_LINK] = "LINK",
-    [DAFS_OP_SYMLINK] = "SYMLINK",
-    [DAFS_OP_READLINK] = "READLINK",
-    [DAFS_OP_MKNOD] = "MKNOD",
-    [DAFS_OP_ACCESS] = "ACCESS",
-    [DAFS_OP_LOOKUPP] = "LOOKUPP",
-    [DAFS_OP_APPEND_INLINE] = "APPEND_INLINE",
-    [DAFS_OP_APPEND_DIRECT] = "APPEND_DIRECT",
-    [DAFS_OP_REGISTER_CRED] = "REGISTER_CRED",
-    [DAFS_OP_RELEASE_CRED] = "RELEASE_CRED",
-    [DAFS_OP_OPEN_FH] = "OPEN_FH",
-};
-
-static const char *const ext_op_names[DAFS_OP_EXT_END - DAFS_OP_EXT_FIRST] = {
-    [DAFS_OP_FALLOCATE - DAFS_OP_EXT_FIRST] = "FALLOCATE",
-    [DAFS_OP_COPY_RANGE - DAFS_OP_EXT_FIRST] = "COPY_RANGE",
-    [DAFS_OP_SEEK - DAFS_OP_EXT_FIRST] = "SEEK",
-    [DAFS_OP_GETXATTR - DAFS_OP_EXT_FIRST] = "GETXATTR",
-    [DAFS_OP_SETXATTR - DAFS_OP_EXT_FIRST] = "SETXATTR",
-    [DAFS_OP_LISTXATTR - DAFS_OP_EXT_FIRST] = "LISTXATTR",
-    [DAFS_OP_REMOVEXATTR - DAFS_OP_EXT_FIRST] = "REMOVEXATTR",
-    [DAFS_OP_READDIRPLUS - DAFS_OP_EXT_FIRST] = "READDIRPLUS",
-};
-
 bool dafs_op_known(uint16_t op)
 {
-    return op < DAFS_OP_COUNT || (op >= DAFS_OP_EXT_FIRST && op < DAFS_OP_EXT_END);
+    return op_lookup(op) != NULL;
 }
 
 uint16_t dafs_op_next(uint16_t op)
@@ -1872,9 +1242,6 @@ uint16_t dafs_op_next(uint16_t op)
 
 const char *dafs_op_name(uint16_t op)
 {
-    if (op >= DAFS_OP_EXT_FIRST && op < DAFS_OP_EXT_END)
-        return ext_op_names[op - DAFS_OP_EXT_FIRST];
-    if (op >= DAFS_OP_COUNT || op_names[op] == NULL)
-        return "UNKNOWN";
-    return op_names[op];
+    const op_desc *d = op_lookup(op);
+    return d != NULL ? d->name : "UNKNOWN";
 }

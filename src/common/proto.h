@@ -104,6 +104,9 @@ enum dafs_op {
     DAFS_OP_OPEN_FH = 30,    /* fh + DAFS_OPEN_* access (+TRUNC) -> fh + attr + stateid */
     DAFS_OP_COUNT,           /* one past the last op of the base range */
 
+    /* Batch, asynchronous I/O and cache hints (the 40..49 range). */
+    DAFS_OP_CACHE_HINT = 41,  /* fh, stateid, offset, len, hint -> nothing (DAFS 4.2.4) */
+
     /* File-system extras (the 70..79 range; see docs/protocol.md). */
     DAFS_OP_EXT_FIRST = 70,
     DAFS_OP_FALLOCATE = 70,   /* fh, mode, offset, length -> attr (fallocate(2)) */
@@ -247,7 +250,10 @@ typedef uint64_t dafs_stateid;
 /* WRITE stable_how / COMMIT. */
 enum dafs_stable { DAFS_UNSTABLE = 0, DAFS_DATA_SYNC = 1, DAFS_FILE_SYNC = 2 };
 
-/* Per-request cache hints (DAFS 4.2.4); only carried for now. */
+/* Cache hints (DAFS 4.2.4): the hint of CACHE_HINT, and the per-request
+ * `hints` of READ and WRITE (after the I/O, DONTNEED drops the range from
+ * the server's page cache; on a READ, WILLNEED and SEQUENTIAL read ahead
+ * past it).  Same values as the public enum dafs_cache_hint. */
 enum dafs_hint { DAFS_WIRE_HINT_NORMAL = 0, DAFS_WIRE_HINT_RANDOM = 1, DAFS_WIRE_HINT_SEQUENTIAL = 2,
                  DAFS_WIRE_HINT_WILLNEED = 3, DAFS_WIRE_HINT_DONTNEED = 4 };
 
@@ -458,6 +464,14 @@ typedef struct dafs_xattr_req {
     uint32_t flags;   /* SETXATTR: DAFS_XATTR_CREATE or _REPLACE or 0, not both */
 } dafs_xattr_req;
 
+typedef struct dafs_cache_hint_req { /* CACHE_HINT */
+    dafs_fh fh;
+    dafs_stateid stateid; /* open state (any access) to do it under; 0 = none */
+    uint64_t offset;
+    uint64_t len;         /* 0 = to the end of the file */
+    uint32_t hint;        /* enum dafs_hint, at most DAFS_WIRE_HINT_DONTNEED */
+} dafs_cache_hint_req;
+
 typedef struct dafs_request {
     dafs_hdr hdr;
     union {
@@ -482,6 +496,7 @@ typedef struct dafs_request {
         dafs_copy_req copy;
         dafs_seek_req seek;
         dafs_xattr_req xattr;
+        dafs_cache_hint_req cache_hint;
     } u;
 } dafs_request;
 

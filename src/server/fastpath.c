@@ -208,6 +208,8 @@ static bool read_acceptable(session *s, const dafs_request *req, bool direct)
     op_ctx c = {.sess = s};
     if (r->count > FAST_IO_MAX || ops_check_range(r->offset, r->count) != DAFS_ST_OK)
         return false;
+    if (r->hints != DAFS_WIRE_HINT_NORMAL && r->hints != DAFS_WIRE_HINT_RANDOM)
+        return false; /* the worker applies the hint (page-cache work, may block) */
     if (direct)
         return ops_check_segs(&c, r->segs, r->nsegs, r->count) == DAFS_ST_OK;
     return r->count <= s->limits.inline_max;

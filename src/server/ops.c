@@ -491,6 +491,8 @@ static int op_read(op_ctx *c, bool direct)
     int rc = worker_file_read(c->w, d.fd, c->w->bounce, r->count, r->offset, &got);
     if (rc == 0 && got == r->count && fstat(d.fd, &st) != 0)
         rc = -errno;
+    if (rc == 0 && r->hints != DAFS_WIRE_HINT_NORMAL)
+        ops_hint_after_io(d.fd, r->hints, true, r->offset, got);
     ops_data_close(c, &d);
     if (rc < 0)
         return export_errno_status(-rc);
@@ -560,6 +562,8 @@ static int op_write(op_ctx *c, bool direct)
     }
     if (status == DAFS_ST_OK)
         status = sync_as_asked(c, fd, r->stable, &c->rep.u.write.committed);
+    if (status == DAFS_ST_OK && r->hints != DAFS_WIRE_HINT_NORMAL)
+        ops_hint_after_io(fd, r->hints, false, r->offset, r->count);
     ops_data_close(c, &d);
     c->rep.u.write.count = r->count;
     c->rep.u.write.verifier = c->srv->instance;

@@ -94,4 +94,11 @@ int ops_clear_setid(int pfd, uint32_t mode);
 int ops_ext_execute(op_ctx *c);
 int ops_readdirplus(op_ctx *c);
 
+/* CACHE_HINT (ops_hint.c). */
+int ops_cache_hint(op_ctx *c);
+/* A READ's or WRITE's per-request hint (DAFS_WIRE_HINT_*), applied after it
+ * moved len bytes at offset through fd: DONTNEED drops them from the page
+ * cache, WILLNEED/SEQUENTIAL on a read read ahead past them.  Best effort. */
+void ops_hint_after_io(int fd, uint32_t hint, bool read, uint64_t offset, uint64_t len);
+
 #endif

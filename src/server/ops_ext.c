@@ -356,6 +356,7 @@ int ops_ext_execute(op_ctx *c)
     case DAFS_OP_LISTXATTR: return op_listxattr(c);
     case DAFS_OP_REMOVEXATTR: return op_setxattr(c, true);
     case DAFS_OP_READDIRPLUS: return ops_readdirplus(c);
+    case DAFS_OP_CACHE_HINT: return ops_cache_hint(c);
     default: return DAFS_ST_BADOP;
     }
 }

@@ -116,6 +116,13 @@ static void sample_ext_request_body(uint16_t op, dafs_request *q)
         q->u.readdir.cookie = 77;
         q->u.readdir.maxcount = 8000;
         break;
+    case DAFS_OP_CACHE_HINT:
+        sample_fh(&q->u.cache_hint.fh, 23, 0x96);
+        q->u.cache_hint.stateid = 0xfedcba9876543210ull;
+        q->u.cache_hint.offset = 0x100000000ull;
+        q->u.cache_hint.len = 1u << 20;
+        q->u.cache_hint.hint = DAFS_WIRE_HINT_DONTNEED;
+        break;
     default:
         break;
     }
@@ -601,6 +608,12 @@ static bool ext_request_body_equal(uint16_t op, const dafs_request *a, const daf
         return fh_equal(&a->u.readdir.dir, &b->u.readdir.dir) &&
                a->u.readdir.cookie == b->u.readdir.cookie &&
                a->u.readdir.maxcount == b->u.readdir.maxcount;
+    case DAFS_OP_CACHE_HINT:
+        return fh_equal(&a->u.cache_hint.fh, &b->u.cache_hint.fh) &&
+               a->u.cache_hint.stateid == b->u.cache_hint.stateid &&
+               a->u.cache_hint.offset == b->u.cache_hint.offset &&
+               a->u.cache_hint.len == b->u.cache_hint.len &&
+               a->u.cache_hint.hint == b->u.cache_hint.hint;
     default:
         return true;
     }

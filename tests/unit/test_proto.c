@@ -5,7 +5,8 @@
  *  - round trips of a populated request and reply for every opcode, and
  *    header-only error replies;
  *  - golden byte layouts, written by an independent little "raw" writer in
- *    this file, so a layout change in the codec cannot go unnoticed;
+ *    this file, so a layout change in the codec cannot go unnoticed, and a
+ *    digest of the encoded sample request and reply of every opcode;
  *  - every decode validation rule with a crafted message (truncation at
  *    every byte, wrong magic/version, length mismatch, trailing bytes, bad
  *    flags, out-of-range handle/name/id/segment counts, inline length
@@ -1613,10 +1614,61 @@ static void test_ext_rules(void **state)
     expect_request_inval(&q);
     assert_true(dafs_op_known(DAFS_OP_READDIRPLUS));
     assert_false(dafs_op_known(DAFS_OP_EXT_END));
-    assert_int_equal(dafs_op_next(DAFS_OP_COUNT - 1), DAFS_OP_EXT_FIRST);
+    assert_int_equal(dafs_op_next(DAFS_OP_COUNT - 1), DAFS_OP_CACHE_HINT);
+    assert_int_equal(dafs_op_next(DAFS_OP_CACHE_HINT), DAFS_OP_EXT_FIRST);
     assert_int_equal(dafs_op_next(DAFS_OP_EXT_END - 1), DAFS_OP_LIMIT);
     assert_string_equal(dafs_op_name(DAFS_OP_COPY_RANGE), "COPY_RANGE");
     assert_string_equal(dafs_op_name(DAFS_OP_EXT_END), "UNKNOWN");
+}
+
+/* CACHE_HINT: fh, stateid, offset, len, hint. */
+static void raw_cache_hint(raw *r, uint32_t hint)
+{
+    raw_begin(r, DAFS_OP_CACHE_HINT, false);
+    raw_fh(r, 11);
+    raw_le(r, 0x1122334455667788ull, 8);
+    raw_le(r, 4096, 8);
+    raw_le(r, 0, 8); /* len 0: to the end of the file */
+    raw_le(r, hint, 4);
+}
+
+static void test_cache_hint_rules(void **state)
+{
+    (void)state;
+    raw r;
+    for (uint32_t hint = 0; hint <= DAFS_WIRE_HINT_DONTNEED + 1; hint++) {
+        raw_cache_hint(&r, hint);
+        int rc = raw_decode_request(&r);
+        assert_int_equal(rc, hint <= DAFS_WIRE_HINT_DONTNEED ? 0 : -DAFS_ST_BADMSG);
+    }
+    raw_cache_hint(&r, 0xffffffffu);
+    assert_int_equal(raw_decode_request(&r), -DAFS_ST_BADMSG);
+
+    /* the codec lays it out exactly as the raw writer does */
+    dafs_request q;
+    memset(&q, 0, sizeof q);
+    q.hdr.opcode = DAFS_OP_CACHE_HINT;
+    q.hdr.session_id = 1;
+    q.hdr.xid = 2;
+    q.u.cache_hint.fh.len = 11;
+    memset(q.u.cache_hint.fh.data, 0xf0, 11);
+    q.u.cache_hint.stateid = 0x1122334455667788ull;
+    q.u.cache_hint.offset = 4096;
+    q.u.cache_hint.hint = DAFS_WIRE_HINT_WILLNEED;
+    raw_cache_hint(&r, DAFS_WIRE_HINT_WILLNEED);
+    size_t n = raw_end(&r);
+    assert_int_equal(n, DAFS_HDR_SIZE + 16 + 8 + 8 + 8 + 8);
+    uint8_t buf[BUF_SIZE];
+    assert_int_equal(encode_req(buf, &q), (int)n);
+    assert_memory_equal(buf, r.b, n);
+
+    q.u.cache_hint.hint = DAFS_WIRE_HINT_DONTNEED + 1;
+    expect_request_inval(&q);
+
+    /* the reply is empty */
+    dafs_reply p;
+    sample_reply(DAFS_OP_CACHE_HINT, &p);
+    assert_int_equal(encode_rep(buf, &p), DAFS_HDR_SIZE);
 }
 
 static int cred_reply_with(uint32_t cred_id)
@@ -1951,6 +2003,104 @@ static void test_readdir_iter_handmade(void **state)
     assert_int_equal(dafs_readdir_next(&it, &ent), 0);
 }
 
+/* ---- golden digests of every sample ----------------------------------- */
+
+/*
+ * Length and FNV-1a-64 digest of the encoded sample request and reply of
+ * every opcode (tests/unit/proto_samples.c), recorded from the hand-written
+ * codec before it became table-driven (CACHE_HINT, added after, from the
+ * layout test_cache_hint_rules checks): any byte the codec moves, adds or
+ * drops in any message shows here.  A new opcode must add its row (the test
+ * fails for a known opcode without one); changing a row is a wire change.
+ */
+static const struct {
+    uint16_t op;
+    int req_len;
+    uint64_t req_fnv;
+    int rep_len;
+    uint64_t rep_fnv;
+} golden_digests[] = {
+    {DAFS_OP_NULL, 48, 0xee7d9880e70105d7ull, 48, 0xfd34fcf449d93d65ull},
+    {DAFS_OP_CONNECT, 128, 0xaa69105b54b3288cull, 80, 0xc783a4b4a6511c73ull},
+    {DAFS_OP_DISCONNECT, 48, 0xe14d765d324e5b09ull, 48, 0x7e90b0bcd22c89ddull},
+    {DAFS_OP_GETROOT, 48, 0xb7e14e72b7d0e178ull, 184, 0x589643894507c3afull},
+    {DAFS_OP_LOOKUP, 96, 0x298463bfb4ddfa8bull, 184, 0x6c3305a87d854e8dull},
+    {DAFS_OP_GETATTR, 88, 0x6d0879156eff8033ull, 136, 0xddf9cd31cdca148bull},
+    {DAFS_OP_OPEN, 96, 0xa93c405d4e6dd685ull, 192, 0xd04a17a05475e287ull},
+    {DAFS_OP_CLOSE, 96, 0x8cd8689cb7afde68ull, 48, 0x564fc803b5061a03ull},
+    {DAFS_OP_READ_INLINE, 144, 0x3cd256ec2b2e4a0full, 96, 0x7e535ecaebd10f99ull},
+    {DAFS_OP_READ_DIRECT, 224, 0xe1f439c9e37e1e79ull, 56, 0x0946354d53ade7afull},
+    {DAFS_OP_WRITE_INLINE, 128, 0x0caac5ace8f48311ull, 64, 0xe262895c3ce3231full},
+    {DAFS_OP_WRITE_DIRECT, 472, 0x787d751b18fadc52ull, 64, 0x969573b9dda42679ull},
+    {DAFS_OP_COMMIT, 96, 0x8d14b1f39ef0d120ull, 56, 0x5963eec86c75289dull},
+    {DAFS_OP_REMOVE, 96, 0x2c420b838e361adaull, 48, 0x4a00d48a46b70ed7ull},
+    {DAFS_OP_MKDIR, 96, 0xf7fb530c1922d80bull, 184, 0x0273c7b1c3f0ca55ull},
+    {DAFS_OP_RMDIR, 96, 0x72d8ff7d86c31f14ull, 48, 0x912117d054754173ull},
+    {DAFS_OP_READDIR, 88, 0x5dc3ff9106f78976ull, 152, 0x5fb48ca741f02cb4ull},
+    {DAFS_OP_STATFS, 88, 0x9cf18517b0b5fdb7ull, 112, 0xb2d4ea425e4f9c7eull},
+    {DAFS_OP_SETATTR, 136, 0x946bdd41bf1f4094ull, 136, 0x13d77c53408f0335ull},
+    {DAFS_OP_RENAME, 176, 0xaaa75950b4306d9dull, 48, 0xf87bd4a2de968febull},
+    {DAFS_OP_LINK, 96, 0xe92c3291742636a9ull, 136, 0x97f916e80dfe4d4dull},
+    {DAFS_OP_SYMLINK, 112, 0x6b9625d2d5c38b88ull, 168, 0x0614940228799f7dull},
+    {DAFS_OP_READLINK, 88, 0xf9f113329debc3b4ull, 80, 0xd753937da32816e2ull},
+    {DAFS_OP_MKNOD, 88, 0xf5b82c260178304dull, 168, 0x5fe18767bbcfe311ull},
+    {DAFS_OP_ACCESS, 64, 0x0acd87ec12533157ull, 48, 0x46f28b04d413fbb5ull},
+    {DAFS_OP_LOOKUPP, 88, 0x298564d419d6b697ull, 168, 0x356f481e70e2e1ddull},
+    {DAFS_OP_APPEND_INLINE, 152, 0xad6a1c9a1ba233f5ull, 72, 0x21baad4442e7eda2ull},
+    {DAFS_OP_APPEND_DIRECT, 144, 0x05bbaa459c7f1f5full, 72, 0x97f973de8ba7d6f4ull},
+    {DAFS_OP_REGISTER_CRED, 224, 0xf13c69d357229e2dull, 56, 0xa0a72a819731e807ull},
+    {DAFS_OP_RELEASE_CRED, 56, 0x4d9fa68b217a68c0ull, 48, 0xc9a7c61b20715237ull},
+    {DAFS_OP_OPEN_FH, 80, 0x4fb330ef1ab1e411ull, 168, 0xbe2bde8880b1b4ddull},
+    {DAFS_OP_CACHE_HINT, 104, 0xfcdc14b68fe6dfcbull, 48, 0xfca8382aff2f9687ull},
+    {DAFS_OP_FALLOCATE, 112, 0xc1eff9b0e7d2e9c9ull, 136, 0xe1b19658b4a387b5ull},
+    {DAFS_OP_COPY_RANGE, 144, 0x6f9377e487a8cb3bull, 56, 0xa9cf667a2507165bull},
+    {DAFS_OP_SEEK, 80, 0x71f2f130e2b4ad04ull, 56, 0x2c2c86a821f8878dull},
+    {DAFS_OP_GETXATTR, 112, 0xe33ea5fe225b51b5ull, 80, 0x343b90896c709e6dull},
+    {DAFS_OP_SETXATTR, 136, 0x0b572393149b9e30ull, 48, 0xb08105aa0a0c161dull},
+    {DAFS_OP_LISTXATTR, 80, 0x72b88214d9cb1134ull, 104, 0xf5dfc146fa91bf9full},
+    {DAFS_OP_REMOVEXATTR, 104, 0x6980d743ae57bfe3ull, 48, 0x4847eadb24dd1c65ull},
+    {DAFS_OP_READDIRPLUS, 88, 0x90e68d4fbc850e97ull, 240, 0x43eb54704a608d09ull},
+};
+
+static uint64_t fnv1a64(const uint8_t *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+static void test_golden_digests(void **state)
+{
+    (void)state;
+    size_t rows = sizeof golden_digests / sizeof golden_digests[0];
+    size_t seen = 0;
+    for (uint16_t op = 0; op < DAFS_OP_LIMIT; op = dafs_op_next(op)) {
+        size_t i = 0;
+        while (i < rows && golden_digests[i].op != op)
+            i++;
+        if (i == rows)
+            fail_msg("opcode %u (%s) has no golden digest row", op, dafs_op_name(op));
+        dafs_request q;
+        dafs_reply p;
+        uint8_t buf[BUF_SIZE];
+        sample_request(op, &q);
+        int n = encode_req(buf, &q);
+        assert_int_equal(n, golden_digests[i].req_len);
+        if (fnv1a64(buf, (size_t)n) != golden_digests[i].req_fnv)
+            fail_msg("%s request bytes changed", dafs_op_name(op));
+        sample_reply(op, &p);
+        n = encode_rep(buf, &p);
+        assert_int_equal(n, golden_digests[i].rep_len);
+        if (fnv1a64(buf, (size_t)n) != golden_digests[i].rep_fnv)
+            fail_msg("%s reply bytes changed", dafs_op_name(op));
+        seen++;
+    }
+    assert_int_equal(seen, rows); /* no row for an opcode the codec forgot */
+}
+
 /* ---- names ------------------------------------------------------------- */
 
 static void test_op_names(void **state)
@@ -1981,6 +2131,7 @@ int main(void)
         cmocka_unit_test(test_error_replies_are_header_only),
         cmocka_unit_test(test_golden_lookup),
         cmocka_unit_test(test_golden_against_raw),
+        cmocka_unit_test(test_golden_digests),
         cmocka_unit_test(test_truncation),
         cmocka_unit_test(test_final_padding_optional),
         cmocka_unit_test(test_pad_bytes_ignored_on_read),
@@ -2006,6 +2157,7 @@ int main(void)
         cmocka_unit_test(test_access_rules),
         cmocka_unit_test(test_cred_rules),
         cmocka_unit_test(test_ext_rules),
+        cmocka_unit_test(test_cache_hint_rules),
         cmocka_unit_test(test_append_rules),
         cmocka_unit_test(test_stateid_fields),
         cmocka_unit_test(test_open_fh_flags),
