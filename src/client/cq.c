@@ -62,6 +62,7 @@
 
 #define CQ_TIMEOUT_CHECK_MS 100u /* how often a waiting reaper checks for a dead server */
 #define HELPER_BACKOFF_MS 20     /* the helper's sleep after handing the role over */
+#define SUBMIT_CHUNK 64u         /* I/Os taken through the locks at once by dafs_submit */
 
 typedef struct client_aio {
     struct client_aio *next; /* the group's free list, or the session's FIFO */
@@ -551,53 +552,59 @@ static int prepare(dafs_session *s, const dafs_io *io, client_aio *a)
     return 0;
 }
 
-int dafs_submit(dafs_cq *cq, const dafs_io *ios, unsigned n)
+/* Submit up to SUBMIT_CHUNK I/Os with one pass over each lock: the group's
+ * records, then the session's slots.  Returns how many were accepted
+ * (*err set when it stopped short). */
+static unsigned submit_chunk(struct dafs_cq *cq, const dafs_io *ios, unsigned n, int *err)
 {
-    if (cq == NULL || (ios == NULL && n > 0))
-        return -EINVAL;
     dafs_session *s = cq->s;
-    unsigned done = 0;
-    int err = 0;
-    while (done < n) {
-        if (atomic_load(&s->broken) != 0) {
-            err = atomic_load(&s->broken);
+    client_aio *as[SUBMIT_CHUNK];
+    client_slot *slots[SUBMIT_CHUNK];
+    unsigned got = 0, ok = 0;
+    pthread_mutex_lock(&cq->mtx);
+    bool destroying = cq->destroying;
+    /* room for each completion too: the ring holds entries */
+    while (!destroying && got < n && cq->inflight + cq->ready < cq->entries) {
+        as[got] = cq->free;
+        cq->free = as[got]->next;
+        cq->inflight++;
+        got++;
+    }
+    pthread_mutex_unlock(&cq->mtx);
+    if (got == 0) {
+        *err = destroying ? -EINVAL : -EAGAIN;
+        return 0;
+    }
+    for (; ok < got; ok++) {
+        int rc = prepare(s, &ios[ok], as[ok]);
+        if (rc < 0) {
+            *err = rc;
             break;
         }
+        atomic_fetch_add(&as[ok]->file->aio_inflight, 1u);
+    }
+    if (ok < got) { /* give back the records of the refused one and those after it */
         pthread_mutex_lock(&cq->mtx);
-        /* room for its completion too: the ring holds entries */
-        client_aio *a = cq->destroying || cq->inflight + cq->ready >= cq->entries ? NULL : cq->free;
-        if (a != NULL) {
-            cq->free = a->next;
-            cq->inflight++;
-        }
-        bool destroying = cq->destroying;
-        pthread_mutex_unlock(&cq->mtx);
-        if (a == NULL) {
-            err = destroying ? -EINVAL : -EAGAIN;
-            break;
-        }
-        err = prepare(s, &ios[done], a);
-        if (err < 0) {
-            pthread_mutex_lock(&cq->mtx);
-            a->next = cq->free;
-            cq->free = a;
+        for (unsigned i = ok; i < got; i++) {
+            as[i]->next = cq->free;
+            cq->free = as[i];
             cq->inflight--;
-            pthread_mutex_unlock(&cq->mtx);
-            break;
         }
-        atomic_fetch_add(&s->aio_inflight, 1u);
-        atomic_fetch_add(&a->file->aio_inflight, 1u);
-        done++;
-        if (a->io.op != DAFS_IO_COMMIT && a->io.len == 0) {
-            aio_complete(a, 0, a->io.offset); /* nothing to move */
+        pthread_mutex_unlock(&cq->mtx);
+    }
+    if (ok == 0)
+        return 0;
+    atomic_fetch_add(&s->aio_inflight, ok);
+    pthread_mutex_lock(&s->lock);
+    int broken = atomic_load(&s->broken);
+    for (unsigned i = 0; i < ok; i++) {
+        client_aio *a = as[i];
+        slots[i] = NULL;
+        if (broken != 0 || (a->io.op != DAFS_IO_COMMIT && a->io.len == 0))
             continue;
-        }
-        pthread_mutex_lock(&s->lock);
-        int broken = atomic_load(&s->broken);
-        client_slot *slot = NULL;
-        if (broken == 0 && s->aio_head == NULL && atomic_load(&s->credit_waiters) == 0)
-            slot = engine_take_slot_locked(s);
-        if (broken == 0 && slot == NULL) { /* queue: sent as replies free credits */
+        if (s->aio_head == NULL && atomic_load(&s->credit_waiters) == 0)
+            slots[i] = engine_take_slot_locked(s);
+        if (slots[i] == NULL) { /* queue: sent as replies free credits */
             a->next = NULL;
             if (s->aio_tail != NULL)
                 s->aio_tail->next = a;
@@ -606,11 +613,33 @@ int dafs_submit(dafs_cq *cq, const dafs_io *ios, unsigned n)
             s->aio_tail = a;
             atomic_fetch_add(&s->aio_pending, 1u);
         }
-        pthread_mutex_unlock(&s->lock);
-        if (broken != 0)
+    }
+    pthread_mutex_unlock(&s->lock);
+    for (unsigned i = 0; i < ok; i++) {
+        client_aio *a = as[i];
+        if (a->io.op != DAFS_IO_COMMIT && a->io.len == 0)
+            aio_complete(a, 0, a->io.offset); /* nothing to move */
+        else if (broken != 0)
             aio_complete(a, broken, a->io.offset);
-        else if (slot != NULL)
-            aio_start(a, slot);
+        else if (slots[i] != NULL)
+            aio_start(a, slots[i]);
+    }
+    return ok;
+}
+
+int dafs_submit(dafs_cq *cq, const dafs_io *ios, unsigned n)
+{
+    if (cq == NULL || (ios == NULL && n > 0))
+        return -EINVAL;
+    dafs_session *s = cq->s;
+    unsigned done = 0;
+    int err = 0;
+    while (done < n && err == 0) {
+        err = atomic_load(&s->broken);
+        if (err != 0)
+            break;
+        unsigned want = n - done < SUBMIT_CHUNK ? n - done : SUBMIT_CHUNK;
+        done += submit_chunk(cq, ios + done, want, &err);
     }
     if (done > 0 && atomic_load(&s->helper_idle) && !atomic_load(&s->progressing)) {
         pthread_mutex_lock(&s->lock);
