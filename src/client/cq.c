@@ -260,7 +260,7 @@ static void aio_start(client_aio *a, client_slot *slot)
     int rc = engine_send(slot, &req);
     pthread_mutex_lock(&slot->mtx);
     slot->aio_armed = true;
-    slot->sent_ms = engine_now_ms();
+    slot->sent_ms = atomic_load(&s->last_send_ms); /* engine_send's clock reading */
     bool fire = rc < 0 ? (slot->aio_finished = true) : engine_aio_claim_locked(slot);
     pthread_mutex_unlock(&slot->mtx);
     if (!fire)
