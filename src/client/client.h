@@ -3,6 +3,7 @@
  *
  * The library is split by concern:
  *   engine.c   request slots, credits and the "caller progresses" wait loop
+ *   cq.c       asynchronous I/O: completion groups, dafs_submit, dafs_cq_reap
  *   session.c  dafs_connect/dafs_disconnect, the lease keepalive thread
  *   ops.c      one function per namespace request (LOOKUP, SETATTR, ...)
  *   path.c     path walking (.., symlinks) and the path-based calls
@@ -46,6 +47,7 @@
 #define CRED_REQUEST_OVERHEAD 128u      /* REGISTER_CRED bytes besides the group ids */
 
 struct dafs_session;
+struct client_aio;
 
 /* One posted receive buffer. op must stay first (callbacks cast back). */
 typedef struct client_rx {
@@ -74,6 +76,13 @@ typedef struct client_slot {
     bool replied;
     client_rx *rx;   /* the receive holding the reply, until the caller reposts it */
     size_t rx_len;
+    /* asynchronous owner (cq.c), under mtx: the slot belongs to aio, armed
+     * once its send is posted; finished once its completion is claimed
+     * (exactly one of the reply, a failed send or a broken session does) */
+    struct client_aio *aio;
+    bool aio_armed;
+    bool aio_finished;
+    uint64_t sent_ms;     /* when the async request went out (timeout check) */
     atomic_bool sleeping; /* the owner sleeps on wake and is owed one post */
     pthread_mutex_t mtx;  /* guards the request state above (busy .. rx_len) */
     sem_t wake;           /* the owner sleeps here: its reply, or the progress role.
@@ -125,6 +134,21 @@ struct dafs_session {
     _Atomic uint64_t last_send_ms;
     _Atomic uint64_t last_reply_ms; /* any reply received */
 
+    /* asynchronous I/O (cq.c).  Under lock: the FIFO of submissions waiting
+     * for a slot or a credit, and the list of completion groups. */
+    struct client_aio *aio_head, *aio_tail;
+    atomic_uint aio_pending;  /* entries in that FIFO */
+    atomic_uint aio_inflight; /* submitted and not yet completed, every group */
+    atomic_uint reap_waiters; /* reapers asleep on their group's condition */
+    struct dafs_cq *cqs;
+    /* the progress helper (started by dafs_cq_fd), see cq.c */
+    pthread_t helper;
+    bool helper_running;
+    bool helper_stop;         /* under lock */
+    atomic_bool helper_idle;  /* asleep on helper_cond */
+    atomic_bool helper_role;  /* holds the progress role */
+    pthread_cond_t helper_cond;
+
     /* registered regions (dafs_mem_register) */
     pthread_mutex_t regions_lock;
     client_region *regions;
@@ -143,6 +167,7 @@ struct dafs_file {
     int flags;
     uint32_t cred; /* the session default at open time (or the opener's), used for its I/O */
     dafs_stateid stateid; /* the server's open state; 0 = none (I/O checked as cred) */
+    atomic_uint aio_inflight; /* asynchronous I/O submitted and not completed */
 };
 
 struct dafs_cred {
@@ -180,6 +205,35 @@ void engine_break(dafs_session *s, int err);
 int engine_call(dafs_session *s, dafs_request *req, dafs_reply *rep, client_slot **slot_out);
 /* A call whose reply body is not needed. */
 int engine_call_simple(dafs_session *s, dafs_request *req);
+/* Take a free slot if the credit grant allows one now, else NULL; s->lock
+ * held.  (engine_acquire without waiting, for cq.c.) */
+client_slot *engine_take_slot_locked(dafs_session *s);
+/* Give a slot back (its receive reposted) without starting queued async
+ * submissions: the caller does that (aio_kick). */
+void engine_free_slot(client_slot *slot);
+/* The progress role (see engine.c): take it (true) or not; progress while
+ * holding it, which also gives it up; pass it on to a waiter when leaving. */
+bool engine_take_role(dafs_session *s);
+void engine_progress(dafs_session *s, int slice_ms);
+void engine_pass_role(dafs_session *s);
+/* Slot of an async request, mtx held: claim its completion if it is due
+ * (reply in, send failed, or the session broken); true at most once. */
+bool engine_aio_claim_locked(client_slot *slot);
+
+/* ---- cq.c ---- */
+/* The async request on slot was claimed (engine_aio_claim_locked): turn it
+ * into a completion, free the slot, send what is queued.  No lock held. */
+void aio_slot_done(client_slot *slot);
+/* Send queued async submissions while slots and credits allow. */
+void aio_kick(dafs_session *s);
+/* The session broke: complete every async I/O still in flight or queued
+ * with the session's error, each exactly once. */
+void aio_fail_all(dafs_session *s);
+/* The progress role is free and no synchronous caller wants it: wake a
+ * reaper or the helper that still needs it. */
+void aio_pass_role(dafs_session *s);
+/* dafs_disconnect: destroy the groups left, stop the helper. */
+void aio_session_end(dafs_session *s);
 
 /* ---- errors.c ---- */
 int client_map_status(int32_t status);
@@ -265,6 +319,8 @@ ssize_t file_append(dafs_session *s, uint32_t cred, const dafs_fh *fh, dafs_stat
  * WRITE it sends; file_io sends DAFS_WIRE_HINT_NORMAL. */
 ssize_t file_io_hint(dafs_session *s, uint32_t cred, const dafs_fh *fh, dafs_stateid stateid,
                      bool write, void *buf, size_t len, uint64_t offset, uint32_t hint);
+/* The largest read that travels inline on s (see file.c). */
+size_t file_read_inline_limit(const dafs_session *s);
 /* A dafs_file for an open state the caller just got. */
 int file_new(dafs_session *s, uint32_t cred, const dafs_fh *fh, int flags,
              dafs_stateid stateid, dafs_file **out);

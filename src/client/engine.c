@@ -22,6 +22,17 @@
  * thread is inside libfabric — which the tcp provider needs for the server's
  * RMA to move — and an idle client burns no CPU.
  *
+ * Asynchronous requests (cq.c) use the same slots and credits, but nobody
+ * sleeps on their slot: the callback that makes one done (reply in, send
+ * failed) claims it (engine_aio_claim_locked) and turns it into a
+ * completion in its group right there, in whichever thread progresses —
+ * a synchronous caller, a reaper in dafs_cq_reap, or cq.c's helper.  The
+ * role passes to reapers too: pass_progress_role wakes, in this order, a
+ * slot owner whose reply is due, a credit waiter, then (aio_pass_role) a
+ * reaper or the helper while async I/O is in flight.  A slot freed by an
+ * async completion, a synchronous release or a raised grant sends the
+ * submissions queued for want of credits (aio_kick), in order.
+ *
  * A reply that does not arrive within the session timeout breaks the session:
  * every later call fails with -DAFS_ETRANSPORT.  (The server might still act
  * on the request, and a late RMA into a reused buffer would be worse than a
@@ -45,6 +56,16 @@ uint64_t engine_now_ms(void)
 static bool slot_done(const client_slot *slot) /* slot->mtx held */
 {
     return (slot->send_done && slot->send_status < 0) || (slot->replied && slot->send_done);
+}
+
+bool engine_aio_claim_locked(client_slot *slot)
+{
+    if (slot->aio == NULL || !slot->aio_armed || slot->aio_finished)
+        return false;
+    if (!slot_done(slot) && atomic_load(&slot->s->broken) == 0)
+        return false;
+    slot->aio_finished = true;
+    return true;
 }
 
 /* slot->mtx held: should the sleeping owner be woken (given `wake`)?  Clears
@@ -81,6 +102,7 @@ void engine_break(dafs_session *s, int err)
     pthread_mutex_lock(&s->lock);
     break_session_locked(s, err);
     pthread_mutex_unlock(&s->lock);
+    aio_fail_all(s);
 }
 
 static void repost_rx(client_rx *rx)
@@ -108,6 +130,8 @@ static void update_grant(dafs_session *s, uint16_t credits)
         pthread_cond_broadcast(&s->cond);
         pthread_mutex_unlock(&s->lock);
     }
+    if (grant > old && atomic_load(&s->aio_pending) > 0)
+        aio_kick(s);
 }
 
 static void rx_done(dfab_op *op, int status, size_t len, dfab_addr src)
@@ -117,9 +141,12 @@ static void rx_done(dfab_op *op, int status, size_t len, dfab_addr src)
     (void)src;
     if (status < 0) {
         pthread_mutex_lock(&s->lock);
-        if (!s->stopping)
+        bool stopping = s->stopping;
+        if (!stopping)
             break_session_locked(s, -DAFS_ETRANSPORT);
         pthread_mutex_unlock(&s->lock);
+        if (!stopping)
+            aio_fail_all(s);
         return;
     }
     dafs_hdr h;
@@ -132,12 +159,13 @@ static void rx_done(dfab_op *op, int status, size_t len, dfab_addr src)
     }
     client_slot *slot = &s->slots[h.xid & 0xffffu];
     pthread_mutex_lock(&slot->mtx);
-    bool mine = awaits_reply(slot, &h), wake = false;
+    bool mine = awaits_reply(slot, &h), wake = false, fire = false;
     if (mine) {
         slot->rx = rx;
         slot->rx_len = len;
         slot->replied = true;
         wake = claim_wake(slot, slot_done(slot));
+        fire = engine_aio_claim_locked(slot);
     }
     pthread_mutex_unlock(&slot->mtx);
     if (wake) /* after the unlock, so the woken owner does not block on mtx */
@@ -148,6 +176,8 @@ static void rx_done(dfab_op *op, int status, size_t len, dfab_addr src)
     }
     atomic_store(&s->last_reply_ms, engine_now_ms());
     update_grant(s, h.credits);
+    if (fire)
+        aio_slot_done(slot);
 }
 
 static void send_done(dfab_op *op, int status, size_t len, dfab_addr src)
@@ -159,9 +189,12 @@ static void send_done(dfab_op *op, int status, size_t len, dfab_addr src)
     slot->send_done = true;
     slot->send_status = status;
     bool wake = claim_wake(slot, slot_done(slot));
+    bool fire = engine_aio_claim_locked(slot);
     pthread_mutex_unlock(&slot->mtx);
     if (wake)
         (void)sem_post(&slot->wake);
+    if (fire)
+        aio_slot_done(slot);
 }
 
 static int alloc_registered(dafs_session *s, size_t bytes, uint8_t **mem, dfab_mr **mr)
@@ -301,7 +334,14 @@ static void pass_progress_role(dafs_session *s)
         pthread_mutex_lock(&s->lock);
         pthread_cond_signal(&s->cond);
         pthread_mutex_unlock(&s->lock);
+        return;
     }
+    aio_pass_role(s);
+}
+
+void engine_pass_role(dafs_session *s)
+{
+    pass_progress_role(s);
 }
 
 /* Progress the endpoint for up to slice_ms, holding the role (taken by the
@@ -318,6 +358,16 @@ static bool take_progress_role(dafs_session *s)
 {
     bool expected = false;
     return atomic_compare_exchange_strong(&s->progressing, &expected, true);
+}
+
+bool engine_take_role(dafs_session *s)
+{
+    return take_progress_role(s);
+}
+
+void engine_progress(dafs_session *s, int slice_ms)
+{
+    progress_once(s, slice_ms);
 }
 
 static int slice_until(uint64_t deadline_ms, uint64_t *now_out)
@@ -366,6 +416,25 @@ static client_slot *free_slot_locked(dafs_session *s)
     return NULL;
 }
 
+client_slot *engine_take_slot_locked(dafs_session *s)
+{
+    client_slot *slot = s->outstanding < atomic_load(&s->grant) ? free_slot_locked(s) : NULL;
+    if (slot == NULL)
+        return NULL;
+    pthread_mutex_lock(&slot->mtx);
+    slot->busy = true;
+    slot->sent = slot->send_done = slot->replied = false;
+    slot->send_status = 0;
+    slot->rx = NULL;
+    slot->aio = NULL;
+    slot->aio_armed = slot->aio_finished = false;
+    slot->generation++;
+    slot->xid = (slot->generation << 16) | slot->index;
+    pthread_mutex_unlock(&slot->mtx);
+    s->outstanding++;
+    return slot;
+}
+
 int engine_acquire(dafs_session *s, bool blocking, client_slot **out)
 {
     uint64_t deadline = engine_now_ms() + s->timeout_ms;
@@ -377,18 +446,8 @@ int engine_acquire(dafs_session *s, bool blocking, client_slot **out)
             pass_progress_role(s);
             return err;
         }
-        client_slot *slot =
-            s->outstanding < atomic_load(&s->grant) ? free_slot_locked(s) : NULL;
+        client_slot *slot = engine_take_slot_locked(s);
         if (slot != NULL) {
-            pthread_mutex_lock(&slot->mtx);
-            slot->busy = true;
-            slot->sent = slot->send_done = slot->replied = false;
-            slot->send_status = 0;
-            slot->rx = NULL;
-            slot->generation++;
-            slot->xid = (slot->generation << 16) | slot->index;
-            pthread_mutex_unlock(&slot->mtx);
-            s->outstanding++;
             pthread_mutex_unlock(&s->lock);
             *out = slot;
             return 0; /* the caller goes on to wait for this slot: no role to pass */
@@ -402,6 +461,8 @@ int engine_acquire(dafs_session *s, bool blocking, client_slot **out)
             if (rc == -ETIMEDOUT)
                 break_session_locked(s, -DAFS_ETRANSPORT);
             pthread_mutex_unlock(&s->lock);
+            if (rc == -ETIMEDOUT)
+                aio_fail_all(s);
             pass_progress_role(s);
             return -DAFS_ETRANSPORT;
         }
@@ -520,6 +581,13 @@ int engine_wait_for(client_slot *slot, dafs_reply *rep, unsigned timeout_ms)
 
 void engine_release(client_slot *slot)
 {
+    engine_free_slot(slot);
+    if (atomic_load(&slot->s->aio_pending) > 0)
+        aio_kick(slot->s);
+}
+
+void engine_free_slot(client_slot *slot)
+{
     dafs_session *s = slot->s;
     client_rx *rx = slot->rx;
     slot->rx = NULL;
@@ -528,6 +596,7 @@ void engine_release(client_slot *slot)
     pthread_mutex_lock(&s->lock);
     pthread_mutex_lock(&slot->mtx);
     slot->busy = false;
+    slot->aio = NULL;
     pthread_mutex_unlock(&slot->mtx);
     s->outstanding--;
     if (atomic_load(&s->credit_waiters) > 0)

@@ -179,6 +179,8 @@ int dafs_close(dafs_file *f)
 {
     if (f == NULL)
         return -EINVAL;
+    if (atomic_load(&f->aio_inflight) > 0)
+        return -EBUSY; /* asynchronous I/O still uses it: reap first (dafs_submit(3)) */
     int rc = op_close(f->s, f->cred, &f->fh, f->stateid);
     free(f);
     return rc;
@@ -340,7 +342,7 @@ static void run_io(io_call *io)
 
 /* The largest read that should travel inline: the negotiated limit, or less
  * when such a reply would not fit the provider's one-copy send size. */
-static size_t read_inline_limit(const dafs_session *s)
+size_t file_read_inline_limit(const dafs_session *s)
 {
     size_t eager = dfab_get_limits(s->fab)->eager_msg_max;
     if (eager <= CLIENT_READ_REPLY_OVERHEAD || eager - CLIENT_READ_REPLY_OVERHEAD >= s->inline_max)
@@ -354,7 +356,7 @@ static void setup_io(io_call *io)
     dafs_session *s = io->s;
     io->chunk_max = s->inline_max;
     io->inline_limit = s->inline_max;
-    size_t limit = io->write ? s->inline_max : read_inline_limit(s);
+    size_t limit = io->write ? s->inline_max : file_read_inline_limit(s);
     if (io->len <= limit || s->max_io <= limit)
         return;
     io->mr = mem_find_region(s, io->buf, io->len);

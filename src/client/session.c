@@ -372,6 +372,7 @@ int dafs_disconnect(dafs_session *s)
 {
     if (s == NULL)
         return -EINVAL;
+    aio_session_end(s); /* groups left are destroyed: their I/O completes first */
     stop_keepalive(s);
     int rc = 0;
     pthread_mutex_lock(&s->lock);

@@ -38,6 +38,8 @@ enum bench_workload {
     BW_READ4K_QD32,
     BW_WRITE4K_QD1,
     BW_WRITE4K_QD32,
+    BW_READ4K_ASYNC_QD32,  /* one thread, 32 in flight (dafs_submit / dafs_cq_reap) */
+    BW_WRITE4K_ASYNC_QD32,
     BW_SEQREAD_1M,
     BW_SEQWRITE_1M,
     BW_CREATE,
@@ -158,6 +160,7 @@ typedef struct bench_table {
     int have[BW_COUNT][BS_COUNT];
     bench_result r[BW_COUNT][BS_COUNT];
     int server_cpu_known;
+    int shm; /* the provider is shm (its targets differ) */
 } bench_table;
 
 void bench_report_table(FILE *out, const bench_table *t, const bench_opts *o);

@@ -213,6 +213,11 @@ int dfab_progress(dfab *f, int timeout_ms)
     return 0;
 }
 
+int dfab_poll(dfab *f)
+{
+    return reap(f);
+}
+
 void dfab_wake(dfab *f)
 {
     uint64_t one = 1;

@@ -153,6 +153,9 @@ int dfab_rma_read(dfab *f, dfab_addr dst, void *buf, size_t len, dfab_mr *mr,
  * or a negative errno.
  */
 int dfab_progress(dfab *f, int timeout_ms);
+/* Reap what the CQ holds now and return: no spinning, no blocking (an event
+ * loop polling between other work).  Returns completions handled or -errno. */
+int dfab_poll(dfab *f);
 /* Make a blocked dfab_progress() return soon (any thread, signal-safe). */
 void dfab_wake(dfab *f);
 

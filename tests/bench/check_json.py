@@ -14,6 +14,7 @@ WORKLOADS = ["read4k_qd1", "read4k_qd32", "write4k_qd1", "write4k_qd32",
              "seqread_1m", "seqwrite_1m", "create", "stat", "readdir", "unlink",
              "mp1", "mp2", "mp4", "mp8", "mp16"]
 NO_FLOOR = {"readdir"}
+ASYNC = ["read4k_async_qd32", "write4k_async_qd32"]
 POSITIVE = ["ops_per_s", "mean_us", "p50_us", "p99_us", "client_cpu_us_per_op"]
 
 
@@ -47,6 +48,17 @@ def main():
             fail("%s: no ratio to the floor" % w)
         if not (d["vs_local"]["headline"] or 0) > 0:
             fail("%s: no ratio to local" % w)
+    for w in ASYNC:  # one-thread async rows: dafs and floor only
+        for s in ("dafs", "floor"):
+            r = rows.get((w, s))
+            if r is None:
+                fail("no %s row for %s" % (s, w))
+            for key in POSITIVE:
+                v = r.get(key)
+                if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                    fail("%s/%s: %s = %r, want > 0" % (w, s, key, v))
+        if not (rows[(w, "dafs")]["vs_floor"]["headline"] or 0) > 0:
+            fail("%s: no ratio to the floor" % w)
     targets = doc.get("targets")
     if not isinstance(targets, list) or len(targets) < 10:
         fail("targets missing or short: %r" % (targets,))
