@@ -19,9 +19,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "dispatch.h"
 #include "log.h"
-#include "ops.h"
+#include "opctx.h"
 
 typedef struct fast_slot {
     dfab_op op;
