@@ -15,7 +15,8 @@
  *   decode body ─ bad ────────────────► BADMSG / BADOP
  *   NULL, DISCONNECT ─────────────────► answered here
  *   READ/GETATTR, fd cached, LOOKUP
- *   in a cached directory ────────────► answered here (fastpath.c)
+ *   in a cached directory, REMOVE of
+ *   an empty file there ──────────────► answered here (fastpath.c)
  *   everything else ──────────────────► worker queue (keeps the rx buffer;
  *                                       the pool gives it back through
  *                                       rx_repost, the callback it was

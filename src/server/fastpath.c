@@ -1,5 +1,5 @@
 /*
- * fastpath.c — READ_INLINE, READ_DIRECT, GETATTR and LOOKUP on the network thread
+ * fastpath.c — READ_INLINE, READ_DIRECT, GETATTR, LOOKUP and REMOVE on the network thread
  * (see fastpath.h for when and why).
  *
  * A slot is one registered region: FAST_IO_MAX bytes of data followed by a
