@@ -15,9 +15,16 @@
  *   decode body ─ bad ────────────────► BADMSG / BADOP
  *   NULL, DISCONNECT ─────────────────► answered here
  *   READ/GETATTR, fd cached, LOOKUP
- *   in a cached directory ────────────► answered here (fastpath.c)
+ *   in a cached directory, REMOVE of
+ *   an empty file there ──────────────► answered here (fastpath.c)
  *   everything else ──────────────────► worker queue (keeps the rx buffer;
- *                                       the worker reposts it)
+ *                                       the pool gives it back through
+ *                                       rx_repost, the callback it was
+ *                                       started with)
+ *
+ * This file decides where a request runs and nothing else: it calls into
+ * fastpath.c and worker.c, they call the ops through opctx.h, and nothing
+ * below calls back up here (scripts/check-layering.sh).
  *
  * Replies sent from this thread use a small pool of registered slots; when
  * all are in flight (a flooding client), further error replies are dropped
@@ -34,25 +41,12 @@
 
 #include "fastpath.h"
 #include "log.h"
+#include "opctx.h"
 #include "stats.h"
 #include "worker.h"
 
 #define INLINE_HEADROOM 512 /* request/reply bytes besides inline data */
 #define LEASE_CHECK_MS 100
-
-void reply_hdr_init(dafs_hdr *h, const dafs_hdr *req, uint64_t session_id, uint16_t credits,
-                    int status)
-{
-    memset(h, 0, sizeof(*h));
-    h->magic = DAFS_PROTO_MAGIC;
-    h->version = DAFS_PROTO_VERSION;
-    h->opcode = req->opcode;
-    h->flags = DAFS_HDR_REPLY;
-    h->credits = credits;
-    h->session_id = session_id;
-    h->xid = req->xid;
-    h->status = status;
-}
 
 /* ---- control replies -------------------------------------------------- */
 

@@ -7,10 +7,6 @@
 
 #include "server.h"
 
-/* Reply header for request header req. */
-void reply_hdr_init(dafs_hdr *h, const dafs_hdr *req, uint64_t session_id, uint16_t credits,
-                    int status);
-
 /* Allocate, register and post the receive buffers and control-reply slots. */
 int dispatch_start(server *srv, const char **why);
 /* Give a receive buffer back to the provider (any thread). */

@@ -1,5 +1,5 @@
 /*
- * fastpath.c — READ_INLINE, READ_DIRECT, GETATTR and LOOKUP on the network thread
+ * fastpath.c — READ_INLINE, READ_DIRECT, GETATTR, LOOKUP and REMOVE on the network thread
  * (see fastpath.h for when and why).
  *
  * A slot is one registered region: FAST_IO_MAX bytes of data followed by a
@@ -19,9 +19,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "dispatch.h"
 #include "log.h"
-#include "ops.h"
+#include "opctx.h"
 #include "stats.h"
 
 typedef struct fast_slot {
@@ -308,12 +307,81 @@ static bool fast_lookup(server *srv, fast_slot *f, const dafs_request *req, cons
     return true;
 }
 
+/* ---- REMOVE, run in full ---------------------------------------------- */
+
+/* The op_io of an op run on this thread: no file data, no RMA (REMOVE
+ * uses none; an op that would is never run here). */
+static int nt_read(void *self, int fd, void *buf, size_t len, uint64_t off, size_t *got)
+{
+    (void)self, (void)fd, (void)buf, (void)len, (void)off;
+    *got = 0;
+    return -EOPNOTSUPP;
+}
+static int nt_write(void *self, int fd, const void *buf, size_t len, uint64_t off)
+{
+    (void)self, (void)fd, (void)buf, (void)len, (void)off;
+    return -EOPNOTSUPP;
+}
+static int nt_sync(void *self, int fd, bool datasync)
+{
+    (void)self, (void)fd, (void)datasync;
+    return -EOPNOTSUPP;
+}
+static int nt_rma(void *self, dfab_addr peer, size_t len, const dafs_seg *segs, unsigned nsegs)
+{
+    (void)self, (void)peer, (void)len, (void)segs, (void)nsegs;
+    return -EOPNOTSUPP;
+}
+static const op_io nt_io = {nt_read, nt_write, nt_sync, nt_rma, nt_rma};
+
+/* REMOVE of an empty regular file or a symbolic link (no data blocks to
+ * free: the unlink is a directory-entry and inode update), in a directory
+ * whose O_PATH fd is cached, when the name resolves from the dentry cache
+ * as the caller: the whole op (ops_execute, the same code a worker runs)
+ * runs here, and the thread returns to root after it.  Anything else goes
+ * to the worker pool. */
+static bool fast_remove(server *srv, fast_slot *f, rx_slot *slot, const op_cred *cred)
+{
+    const dafs_dirop_req *r = &slot->req.u.dirop;
+    if (srv->cfg.read_only)
+        return false;
+    fdc_entry *e = fdcache_get(&srv->fds, FDC_PATH, &r->dir, NULL);
+    if (!e)
+        return false;
+    int fd = -1, status = DAFS_ST_AGAIN;
+    struct stat st;
+    if (S_ISDIR(e->mode) && cred_enter(cred) == 0)
+        status = export_lookup_cached(&srv->exp, e->fd, &r->name, &fd, &st);
+    cred_return_to_root();
+    fdcache_put(&srv->fds, e, false);
+    if (fd >= 0)
+        close(fd);
+    if (status != DAFS_ST_OK || !(S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)) || st.st_blocks != 0)
+        return false; /* not cached, has data, or an error: the worker does it */
+    op_ctx c;
+    memset(&c, 0, sizeof(c));
+    c.srv = srv;
+    c.sess = f->sess;
+    c.req = &slot->req;
+    c.rep = f->rep;
+    c.reply_buf = f->reply;
+    c.reply_cap = f->sess->limits.max_response;
+    c.bounce = f->data;
+    c.io = &nt_io;
+    status = ops_execute(&c);
+    cred_return_to_root();
+    f->rep = c.rep;
+    finish(f, status);
+    return true;
+}
+
 bool fastpath_try(server *srv, rx_slot *slot, session *s)
 {
     const dafs_request *req = &slot->req;
     uint16_t op = req->hdr.opcode;
+    bool removal = op == DAFS_OP_REMOVE;
     if (op != DAFS_OP_READ_INLINE && op != DAFS_OP_READ_DIRECT && op != DAFS_OP_GETATTR &&
-        op != DAFS_OP_LOOKUP)
+        op != DAFS_OP_LOOKUP && !removal)
         return false;
     fast_slot *f = pool.free;
     if (!f || srv->draining)
@@ -333,6 +401,8 @@ bool fastpath_try(server *srv, rx_slot *slot, session *s)
         done = fast_getattr(srv, f, req);
     else if (op == DAFS_OP_LOOKUP)
         done = fast_lookup(srv, f, req, &cred);
+    else if (removal)
+        done = fast_remove(srv, f, slot, &cred);
     else
         done = fast_read(srv, f, req, &cred, op == DAFS_OP_READ_DIRECT);
     cred_put(&cred);

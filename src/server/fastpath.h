@@ -1,5 +1,5 @@
 /*
- * fastpath.h — small reads, GETATTR and LOOKUP answered on the network thread.
+ * fastpath.h — small reads, GETATTR, LOOKUP and REMOVE answered on the network thread.
  *
  * On this kind of machine each hand-off between threads costs 10-30 us, more
  * than the whole transport round trip.  A READ whose fd is already in the
@@ -13,7 +13,10 @@
  * fstat of a cached O_PATH fd.  LOOKUP (what stat and path walks cost) runs
  * in a cached directory fd with openat2(RESOLVE_CACHED), which fails with
  * EAGAIN rather than read a directory block from disk; the thread takes the
- * caller's identity for it and returns to root at once.  Anything else (a cache miss, data not in
+ * caller's identity for it and returns to root at once.  REMOVE of an empty
+ * regular file or a symlink (no data blocks to free) whose name resolves the
+ * same way runs here in full: ops_execute with an op_io that offers no file
+ * I/O or RMA, then back to root.  Anything else (a cache miss, data not in
  * memory, no free slot, a check that fails) goes to the worker pool as
  * before, which also produces every error reply.
  *

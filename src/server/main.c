@@ -349,7 +349,7 @@ static int start(server *srv)
                                     srv->cfg.rx_buffers);
     srv->sessions.max_opens = srv->cfg.max_opens;
     if (tables != 0 ||
-        workers_start(srv, &why) != 0 || dispatch_start(srv, &why) != 0) {
+        workers_start(srv, rx_repost, &why) != 0 || dispatch_start(srv, &why) != 0) {
         log_error("startup failed: %s", why ? why : "session table");
         return -1;
     }

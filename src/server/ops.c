@@ -9,7 +9,8 @@
  * open the object by handle (open_by_handle_at, then a reopen as the caller)
  * or take an fd that the same identity opened recently from the fd cache
  * (fdcache.h, invalidated by REMOVE/RMDIR/RENAME/SETATTR/LINK), and do their
- * I/O through the worker's io_uring.  GETATTR fstats a cached O_PATH fd, and
+ * I/O through the executor's op_io (opctx.h: the worker's io_uring and
+ * bounce buffer).  GETATTR fstats a cached O_PATH fd, and
  * for a handle that no longer opens (a file unlinked while open) the fd of
  * one of the session's open states for it.
  *
@@ -42,7 +43,19 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "worker.h"
+void reply_hdr_init(dafs_hdr *h, const dafs_hdr *req, uint64_t session_id, uint16_t credits,
+                    int status)
+{
+    memset(h, 0, sizeof(*h));
+    h->magic = DAFS_PROTO_MAGIC;
+    h->version = DAFS_PROTO_VERSION;
+    h->opcode = req->opcode;
+    h->flags = DAFS_HDR_REPLY;
+    h->credits = credits;
+    h->session_id = session_id;
+    h->xid = req->xid;
+    h->status = status;
+}
 
 /* Read/write counts must keep offset + count within off_t. */
 int ops_check_range(uint64_t offset, uint64_t count)
@@ -470,10 +483,9 @@ static int unlink_name(op_ctx *c, int atflags)
 static int op_remove(op_ctx *c) { return unlink_name(c, 0); }
 static int op_rmdir(op_ctx *c) { return unlink_name(c, AT_REMOVEDIR); }
 
-/* READ_INLINE and READ_DIRECT. */
-static int op_read(op_ctx *c, bool direct)
+/* READ_INLINE and READ_DIRECT (opctx.h). */
+int ops_read(op_ctx *c, const dafs_read_req *r, bool direct)
 {
-    const dafs_read_req *r = &c->req->u.read;
     int status = ops_check_range(r->offset, r->count);
     if (status == DAFS_ST_OK && direct)
         status = ops_check_segs(c, r->segs, r->nsegs, r->count);
@@ -488,7 +500,7 @@ static int op_read(op_ctx *c, bool direct)
     size_t got = 0;
     struct stat st;
     memset(&st, 0, sizeof(st));
-    int rc = worker_file_read(c->w, d.fd, c->w->bounce, r->count, r->offset, &got);
+    int rc = opctx_file_read(c, d.fd, c->bounce, r->count, r->offset, &got);
     if (rc == 0 && got == r->count && fstat(d.fd, &st) != 0)
         rc = -errno;
     if (rc == 0 && r->hints != DAFS_WIRE_HINT_NORMAL)
@@ -497,14 +509,14 @@ static int op_read(op_ctx *c, bool direct)
     if (rc < 0)
         return export_errno_status(-rc);
     if (direct && got > 0) {
-        rc = worker_rma_write(c->w, c->sess->addr, got, r->segs, r->nsegs);
+        rc = opctx_rma_write(c, got, r->segs, r->nsegs);
         if (rc < 0)
             return DAFS_ST_IO;
     }
     c->rep.u.read.count = (uint32_t)got;
     c->rep.u.read.eof = got < r->count || r->offset + got >= (uint64_t)st.st_size;
     if (!direct)
-        c->rep.u.read.data = (dafs_bytes){.ptr = c->w->bounce, .len = (uint32_t)got};
+        c->rep.u.read.data = (dafs_bytes){.ptr = c->bounce, .len = (uint32_t)got};
     return DAFS_ST_OK;
 }
 
@@ -514,9 +526,9 @@ static int sync_as_asked(op_ctx *c, int fd, uint32_t stable, uint32_t *committed
 {
     int rc = 0;
     if (stable == DAFS_DATA_SYNC)
-        rc = worker_file_sync(c->w, fd, true);
+        rc = opctx_file_sync(c, fd, true);
     else if (stable == DAFS_FILE_SYNC)
-        rc = worker_file_sync(c->w, fd, false);
+        rc = opctx_file_sync(c, fd, false);
     if (rc == 0 && stable != DAFS_UNSTABLE) {
         cred_suspend();
         rc = durable_flush(&c->srv->durable, &c->srv->exp);
@@ -528,10 +540,9 @@ static int sync_as_asked(op_ctx *c, int fd, uint32_t stable, uint32_t *committed
     return DAFS_ST_OK;
 }
 
-/* WRITE_INLINE and WRITE_DIRECT. */
-static int op_write(op_ctx *c, bool direct)
+/* WRITE_INLINE and WRITE_DIRECT (opctx.h). */
+int ops_write(op_ctx *c, const dafs_write_req *r, bool direct)
 {
-    const dafs_write_req *r = &c->req->u.write;
     int status = ops_check_range(r->offset, r->count);
     if (status == DAFS_ST_OK && r->stable > DAFS_FILE_SYNC)
         status = DAFS_ST_INVAL;
@@ -550,13 +561,13 @@ static int op_write(op_ctx *c, bool direct)
     const uint8_t *data = r->data.ptr;
     int rc = 0;
     if (direct && r->count > 0) {
-        rc = worker_rma_read(c->w, c->sess->addr, r->count, r->segs, r->nsegs);
-        data = c->w->bounce;
+        rc = opctx_rma_read(c, r->count, r->segs, r->nsegs);
+        data = c->bounce;
         if (rc < 0)
             status = DAFS_ST_IO;
     }
     if (status == DAFS_ST_OK && r->count > 0) {
-        rc = worker_file_write(c->w, fd, data, r->count, r->offset);
+        rc = opctx_file_write(c, fd, data, r->count, r->offset);
         if (rc < 0)
             status = export_errno_status(-rc);
     }
@@ -750,7 +761,7 @@ static int append_at_eof(op_ctx *c, int fd, ino_t ino, const uint8_t *data, uint
     else if (ops_check_range((uint64_t)st.st_size, count) != DAFS_ST_OK)
         status = DAFS_ST_FBIG;
     if (status == DAFS_ST_OK && count > 0) {
-        int rc = worker_file_write(c->w, fd, data, count, (uint64_t)st.st_size);
+        int rc = opctx_file_write(c, fd, data, count, (uint64_t)st.st_size);
         if (rc < 0)
             status = export_errno_status(-rc);
     }
@@ -788,9 +799,9 @@ int ops_append(op_ctx *c, bool direct)
         return status;
     const uint8_t *data = r->data.ptr;
     if (direct && r->count > 0) {
-        if (worker_rma_read(c->w, c->sess->addr, r->count, r->segs, r->nsegs) < 0)
+        if (opctx_rma_read(c, r->count, r->segs, r->nsegs) < 0)
             status = DAFS_ST_IO;
-        data = c->w->bounce;
+        data = c->bounce;
     }
     uint64_t where = 0;
     if (status == DAFS_ST_OK)
@@ -850,10 +861,10 @@ static int run_op(op_ctx *c)
     case DAFS_OP_OPEN: return op_open(c);
     case DAFS_OP_OPEN_FH: return op_open_fh(c);
     case DAFS_OP_CLOSE: return op_close(c);
-    case DAFS_OP_READ_INLINE: return op_read(c, false);
-    case DAFS_OP_READ_DIRECT: return op_read(c, true);
-    case DAFS_OP_WRITE_INLINE: return op_write(c, false);
-    case DAFS_OP_WRITE_DIRECT: return op_write(c, true);
+    case DAFS_OP_READ_INLINE: return ops_read(c, &c->req->u.read, false);
+    case DAFS_OP_READ_DIRECT: return ops_read(c, &c->req->u.read, true);
+    case DAFS_OP_WRITE_INLINE: return ops_write(c, &c->req->u.write, false);
+    case DAFS_OP_WRITE_DIRECT: return ops_write(c, &c->req->u.write, true);
     case DAFS_OP_APPEND_INLINE: return ops_append(c, false);
     case DAFS_OP_APPEND_DIRECT: return ops_append(c, true);
     case DAFS_OP_COMMIT: return op_commit(c);
@@ -864,6 +875,25 @@ static int run_op(op_ctx *c)
     case DAFS_OP_STATFS: return op_statfs(c);
     default: return ops_ns_execute(c);
     }
+}
+
+int ops_cred_enter(op_ctx *c, uint32_t cred)
+{
+    int status = cred_lookup(&c->sess->creds, &c->srv->cfg.policy, cred, &c->cred);
+    if (status != DAFS_ST_OK)
+        return status;
+    if (cred_enter(&c->cred) != 0) {
+        cred_leave();
+        cred_put(&c->cred);
+        return DAFS_ST_SERVERFAULT;
+    }
+    return DAFS_ST_OK;
+}
+
+void ops_cred_leave(op_ctx *c)
+{
+    cred_leave();
+    cred_put(&c->cred);
 }
 
 /*
@@ -877,18 +907,13 @@ int ops_execute(op_ctx *c)
         return ops_ns_execute(c);
     if (c->srv->cfg.read_only && modifies(c->req))
         return DAFS_ST_ROFS;
-    int status =
-        cred_lookup(&c->sess->creds, &c->srv->cfg.policy, c->req->hdr.cred, &c->cred);
+    int status = ops_cred_enter(c, c->req->hdr.cred);
     if (status != DAFS_ST_OK)
         return status;
-    if (cred_enter(&c->cred) != 0)
-        status = DAFS_ST_SERVERFAULT;
-    else
-        status = run_op(c);
-    cred_leave();
+    status = run_op(c);
+    ops_cred_leave(c);
     if (status == DAFS_ST_OK)
         durable_note_request(&c->srv->durable, c->req);
-    cred_put(&c->cred);
     if (op == DAFS_OP_REMOVE)
         fdcache_invalidate(&c->srv->fds, true);
     else if (invalidates_fds(op))

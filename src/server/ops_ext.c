@@ -27,7 +27,6 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "worker.h"
 
 void ops_worker_thread_init(void)
 {
@@ -263,7 +262,7 @@ static int op_getxattr(op_ctx *c)
         return status;
     uint32_t room = xattr_reply_room(c, DAFS_XATTR_VALUE_MAX);
     uint32_t ask = r->size == 0 ? 0 : (r->size < room ? r->size : room);
-    ssize_t n = getxattr(path, name, ask ? c->w->bounce : NULL, ask);
+    ssize_t n = getxattr(path, name, ask ? c->bounce : NULL, ask);
     int err = errno;
     if (n < 0 && err == ERANGE && ask < r->size)
         err = E2BIG; /* it would fit what the caller asked for, not a reply */
@@ -274,7 +273,7 @@ static int op_getxattr(op_ctx *c)
         return DAFS_ST_TOOBIG;
     c->rep.u.xattr.size = (uint32_t)n;
     if (ask > 0)
-        c->rep.u.xattr.data = (dafs_bytes){.ptr = c->w->bounce, .len = (uint32_t)n};
+        c->rep.u.xattr.data = (dafs_bytes){.ptr = c->bounce, .len = (uint32_t)n};
     return DAFS_ST_OK;
 }
 
@@ -306,7 +305,7 @@ static int op_listxattr(op_ctx *c)
     /* Always fetch the whole list: filtering can only shrink it, and the
      * size answer must be the filtered one. */
     uint32_t room = xattr_reply_room(c, DAFS_XATTR_LIST_MAX);
-    char *buf = (char *)c->w->bounce;
+    char *buf = (char *)c->bounce;
     ssize_t n = listxattr(path, buf, room);
     int err = errno;
     close(pfd);
@@ -317,7 +316,7 @@ static int op_listxattr(op_ctx *c)
         return DAFS_ST_RANGE;
     c->rep.u.xattr.size = (uint32_t)len;
     if (r->size != 0)
-        c->rep.u.xattr.data = (dafs_bytes){.ptr = c->w->bounce, .len = (uint32_t)len};
+        c->rep.u.xattr.data = (dafs_bytes){.ptr = c->bounce, .len = (uint32_t)len};
     return DAFS_ST_OK;
 }
 

@@ -32,7 +32,6 @@
 #include <unistd.h>
 
 #include "ops.h"
-#include "worker.h"
 
 #define LOOKUPP_MAX_DEPTH 4096
 
@@ -299,7 +298,7 @@ static int op_readlink(op_ctx *c)
         close(pfd);
         return DAFS_ST_INVAL;
     }
-    char *buf = (char *)c->w->bounce; /* max_io bytes, >= DAFS_PATH_MAX */
+    char *buf = (char *)c->bounce; /* max_io bytes, >= DAFS_PATH_MAX */
     ssize_t n = readlinkat(pfd, "", buf, DAFS_PATH_MAX + 1);
     if (n < 0)
         status = errno_status();

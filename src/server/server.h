@@ -70,6 +70,7 @@ typedef struct work_queue {
     rx_slot *head, *tail;
     unsigned busy;         /* requests queued or executing */
     bool stop;
+    void (*done)(struct server *srv, rx_slot *slot); /* gives the receive buffer back */
 } work_queue;
 
 struct worker;

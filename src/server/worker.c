@@ -3,10 +3,12 @@
  *
  * The network thread never touches files: it queues each admitted request
  * (with its receive buffer) on one shared FIFO, and a worker takes it,
- * executes it (ops.c), encodes the reply into one of its REPLY_BUFS
- * registered reply buffers, posts the send without waiting for it (a
- * cross-thread wakeup per reply cost more than the request itself), then
- * reposts the receive buffer.  The send's completion returns the buffer to
+ * executes it (ops_execute, opctx.h, with this worker's io_uring, bounce
+ * buffer and RMA waits as the op's op_io), encodes the reply into one of
+ * its REPLY_BUFS registered reply buffers, posts the send without waiting
+ * for it (a cross-thread wakeup per reply cost more than the request
+ * itself), then gives the receive buffer back through the queue's done
+ * callback (dispatch.c's rx_repost; the pool never calls the dispatcher).  The send's completion returns the buffer to
  * the worker's free list; only when all are in flight does the worker wait.
  * The queue can never hold more than the receive pool, so it needs no bound
  * of its own.
@@ -39,9 +41,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "dispatch.h"
 #include "log.h"
-#include "ops.h"
+#include "opctx.h"
 #include "stats.h"
 
 #define URING_DEPTH 8
@@ -118,14 +119,16 @@ static int bounce_rma(worker *w, bool write, dfab_addr peer, size_t len, const d
     return rc != 0 ? rc : fabric_wait_for(w);
 }
 
-int worker_rma_write(worker *w, dfab_addr dst, size_t len, const dafs_seg *segs, unsigned nsegs)
+static int io_rma_write(void *self, dfab_addr dst, size_t len, const dafs_seg *segs,
+                        unsigned nsegs)
 {
-    return bounce_rma(w, true, dst, len, segs, nsegs);
+    return bounce_rma(self, true, dst, len, segs, nsegs);
 }
 
-int worker_rma_read(worker *w, dfab_addr src, size_t len, const dafs_seg *segs, unsigned nsegs)
+static int io_rma_read(void *self, dfab_addr src, size_t len, const dafs_seg *segs,
+                       unsigned nsegs)
 {
-    return bounce_rma(w, false, src, len, segs, nsegs);
+    return bounce_rma(self, false, src, len, segs, nsegs);
 }
 
 /* ---- reply buffers --------------------------------------------------- */
@@ -386,13 +389,14 @@ static int file_full(worker *w, enum file_op kind, int fd, uint8_t *buf, size_t 
     return 0;
 }
 
-int worker_file_read(worker *w, int fd, void *buf, size_t len, uint64_t off, size_t *got)
+static int io_file_read(void *self, int fd, void *buf, size_t len, uint64_t off, size_t *got)
 {
-    return file_full(w, FILE_READ, fd, buf, len, off, got); /* 0 bytes = end of file */
+    return file_full(self, FILE_READ, fd, buf, len, off, got); /* 0 bytes = end of file */
 }
 
-int worker_file_write(worker *w, int fd, const void *buf, size_t len, uint64_t off)
+static int io_file_write(void *self, int fd, const void *buf, size_t len, uint64_t off)
 {
+    worker *w = self;
     size_t done;
     /* file_one only reads from buf for a write */
     int rc = file_full(w, FILE_WRITE, fd, (uint8_t *)(uintptr_t)buf, len, off, &done);
@@ -401,11 +405,20 @@ int worker_file_write(worker *w, int fd, const void *buf, size_t len, uint64_t o
     return rc;
 }
 
-int worker_file_sync(worker *w, int fd, bool datasync)
+static int io_file_sync(void *self, int fd, bool datasync)
 {
-    int r = file_one(w, datasync ? FILE_FDATASYNC : FILE_FSYNC, fd, NULL, 0, 0);
+    int r = file_one(self, datasync ? FILE_FDATASYNC : FILE_FSYNC, fd, NULL, 0, 0);
     return r < 0 ? r : 0;
 }
+
+/* What ops see of a worker (opctx.h). */
+static const op_io worker_io = {
+    .file_read = io_file_read,
+    .file_write = io_file_write,
+    .file_sync = io_file_sync,
+    .rma_write = io_rma_write,
+    .rma_read = io_rma_read,
+};
 
 /* ---- the queue -------------------------------------------------------- */
 
@@ -552,9 +565,11 @@ static void execute_request(worker *w, rx_slot *slot)
     op_ctx c;
     memset(&c, 0, sizeof(c));
     c.srv = srv;
-    c.w = w;
     c.sess = s;
     c.req = &slot->req;
+    c.bounce = w->bounce;
+    c.io = &worker_io;
+    c.io_self = w;
     reply_buf *rb = reply_acquire(w);
     c.reply_buf = rb->mem;
     c.reply_cap = s->limits.max_response;
@@ -613,7 +628,7 @@ static void *worker_main(void *arg)
         if (w->reply_retired)
             reap_retired_replies(w);
         execute_request(w, slot);
-        rx_repost(srv, slot);
+        srv->queue.done(srv, slot);
         queue_finished_one(&srv->queue);
     }
     return NULL;
@@ -661,8 +676,9 @@ static int worker_init(server *srv, worker *w, unsigned index, const char **why)
     return 0;
 }
 
-int workers_start(server *srv, const char **why)
+int workers_start(server *srv, void (*done)(server *srv, rx_slot *slot), const char **why)
 {
+    srv->queue.done = done;
     pthread_mutex_init(&srv->queue.mu, NULL);
     pthread_cond_init(&srv->queue.cv, NULL);
     srv->workers = calloc(srv->cfg.threads, sizeof(worker));

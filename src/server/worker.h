@@ -1,7 +1,9 @@
 /*
  * worker.h — the worker pool: threads that execute requests, each with its
  * own io_uring, registered bounce buffer (max_io bytes) and REPLY_BUFS
- * registered reply buffers (max_response bytes each).
+ * registered reply buffers (max_response bytes each).  A worker runs the
+ * ops (opctx.h) with its io_uring and bounce buffer as their op_io; the
+ * ops know nothing of this header.
  */
 #ifndef DAFSD_WORKER_H
 #define DAFSD_WORKER_H
@@ -73,21 +75,14 @@ typedef struct worker {
     reply_buf *reply;                /* the one the current request encodes into */
 } worker;
 
-int workers_start(server *srv, const char **why);
+/* Start the pool.  done(srv, slot) gives each finished request's receive
+ * buffer back (dispatch.c's rx_repost; called on the worker thread). */
+int workers_start(server *srv, void (*done)(server *srv, rx_slot *slot), const char **why);
 /* Hand a decoded, admitted request to the pool (network thread). */
 void workers_submit(server *srv, rx_slot *slot);
 /* Number of requests queued or executing. */
 unsigned workers_busy(server *srv);
 void workers_stop(server *srv); /* joins; call once the queue is empty */
 void workers_free(server *srv); /* after dfab_close: frees the workers and abandoned buffers */
-
-/* File I/O through the worker's io_uring.  Return 0 or -errno. */
-int worker_file_read(worker *w, int fd, void *buf, size_t len, uint64_t off, size_t *got);
-int worker_file_write(worker *w, int fd, const void *buf, size_t len, uint64_t off);
-int worker_file_sync(worker *w, int fd, bool datasync);
-
-/* RMA with the session's client, waiting for completion.  Return 0 or -errno. */
-int worker_rma_write(worker *w, dfab_addr dst, size_t len, const dafs_seg *segs, unsigned nsegs);
-int worker_rma_read(worker *w, dfab_addr src, size_t len, const dafs_seg *segs, unsigned nsegs);
 
 #endif
