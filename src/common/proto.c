@@ -1097,9 +1097,335 @@ static bool get_second_set_request_body(reader *r, dafs_request *m)
 }
 
 /* Returns false for an unknown opcode. */
+/* ==== batch I/O (issue 10): BATCH_SUBMIT, HURRY_UP, BATCH_COMPLETION ====
+ * Kept together so that the table-driven codec can take them over as a unit.
+ * Entries and completions are validated once at decode; the decoded message
+ * points at them in the receive buffer (dafs_batch_next, dafs_batch_cpl_get),
+ * so nothing is sized by the peer. */
+
+static bool bent_has_seg(const dafs_batch_entry *e)
+{
+    return e->op == DAFS_BATCH_READ ||
+           ((e->op == DAFS_BATCH_WRITE || e->op == DAFS_BATCH_APPEND) &&
+            !(e->flags & DAFS_BENT_INLINE));
+}
+
+static bool bent_valid(const dafs_batch_entry *e)
+{
+    if (e->op < DAFS_BATCH_READ || e->op > DAFS_BATCH_COMMIT || (e->flags & ~DAFS_BENT_ALL))
+        return false;
+    if ((e->flags & DAFS_BENT_INLINE) && e->op != DAFS_BATCH_WRITE && e->op != DAFS_BATCH_APPEND)
+        return false;
+    return !bent_has_seg(e) || e->seg.len >= e->count;
+}
+
+static void put_batch_entry(writer *w, const dafs_batch_entry *e)
+{
+    writer_require(w, bent_valid(e));
+    put_u64(w, e->request_id);
+    put_u16(w, e->op);
+    put_u16(w, e->flags);
+    put_u32(w, e->hint);
+    put_u32(w, e->stable);
+    put_u32(w, e->count);
+    put_fh(w, &e->fh);
+    put_u64(w, e->stateid);
+    put_u64(w, e->offset);
+    if (bent_has_seg(e)) {
+        put_u64(w, e->seg.addr);
+        put_u64(w, e->seg.key);
+        put_u64(w, e->seg.len);
+    }
+    if (e->flags & DAFS_BENT_INLINE) {
+        writer_require(w, e->data.len == e->count);
+        put_bytes(w, &e->data, 0, UINT32_MAX);
+    }
+}
+
+static void get_batch_entry(reader *r, dafs_batch_entry *e)
+{
+    memset(e, 0, sizeof *e);
+    e->request_id = get_u64(r);
+    e->op = get_u16(r);
+    e->flags = get_u16(r);
+    e->hint = get_u32(r);
+    e->stable = get_u32(r);
+    e->count = get_u32(r);
+    get_fh(r, &e->fh);
+    e->stateid = get_u64(r);
+    e->offset = get_u64(r);
+    reader_require(r, e->op >= DAFS_BATCH_READ && e->op <= DAFS_BATCH_COMMIT &&
+                          (e->flags & ~DAFS_BENT_ALL) == 0);
+    if (r->bad)
+        return;
+    if (bent_has_seg(e)) {
+        e->seg.addr = get_u64(r);
+        e->seg.key = get_u64(r);
+        e->seg.len = get_u64(r);
+    }
+    if (e->flags & DAFS_BENT_INLINE) {
+        get_bytes(r, &e->data, 0, UINT32_MAX);
+        reader_require(r, e->data.len == e->count);
+    }
+    reader_require(r, bent_valid(e));
+}
+
+static void put_batch_req(writer *w, const dafs_batch_req *q)
+{
+    writer_require(w, (q->mode == DAFS_BATCH_SYNC || q->mode == DAFS_BATCH_ASYNC) &&
+                          q->nentries <= DAFS_BATCH_MAX &&
+                          (q->nentries == 0 || q->entries != NULL));
+    put_u32(w, q->mode);
+    put_u32(w, q->usec_window);
+    put_u32(w, q->num_completions);
+    put_u32(w, q->bc_credits);
+    put_u32(w, q->nentries);
+    put_pad(w, 8);
+    for (uint32_t i = 0; i < q->nentries && q->entries != NULL && w->err == 0; i++)
+        put_batch_entry(w, &q->entries[i]);
+}
+
+static void get_batch_req(reader *r, dafs_batch_req *q)
+{
+    q->mode = get_u32(r);
+    q->usec_window = get_u32(r);
+    q->num_completions = get_u32(r);
+    q->bc_credits = get_u32(r);
+    q->nentries = get_u32(r);
+    reader_require(r, (q->mode == DAFS_BATCH_SYNC || q->mode == DAFS_BATCH_ASYNC) &&
+                          q->nentries <= DAFS_BATCH_MAX);
+    const uint8_t *start = reader_take(r, 8, 0);
+    size_t begin = r->pos;
+    dafs_batch_entry e;
+    for (uint32_t i = 0; i < q->nentries && !r->bad; i++)
+        get_batch_entry(r, &e);
+    if (r->bad)
+        return;
+    q->entries_wire.ptr = start;
+    q->entries_wire.len = (uint32_t)(r->pos - begin);
+}
+
+int dafs_batch_next(dafs_bytes *it, dafs_batch_entry *e)
+{
+    if (it->ptr == NULL || it->len == 0)
+        return 0;
+    reader r;
+    reader_init(&r, it->ptr, it->len, 0);
+    get_batch_entry(&r, e);
+    if (r.bad) { /* only for a hand-made request: decode validated the rest */
+        it->len = 0;
+        return 0;
+    }
+    size_t used = round_up(r.pos, 8) < it->len ? round_up(r.pos, 8) : it->len;
+    it->ptr += used;
+    it->len -= (uint32_t)used;
+    return 1;
+}
+
+static void put_batch_cpl(writer *w, const dafs_batch_cpl *c)
+{
+    writer_require(w, c->status >= 0);
+    put_u64(w, c->request_id);
+    put_u32(w, (uint32_t)c->status);
+    put_u32(w, c->count);
+    put_u64(w, c->offset);
+}
+
+static void put_batch_rep(writer *w, const dafs_batch_rep *q)
+{
+    writer_require(w, q->ncompl == 0 || q->cpl != NULL);
+    put_u32(w, q->ncompl);
+    put_u32(w, q->outstanding);
+    for (uint32_t i = 0; i < q->ncompl && q->cpl != NULL && w->err == 0; i++)
+        put_batch_cpl(w, &q->cpl[i]);
+}
+
+static void get_batch_rep(reader *r, dafs_batch_rep *q)
+{
+    q->ncompl = get_u32(r);
+    q->outstanding = get_u32(r);
+    /* the count is checked against the bytes that are there before it is used */
+    reader_require(r, q->ncompl <= (DAFS_MSG_LIMIT / DAFS_BATCH_CPL_SIZE));
+    size_t n = r->bad ? 0 : (size_t)q->ncompl * DAFS_BATCH_CPL_SIZE;
+    const uint8_t *p = reader_take(r, 8, n);
+    if (r->bad)
+        return;
+    q->cpl_wire.ptr = p;
+    q->cpl_wire.len = (uint32_t)n;
+    for (uint32_t i = 0; i < q->ncompl; i++) /* statuses are never negative */
+        reader_require(r, (int32_t)load_u32(p + (size_t)i * DAFS_BATCH_CPL_SIZE + 8) >= 0);
+}
+
+void dafs_batch_cpl_get(const dafs_batch_rep *r, uint32_t i, dafs_batch_cpl *out)
+{
+    memset(out, 0, sizeof *out);
+    if (i >= r->ncompl || r->cpl_wire.ptr == NULL ||
+        (size_t)(i + 1) * DAFS_BATCH_CPL_SIZE > r->cpl_wire.len)
+        return;
+    const uint8_t *p = r->cpl_wire.ptr + (size_t)i * DAFS_BATCH_CPL_SIZE;
+    out->request_id = load_u64(p);
+    out->status = (int32_t)load_u32(p + 8);
+    out->count = load_u32(p + 12);
+    out->offset = load_u64(p + 16);
+}
+
+/* Request bodies of the batch ops; false for another op. */
+static bool put_batch_request_body(writer *w, const dafs_request *m)
+{
+    switch (m->hdr.opcode) {
+    case DAFS_OP_BATCH_SUBMIT:
+        put_batch_req(w, &m->u.batch);
+        return true;
+    case DAFS_OP_HURRY_UP:
+        put_u32(w, m->u.hurry.bc_credits);
+        return true;
+    default:
+        return false;
+    }
+}
+
+static bool get_batch_request_body(reader *r, dafs_request *m)
+{
+    switch (m->hdr.opcode) {
+    case DAFS_OP_BATCH_SUBMIT:
+        get_batch_req(r, &m->u.batch);
+        return true;
+    case DAFS_OP_HURRY_UP:
+        m->u.hurry.bc_credits = get_u32(r);
+        return true;
+    default:
+        return false;
+    }
+}
+
+static bool put_batch_reply_body(writer *w, const dafs_reply *m)
+{
+    switch (m->hdr.opcode) {
+    case DAFS_OP_BATCH_SUBMIT:
+        put_batch_rep(w, &m->u.batch);
+        return true;
+    case DAFS_OP_HURRY_UP:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static bool get_batch_reply_body(reader *r, dafs_reply *m)
+{
+    switch (m->hdr.opcode) {
+    case DAFS_OP_BATCH_SUBMIT:
+        get_batch_rep(r, &m->u.batch);
+        return true;
+    case DAFS_OP_HURRY_UP:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void notify_hdr(dafs_hdr *h)
+{
+    h->magic = DAFS_PROTO_MAGIC;
+    h->version = DAFS_PROTO_VERSION;
+    h->opcode = DAFS_OP_BATCH_COMPLETION;
+    h->flags = DAFS_HDR_NOTIFY;
+    h->status = 0;
+    h->cred = 0;
+}
+
+int dafs_encode_notify(void *buf, size_t cap, const dafs_notify *m)
+{
+    writer w;
+    writer_init(&w, buf, cap, 0);
+    dafs_hdr h = m->hdr;
+    writer_require(&w, h.opcode == DAFS_OP_BATCH_COMPLETION && h.status == 0);
+    notify_hdr(&h);
+    (void)writer_reserve(&w, 1, DAFS_HDR_SIZE);
+    put_batch_rep(&w, &m->batch);
+    put_pad(&w, 8);
+    if (w.err != 0)
+        return w.err;
+    h.length = (uint32_t)w.pos;
+    dafs_encode_hdr(w.buf, &h);
+    return (int)w.pos;
+}
+
+int dafs_decode_notify(const void *buf, size_t len, dafs_notify *out)
+{
+    memset(out, 0, sizeof *out);
+    int rc = dafs_decode_hdr(buf, len, &out->hdr);
+    if (rc != 0)
+        return rc;
+    if (out->hdr.flags != DAFS_HDR_NOTIFY || out->hdr.status != 0 || out->hdr.cred != 0)
+        return -DAFS_ST_BADMSG;
+    if (out->hdr.opcode != DAFS_OP_BATCH_COMPLETION)
+        return -DAFS_ST_BADOP;
+    reader r;
+    reader_init(&r, buf, len, DAFS_HDR_SIZE);
+    get_batch_rep(&r, &out->batch);
+    return reader_finish(&r);
+}
+
+/* Offsets of the batch reply's fixed fields, right after the header. */
+#define BATCH_NCOMPL_OFF DAFS_HDR_SIZE
+#define BATCH_OUTSTANDING_OFF (DAFS_HDR_SIZE + 4)
+#define BATCH_CPL_OFF (DAFS_HDR_SIZE + DAFS_BATCH_REP_FIXED)
+
+int dafs_batch_enc_begin(dafs_batch_enc *e, void *buf, size_t cap, const dafs_hdr *hdr)
+{
+    e->buf = buf;
+    e->cap = cap < DAFS_MSG_LIMIT ? cap : DAFS_MSG_LIMIT;
+    e->pos = BATCH_CPL_OFF;
+    e->ncompl = 0;
+    dafs_hdr h = *hdr;
+    if (h.flags == DAFS_HDR_NOTIFY) {
+        notify_hdr(&h);
+    } else {
+        if (h.opcode != DAFS_OP_BATCH_SUBMIT || h.status != DAFS_ST_OK ||
+            (h.flags & ~DAFS_HDR_REPLY) != 0)
+            return -DAFS_ST_INVAL;
+        h.magic = DAFS_PROTO_MAGIC;
+        h.version = DAFS_PROTO_VERSION;
+        h.flags = DAFS_HDR_REPLY;
+        h.cred = 0;
+    }
+    if (e->cap < BATCH_CPL_OFF)
+        return -DAFS_ST_OVERFLOW;
+    h.length = 0; /* set by finish */
+    dafs_encode_hdr(e->buf, &h);
+    memset(e->buf + DAFS_HDR_SIZE, 0, DAFS_BATCH_REP_FIXED);
+    return 0;
+}
+
+int dafs_batch_enc_add(dafs_batch_enc *e, const dafs_batch_cpl *c)
+{
+    writer w;
+    writer_init(&w, e->buf, e->cap, e->pos);
+    put_batch_cpl(&w, c);
+    if (w.err != 0)
+        return w.err;
+    e->pos = w.pos;
+    e->ncompl++;
+    return 0;
+}
+
+int dafs_batch_enc_finish(dafs_batch_enc *e, uint32_t outstanding)
+{
+    if (e->pos < BATCH_CPL_OFF || e->pos > e->cap || e->pos % 8 != 0)
+        return -DAFS_ST_INVAL;
+    store_u32(e->buf + BATCH_NCOMPL_OFF, e->ncompl);
+    store_u32(e->buf + BATCH_OUTSTANDING_OFF, outstanding);
+    store_u32(e->buf + 8, (uint32_t)e->pos);
+    return (int)e->pos;
+}
+/* ==== end of batch I/O ==== */
+
 static bool put_request_body(writer *w, const dafs_request *m)
 {
     uint16_t op = m->hdr.opcode;
+    if (op == DAFS_OP_BATCH_SUBMIT || op == DAFS_OP_HURRY_UP) /* batch I/O */
+        return put_batch_request_body(w, m);
     switch (op) {
     case DAFS_OP_NULL:
     case DAFS_OP_DISCONNECT:
@@ -1144,6 +1470,8 @@ static bool put_request_body(writer *w, const dafs_request *m)
 static bool get_request_body(reader *r, dafs_request *m)
 {
     uint16_t op = m->hdr.opcode;
+    if (op == DAFS_OP_BATCH_SUBMIT || op == DAFS_OP_HURRY_UP) /* batch I/O */
+        return get_batch_request_body(r, m);
     switch (op) {
     case DAFS_OP_NULL:
     case DAFS_OP_DISCONNECT:
@@ -1513,6 +1841,8 @@ static bool get_second_set_reply_body(reader *r, dafs_reply *m)
 static bool put_reply_body(writer *w, const dafs_reply *m)
 {
     uint16_t op = m->hdr.opcode;
+    if (op == DAFS_OP_BATCH_SUBMIT || op == DAFS_OP_HURRY_UP) /* batch I/O */
+        return put_batch_reply_body(w, m);
     switch (op) {
     case DAFS_OP_NULL:
     case DAFS_OP_DISCONNECT:
@@ -1559,6 +1889,8 @@ static bool put_reply_body(writer *w, const dafs_reply *m)
 static bool get_reply_body(reader *r, dafs_reply *m)
 {
     uint16_t op = m->hdr.opcode;
+    if (op == DAFS_OP_BATCH_SUBMIT || op == DAFS_OP_HURRY_UP) /* batch I/O */
+        return get_batch_reply_body(r, m);
     switch (op) {
     case DAFS_OP_NULL:
     case DAFS_OP_DISCONNECT:
@@ -1859,7 +2191,8 @@ static const char *const ext_op_names[DAFS_OP_EXT_END - DAFS_OP_EXT_FIRST] = {
 
 bool dafs_op_known(uint16_t op)
 {
-    return op < DAFS_OP_COUNT || (op >= DAFS_OP_EXT_FIRST && op < DAFS_OP_EXT_END);
+    return op < DAFS_OP_COUNT || (op >= DAFS_OP_EXT_FIRST && op < DAFS_OP_EXT_END) ||
+           op == DAFS_OP_BATCH_SUBMIT || op == DAFS_OP_HURRY_UP;
 }
 
 uint16_t dafs_op_next(uint16_t op)
@@ -1872,6 +2205,10 @@ uint16_t dafs_op_next(uint16_t op)
 
 const char *dafs_op_name(uint16_t op)
 {
+    if (op == DAFS_OP_BATCH_SUBMIT) /* batch I/O */
+        return "BATCH_SUBMIT";
+    if (op == DAFS_OP_HURRY_UP)
+        return "HURRY_UP";
     if (op >= DAFS_OP_EXT_FIRST && op < DAFS_OP_EXT_END)
         return ext_op_names[op - DAFS_OP_EXT_FIRST];
     if (op >= DAFS_OP_COUNT || op_names[op] == NULL)

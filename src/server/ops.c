@@ -42,6 +42,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "batch.h"
 #include "worker.h"
 
 /* Read/write counts must keep offset + count within off_t. */
@@ -849,6 +850,7 @@ static int run_op(op_ctx *c)
     case DAFS_OP_RMDIR: return op_rmdir(c);
     case DAFS_OP_READDIR: return op_readdir(c);
     case DAFS_OP_STATFS: return op_statfs(c);
+    case DAFS_OP_BATCH_SUBMIT: case DAFS_OP_HURRY_UP: return batch_execute(c); /* batch.c */
     default: return ops_ns_execute(c);
     }
 }

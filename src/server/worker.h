@@ -26,8 +26,20 @@ typedef struct fabric_wait {
  * progressing, the worker gives up waiting, keeps the set (the provider may
  * still touch it) on an orphan list until its completion arrives, and
  * continues with a fresh set. */
+/* One part of a grouped RMA (worker_rma_many, for batches). */
+#define WORKER_RMA_GROUP 64
+typedef struct worker_rma_part_op {
+    dfab_op op;
+    struct worker_bufs *b;
+    unsigned index;
+} worker_rma_part_op;
+
 typedef struct worker_bufs {
     fabric_wait wait;
+    /* worker_rma_many: its parts complete into wait (guarded by wait.mu) */
+    worker_rma_part_op parts[WORKER_RMA_GROUP];
+    int part_status[WORKER_RMA_GROUP];
+    unsigned parts_left;
     uint8_t *bounce;
     dfab_mr *bounce_mr;
     struct worker_bufs *next_orphan;
@@ -89,5 +101,18 @@ int worker_file_sync(worker *w, int fd, bool datasync);
 /* RMA with the session's client, waiting for completion.  Return 0 or -errno. */
 int worker_rma_write(worker *w, dfab_addr dst, size_t len, const dafs_seg *segs, unsigned nsegs);
 int worker_rma_read(worker *w, dfab_addr src, size_t len, const dafs_seg *segs, unsigned nsegs);
+
+/* Batches: n (<= WORKER_RMA_GROUP) RMAs between slices of the bounce buffer
+ * and one client segment each, all posted before waiting for all of them.
+ * status[i] gets each part's 0 or -errno.  Returns 0 when the group
+ * completed (look at status[]), or -errno when it could not be waited for
+ * (timeout: the session is then closed as for a single RMA). */
+typedef struct worker_rma_req {
+    size_t off;   /* in the bounce buffer */
+    size_t len;
+    dafs_seg seg; /* seg.len >= len */
+} worker_rma_req;
+int worker_rma_many(worker *w, bool write, dfab_addr peer, const worker_rma_req *parts,
+                    unsigned n, int *status);
 
 #endif
