@@ -38,6 +38,7 @@ enum bench_workload {
     BW_READ4K_QD32,
     BW_WRITE4K_QD1,
     BW_WRITE4K_QD32,
+    BW_READ4K_BATCH32, /* one thread, dafs_batch of BENCH_QD 4 KiB reads */
     BW_SEQREAD_1M,
     BW_SEQWRITE_1M,
     BW_CREATE,

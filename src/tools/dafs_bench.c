@@ -113,6 +113,7 @@ static int floor_rows(const bench_opts *o, floor_row *rows)
         {BW_READ4K_QD32, {BF_RMA_WRITE, 4096, BENCH_QD, o->ops_qd32}},
         {BW_WRITE4K_QD1, {BF_RMA_READ, 4096, 1, o->ops_small}},
         {BW_WRITE4K_QD32, {BF_RMA_READ, 4096, BENCH_QD, o->ops_qd32}},
+        {BW_READ4K_BATCH32, {BF_RMA_WRITE, 4096, BENCH_QD, o->ops_qd32}}, /* same depth */
         {BW_SEQREAD_1M, {BF_RMA_WRITE, 1u << 20, BENCH_SEQ_DEPTH, o->seq_calls * 8}},
         {BW_SEQWRITE_1M, {BF_RMA_READ, 1u << 20, BENCH_SEQ_DEPTH, o->seq_calls * 8}},
         {BW_STAT, {BF_MSG, 0, 1, o->ops_meta}},
@@ -126,9 +127,9 @@ static int floor_rows(const bench_opts *o, floor_row *rows)
 
 static int run_floor_round(const bench_opts *o, const bench_floor_server *fs, int rep)
 {
-    floor_row rows[8];
-    bench_floor_case cases[8];
-    bench_result res[8];
+    floor_row rows[16];
+    bench_floor_case cases[16];
+    bench_result res[16];
     int n = floor_rows(o, rows);
     if (n == 0)
         return 0;
@@ -266,8 +267,8 @@ static void usage(FILE *out)
             "Runs 4 KiB random reads/writes (QD1, QD32), 1 MiB sequential reads/writes,\n"
             "create/stat/readdir/unlink and 1..16 client processes against dafs, a local\n"
             "directory and the raw libfabric floor, and prints one table with ratios and\n"
-            "the performance targets.  LIST: comma-separated groups (read4k, write4k, seq,\n"
-            "meta, mp) or workload ids (read4k_qd1, ..., mp16); default all.\n"
+            "the performance targets.  LIST: comma-separated groups (read4k, write4k, batch,\n"
+            "seq, meta, mp) or workload ids (read4k_qd1, ..., mp16); default all.\n"
             "  -h, --help     show this help;  -V, --version  show the version\n");
 }
 
