@@ -478,6 +478,7 @@ typedef struct dafs_xattr_req {
 #define DAFS_BATCH_MAX 1024        /* entries in one BATCH_SUBMIT */
 #define DAFS_BATCH_SYNC 0u         /* mode */
 #define DAFS_BATCH_ASYNC 1u
+#define DAFS_BATCH_NOTIFY_ALL 0xffffffffu /* num_completions: when nothing is running */
 enum dafs_batch_op { DAFS_BATCH_READ = 1, DAFS_BATCH_WRITE = 2, DAFS_BATCH_APPEND = 3,
                      DAFS_BATCH_COMMIT = 4 };
 #define DAFS_BENT_INLINE 0x1u      /* WRITE/APPEND: the data is in the entry, no segment */

@@ -26,11 +26,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "ops.h"
 #include "worker.h"
 
@@ -44,15 +48,24 @@ typedef struct bgroup {
     dafs_batch_cpl cpl[WORKER_RMA_GROUP];
 } bgroup;
 
+typedef struct batch_sess batch_sess;
+
 typedef struct brun {
     op_ctx *c;
     dafs_batch_enc enc;
+    batch_sess *async; /* asynchronous: completions go to its queue, not the reply */
     bool failed; /* the client stopped progressing: give up */
     bgroup g;
 } brun;
 
+static void queue_completion(batch_sess *bs, const dafs_batch_cpl *cpl);
+
 static void emit(brun *b, const dafs_batch_cpl *cpl)
 {
+    if (b->async != NULL) {
+        queue_completion(b->async, cpl);
+        return;
+    }
     /* cannot overflow: the size was checked against the entry count first */
     if (dafs_batch_enc_add(&b->enc, cpl) != 0)
         b->failed = true;
@@ -346,23 +359,19 @@ static void run_entries(brun *b, const dafs_batch_req *q)
     flush_group(b);
 }
 
-static int batch_submit(op_ctx *c)
+/* ---- synchronous mode ---------------------------------------------------- */
+
+static int submit_sync(op_ctx *c, const dafs_batch_req *q)
 {
-    const dafs_batch_req *q = &c->req->u.batch;
-    if (q->mode != DAFS_BATCH_SYNC)
-        return DAFS_ST_NOTSUP;
     if (q->nentries == 0)
         return DAFS_ST_INVAL;
     size_t need = DAFS_HDR_SIZE + DAFS_BATCH_REP_FIXED + (size_t)q->nentries * DAFS_BATCH_CPL_SIZE;
     if (need > c->reply_cap)
         return DAFS_ST_TOOBIG; /* the client must split it */
-    brun *b = malloc(sizeof *b); /* the group is ~20 KiB: not on a worker's stack */
+    brun *b = calloc(1, sizeof *b); /* the group is ~20 KiB: not on a worker's stack */
     if (b == NULL)
         return DAFS_ST_NOMEM;
     b->c = c;
-    b->failed = false;
-    b->g.n = 0;
-    b->g.bytes = 0;
     int st = dafs_batch_enc_begin(&b->enc, c->reply_buf, c->reply_cap, &c->rep.hdr);
     if (st == 0)
         run_entries(b, q);
@@ -374,11 +383,326 @@ static int batch_submit(op_ctx *c)
     return DAFS_ST_OK;
 }
 
+/* ---- asynchronous mode ---------------------------------------------------
+ *
+ * The worker that accepts an asynchronous batch runs its entries at once,
+ * like a synchronous one, but queues the completions on the session
+ * (batch_sess) and replies with an acknowledgement.  Queued completions
+ * leave as BATCH_COMPLETION messages (flag NOTIFY) when the session's
+ * num_completions are queued (in messages of that many), when the session's
+ * accepted entries have all run and num_completions is NOTIFY_ALL, when the
+ * oldest queued one has waited usec_window, or on HURRY_UP; never more
+ * messages than the client granted (bc_credits).  The window is checked by
+ * the network thread (batch_tick) after every progress call, so at least
+ * every 100 ms.  A session holds at most BATCH_ASYNC_MAX accepted, unreported
+ * entries; a batch beyond that is refused whole with WHOA.
+ */
+#define BATCH_ASYNC_MAX 1024u
+#define BATCH_NOTIFY_BUFS 4u
+#define BATCH_DEFAULT_WINDOW_US 10000u
+
+struct batch_sess;
+typedef struct notify_buf {
+    dfab_op op; /* first: the send completion casts back */
+    struct batch_sess *bs;
+    uint8_t *mem;
+    atomic_bool busy;
+    session *held; /* the session reference the send holds */
+} notify_buf;
+
+struct batch_sess {
+    pthread_mutex_t mu;
+    session_table *table;
+    uint64_t session_id;
+    dfab_addr addr;
+    uint32_t num_completions; /* DAFS_BATCH_NOTIFY_ALL: when nothing runs */
+    uint32_t usec_window;
+    uint32_t bc_granted;      /* cumulative grant from the client */
+    uint32_t bc_sent;         /* notifications sent (their xids) */
+    uint32_t accepted;        /* accepted and not yet reported */
+    uint32_t running;         /* accepted and not yet run */
+    dafs_batch_cpl pend[BATCH_ASYNC_MAX];
+    uint32_t npend;
+    int64_t oldest_us;        /* when pend[0] was queued */
+    size_t buf_size;
+    uint8_t *mem;
+    dfab_mr *mr;
+    notify_buf bufs[BATCH_NOTIFY_BUFS];
+};
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Sessions with queued completions, for batch_tick (ids, not pointers: the
+ * tick takes its own reference). */
+static pthread_mutex_t waiting_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t waiting[64];
+static unsigned nwaiting;
+
+static void note_waiting(uint64_t id)
+{
+    pthread_mutex_lock(&waiting_mu);
+    bool have = false;
+    for (unsigned i = 0; i < nwaiting && !have; i++)
+        have = waiting[i] == id;
+    if (!have && nwaiting < sizeof waiting / sizeof waiting[0])
+        waiting[nwaiting++] = id;
+    pthread_mutex_unlock(&waiting_mu);
+}
+
+static void queue_completion(batch_sess *bs, const dafs_batch_cpl *cpl)
+{
+    pthread_mutex_lock(&bs->mu);
+    if (bs->npend == 0)
+        bs->oldest_us = now_us();
+    if (bs->npend < BATCH_ASYNC_MAX) /* accepted <= BATCH_ASYNC_MAX bounds it */
+        bs->pend[bs->npend++] = *cpl;
+    if (bs->running > 0)
+        bs->running--;
+    pthread_mutex_unlock(&bs->mu);
+}
+
+static void notify_sent(dfab_op *op, int status, size_t len, dfab_addr src)
+{
+    (void)status;
+    (void)len;
+    (void)src;
+    notify_buf *nb = (notify_buf *)op;
+    session *s = nb->held;
+    session_table *t = nb->bs->table;
+    nb->held = NULL;
+    atomic_store(&nb->busy, false);
+    if (s != NULL)
+        session_release(t, s); /* may free nb's session, and nb with it: last */
+}
+
+/* Should queued completions leave now?  bs->mu held. */
+static bool due_locked(const batch_sess *bs, bool hurry, int64_t now)
+{
+    if (bs->npend == 0)
+        return false;
+    if (hurry)
+        return true;
+    if (bs->num_completions == DAFS_BATCH_NOTIFY_ALL)
+        return bs->running == 0;
+    if (bs->npend >= bs->num_completions)
+        return true;
+    uint32_t win = bs->usec_window ? bs->usec_window : BATCH_DEFAULT_WINDOW_US;
+    return now - bs->oldest_us >= (int64_t)win;
+}
+
+/* Send what is due, as far as the back-channel grant and free buffers allow.
+ * The caller holds a reference on s. */
+static void flush(server *srv, session *s, batch_sess *bs, bool hurry)
+{
+    for (;;) {
+        pthread_mutex_lock(&bs->mu);
+        int64_t now = now_us();
+        bool more = due_locked(bs, hurry, now) && (int32_t)(bs->bc_granted - bs->bc_sent) > 0;
+        notify_buf *nb = NULL;
+        for (unsigned i = 0; more && i < BATCH_NOTIFY_BUFS && nb == NULL; i++)
+            if (!atomic_load(&bs->bufs[i].busy))
+                nb = &bs->bufs[i];
+        if (nb == NULL || session_is_closed(&srv->sessions, s)) {
+            pthread_mutex_unlock(&bs->mu);
+            if (bs->npend > 0)
+                note_waiting(bs->session_id);
+            return;
+        }
+        uint32_t room = (uint32_t)((bs->buf_size - DAFS_HDR_SIZE - DAFS_BATCH_REP_FIXED) /
+                                   DAFS_BATCH_CPL_SIZE);
+        uint32_t n = bs->npend < room ? bs->npend : room;
+        if (!hurry && bs->num_completions != DAFS_BATCH_NOTIFY_ALL && n >= bs->num_completions &&
+            bs->num_completions > 0)
+            n = bs->num_completions; /* "notify after N": messages of N */
+        session *held = session_acquire(&srv->sessions, s->id); /* for the send */
+        if (held == NULL) {
+            pthread_mutex_unlock(&bs->mu);
+            return;
+        }
+        dafs_hdr h;
+        memset(&h, 0, sizeof h);
+        h.opcode = DAFS_OP_BATCH_COMPLETION;
+        h.flags = DAFS_HDR_NOTIFY;
+        h.session_id = bs->session_id;
+        h.xid = (uint64_t)bs->bc_sent + 1;
+        h.credits = session_grant_for_reply(&srv->sessions, s);
+        dafs_batch_enc e;
+        int len = dafs_batch_enc_begin(&e, nb->mem, bs->buf_size, &h);
+        for (uint32_t i = 0; i < n && len == 0; i++)
+            len = dafs_batch_enc_add(&e, &bs->pend[i]);
+        if (len == 0)
+            len = dafs_batch_enc_finish(&e, bs->accepted - n);
+        if (len < 0) {
+            pthread_mutex_unlock(&bs->mu);
+            session_release(&srv->sessions, held);
+            log_error("cannot encode BATCH_COMPLETION: %d", -len);
+            return;
+        }
+        memmove(bs->pend, bs->pend + n, (size_t)(bs->npend - n) * sizeof bs->pend[0]);
+        bs->npend -= n;
+        bs->accepted -= n;
+        bs->bc_sent++;
+        bs->oldest_us = now;
+        atomic_store(&nb->busy, true);
+        nb->held = held;
+        memset(&nb->op, 0, sizeof nb->op);
+        nb->op.done = notify_sent;
+        pthread_mutex_unlock(&bs->mu);
+        int rc = dfab_send(srv->fabric, bs->addr, nb->mem, (size_t)len, bs->mr, &nb->op);
+        if (rc != 0) {
+            log_error("BATCH_COMPLETION to session %016llx failed: %s",
+                      (unsigned long long)bs->session_id, strerror(-rc));
+            nb->held = NULL;
+            atomic_store(&nb->busy, false);
+            session_release(&srv->sessions, held);
+            return;
+        }
+    }
+}
+
+static pthread_mutex_t create_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static batch_sess *sess_get(op_ctx *c)
+{
+    session *s = c->sess;
+    pthread_mutex_lock(&create_mu);
+    batch_sess *bs = s->batch;
+    if (bs == NULL) {
+        bs = calloc(1, sizeof *bs);
+        if (bs != NULL) {
+            pthread_mutex_init(&bs->mu, NULL);
+            bs->table = &c->srv->sessions;
+            bs->session_id = s->id;
+            bs->addr = s->addr;
+            bs->num_completions = DAFS_BATCH_NOTIFY_ALL;
+            bs->buf_size = c->sess->limits.max_response;
+            size_t total = bs->buf_size * BATCH_NOTIFY_BUFS;
+            bs->mem = aligned_alloc(4096, (total + 4095) & ~(size_t)4095);
+            if (bs->mem == NULL ||
+                dfab_mr_reg(c->srv->fabric, bs->mem, total, DFAB_ACCESS_LOCAL, &bs->mr) != 0) {
+                free(bs->mem);
+                pthread_mutex_destroy(&bs->mu);
+                free(bs);
+                bs = NULL;
+            } else {
+                for (unsigned i = 0; i < BATCH_NOTIFY_BUFS; i++) {
+                    bs->bufs[i].bs = bs;
+                    bs->bufs[i].mem = bs->mem + i * bs->buf_size;
+                }
+                s->batch = bs;
+            }
+        }
+    }
+    pthread_mutex_unlock(&create_mu);
+    return bs;
+}
+
+void batch_session_free(session *s)
+{
+    batch_sess *bs = s->batch;
+    if (bs == NULL)
+        return;
+    s->batch = NULL;
+    dfab_mr_close(bs->mr); /* no send is in flight: each holds a session reference */
+    free(bs->mem);
+    pthread_mutex_destroy(&bs->mu);
+    free(bs);
+}
+
+/* The session's settings from a BATCH_SUBMIT or HURRY_UP; bs->mu held. */
+static void take_grant_locked(batch_sess *bs, uint32_t bc_credits)
+{
+    if ((int32_t)(bc_credits - bs->bc_granted) > 0)
+        bs->bc_granted = bc_credits;
+}
+
+static int submit_async(op_ctx *c, const dafs_batch_req *q)
+{
+    batch_sess *bs = sess_get(c);
+    if (bs == NULL)
+        return DAFS_ST_NOMEM;
+    pthread_mutex_lock(&bs->mu);
+    take_grant_locked(bs, q->bc_credits);
+    if (q->num_completions != 0)
+        bs->num_completions = q->num_completions;
+    if (q->usec_window != 0)
+        bs->usec_window = q->usec_window;
+    bool whoa = q->nentries > BATCH_ASYNC_MAX - bs->accepted;
+    if (!whoa) {
+        bs->accepted += q->nentries;
+        bs->running += q->nentries;
+    }
+    pthread_mutex_unlock(&bs->mu);
+    if (whoa) {
+        flush(c->srv, c->sess, bs, true); /* make room: what is done goes out now */
+        return DAFS_ST_WHOA;
+    }
+    brun *b = calloc(1, sizeof *b);
+    if (b == NULL) {
+        pthread_mutex_lock(&bs->mu);
+        bs->accepted -= q->nentries;
+        bs->running -= q->nentries;
+        pthread_mutex_unlock(&bs->mu);
+        return DAFS_ST_NOMEM;
+    }
+    b->c = c;
+    b->async = bs;
+    run_entries(b, q);
+    bool failed = b->failed;
+    free(b);
+    if (failed) /* the client stopped progressing: the session is closed */
+        return DAFS_ST_IO;
+    c->rep.u.batch.ncompl = 0;
+    pthread_mutex_lock(&bs->mu);
+    c->rep.u.batch.outstanding = bs->accepted;
+    pthread_mutex_unlock(&bs->mu);
+    flush(c->srv, c->sess, bs, false);
+    return DAFS_ST_OK;
+}
+
+static int hurry_up(op_ctx *c)
+{
+    batch_sess *bs = c->sess->batch;
+    if (bs == NULL)
+        return DAFS_ST_OK; /* nothing asynchronous ever: nothing to send */
+    pthread_mutex_lock(&bs->mu);
+    take_grant_locked(bs, c->req->u.hurry.bc_credits);
+    pthread_mutex_unlock(&bs->mu);
+    flush(c->srv, c->sess, bs, true);
+    return DAFS_ST_OK;
+}
+
+void batch_tick(server *srv)
+{
+    uint64_t ids[64];
+    pthread_mutex_lock(&waiting_mu);
+    unsigned n = nwaiting;
+    memcpy(ids, waiting, n * sizeof ids[0]);
+    nwaiting = 0;
+    pthread_mutex_unlock(&waiting_mu);
+    for (unsigned i = 0; i < n; i++) {
+        session *s = session_acquire(&srv->sessions, ids[i]);
+        if (s == NULL)
+            continue;
+        batch_sess *bs = s->batch;
+        if (bs != NULL)
+            flush(srv, s, bs, false);
+        session_release(&srv->sessions, s);
+    }
+}
+
 int batch_execute(op_ctx *c)
 {
     switch (c->req->hdr.opcode) {
-    case DAFS_OP_BATCH_SUBMIT: return batch_submit(c);
-    case DAFS_OP_HURRY_UP: return DAFS_ST_OK; /* nothing is held back in synchronous mode */
+    case DAFS_OP_BATCH_SUBMIT:
+        return c->req->u.batch.mode == DAFS_BATCH_SYNC ? submit_sync(c, &c->req->u.batch)
+                                                        : submit_async(c, &c->req->u.batch);
+    case DAFS_OP_HURRY_UP: return hurry_up(c);
     default: return DAFS_ST_BADOP;
     }
 }

@@ -27,7 +27,8 @@
 
 #include "dafs/dafs.h"
 #include "server_fixture.h"
-/* White box, for the bad-handle test only: a dafs_file's handle and stateid. */
+/* White box: a dafs_file's handle and stateid (bad-handle tests), and the
+ * internal asynchronous batch API (client.h; linked from the static library). */
 #include "client.h"
 
 typedef test_ctx ctx;
@@ -553,6 +554,228 @@ static void test_client_killed(ctx *c)
     CHECK_EQ(rc, 0);
 }
 
+/* ---- asynchronous batches (the internal API completion groups use) ---- */
+
+typedef struct tally {
+    pthread_mutex_t mu;
+    unsigned n;
+    unsigned *times;   /* completions seen per entry */
+    int64_t *res;
+} tally;
+
+static void tally_cb(void *arg, const dafs_cqe *cqe)
+{
+    tally *t = arg;
+    uintptr_t i = (uintptr_t)cqe->user_data;
+    pthread_mutex_lock(&t->mu);
+    if (i < t->n) {
+        t->times[i]++;
+        t->res[i] = cqe->res;
+    }
+    pthread_mutex_unlock(&t->mu);
+}
+
+static bool tally_init(tally *t, unsigned n)
+{
+    pthread_mutex_init(&t->mu, NULL);
+    t->n = n;
+    t->times = calloc(n, sizeof *t->times);
+    t->res = calloc(n, sizeof *t->res);
+    return t->times != NULL && t->res != NULL;
+}
+
+static void tally_free(tally *t)
+{
+    free(t->times);
+    free(t->res);
+    pthread_mutex_destroy(&t->mu);
+}
+
+/* Every entry completed exactly once with want (or, want 0: any error). */
+static unsigned tally_bad(tally *t, int64_t want)
+{
+    unsigned bad = 0;
+    pthread_mutex_lock(&t->mu);
+    for (unsigned i = 0; i < t->n; i++)
+        if (t->times[i] != 1 || (want != 0 ? t->res[i] != want : t->res[i] >= 0)) {
+            if (bad++ < 3)
+                fprintf(stderr, "  entry %u: %u completion(s), res %lld\n", i, t->times[i],
+                        (long long)t->res[i]);
+        }
+    pthread_mutex_unlock(&t->mu);
+    return bad;
+}
+
+static void reads_of(dafs_io *ios, unsigned n, dafs_file *f, uint8_t *buf, unsigned nblocks)
+{
+    for (unsigned i = 0; i < n; i++)
+        ios[i] = (dafs_io){.op = DAFS_IO_READ, .file = f, .buf = buf + (size_t)i * BLK,
+                           .len = BLK, .offset = (uint64_t)(i % nblocks) * BLK,
+                           .user_data = (void *)(uintptr_t)i};
+}
+
+/* notify after N: 100 entries, N = 32, a long window: three messages of 32
+ * come at once, the last 4 only on HURRY_UP. */
+static void test_async_notify_n(ctx *c)
+{
+    enum { N = 100 };
+    CHECK_EQ(disk_put(&c->srv, "an", N * BLK, 21), 0);
+    static uint8_t want[N * BLK], got[N * BLK];
+    fill_pattern(want, sizeof want, 21);
+    memset(got, 0, sizeof got);
+    dafs_file *f;
+    CHECK_EQ(dafs_open(c->s, "an", O_RDONLY, 0, &f), 0);
+    dafs_io ios[N];
+    reads_of(ios, N, f, got, N);
+    tally t;
+    CHECK(tally_init(&t, N));
+    unsigned before = batch_async_notifications(c->s);
+    CHECK_EQ(batch_async_submit(c->s, ios, N, 32, 60u * 1000 * 1000, tally_cb, &t), N);
+    CHECK_EQ(batch_async_wait(c->s, 4, 20000), 0);
+    CHECK_EQ(batch_async_notifications(c->s) - before, 3);
+    CHECK_EQ(batch_async_in_flight(c->s), 4); /* held: the window is a minute */
+    CHECK_EQ(batch_async_hurry(c->s), 0);
+    CHECK_EQ(batch_async_wait(c->s, 0, 20000), 0);
+    CHECK_EQ(batch_async_notifications(c->s) - before, 4);
+    CHECK_EQ(tally_bad(&t, BLK), 0);
+    CHECK(memcmp(got, want, sizeof got) == 0);
+    tally_free(&t);
+    (void)dafs_close(f);
+    /* back to the default for the next tests */
+    CHECK_EQ(batch_async_submit(c->s, NULL, 0, DAFS_BATCH_NOTIFY_ALL, 0, tally_cb, &t), 0);
+    CHECK_EQ(dafs_unlink(c->s, "an"), 0);
+}
+
+/* notify all: one message per batch, holding all of its completions; writes
+ * land on disk; a bad handle fails alone. */
+static void test_async_notify_all(ctx *c)
+{
+    enum { N = 50, B = 3 };
+    CHECK_EQ(disk_put(&c->srv, "aa", 2 * N * BLK, 22), 0);
+    static uint8_t want[2 * N * BLK], got[B * N * BLK], w[N * BLK];
+    fill_pattern(want, sizeof want, 22);
+    fill_pattern(w, sizeof w, 23);
+    memset(got, 0, sizeof got);
+    dafs_file *f;
+    CHECK_EQ(dafs_open(c->s, "aa", O_RDWR, 0, &f), 0);
+    struct dafs_file badfh = *f;
+    badfh.fh.data[0] ^= 0x5a;
+    badfh.stateid = 0;
+    tally t;
+    CHECK(tally_init(&t, B * N));
+    unsigned before = batch_async_notifications(c->s);
+    for (unsigned b = 0; b < B; b++) {
+        dafs_io ios[N];
+        reads_of(ios, N, f, got + (size_t)b * N * BLK, N); /* blocks 0..N-1 */
+        for (unsigned i = 0; i < N; i++)
+            ios[i].user_data = (void *)(uintptr_t)(b * N + i);
+        if (b == 1) /* the second batch writes blocks N..2N-1 instead */
+            for (unsigned i = 0; i < N; i++) {
+                ios[i].op = DAFS_IO_WRITE;
+                ios[i].buf = w + (size_t)i * BLK;
+                ios[i].offset = (uint64_t)(N + i) * BLK;
+            }
+        if (b == 2)
+            ios[7].file = &badfh;
+        CHECK_EQ(batch_async_submit(c->s, ios, N, DAFS_BATCH_NOTIFY_ALL, 0, tally_cb, &t), N);
+        CHECK_EQ(batch_async_wait(c->s, 0, 20000), 0);
+        CHECK_EQ(batch_async_notifications(c->s) - before, b + 1);
+    }
+    pthread_mutex_lock(&t.mu);
+    bool bad7 = t.times[2 * N + 7] == 1 &&
+                (t.res[2 * N + 7] == -DAFS_EBADHANDLE || t.res[2 * N + 7] == -ESTALE);
+    t.times[2 * N + 7] = 1;
+    t.res[2 * N + 7] = BLK;
+    pthread_mutex_unlock(&t.mu);
+    CHECK(bad7);
+    CHECK_EQ(tally_bad(&t, BLK), 0);
+    CHECK(memcmp(got, want, N * BLK) == 0);
+    CHECK(memcmp(got + 2 * N * BLK, want, 7 * BLK) == 0);
+    CHECK(memcmp(got + (2 * N + 8) * BLK, want + 8 * BLK, (N - 8) * BLK) == 0);
+    CHECK(disk_equals(&c->srv, "aa", (uint64_t)N * BLK, w, sizeof w));
+    tally_free(&t);
+    (void)dafs_close(f);
+    CHECK_EQ(dafs_unlink(c->s, "aa"), 0);
+}
+
+/* More entries than the server keeps unreported: it pushes back (WHOA), the
+ * library waits for completions and sends again; nothing is lost. */
+static void test_async_pushback(ctx *c)
+{
+    enum { N = 3000 };
+    CHECK_EQ(disk_put(&c->srv, "ap", 64 * BLK, 24), 0);
+    uint8_t *got = malloc((size_t)N * BLK);
+    dafs_io *ios = calloc(N, sizeof *ios);
+    CHECK(got != NULL && ios != NULL);
+    dafs_file *f;
+    CHECK_EQ(dafs_open(c->s, "ap", O_RDONLY, 0, &f), 0);
+    reads_of(ios, N, f, got, 64);
+    tally t;
+    CHECK(tally_init(&t, N));
+    unsigned pb = batch_async_pushbacks(c->s);
+    /* completions held back (a huge N, a minute's window) until pushed */
+    CHECK_EQ(batch_async_submit(c->s, ios, N, 1000000, 60u * 1000 * 1000, tally_cb, &t), N);
+    CHECK(batch_async_pushbacks(c->s) > pb);
+    CHECK_EQ(batch_async_hurry(c->s), 0);
+    CHECK_EQ(batch_async_wait(c->s, 0, 30000), 0);
+    CHECK_EQ(tally_bad(&t, BLK), 0);
+    uint8_t want[64 * BLK];
+    fill_pattern(want, sizeof want, 24);
+    for (unsigned i = 0; i < N; i++)
+        CHECK(memcmp(got + (size_t)i * BLK, want + (size_t)(i % 64) * BLK, BLK) == 0);
+    tally_free(&t);
+    free(got);
+    free(ios);
+    (void)dafs_close(f);
+    CHECK_EQ(batch_async_submit(c->s, NULL, 0, DAFS_BATCH_NOTIFY_ALL, 1, tally_cb, &t), 0);
+    CHECK_EQ(dafs_unlink(c->s, "ap"), 0);
+}
+
+/* The server dies with asynchronous entries in flight (held back on it):
+ * every entry completes, with an error, exactly once. */
+static void test_async_server_killed(ctx *c)
+{
+    enum { N = 200 };
+    test_server srv;
+    CHECK_EQ(test_server_start(c->dafsd, &srv), 0);
+    dafs_options o = {.timeout_ms = 3000};
+    dafs_session *s2 = NULL;
+    dafs_file *f = NULL;
+    static uint8_t got[N * BLK];
+    dafs_io ios[N];
+    tally t;
+    bool ok = tally_init(&t, N);
+    int rc = disk_put(&srv, "ak", 64 * BLK, 25);
+    if (rc == 0)
+        rc = dafs_connect(srv.url, &o, &s2);
+    if (rc == 0)
+        rc = dafs_open(s2, "ak", O_RDONLY, 0, &f);
+    int sub = -1, waited = 0;
+    unsigned held = 0;
+    if (rc == 0) {
+        reads_of(ios, N, f, got, 64);
+        sub = batch_async_submit(s2, ios, N, 1000000, 60u * 1000 * 1000, tally_cb, &t);
+        held = batch_async_in_flight(s2);
+    }
+    (void)kill(srv.pid, SIGKILL);
+    (void)waitpid(srv.pid, NULL, 0);
+    srv.pid = -1;
+    if (s2 != NULL)
+        waited = batch_async_wait(s2, 0, 30000);
+    unsigned bad = ok ? tally_bad(&t, 0) : N;
+    if (f != NULL)
+        (void)dafs_close(f); /* fails: the server is gone; frees f */
+    if (s2 != NULL)
+        (void)dafs_disconnect(s2);
+    test_server_stop(&srv);
+    tally_free(&t);
+    CHECK_EQ(rc, 0);
+    CHECK_EQ(sub, N);
+    CHECK_EQ(held, N);
+    CHECK(waited < 0);
+    CHECK_EQ(bad, 0);
+}
+
 static void test_args(ctx *c)
 {
     dafs_cqe res[1];
@@ -570,6 +793,10 @@ static const test_case tests[] = {
     {"over_credits", test_over_credits},
     {"client_killed", test_client_killed},
     {"server_killed", test_server_killed},
+    {"async_notify_n", test_async_notify_n},
+    {"async_notify_all", test_async_notify_all},
+    {"async_pushback", test_async_pushback},
+    {"async_server_killed", test_async_server_killed},
 };
 
 int main(int argc, char **argv)
