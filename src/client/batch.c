@@ -329,14 +329,14 @@ struct batch_async {
 static struct batch_async *async_get(dafs_session *s)
 {
     pthread_mutex_lock(&s->async_lock);
-    struct batch_async *a = s->async;
+    struct batch_async *a = atomic_load(&s->async);
     if (a == NULL) {
         a = calloc(1, sizeof *a);
         if (a != NULL && pthread_mutex_init(&a->mu, NULL) == 0) {
             for (uint32_t i = 0; i < CLIENT_ASYNC_MAX; i++)
                 a->free_idx[i] = CLIENT_ASYNC_MAX - 1 - i;
             a->nfree = CLIENT_ASYNC_MAX;
-            s->async = a;
+            atomic_store(&s->async, a);
         } else {
             free(a);
             a = NULL;
@@ -372,7 +372,7 @@ static void rec_finish(const async_rec *r, int64_t res, uint64_t offset)
 
 void batch_notify(dafs_session *s, const uint8_t *buf, size_t len)
 {
-    struct batch_async *a = s->async;
+    struct batch_async *a = atomic_load(&s->async);
     dafs_notify m;
     if (a == NULL || dafs_decode_notify(buf, len, &m) != 0)
         return; /* nothing of ours can be in it: drop */
@@ -391,7 +391,7 @@ void batch_notify(dafs_session *s, const uint8_t *buf, size_t len)
 
 void batch_async_fail_all(dafs_session *s, int err)
 {
-    struct batch_async *a = s->async;
+    struct batch_async *a = atomic_load(&s->async);
     if (a == NULL)
         return;
     for (uint32_t idx = 0; idx < CLIENT_ASYNC_MAX; idx++) {
@@ -407,17 +407,18 @@ void batch_async_fail_all(dafs_session *s, int err)
 
 void batch_async_free(dafs_session *s)
 {
-    if (s->async == NULL)
+    struct batch_async *a = atomic_load(&s->async);
+    if (a == NULL)
         return;
     batch_async_fail_all(s, -DAFS_EBADSESSION);
-    pthread_mutex_destroy(&s->async->mu);
-    free(s->async);
-    s->async = NULL;
+    atomic_store(&s->async, NULL);
+    pthread_mutex_destroy(&a->mu);
+    free(a);
 }
 
 unsigned batch_async_in_flight(dafs_session *s)
 {
-    struct batch_async *a = s->async;
+    struct batch_async *a = atomic_load(&s->async);
     if (a == NULL)
         return 0;
     pthread_mutex_lock(&a->mu);
@@ -428,12 +429,14 @@ unsigned batch_async_in_flight(dafs_session *s)
 
 unsigned batch_async_pushbacks(dafs_session *s)
 {
-    return s->async != NULL ? atomic_load(&s->async->pushbacks) : 0;
+    struct batch_async *a = atomic_load(&s->async);
+    return a != NULL ? atomic_load(&a->pushbacks) : 0;
 }
 
 unsigned batch_async_notifications(dafs_session *s)
 {
-    return s->async != NULL ? atomic_load(&s->async->notifications) : 0;
+    struct batch_async *a = atomic_load(&s->async);
+    return a != NULL ? atomic_load(&a->notifications) : 0;
 }
 
 /* One asynchronous BATCH_SUBMIT (possibly empty); waits for its ack. */

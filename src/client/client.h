@@ -129,7 +129,7 @@ struct dafs_session {
     /* asynchronous batches (batch.c) */
     atomic_uint bc_granted;   /* notifications the client can take since CONNECT (cumulative) */
     atomic_uint bc_told;      /* the grant last sent to the server */
-    struct batch_async *async;/* in-flight asynchronous entries; NULL until used */
+    _Atomic(struct batch_async *) async; /* in-flight asynchronous entries; NULL until used */
     pthread_mutex_t async_lock; /* creates async */
 
     /* registered regions (dafs_mem_register) */

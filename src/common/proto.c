@@ -1170,19 +1170,31 @@ static void get_batch_entry(reader *r, dafs_batch_entry *e)
     reader_require(r, bent_valid(e));
 }
 
+/* Entries come from `entries` (encoding a new request) or, when that is
+ * NULL, from a decoded request's `entries_wire`, which are re-encoded one by
+ * one (not copied) so that they are checked again and their padding is zero. */
 static void put_batch_req(writer *w, const dafs_batch_req *q)
 {
+    bool wire = q->entries == NULL && q->nentries > 0;
     writer_require(w, (q->mode == DAFS_BATCH_SYNC || q->mode == DAFS_BATCH_ASYNC) &&
                           q->nentries <= DAFS_BATCH_MAX &&
-                          (q->nentries == 0 || q->entries != NULL));
+                          (!wire || q->entries_wire.ptr != NULL));
     put_u32(w, q->mode);
     put_u32(w, q->usec_window);
     put_u32(w, q->num_completions);
     put_u32(w, q->bc_credits);
     put_u32(w, q->nentries);
     put_pad(w, 8);
-    for (uint32_t i = 0; i < q->nentries && q->entries != NULL && w->err == 0; i++)
-        put_batch_entry(w, &q->entries[i]);
+    dafs_bytes it = q->entries_wire;
+    for (uint32_t i = 0; i < q->nentries && q->nentries <= DAFS_BATCH_MAX && w->err == 0; i++) {
+        dafs_batch_entry e;
+        if (!wire)
+            put_batch_entry(w, &q->entries[i]);
+        else if (dafs_batch_next(&it, &e) == 1)
+            put_batch_entry(w, &e);
+        else
+            writer_fail(w, -DAFS_ST_INVAL); /* fewer entries than nentries */
+    }
 }
 
 static void get_batch_req(reader *r, dafs_batch_req *q)
@@ -1231,13 +1243,20 @@ static void put_batch_cpl(writer *w, const dafs_batch_cpl *c)
     put_u64(w, c->offset);
 }
 
+/* Completions from `cpl`, or (NULL) from a decoded reply's `cpl_wire`. */
 static void put_batch_rep(writer *w, const dafs_batch_rep *q)
 {
-    writer_require(w, q->ncompl == 0 || q->cpl != NULL);
+    bool wire = q->cpl == NULL && q->ncompl > 0;
+    writer_require(w, !wire || ((size_t)q->ncompl * DAFS_BATCH_CPL_SIZE <= q->cpl_wire.len &&
+                                q->cpl_wire.ptr != NULL));
     put_u32(w, q->ncompl);
     put_u32(w, q->outstanding);
-    for (uint32_t i = 0; i < q->ncompl && q->cpl != NULL && w->err == 0; i++)
-        put_batch_cpl(w, &q->cpl[i]);
+    for (uint32_t i = 0; i < q->ncompl && w->err == 0; i++) {
+        dafs_batch_cpl c;
+        if (wire)
+            dafs_batch_cpl_get(q, i, &c);
+        put_batch_cpl(w, wire ? &c : &q->cpl[i]);
+    }
 }
 
 static void get_batch_rep(reader *r, dafs_batch_rep *q)

@@ -508,8 +508,9 @@ static void flush(server *srv, session *s, batch_sess *bs, bool hurry)
             if (!atomic_load(&bs->bufs[i].busy))
                 nb = &bs->bufs[i];
         if (nb == NULL || session_is_closed(&srv->sessions, s)) {
+            bool left = bs->npend > 0;
             pthread_mutex_unlock(&bs->mu);
-            if (bs->npend > 0)
+            if (left) /* batch_tick tries again */
                 note_waiting(bs->session_id);
             return;
         }

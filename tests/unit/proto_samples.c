@@ -336,6 +336,24 @@ static void sample_batch_reply(uint16_t op, dafs_reply *r)
     r->u.batch = (dafs_batch_rep){.ncompl = 3, .outstanding = 5, .cpl = batch_cpls};
 }
 
+/* The i-th entry of either form (encoded: entries, decoded: entries_wire). */
+typedef struct bent_cursor {
+    const dafs_batch_req *q;
+    dafs_bytes it;
+    uint32_t i;
+} bent_cursor;
+
+static bool bent_next(bent_cursor *c, dafs_batch_entry *e)
+{
+    if (c->q->entries != NULL) {
+        if (c->i >= c->q->nentries)
+            return false;
+        *e = c->q->entries[c->i++];
+        return true;
+    }
+    return dafs_batch_next(&c->it, e) == 1;
+}
+
 static bool batch_request_equal(const dafs_request *a, const dafs_request *b)
 {
     if (a->hdr.opcode == DAFS_OP_HURRY_UP)
@@ -345,22 +363,27 @@ static bool batch_request_equal(const dafs_request *a, const dafs_request *b)
         x->num_completions != y->num_completions || x->bc_credits != y->bc_credits ||
         x->nentries != y->nentries)
         return false;
-    /* one side may be encoded (entries), the other decoded (entries_wire) */
-    const dafs_batch_req *enc = x->entries != NULL ? x : y, *dec = x->entries != NULL ? y : x;
-    dafs_bytes it = dec->entries_wire;
-    dafs_batch_entry e;
-    for (uint32_t i = 0; i < enc->nentries; i++) {
-        if (dafs_batch_next(&it, &e) != 1)
+    bent_cursor cx = {.q = x, .it = x->entries_wire}, cy = {.q = y, .it = y->entries_wire};
+    dafs_batch_entry e, w;
+    for (uint32_t i = 0; i < x->nentries; i++) {
+        if (!bent_next(&cx, &w) || !bent_next(&cy, &e))
             return false;
-        const dafs_batch_entry *w = &enc->entries[i];
-        if (e.request_id != w->request_id || e.op != w->op || e.flags != w->flags ||
-            e.hint != w->hint || e.stable != w->stable || e.count != w->count ||
-            !fh_equal(&e.fh, &w->fh) || e.stateid != w->stateid || e.offset != w->offset ||
-            e.seg.addr != w->seg.addr || e.seg.key != w->seg.key || e.seg.len != w->seg.len ||
-            !bytes_equal(&e.data, &w->data))
+        if (e.request_id != w.request_id || e.op != w.op || e.flags != w.flags ||
+            e.hint != w.hint || e.stable != w.stable || e.count != w.count ||
+            !fh_equal(&e.fh, &w.fh) || e.stateid != w.stateid || e.offset != w.offset ||
+            e.seg.addr != w.seg.addr || e.seg.key != w.seg.key || e.seg.len != w.seg.len ||
+            !bytes_equal(&e.data, &w.data))
             return false;
     }
-    return dafs_batch_next(&it, &e) == 0;
+    return !bent_next(&cx, &w) && !bent_next(&cy, &e);
+}
+
+static void cpl_at(const dafs_batch_rep *r, uint32_t i, dafs_batch_cpl *c)
+{
+    if (r->cpl != NULL)
+        *c = r->cpl[i];
+    else
+        dafs_batch_cpl_get(r, i, c);
 }
 
 static bool batch_reply_equal(const dafs_reply *a, const dafs_reply *b)
@@ -370,12 +393,12 @@ static bool batch_reply_equal(const dafs_reply *a, const dafs_reply *b)
     const dafs_batch_rep *x = &a->u.batch, *y = &b->u.batch;
     if (x->ncompl != y->ncompl || x->outstanding != y->outstanding)
         return false;
-    const dafs_batch_rep *enc = x->cpl != NULL ? x : y, *dec = x->cpl != NULL ? y : x;
-    for (uint32_t i = 0; i < enc->ncompl; i++) {
-        dafs_batch_cpl c;
-        dafs_batch_cpl_get(dec, i, &c);
-        if (c.request_id != enc->cpl[i].request_id || c.status != enc->cpl[i].status ||
-            c.count != enc->cpl[i].count || c.offset != enc->cpl[i].offset)
+    for (uint32_t i = 0; i < x->ncompl; i++) {
+        dafs_batch_cpl c, d;
+        cpl_at(x, i, &c);
+        cpl_at(y, i, &d);
+        if (c.request_id != d.request_id || c.status != d.status || c.count != d.count ||
+            c.offset != d.offset)
             return false;
     }
     return true;

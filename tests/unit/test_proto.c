@@ -1992,6 +1992,10 @@ static void test_batch_limits(void **state)
     assert_int_equal(dafs_decode_request(buf, (size_t)n, &d), -DAFS_ST_BADMSG);
     store_le(buf + DAFS_HDR_SIZE + 16, 4, 4);
     assert_int_equal(dafs_decode_request(buf, (size_t)n, &d), 0);
+    /* a decoded request (entries_wire) encodes again to the same bytes */
+    uint8_t again[BUF_SIZE];
+    assert_int_equal(encode_req(again, &d), n);
+    assert_memory_equal(buf, again, (size_t)n);
     /* mode other than SYNC/ASYNC */
     store_le(buf + DAFS_HDR_SIZE, 2, 4);
     assert_int_equal(dafs_decode_request(buf, (size_t)n, &d), -DAFS_ST_BADMSG);
@@ -2016,6 +2020,9 @@ static void test_batch_limits(void **state)
     assert_int_equal(dafs_decode_reply(buf, (size_t)n, &r), -DAFS_ST_BADMSG);
     store_le(buf + DAFS_HDR_SIZE, 3, 4);
     assert_int_equal(dafs_decode_reply(buf, (size_t)n, &r), 0);
+    uint8_t again2[BUF_SIZE];
+    assert_int_equal(encode_rep(again2, &r), n);
+    assert_memory_equal(buf, again2, (size_t)n);
 }
 
 static void test_batch_notify(void **state)
