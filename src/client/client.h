@@ -202,7 +202,9 @@ int engine_progress(dafs_session *s, int timeout_ms);
  * usec_window 0 keeps the server's.  Returns how many of ios were taken (a
  * prefix: the table of in-flight entries holds CLIENT_ASYNC_MAX), or -error
  * when none was.  If the session dies, every entry in flight completes with
- * the error. */
+ * the error, exactly once: at once when engine_break() marks it, else (a
+ * break noticed inside the progress callbacks) at the next batch_async_*
+ * call, and at the latest at dafs_disconnect (-DAFS_EBADSESSION). */
 #define CLIENT_ASYNC_MAX 4096u
 typedef void (*batch_async_cb)(void *arg, const dafs_cqe *cqe);
 int batch_async_submit(dafs_session *s, const dafs_io *ios, unsigned n, uint32_t num_completions,

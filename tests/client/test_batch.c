@@ -640,6 +640,16 @@ static void test_async_notify_n(ctx *c)
     CHECK_EQ(tally_bad(&t, BLK), 0);
     CHECK(memcmp(got, want, sizeof got) == 0);
     tally_free(&t);
+    /* the same with a 100 ms window: the last 8 of 40 come when it expires, no HURRY_UP */
+    CHECK(tally_init(&t, 40));
+    memset(got, 0, sizeof got);
+    before = batch_async_notifications(c->s);
+    CHECK_EQ(batch_async_submit(c->s, ios, 40, 32, 100u * 1000, tally_cb, &t), 40);
+    CHECK_EQ(batch_async_wait(c->s, 0, 20000), 0);
+    CHECK_EQ(batch_async_notifications(c->s) - before, 2);
+    CHECK_EQ(tally_bad(&t, BLK), 0);
+    CHECK(memcmp(got, want, 40 * BLK) == 0);
+    tally_free(&t);
     (void)dafs_close(f);
     /* back to the default for the next tests */
     CHECK_EQ(batch_async_submit(c->s, NULL, 0, DAFS_BATCH_NOTIFY_ALL, 0, tally_cb, &t), 0);
