@@ -88,6 +88,30 @@ static void check_reply(const dafs_reply *p, size_t size)
     free(second);
 }
 
+/* Batch I/O: a NOTIFY message (BATCH_COMPLETION) round-trips too, and its
+ * completions can all be read. */
+static void check_notify(const uint8_t *data, size_t size)
+{
+    dafs_notify m;
+    int rc = dafs_decode_notify(data, size, &m);
+    require(rc == 0 || rc == -DAFS_ST_BADMSG || rc == -DAFS_ST_VERSION || rc == -DAFS_ST_BADOP);
+    if (rc != 0)
+        return;
+    require((size_t)m.batch.ncompl * DAFS_BATCH_CPL_SIZE == m.batch.cpl_wire.len);
+    for (uint32_t i = 0; i < m.batch.ncompl; i++) {
+        dafs_batch_cpl c;
+        dafs_batch_cpl_get(&m.batch, i, &c);
+        require(c.status >= 0);
+    }
+    size_t cap = round_up8(size);
+    uint8_t *buf = malloc(cap);
+    require(buf != NULL);
+    require(dafs_encode_notify(buf, cap, &m) == (int)cap);
+    dafs_notify again;
+    require(dafs_decode_notify(buf, cap, &again) == 0 && again.batch.ncompl == m.batch.ncompl);
+    free(buf);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -119,5 +143,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_request(&q, size);
     if (rep_rc == 0)
         check_reply(&p, size);
+    check_notify(data, size);
     return 0;
 }

@@ -88,5 +88,13 @@ int main(int argc, char **argv)
     peer.version = 3;
     failed |= write_file(argv[1], "rep", "version-v3", buf,
                          dafs_encode_version_error(buf, sizeof buf, &peer, 2));
+    /* batch I/O: a BATCH_COMPLETION notification */
+    dafs_batch_cpl cpl[2] = {{.request_id = 7, .count = 4096, .offset = 8192},
+                             {.request_id = 9, .status = DAFS_ST_STALE, .offset = 1}};
+    dafs_notify note = {.hdr = {.opcode = DAFS_OP_BATCH_COMPLETION, .session_id = 5, .xid = 1,
+                                .credits = 8},
+                        .batch = {.ncompl = 2, .outstanding = 3, .cpl = cpl}};
+    failed |= write_file(argv[1], "notify", "BATCH_COMPLETION", buf,
+                         dafs_encode_notify(buf, sizeof buf, &note));
     return failed ? 1 : 0;
 }

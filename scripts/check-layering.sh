@@ -5,7 +5,7 @@
 #   dispatch.c ──► fastpath.c, worker.c ──► ops*.c (through opctx.h)
 #
 # Fails (exit 1, naming the file and the include) when a file reaches back:
-#   - an operation file or the op interface (ops*.c, ops.h, opctx.h) includes
+#   - an operation file or the op interface (ops*.c, batch.c, ops.h, opctx.h) includes
 #     dispatch.h, worker.h or fastpath.h;
 #   - the worker pool or the fast path includes dispatch.h, or one of them
 #     includes the other's header, or ops.h (the ops' internals);
@@ -29,7 +29,7 @@ forbid() {
     done
 }
 
-for f in "$dir"/ops*.c "$dir"/ops.h "$dir"/opctx.h; do
+for f in "$dir"/ops*.c "$dir"/batch.c "$dir"/ops.h "$dir"/opctx.h; do
     forbid "$f" dispatch.h worker.h fastpath.h
 done
 forbid "$dir/worker.c" dispatch.h fastpath.h ops.h

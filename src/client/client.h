@@ -34,6 +34,7 @@
 #define CLIENT_DEFAULT_CREDITS 32u
 #define CLIENT_MAX_SLOTS 1024u          /* slot index lives in the low 16 bits of an xid */
 #define CLIENT_EXTRA_RECVS 4u           /* receives posted beyond the slot count */
+#define CLIENT_NOTIFY_RECVS 8u          /* more for back-channel notifications (batch.c) */
 #define CLIENT_DEFAULT_TIMEOUT_MS 30000u
 #define CLIENT_INLINE_MAX (32u * 1024u) /* proposed inline payload limit */
 #define CLIENT_MSG_OVERHEAD 1024u       /* header + body fields around inline data */
@@ -148,6 +149,11 @@ struct dafs_session {
     atomic_bool helper_idle;  /* asleep on helper_cond */
     atomic_bool helper_role;  /* holds the progress role */
     pthread_cond_t helper_cond;
+    /* asynchronous batches (batch.c) */
+    atomic_uint bc_granted;   /* notifications the client can take since CONNECT (cumulative) */
+    atomic_uint bc_told;      /* the grant last sent to the server */
+    _Atomic(struct batch_async *) async; /* in-flight asynchronous entries; NULL until used */
+    pthread_mutex_t async_lock; /* creates async */
 
     /* registered regions (dafs_mem_register) */
     pthread_mutex_t regions_lock;
@@ -234,6 +240,40 @@ void aio_fail_all(dafs_session *s);
 void aio_pass_role(dafs_session *s);
 /* dafs_disconnect: destroy the groups left, stop the helper. */
 void aio_session_end(dafs_session *s);
+
+/* Progress the endpoint for up to timeout_ms if no other thread does (else
+ * let that one deliver, sleeping at most 1 ms); 0 or a negative error. */
+int engine_progress_wait(dafs_session *s, int timeout_ms);
+
+/* ---- batch.c: asynchronous batches (internal API for completion groups) ----
+ * batch_async_submit sends ios as asynchronous BATCH_SUBMIT entries; each one
+ * completes exactly once through cb (with its user_data, res and offset),
+ * called from whichever thread progresses the session (keep it short; it may
+ * not call back into the session's blocking calls).  A server that pushes
+ * back (WHOA) is waited on: the batch is sent again after completions arrive,
+ * nothing is lost.  num_completions: DAFS_BATCH_NOTIFY_ALL, N, or 0 (keep);
+ * usec_window 0 keeps the server's.  Returns how many of ios were taken (a
+ * prefix: the table of in-flight entries holds CLIENT_ASYNC_MAX), or -error
+ * when none was.  If the session dies, every entry in flight completes with
+ * the error, exactly once: at once when engine_break() marks it, else (a
+ * break noticed inside the progress callbacks) at the next batch_async_*
+ * call, and at the latest at dafs_disconnect (-DAFS_EBADSESSION). */
+#define CLIENT_ASYNC_MAX 4096u
+typedef void (*batch_async_cb)(void *arg, const dafs_cqe *cqe);
+int batch_async_submit(dafs_session *s, const dafs_io *ios, unsigned n, uint32_t num_completions,
+                       uint32_t usec_window, batch_async_cb cb, void *arg);
+/* HURRY_UP: ask the server for every pending completion now. */
+int batch_async_hurry(dafs_session *s);
+/* Progress until at most `left` entries are in flight or timeout_ms passes
+ * (-ETIMEDOUT); renews the back-channel grant as notifications are used. */
+int batch_async_wait(dafs_session *s, unsigned left, int timeout_ms);
+unsigned batch_async_in_flight(dafs_session *s);
+unsigned batch_async_notifications(dafs_session *s); /* received so far */
+unsigned batch_async_pushbacks(dafs_session *s);     /* WHOA answers waited out so far */
+/* engine.c: a NOTIFY message arrived (progress thread); and the session broke. */
+void batch_notify(dafs_session *s, const uint8_t *buf, size_t len);
+void batch_async_fail_all(dafs_session *s, int err);
+void batch_async_free(dafs_session *s); /* at disconnect: fails what is left */
 
 /* ---- errors.c ---- */
 int client_map_status(int32_t status);

@@ -103,6 +103,7 @@ void engine_break(dafs_session *s, int err)
     break_session_locked(s, err);
     pthread_mutex_unlock(&s->lock);
     aio_fail_all(s);
+    batch_async_fail_all(s, atomic_load(&s->broken)); /* each entry exactly once */
 }
 
 static void repost_rx(client_rx *rx)
@@ -151,6 +152,12 @@ static void rx_done(dfab_op *op, int status, size_t len, dfab_addr src)
     }
     dafs_hdr h;
     int hrc = dafs_decode_hdr(rx->buf, len, &h);
+    if (hrc == 0 && (h.flags & DAFS_HDR_NOTIFY) && h.session_id == s->session_id) {
+        batch_notify(s, rx->buf, len); /* asynchronous batch completions */
+        atomic_fetch_add(&s->bc_granted, 1u); /* this buffer goes back to the pool */
+        repost_rx(rx);
+        return;
+    }
     /* a reply of another version (a server's VERSION error) still names our xid */
     if ((hrc != 0 && hrc != -DAFS_ST_VERSION) || !(h.flags & DAFS_HDR_REPLY) ||
         (h.xid & 0xffffu) >= s->nslots) {
@@ -250,7 +257,9 @@ static int init_slot_sync(dafs_session *s)
 int engine_init(dafs_session *s, uint32_t nslots, size_t send_size, size_t recv_size)
 {
     s->nslots = nslots;
-    s->nrecv = nslots + CLIENT_EXTRA_RECVS;
+    s->nrecv = nslots + CLIENT_EXTRA_RECVS + CLIENT_NOTIFY_RECVS;
+    atomic_store(&s->bc_granted, CLIENT_NOTIFY_RECVS);
+    atomic_store(&s->bc_told, 0u);
     s->send_size = send_size;
     s->recv_size = recv_size;
     atomic_store(&s->grant, 1u);
@@ -433,6 +442,22 @@ client_slot *engine_take_slot_locked(dafs_session *s)
     pthread_mutex_unlock(&slot->mtx);
     s->outstanding++;
     return slot;
+}
+
+int engine_progress_wait(dafs_session *s, int timeout_ms)
+{
+    int err = atomic_load(&s->broken);
+    if (err != 0)
+        return err;
+    if (take_progress_role(s)) {
+        progress_once(s, timeout_ms < CLIENT_PROGRESS_SLICE_MS ? timeout_ms
+                                                               : CLIENT_PROGRESS_SLICE_MS);
+        pass_progress_role(s);
+    } else if (timeout_ms > 0) {
+        struct timespec ts = {0, 1000000L};
+        (void)nanosleep(&ts, NULL);
+    }
+    return atomic_load(&s->broken);
 }
 
 int engine_acquire(dafs_session *s, bool blocking, client_slot **out)

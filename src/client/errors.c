@@ -56,6 +56,7 @@ static const struct status_map status_table[] = {
     {DAFS_ST_BADOP, DAFS_EBADOP},
     {DAFS_ST_MFILE, EMFILE},
     {DAFS_ST_BADSTATEID, DAFS_EBADSTATEID},
+    {DAFS_ST_WHOA, EBUSY}, /* batch push-back: the library waits and retries */
 };
 
 int client_map_status(int32_t status)

@@ -68,6 +68,8 @@ static int init_sync(dafs_session *s)
         rc = pthread_mutex_init(&s->lock, NULL);
     if (rc == 0)
         rc = pthread_mutex_init(&s->regions_lock, NULL);
+    if (rc == 0)
+        rc = pthread_mutex_init(&s->async_lock, NULL);
     return -rc;
 }
 
@@ -234,6 +236,7 @@ static void destroy_session(dafs_session *s)
         pthread_mutex_lock(&s->lock);
         s->stopping = true;
         pthread_mutex_unlock(&s->lock);
+        batch_async_free(s); /* entries still in flight complete with an error */
         mem_free_all(s);
         dfab_mr_close(s->send_mr);
         dfab_mr_close(s->recv_mr);
@@ -244,6 +247,7 @@ static void destroy_session(dafs_session *s)
     pthread_cond_destroy(&s->keepalive_cond);
     pthread_mutex_destroy(&s->lock);
     pthread_mutex_destroy(&s->regions_lock);
+    pthread_mutex_destroy(&s->async_lock);
     free(s);
 }
 

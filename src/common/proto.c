@@ -945,6 +945,284 @@ BODY(listxattr_rep, xattr_rep_valid,
      U32_MAX(dafs_xattr_rep, size, DAFS_XATTR_LIST_MAX),
      BYTES(dafs_xattr_rep, data, 0, DAFS_XATTR_LIST_MAX));
 
+/* ---- batch I/O: BATCH_SUBMIT, HURRY_UP, BATCH_COMPLETION ---------------
+ * The entries and completions are lists read in place: they are validated
+ * once at decode and the decoded message points at them in the receive
+ * buffer (dafs_batch_next, dafs_batch_cpl_get), so nothing is sized by the
+ * peer.  An entry is a fixed head, then a segment (READ, and WRITE/APPEND
+ * without INLINE) or inline data (WRITE/APPEND with INLINE). */
+
+static bool bent_has_seg(const dafs_batch_entry *e)
+{
+    return e->op == DAFS_BATCH_READ ||
+           ((e->op == DAFS_BATCH_WRITE || e->op == DAFS_BATCH_APPEND) &&
+            !(e->flags & DAFS_BENT_INLINE));
+}
+
+static bool bent_head_valid(const void *body)
+{
+    const dafs_batch_entry *e = body;
+    if (e->op < DAFS_BATCH_READ || e->op > DAFS_BATCH_COMMIT)
+        return false;
+    return !(e->flags & DAFS_BENT_INLINE) || e->op == DAFS_BATCH_WRITE ||
+           e->op == DAFS_BATCH_APPEND;
+}
+
+BODY(bent_head, bent_head_valid,
+     U64(dafs_batch_entry, request_id), SCALAR(K_U16, dafs_batch_entry, op, uint16_t, C_NONE, 0),
+     SCALAR(K_U16, dafs_batch_entry, flags, uint16_t, C_MASK, DAFS_BENT_ALL),
+     U32(dafs_batch_entry, hint), U32(dafs_batch_entry, stable), U32(dafs_batch_entry, count),
+     FH(dafs_batch_entry, fh), U64(dafs_batch_entry, stateid), U64(dafs_batch_entry, offset));
+
+static void put_batch_entry(writer *w, const dafs_batch_entry *e)
+{
+    put_body(w, &bent_head, e);
+    if (bent_has_seg(e)) {
+        writer_require(w, e->seg.len >= e->count);
+        put_body(w, &seg_body, &e->seg);
+    }
+    if (e->flags & DAFS_BENT_INLINE) {
+        writer_require(w, e->data.len == e->count);
+        put_bytes(w, &e->data, 0, UINT32_MAX);
+    }
+}
+
+static void get_batch_entry(reader *r, dafs_batch_entry *e)
+{
+    memset(e, 0, sizeof *e);
+    get_body(r, &bent_head, e);
+    if (r->bad)
+        return;
+    if (bent_has_seg(e)) {
+        get_body(r, &seg_body, &e->seg);
+        reader_require(r, e->seg.len >= e->count);
+    }
+    if (e->flags & DAFS_BENT_INLINE) {
+        get_bytes(r, &e->data, 0, UINT32_MAX);
+        reader_require(r, e->data.len == e->count);
+    }
+}
+
+/* After nentries: the entries, 8-aligned, from `entries` (a new request) or
+ * re-encoded one by one from a decoded request's `entries_wire` (so they are
+ * checked again and their padding is zero). */
+static void put_batch_entries(writer *w, const void *body, uint64_t arg)
+{
+    const dafs_batch_req *q = body;
+    (void)arg;
+    bool wire = q->entries == NULL && q->nentries > 0;
+    writer_require(w, !wire || q->entries_wire.ptr != NULL);
+    put_pad(w, 8);
+    dafs_bytes it = q->entries_wire;
+    for (uint32_t i = 0; i < q->nentries && q->nentries <= DAFS_BATCH_MAX && w->err == 0; i++) {
+        dafs_batch_entry e;
+        if (!wire)
+            put_batch_entry(w, &q->entries[i]);
+        else if (dafs_batch_next(&it, &e) == 1)
+            put_batch_entry(w, &e);
+        else
+            writer_fail(w, -DAFS_ST_INVAL); /* fewer entries than nentries */
+    }
+}
+
+static void get_batch_entries(reader *r, void *body, uint64_t arg)
+{
+    dafs_batch_req *q = body;
+    (void)arg;
+    const uint8_t *start = reader_take(r, 8, 0);
+    size_t begin = r->pos;
+    dafs_batch_entry e;
+    for (uint32_t i = 0; i < q->nentries && !r->bad; i++)
+        get_batch_entry(r, &e);
+    if (r->bad)
+        return;
+    q->entries_wire.ptr = start;
+    q->entries_wire.len = (uint32_t)(r->pos - begin);
+}
+
+static const custom batch_entries = {put_batch_entries, get_batch_entries};
+
+int dafs_batch_next(dafs_bytes *it, dafs_batch_entry *e)
+{
+    if (it->ptr == NULL || it->len == 0)
+        return 0;
+    reader r;
+    reader_init(&r, it->ptr, it->len, 0);
+    get_batch_entry(&r, e);
+    if (r.bad) { /* only for a hand-made request: decode validated the rest */
+        it->len = 0;
+        return 0;
+    }
+    size_t used = round_up(r.pos, 8) < it->len ? round_up(r.pos, 8) : it->len;
+    it->ptr += used;
+    it->len -= (uint32_t)used;
+    return 1;
+}
+
+static bool batch_cpl_valid(const void *body)
+{
+    return ((const dafs_batch_cpl *)body)->status >= 0;
+}
+
+/* 24 bytes: request_id, status (never negative), count, offset. */
+BODY(batch_cpl_body, batch_cpl_valid,
+     U64(dafs_batch_cpl, request_id), SCALAR(K_U32, dafs_batch_cpl, status, int32_t, C_NONE, 0),
+     U32(dafs_batch_cpl, count), U64(dafs_batch_cpl, offset));
+
+/* After ncompl and outstanding: the completions, from `cpl`, or (NULL)
+ * re-encoded from a decoded reply's `cpl_wire`. */
+static void put_batch_cpls(writer *w, const void *body, uint64_t arg)
+{
+    const dafs_batch_rep *q = body;
+    (void)arg;
+    bool wire = q->cpl == NULL && q->ncompl > 0;
+    writer_require(w, !wire || ((size_t)q->ncompl * DAFS_BATCH_CPL_SIZE <= q->cpl_wire.len &&
+                                q->cpl_wire.ptr != NULL));
+    for (uint32_t i = 0; i < q->ncompl && w->err == 0; i++) {
+        dafs_batch_cpl c;
+        if (wire)
+            dafs_batch_cpl_get(q, i, &c);
+        put_body(w, &batch_cpl_body, wire ? &c : &q->cpl[i]);
+    }
+}
+
+/* The count is checked against the bytes that are there before it is used. */
+static void get_batch_cpls(reader *r, void *body, uint64_t arg)
+{
+    dafs_batch_rep *q = body;
+    (void)arg;
+    reader_require(r, q->ncompl <= (DAFS_MSG_LIMIT / DAFS_BATCH_CPL_SIZE));
+    size_t n = r->bad ? 0 : (size_t)q->ncompl * DAFS_BATCH_CPL_SIZE;
+    const uint8_t *p = reader_take(r, 8, n);
+    if (r->bad)
+        return;
+    q->cpl_wire.ptr = p;
+    q->cpl_wire.len = (uint32_t)n;
+    for (uint32_t i = 0; i < q->ncompl; i++) /* statuses are never negative */
+        reader_require(r, (int32_t)load_u32(p + (size_t)i * DAFS_BATCH_CPL_SIZE + 8) >= 0);
+}
+
+static const custom batch_cpls = {put_batch_cpls, get_batch_cpls};
+
+void dafs_batch_cpl_get(const dafs_batch_rep *r, uint32_t i, dafs_batch_cpl *out)
+{
+    memset(out, 0, sizeof *out);
+    if (i >= r->ncompl || r->cpl_wire.ptr == NULL ||
+        (size_t)(i + 1) * DAFS_BATCH_CPL_SIZE > r->cpl_wire.len)
+        return;
+    const uint8_t *p = r->cpl_wire.ptr + (size_t)i * DAFS_BATCH_CPL_SIZE;
+    out->request_id = load_u64(p);
+    out->status = (int32_t)load_u32(p + 8);
+    out->count = load_u32(p + 12);
+    out->offset = load_u64(p + 16);
+}
+
+BODY(batch_req, NULL,
+     U32_MAX(dafs_batch_req, mode, DAFS_BATCH_ASYNC), U32(dafs_batch_req, usec_window),
+     U32(dafs_batch_req, num_completions), U32(dafs_batch_req, bc_credits),
+     U32_MAX(dafs_batch_req, nentries, DAFS_BATCH_MAX), CUSTOM(batch_entries, 0));
+BODY(hurry_req, NULL, U32(dafs_hurry_req, bc_credits));
+BODY(batch_rep, NULL,
+     U32(dafs_batch_rep, ncompl), U32(dafs_batch_rep, outstanding), CUSTOM(batch_cpls, 0));
+
+/* BATCH_COMPLETION: a NOTIFY message, not a request or a reply. */
+static void notify_hdr(dafs_hdr *h)
+{
+    h->magic = DAFS_PROTO_MAGIC;
+    h->version = DAFS_PROTO_VERSION;
+    h->opcode = DAFS_OP_BATCH_COMPLETION;
+    h->flags = DAFS_HDR_NOTIFY;
+    h->status = 0;
+    h->cred = 0;
+}
+
+int dafs_encode_notify(void *buf, size_t cap, const dafs_notify *m)
+{
+    writer w;
+    writer_init(&w, buf, cap, 0);
+    dafs_hdr h = m->hdr;
+    writer_require(&w, h.opcode == DAFS_OP_BATCH_COMPLETION && h.status == 0);
+    notify_hdr(&h);
+    (void)writer_reserve(&w, 1, DAFS_HDR_SIZE);
+    put_body(&w, &batch_rep, &m->batch);
+    put_pad(&w, 8);
+    if (w.err != 0)
+        return w.err;
+    h.length = (uint32_t)w.pos;
+    dafs_encode_hdr(w.buf, &h);
+    return (int)w.pos;
+}
+
+int dafs_decode_notify(const void *buf, size_t len, dafs_notify *out)
+{
+    memset(out, 0, sizeof *out);
+    int rc = dafs_decode_hdr(buf, len, &out->hdr);
+    if (rc != 0)
+        return rc;
+    if (out->hdr.flags != DAFS_HDR_NOTIFY || out->hdr.status != 0 || out->hdr.cred != 0)
+        return -DAFS_ST_BADMSG;
+    if (out->hdr.opcode != DAFS_OP_BATCH_COMPLETION)
+        return -DAFS_ST_BADOP;
+    reader r;
+    reader_init(&r, buf, len, DAFS_HDR_SIZE);
+    get_body(&r, &batch_rep, &out->batch);
+    return reader_finish(&r);
+}
+
+/* Incremental batch replies and notifications (proto.h): the fixed fields
+ * right after the header, then completions appended in place. */
+#define BATCH_NCOMPL_OFF DAFS_HDR_SIZE
+#define BATCH_OUTSTANDING_OFF (DAFS_HDR_SIZE + 4)
+#define BATCH_CPL_OFF (DAFS_HDR_SIZE + DAFS_BATCH_REP_FIXED)
+
+int dafs_batch_enc_begin(dafs_batch_enc *e, void *buf, size_t cap, const dafs_hdr *hdr)
+{
+    e->buf = buf;
+    e->cap = cap < DAFS_MSG_LIMIT ? cap : DAFS_MSG_LIMIT;
+    e->pos = BATCH_CPL_OFF;
+    e->ncompl = 0;
+    dafs_hdr h = *hdr;
+    if (h.flags == DAFS_HDR_NOTIFY) {
+        notify_hdr(&h);
+    } else {
+        if (h.opcode != DAFS_OP_BATCH_SUBMIT || h.status != DAFS_ST_OK ||
+            (h.flags & ~DAFS_HDR_REPLY) != 0)
+            return -DAFS_ST_INVAL;
+        h.magic = DAFS_PROTO_MAGIC;
+        h.version = DAFS_PROTO_VERSION;
+        h.flags = DAFS_HDR_REPLY;
+        h.cred = 0;
+    }
+    if (e->cap < BATCH_CPL_OFF)
+        return -DAFS_ST_OVERFLOW;
+    h.length = 0; /* set by finish */
+    dafs_encode_hdr(e->buf, &h);
+    memset(e->buf + DAFS_HDR_SIZE, 0, DAFS_BATCH_REP_FIXED);
+    return 0;
+}
+
+int dafs_batch_enc_add(dafs_batch_enc *e, const dafs_batch_cpl *c)
+{
+    writer w;
+    writer_init(&w, e->buf, e->cap, e->pos);
+    put_body(&w, &batch_cpl_body, c);
+    if (w.err != 0)
+        return w.err;
+    e->pos = w.pos;
+    e->ncompl++;
+    return 0;
+}
+
+int dafs_batch_enc_finish(dafs_batch_enc *e, uint32_t outstanding)
+{
+    if (e->pos < BATCH_CPL_OFF || e->pos > e->cap || e->pos % 8 != 0)
+        return -DAFS_ST_INVAL;
+    store_u32(e->buf + BATCH_NCOMPL_OFF, e->ncompl);
+    store_u32(e->buf + BATCH_OUTSTANDING_OFF, outstanding);
+    store_u32(e->buf + 8, (uint32_t)e->pos);
+    return (int)e->pos;
+}
+
 /* ---- the opcode table -------------------------------------------------- */
 
 typedef struct op_desc {
@@ -987,7 +1265,9 @@ static const op_desc op_table[DAFS_OP_LIMIT] = {
     OP(REGISTER_CRED, cred_req, cred_rep),
     OP(RELEASE_CRED, cred_id_req, empty_body),
     OP(OPEN_FH, open_fh_req, fh_attr_state_rep),
+    OP(BATCH_SUBMIT, batch_req, batch_rep),
     OP(CACHE_HINT, cache_hint_req, empty_body),
+    OP(HURRY_UP, hurry_req, empty_body),
     OP(FALLOCATE, fallocate_req, attr_rep),
     OP(COPY_RANGE, copy_req, u64_rep),
     OP(SEEK, seek_req, u64_rep),

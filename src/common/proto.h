@@ -67,6 +67,7 @@
 #define DAFS_OP_RANGE_FILEOPS 70
 #define DAFS_OP_RANGE_NOTIFY 80
 #define DAFS_OP_NOTIFY_INVAL 80      /* reserved, not implemented */
+#define DAFS_OP_BATCH_COMPLETION 81  /* back channel: batch completions (flag NOTIFY) */
 
 enum dafs_op {
     DAFS_OP_NULL = 0,        /* lease renewal / ping */
@@ -105,7 +106,9 @@ enum dafs_op {
     DAFS_OP_COUNT,           /* one past the last op of the base range */
 
     /* Batch, asynchronous I/O and cache hints (the 40..49 range). */
-    DAFS_OP_CACHE_HINT = 41,  /* fh, stateid, offset, len, hint -> nothing (DAFS 4.2.4) */
+    DAFS_OP_BATCH_SUBMIT = 40, /* many READ/WRITE/APPEND/COMMIT entries in one request */
+    DAFS_OP_CACHE_HINT = 41,   /* fh, stateid, offset, len, hint -> nothing (DAFS 4.2.4) */
+    DAFS_OP_HURRY_UP = 42,     /* send the session's pending batch completions now */
 
     /* File-system extras (the 70..79 range; see docs/protocol.md). */
     DAFS_OP_EXT_FIRST = 70,
@@ -174,6 +177,9 @@ enum dafs_status {
     DAFS_ST_BADOP = 10006,      /* unknown opcode */
     DAFS_ST_BADSTATEID = 10010, /* stateid unknown to this session, closed, stale or
                                  * not for this file handle */
+    DAFS_ST_WHOA = 10011,       /* BATCH_SUBMIT (asynchronous): the server is congested;
+                                 * nothing was accepted, retry after a BATCH_COMPLETION
+                                 * (DAFS's EWHOACOWBOY) */
 };
 
 /* Fixed message header.  length = header + body, in bytes. */
@@ -471,6 +477,98 @@ typedef struct dafs_cache_hint_req { /* CACHE_HINT */
     uint64_t len;         /* 0 = to the end of the file */
     uint32_t hint;        /* enum dafs_hint, at most DAFS_WIRE_HINT_DONTNEED */
 } dafs_cache_hint_req;
+/* ==== batch I/O (issue 10): BATCH_SUBMIT, HURRY_UP, BATCH_COMPLETION ====
+ * (kept together for the table-driven codec; docs/protocol.md "Batch I/O")
+ *
+ * BATCH_SUBMIT carries up to DAFS_BATCH_MAX entries (and what max_request
+ * holds).  Synchronous: one reply with a completion per entry, in entry
+ * order.  Asynchronous: the reply only accepts the batch (ncompl 0); the
+ * completions come later in BATCH_COMPLETION messages on the back channel:
+ * server -> client, header flags DAFS_HDR_NOTIFY, never more of them than the
+ * client's back-channel grant (bc_credits) allows. */
+#define DAFS_BATCH_MAX 1024        /* entries in one BATCH_SUBMIT */
+#define DAFS_BATCH_SYNC 0u         /* mode */
+#define DAFS_BATCH_ASYNC 1u
+#define DAFS_BATCH_NOTIFY_ALL 0xffffffffu /* num_completions: when nothing is running */
+enum dafs_batch_op { DAFS_BATCH_READ = 1, DAFS_BATCH_WRITE = 2, DAFS_BATCH_APPEND = 3,
+                     DAFS_BATCH_COMMIT = 4 };
+#define DAFS_BENT_INLINE 0x1u      /* WRITE/APPEND: the data is in the entry, no segment */
+#define DAFS_BENT_ALL 0x1u
+#define DAFS_BATCH_CPL_SIZE 24     /* encoded size of one completion */
+#define DAFS_BATCH_REP_FIXED 8     /* ncompl + outstanding, before the completions */
+
+typedef struct dafs_batch_entry {
+    uint64_t request_id;   /* the client's tag, echoed in the completion */
+    uint16_t op;           /* enum dafs_batch_op */
+    uint16_t flags;        /* DAFS_BENT_* */
+    uint32_t hint;         /* per-request cache hint (enum dafs_hint) */
+    uint32_t stable;       /* WRITE/APPEND: enum dafs_stable; COMMIT: DATA_SYNC or FILE_SYNC */
+    uint32_t count;        /* bytes; COMMIT: range length, 0 = to end of file */
+    dafs_fh fh;
+    dafs_stateid stateid;  /* 0 = none (checked as the header's credential) */
+    uint64_t offset;       /* READ/WRITE/COMMIT; APPEND: 0 */
+    dafs_seg seg;          /* READ, and WRITE/APPEND without INLINE: len >= count */
+    dafs_bytes data;       /* WRITE/APPEND with INLINE: count bytes */
+} dafs_batch_entry;
+
+typedef struct dafs_batch_req { /* BATCH_SUBMIT */
+    uint32_t mode;            /* DAFS_BATCH_SYNC or DAFS_BATCH_ASYNC */
+    uint32_t usec_window;     /* ASYNC: latency bound for the completions; 0 = server's choice */
+    uint32_t num_completions; /* ASYNC: notify after this many; 0 = keep the session's */
+    uint32_t bc_credits;      /* back-channel grant: BATCH_COMPLETION messages the client
+                               * can take in total since CONNECT (cumulative, wraps) */
+    uint32_t nentries;        /* 0..DAFS_BATCH_MAX */
+    const dafs_batch_entry *entries; /* encode: nentries entries */
+    dafs_bytes entries_wire;  /* decode: the validated entries, walk with dafs_batch_next */
+} dafs_batch_req;
+
+/* Walk a decoded BATCH_SUBMIT's entries: 1 with *e filled (data points into
+ * the receive buffer), 0 at the end.  *it starts as req->entries_wire. */
+int dafs_batch_next(dafs_bytes *it, dafs_batch_entry *e);
+
+typedef struct dafs_hurry_req { /* HURRY_UP */
+    uint32_t bc_credits;      /* as in BATCH_SUBMIT */
+} dafs_hurry_req;
+
+typedef struct dafs_batch_cpl {
+    uint64_t request_id;
+    int32_t status;           /* enum dafs_status */
+    uint32_t count;           /* bytes moved (READ: fewer at end of file) */
+    uint64_t offset;          /* where: APPEND's landing offset, else the entry's */
+} dafs_batch_cpl;
+
+/* BATCH_SUBMIT reply body and BATCH_COMPLETION body. */
+typedef struct dafs_batch_rep {
+    uint32_t ncompl;          /* completions carried */
+    uint32_t outstanding;     /* the session's async entries not yet reported */
+    const dafs_batch_cpl *cpl;/* encode: ncompl completions */
+    dafs_bytes cpl_wire;      /* decode: ncompl * DAFS_BATCH_CPL_SIZE bytes */
+} dafs_batch_rep;
+/* The i-th decoded completion (i < ncompl). */
+void dafs_batch_cpl_get(const dafs_batch_rep *r, uint32_t i, dafs_batch_cpl *out);
+
+/* BATCH_COMPLETION (server -> client): header opcode DAFS_OP_BATCH_COMPLETION,
+ * flags DAFS_HDR_NOTIFY, xid = the session's notification number (1, 2, ...),
+ * status 0, credits = the session's operation-channel grant. */
+typedef struct dafs_notify {
+    dafs_hdr hdr;
+    dafs_batch_rep batch;
+} dafs_notify;
+int dafs_encode_notify(void *buf, size_t cap, const dafs_notify *m);
+int dafs_decode_notify(const void *buf, size_t len, dafs_notify *out);
+/* Incremental encoding of a batch reply or notification: begin with the
+ * header (a reply header, or a NOTIFY one), add completions until one does
+ * not fit (-DAFS_ST_OVERFLOW), then finish.  Nothing is copied twice. */
+typedef struct dafs_batch_enc {
+    uint8_t *buf;
+    size_t cap;
+    size_t pos;
+    uint32_t ncompl;
+} dafs_batch_enc;
+int dafs_batch_enc_begin(dafs_batch_enc *e, void *buf, size_t cap, const dafs_hdr *hdr);
+int dafs_batch_enc_add(dafs_batch_enc *e, const dafs_batch_cpl *c);
+int dafs_batch_enc_finish(dafs_batch_enc *e, uint32_t outstanding); /* total length */
+/* ==== end of batch I/O ==== */
 
 typedef struct dafs_request {
     dafs_hdr hdr;
@@ -497,6 +595,8 @@ typedef struct dafs_request {
         dafs_seek_req seek;
         dafs_xattr_req xattr;
         dafs_cache_hint_req cache_hint;
+        dafs_batch_req batch; /* batch I/O */
+        dafs_hurry_req hurry; /* batch I/O */
     } u;
 } dafs_request;
 
@@ -586,6 +686,7 @@ typedef struct dafs_reply {
         dafs_cred_rep cred;
         dafs_u64_rep u64;
         dafs_xattr_rep xattr;
+        dafs_batch_rep batch; /* batch I/O: BATCH_SUBMIT */
     } u;
 } dafs_reply;
 

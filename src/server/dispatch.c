@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batch.h"
 #include "fastpath.h"
 #include "log.h"
 #include "opctx.h"
@@ -413,6 +414,7 @@ int dispatch_run(server *srv, int drain_ms)
             log_error("fabric progress failed: %s", strerror(-rc));
             break;
         }
+        batch_tick(srv); /* asynchronous batch completions that are due */
         int64_t now = session_now_ms();
         if (now >= next_check) {
             session_expire_idle(&srv->sessions, now);

@@ -332,7 +332,13 @@ static int nt_rma(void *self, dfab_addr peer, size_t len, const dafs_seg *segs, 
     (void)self, (void)peer, (void)len, (void)segs, (void)nsegs;
     return -EOPNOTSUPP;
 }
-static const op_io nt_io = {nt_read, nt_write, nt_sync, nt_rma, nt_rma};
+static int nt_rma_many(void *self, bool write, dfab_addr peer, const op_rma_part *parts,
+                       unsigned n, int *status)
+{
+    (void)self, (void)write, (void)peer, (void)parts, (void)n, (void)status;
+    return -EOPNOTSUPP;
+}
+static const op_io nt_io = {nt_read, nt_write, nt_sync, nt_rma, nt_rma, nt_rma_many};
 
 /* REMOVE of an empty regular file or a symbolic link (no data blocks to
  * free: the unlink is a directory-entry and inode update), in a directory

@@ -21,6 +21,7 @@
 #ifndef DAFSD_OPCTX_H
 #define DAFSD_OPCTX_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -42,15 +43,30 @@
  *   rma_read    copy len bytes from the client's segments into op_ctx.bounce
  *               (a WRITE_DIRECT's or APPEND_DIRECT's data)
  *
+ *   rma_many    n (<= OPCTX_RMA_GROUP) RMAs between slices of op_ctx.bounce
+ *               and one client segment each (write: to the client), all
+ *               posted before waiting for all of them; status[i] gets each
+ *               part's 0 or -errno, and the call returns 0 once the group is
+ *               done (the entries of a batch: batch.c)
+ *
  * An RMA that the client does not complete within --io-timeout-ms returns
  * -ETIMEDOUT; the executor then closes the session and sends no reply.
  */
+#define OPCTX_RMA_GROUP 64
+typedef struct op_rma_part {
+    size_t off;   /* in op_ctx.bounce */
+    size_t len;
+    dafs_seg seg; /* seg.len >= len */
+} op_rma_part;
+
 typedef struct op_io {
     int (*file_read)(void *self, int fd, void *buf, size_t len, uint64_t off, size_t *got);
     int (*file_write)(void *self, int fd, const void *buf, size_t len, uint64_t off);
     int (*file_sync)(void *self, int fd, bool datasync);
     int (*rma_write)(void *self, dfab_addr dst, size_t len, const dafs_seg *segs, unsigned nsegs);
     int (*rma_read)(void *self, dfab_addr src, size_t len, const dafs_seg *segs, unsigned nsegs);
+    int (*rma_many)(void *self, bool write, dfab_addr peer, const op_rma_part *parts, unsigned n,
+                    int *status);
 } op_io;
 
 /*
@@ -76,6 +92,7 @@ typedef struct op_ctx {
     uint8_t *bounce;    /* srv->cfg.max_io registered bytes: RMA data, scratch */
     const op_io *io;    /* the executor's I/O */
     void *io_self;
+    bool rma_timed_out; /* an RMA through the wrappers below gave -ETIMEDOUT */
 } op_ctx;
 
 static inline int opctx_file_read(op_ctx *c, int fd, void *buf, size_t len, uint64_t off,
@@ -92,13 +109,25 @@ static inline int opctx_file_sync(op_ctx *c, int fd, bool datasync)
     return c->io->file_sync(c->io_self, fd, datasync);
 }
 /* RMA with the session's client. */
+static inline int opctx_rma_done(op_ctx *c, int rc)
+{
+    if (rc == -ETIMEDOUT)
+        c->rma_timed_out = true;
+    return rc;
+}
 static inline int opctx_rma_write(op_ctx *c, size_t len, const dafs_seg *segs, unsigned nsegs)
 {
-    return c->io->rma_write(c->io_self, c->sess->addr, len, segs, nsegs);
+    return opctx_rma_done(c, c->io->rma_write(c->io_self, c->sess->addr, len, segs, nsegs));
 }
 static inline int opctx_rma_read(op_ctx *c, size_t len, const dafs_seg *segs, unsigned nsegs)
 {
-    return c->io->rma_read(c->io_self, c->sess->addr, len, segs, nsegs);
+    return opctx_rma_done(c, c->io->rma_read(c->io_self, c->sess->addr, len, segs, nsegs));
+}
+
+static inline int opctx_rma_many(op_ctx *c, bool write, const op_rma_part *parts, unsigned n,
+                                 int *status)
+{
+    return opctx_rma_done(c, c->io->rma_many(c->io_self, write, c->sess->addr, parts, n, status));
 }
 
 /* Reply header for request header req. */

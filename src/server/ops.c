@@ -43,6 +43,8 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "batch.h"
+
 void reply_hdr_init(dafs_hdr *h, const dafs_hdr *req, uint64_t session_id, uint16_t credits,
                     int status)
 {
@@ -522,7 +524,7 @@ int ops_read(op_ctx *c, const dafs_read_req *r, bool direct)
 
 /* Stable means the data and, through durable.h, every name changed on the
  * export before it (the file's own directory entry included). */
-static int sync_as_asked(op_ctx *c, int fd, uint32_t stable, uint32_t *committed)
+int ops_sync_as_asked(op_ctx *c, int fd, uint32_t stable, uint32_t *committed)
 {
     int rc = 0;
     if (stable == DAFS_DATA_SYNC)
@@ -572,7 +574,7 @@ int ops_write(op_ctx *c, const dafs_write_req *r, bool direct)
             status = export_errno_status(-rc);
     }
     if (status == DAFS_ST_OK)
-        status = sync_as_asked(c, fd, r->stable, &c->rep.u.write.committed);
+        status = ops_sync_as_asked(c, fd, r->stable, &c->rep.u.write.committed);
     if (status == DAFS_ST_OK && r->hints != DAFS_WIRE_HINT_NORMAL)
         ops_hint_after_io(fd, r->hints, false, r->offset, r->count);
     ops_data_close(c, &d);
@@ -591,7 +593,7 @@ static int op_commit(op_ctx *c)
         ops_data_fd d;
         int status = ops_data_state(c, &r->fh, r->stateid, 0, &d);
         if (status == DAFS_ST_OK)
-            status = sync_as_asked(c, d.fd, r->stable, &committed);
+            status = ops_sync_as_asked(c, d.fd, r->stable, &committed);
         if (d.state)
             ops_data_close(c, &d);
         c->rep.u.commit.verifier = c->srv->instance;
@@ -606,7 +608,7 @@ static int op_commit(op_ctx *c)
     cred_resume();
     if (status != DAFS_ST_OK)
         return status;
-    status = sync_as_asked(c, fd, r->stable, &committed);
+    status = ops_sync_as_asked(c, fd, r->stable, &committed);
     close(fd);
     c->rep.u.commit.verifier = c->srv->instance;
     return status;
@@ -807,7 +809,7 @@ int ops_append(op_ctx *c, bool direct)
     if (status == DAFS_ST_OK)
         status = append_at_eof(c, fd, st.st_ino, data, r->count, &where);
     if (status == DAFS_ST_OK)
-        status = sync_as_asked(c, fd, r->stable, &c->rep.u.write.committed);
+        status = ops_sync_as_asked(c, fd, r->stable, &c->rep.u.write.committed);
     if (d.state)
         ops_data_close(c, &d);
     else
@@ -873,6 +875,7 @@ static int run_op(op_ctx *c)
     case DAFS_OP_RMDIR: return op_rmdir(c);
     case DAFS_OP_READDIR: return op_readdir(c);
     case DAFS_OP_STATFS: return op_statfs(c);
+    case DAFS_OP_BATCH_SUBMIT: case DAFS_OP_HURRY_UP: return batch_execute(c); /* batch.c */
     default: return ops_ns_execute(c);
     }
 }

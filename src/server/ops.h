@@ -30,6 +30,9 @@ void ops_cname(const dafs_bytes *name, char out[DAFS_NAME_MAX + 1]);
 int ops_ns_execute(op_ctx *c);
 /* APPEND_INLINE / APPEND_DIRECT (ops.c). */
 int ops_append(op_ctx *c, bool direct);
+/* Sync fd as a write's or commit's `stable` asks (UNSTABLE: nothing), and
+ * with it every directory changed before (durable.h); *committed = stable. */
+int ops_sync_as_asked(op_ctx *c, int fd, uint32_t stable, uint32_t *committed);
 
 /* SETATTR mode that chmod refused (EPERM) to the caller: allowed anyway when
  * it only clears set-user-ID/set-group-ID bits of a regular file the caller

@@ -30,6 +30,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "batch.h"
 #include "log.h"
 
 int64_t session_now_ms(void)
@@ -142,6 +143,7 @@ static void unlink_locked(session_table *t, session *s)
 static void release_locked(session *s)
 {
     if (--s->refs == 0) {
+        batch_session_free(s);
         opens_discard(&s->opens); /* fds go to the reaper: never closed here */
         cred_table_destroy(&s->creds);
         free(s);

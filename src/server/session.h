@@ -39,6 +39,7 @@ typedef struct session {
     cred_table creds;               /* REGISTER_CRED identities (own mutex) */
     open_table opens;               /* open state (stateids), own mutex; released
                                      * when the session is freed */
+    struct batch_sess *batch;       /* asynchronous batches (batch.c); NULL until used */
     struct session *next;           /* hash chain */
 } session;
 

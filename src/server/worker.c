@@ -131,6 +131,75 @@ static int io_rma_read(void *self, dfab_addr src, size_t len, const dafs_seg *se
     return bounce_rma(self, false, src, len, segs, nsegs);
 }
 
+/* Batches: the parts of a group complete into the buffer set's one wait,
+ * which is done when the last part is, so a timed-out group is orphaned and
+ * reaped exactly like a single RMA. */
+static void rma_part_done(dfab_op *op, int status, size_t len, dfab_addr src)
+{
+    worker_rma_part_op *p = (worker_rma_part_op *)op;
+    worker_bufs *b = p->b;
+    pthread_mutex_lock(&b->wait.mu);
+    b->part_status[p->index] = status;
+    if (--b->parts_left == 0) {
+        pthread_mutex_unlock(&b->wait.mu);
+        fabric_wait_done(&b->wait.op, 0, len, src);
+        return;
+    }
+    pthread_mutex_unlock(&b->wait.mu);
+}
+
+static int io_rma_many(void *self, bool write, dfab_addr peer, const op_rma_part *parts,
+                       unsigned n, int *status)
+{
+    worker *w = self;
+    if (n == 0 || n > OPCTX_RMA_GROUP)
+        return -EINVAL;
+    worker_bufs *b = w->bufs;
+    fabric_wait_arm(&b->wait);
+    pthread_mutex_lock(&b->wait.mu);
+    b->parts_left = n;
+    pthread_mutex_unlock(&b->wait.mu);
+    unsigned posted = 0;
+    int rc = 0;
+    for (; posted < n; posted++) {
+        const op_rma_part *q = &parts[posted];
+        dfab_rseg rs = {.addr = q->seg.addr, .key = q->seg.key, .len = q->seg.len};
+        worker_rma_part_op *p = &b->parts[posted];
+        memset(p, 0, sizeof *p);
+        p->op.done = rma_part_done;
+        p->b = b;
+        p->index = posted;
+        b->part_status[posted] = 0;
+        uint8_t *at = w->bounce + q->off;
+        rc = write ? dfab_rma_write(w->srv->fabric, peer, at, q->len, b->bounce_mr, &rs, 1, true,
+                                    &p->op)
+                   : dfab_rma_read(w->srv->fabric, peer, at, q->len, b->bounce_mr, &rs, 1, &p->op);
+        if (rc != 0)
+            break;
+    }
+    if (posted < n) { /* the rest was never posted: they count as done, failed */
+        pthread_mutex_lock(&b->wait.mu);
+        for (unsigned i = posted; i < n; i++)
+            b->part_status[i] = rc;
+        b->parts_left -= n - posted;
+        bool none = b->parts_left == 0;
+        pthread_mutex_unlock(&b->wait.mu);
+        if (none) {
+            for (unsigned i = 0; i < n; i++)
+                status[i] = b->part_status[i];
+            return 0;
+        }
+    }
+    int wrc = fabric_wait_for(w);
+    if (wrc == -ETIMEDOUT)
+        return wrc;
+    pthread_mutex_lock(&b->wait.mu);
+    for (unsigned i = 0; i < n; i++)
+        status[i] = b->part_status[i];
+    pthread_mutex_unlock(&b->wait.mu);
+    return 0;
+}
+
 /* ---- reply buffers --------------------------------------------------- */
 
 #define MAX_RETIRED_REPLIES 16
@@ -418,6 +487,7 @@ static const op_io worker_io = {
     .file_sync = io_file_sync,
     .rma_write = io_rma_write,
     .rma_read = io_rma_read,
+    .rma_many = io_rma_many,
 };
 
 /* ---- the queue -------------------------------------------------------- */

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 
+#include "opctx.h"
 #include "server.h"
 
 /* A posted fabric operation a worker waits for; the network thread's
@@ -28,8 +29,19 @@ typedef struct fabric_wait {
  * progressing, the worker gives up waiting, keeps the set (the provider may
  * still touch it) on an orphan list until its completion arrives, and
  * continues with a fresh set. */
+/* One part of a grouped RMA (op_io.rma_many, for batches). */
+typedef struct worker_rma_part_op {
+    dfab_op op;
+    struct worker_bufs *b;
+    unsigned index;
+} worker_rma_part_op;
+
 typedef struct worker_bufs {
     fabric_wait wait;
+    /* rma_many: its parts complete into wait (guarded by wait.mu) */
+    worker_rma_part_op parts[OPCTX_RMA_GROUP];
+    int part_status[OPCTX_RMA_GROUP];
+    unsigned parts_left;
     uint8_t *bounce;
     dfab_mr *bounce_mr;
     struct worker_bufs *next_orphan;

@@ -40,6 +40,7 @@ enum bench_workload {
     BW_WRITE4K_QD32,
     BW_READ4K_ASYNC_QD32,  /* one thread, 32 in flight (dafs_submit / dafs_cq_reap) */
     BW_WRITE4K_ASYNC_QD32,
+    BW_READ4K_BATCH32, /* one thread, dafs_batch of BENCH_QD 4 KiB reads */
     BW_SEQREAD_1M,
     BW_SEQWRITE_1M,
     BW_CREATE,

@@ -142,6 +142,50 @@ static int run_random(io_target *t, int write, char **bufs, int nthreads, int op
     return rc;
 }
 
+/* 4 KiB random reads in batches of BENCH_QD from one thread: one dafs_batch
+ * (BATCH_SUBMIT) per batch on dafs, BENCH_QD preads on the local side.  Each
+ * read's latency is its batch's. */
+static int run_batch(io_target *t, char **bufs, int ops, bench_result *r)
+{
+    int batches = ops / BENCH_QD;
+    ops = batches * BENCH_QD;
+    double *lat = calloc((size_t)ops, sizeof(double));
+    if (!lat || batches < 1) {
+        free(lat);
+        return -EINVAL;
+    }
+    dafs_io ios[BENCH_QD];
+    dafs_cqe res[BENCH_QD];
+    unsigned seed = 4242u;
+    double srv0 = t->server > 0 ? bench_proc_cpu_us(t->server) : 0;
+    double cpu0 = bench_self_cpu_us(), t0 = bench_now();
+    int rc = 0;
+    for (int b = 0; b < batches && rc == 0; b++) {
+        double a = bench_now();
+        for (int i = 0; i < BENCH_QD; i++)
+            ios[i] = (dafs_io){.op = DAFS_IO_READ, .file = t->f, .buf = bufs[i], .len = 4096,
+                               .offset = random_block(&seed)};
+        if (t->s) {
+            rc = dafs_batch(t->s, ios, res, BENCH_QD);
+            for (int i = 0; i < BENCH_QD && rc == 0; i++)
+                if (res[i].res != 4096)
+                    rc = res[i].res < 0 ? (int)res[i].res : -EIO;
+        } else {
+            for (int i = 0; i < BENCH_QD && rc == 0; i++)
+                rc = io_rw(t, 0, bufs[i], 4096, ios[i].offset);
+        }
+        double dt = bench_now() - a;
+        for (int i = 0; i < BENCH_QD; i++)
+            lat[(size_t)b * BENCH_QD + (size_t)i] = dt;
+    }
+    double elapsed = bench_now() - t0, cpu = bench_self_cpu_us() - cpu0;
+    r->server_cpu_us_per_op = bench_server_cpu_per_op(t->server, srv0, ops);
+    if (rc == 0)
+        bench_fill_result(r, lat, ops, elapsed, 4096, cpu / ops);
+    free(lat);
+    return rc;
+}
+
 /* Sequential 1 MiB I/O as 8 MiB calls; reported per 1 MiB operation. */
 static int run_seq(io_target *t, int write, char *buf, int calls, bench_result *r)
 {
@@ -451,6 +495,8 @@ static int run_all(io_target *t, char *big, char **small, const bench_opts *o,
         rc = run_async(t, 0, small, o->ops_qd32, &out[BW_READ4K_ASYNC_QD32]);
     if (rc == 0 && t->s && o->selected[BW_WRITE4K_ASYNC_QD32])
         rc = run_async(t, 1, small, o->ops_qd32, &out[BW_WRITE4K_ASYNC_QD32]);
+    if (rc == 0 && o->selected[BW_READ4K_BATCH32])
+        rc = run_batch(t, small, o->ops_qd32, &out[BW_READ4K_BATCH32]);
     if (rc == 0 && o->selected[BW_SEQREAD_1M])
         rc = run_seq(t, 0, big, o->seq_calls, &out[BW_SEQREAD_1M]);
     if (rc == 0 && o->selected[BW_SEQWRITE_1M])

@@ -115,6 +115,7 @@ static int floor_rows(const bench_opts *o, floor_row *rows)
         {BW_WRITE4K_QD32, {BF_RMA_READ, 4096, BENCH_QD, o->ops_qd32}},
         {BW_READ4K_ASYNC_QD32, {BF_RMA_WRITE, 4096, BENCH_QD, o->ops_qd32}},
         {BW_WRITE4K_ASYNC_QD32, {BF_RMA_READ, 4096, BENCH_QD, o->ops_qd32}},
+        {BW_READ4K_BATCH32, {BF_RMA_WRITE, 4096, BENCH_QD, o->ops_qd32}}, /* same depth */
         {BW_SEQREAD_1M, {BF_RMA_WRITE, 1u << 20, BENCH_SEQ_DEPTH, o->seq_calls * 8}},
         {BW_SEQWRITE_1M, {BF_RMA_READ, 1u << 20, BENCH_SEQ_DEPTH, o->seq_calls * 8}},
         {BW_STAT, {BF_MSG, 0, 1, o->ops_meta}},
@@ -272,7 +273,7 @@ static void usage(FILE *out)
             "create/stat/readdir/unlink and 1..16 client processes against dafs, a local\n"
             "directory and the raw libfabric floor, and prints one table with ratios and\n"
             "the performance targets.  LIST: comma-separated groups (read4k, write4k, seq,\n"
-            "async, meta, mp) or workload ids (read4k_qd1, ..., mp16); default all.\n"
+            "async, batch, meta, mp) or workload ids (read4k_qd1, ..., mp16); default all.\n"
             "  -h, --help     show this help;  -V, --version  show the version\n");
 }
 

@@ -288,12 +288,139 @@ static void sample_request_body(uint16_t op, dafs_request *q)
     }
 }
 
+/* ==== batch I/O (issue 10): BATCH_SUBMIT, HURRY_UP ==== */
+
+static bool fh_equal(const dafs_fh *a, const dafs_fh *b);
+static bool bytes_equal(const dafs_bytes *a, const dafs_bytes *b);
+
+static const uint8_t batch_inline[] = "inline write data";
+static dafs_batch_entry batch_entries[4];
+static dafs_batch_cpl batch_cpls[3];
+
+static bool is_batch_op(uint16_t op)
+{
+    return op == DAFS_OP_BATCH_SUBMIT || op == DAFS_OP_HURRY_UP;
+}
+
+static void sample_batch_request(uint16_t op, dafs_request *q)
+{
+    if (op == DAFS_OP_HURRY_UP) {
+        q->u.hurry.bc_credits = 17;
+        return;
+    }
+    for (unsigned i = 0; i < 4; i++) {
+        dafs_batch_entry *e = &batch_entries[i];
+        memset(e, 0, sizeof *e);
+        e->request_id = 0x1000 + i;
+        e->op = (uint16_t)(DAFS_BATCH_READ + i);
+        e->hint = i;
+        e->stable = i == 3 ? DAFS_FILE_SYNC : DAFS_UNSTABLE;
+        e->count = 4096u * (i + 1);
+        sample_fh(&e->fh, (uint8_t)(20 + i), (uint8_t)(i * 3));
+        e->stateid = 0x77 + i;
+        e->offset = i == 2 ? 0 : 8192u * i;
+        if (i == 1) { /* WRITE inline */
+            e->flags = DAFS_BENT_INLINE;
+            e->count = sizeof batch_inline - 1;
+            e->data = make_bytes(batch_inline, e->count);
+        } else if (i != 3) {
+            sample_segs(&e->seg, 1);
+            e->seg.len = e->count;
+        }
+    }
+    q->u.batch = (dafs_batch_req){.mode = DAFS_BATCH_ASYNC, .usec_window = 500,
+                                  .num_completions = 3, .bc_credits = 9, .nentries = 4,
+                                  .entries = batch_entries};
+}
+
+static void sample_batch_reply(uint16_t op, dafs_reply *r)
+{
+    if (op != DAFS_OP_BATCH_SUBMIT)
+        return;
+    for (unsigned i = 0; i < 3; i++)
+        batch_cpls[i] = (dafs_batch_cpl){.request_id = 0x1000 + i, .status = i == 1 ? 2 : 0,
+                                         .count = 100u * i, .offset = 4096u * i};
+    r->u.batch = (dafs_batch_rep){.ncompl = 3, .outstanding = 5, .cpl = batch_cpls};
+}
+
+/* The i-th entry of either form (encoded: entries, decoded: entries_wire). */
+typedef struct bent_cursor {
+    const dafs_batch_req *q;
+    dafs_bytes it;
+    uint32_t i;
+} bent_cursor;
+
+static bool bent_next(bent_cursor *c, dafs_batch_entry *e)
+{
+    if (c->q->entries != NULL) {
+        if (c->i >= c->q->nentries)
+            return false;
+        *e = c->q->entries[c->i++];
+        return true;
+    }
+    return dafs_batch_next(&c->it, e) == 1;
+}
+
+static bool batch_request_equal(const dafs_request *a, const dafs_request *b)
+{
+    if (a->hdr.opcode == DAFS_OP_HURRY_UP)
+        return a->u.hurry.bc_credits == b->u.hurry.bc_credits;
+    const dafs_batch_req *x = &a->u.batch, *y = &b->u.batch;
+    if (x->mode != y->mode || x->usec_window != y->usec_window ||
+        x->num_completions != y->num_completions || x->bc_credits != y->bc_credits ||
+        x->nentries != y->nentries)
+        return false;
+    bent_cursor cx = {.q = x, .it = x->entries_wire}, cy = {.q = y, .it = y->entries_wire};
+    dafs_batch_entry e, w;
+    for (uint32_t i = 0; i < x->nentries; i++) {
+        if (!bent_next(&cx, &w) || !bent_next(&cy, &e))
+            return false;
+        if (e.request_id != w.request_id || e.op != w.op || e.flags != w.flags ||
+            e.hint != w.hint || e.stable != w.stable || e.count != w.count ||
+            !fh_equal(&e.fh, &w.fh) || e.stateid != w.stateid || e.offset != w.offset ||
+            e.seg.addr != w.seg.addr || e.seg.key != w.seg.key || e.seg.len != w.seg.len ||
+            !bytes_equal(&e.data, &w.data))
+            return false;
+    }
+    return !bent_next(&cx, &w) && !bent_next(&cy, &e);
+}
+
+static void cpl_at(const dafs_batch_rep *r, uint32_t i, dafs_batch_cpl *c)
+{
+    if (r->cpl != NULL)
+        *c = r->cpl[i];
+    else
+        dafs_batch_cpl_get(r, i, c);
+}
+
+static bool batch_reply_equal(const dafs_reply *a, const dafs_reply *b)
+{
+    if (a->hdr.opcode == DAFS_OP_HURRY_UP)
+        return true;
+    const dafs_batch_rep *x = &a->u.batch, *y = &b->u.batch;
+    if (x->ncompl != y->ncompl || x->outstanding != y->outstanding)
+        return false;
+    for (uint32_t i = 0; i < x->ncompl; i++) {
+        dafs_batch_cpl c, d;
+        cpl_at(x, i, &c);
+        cpl_at(y, i, &d);
+        if (c.request_id != d.request_id || c.status != d.status || c.count != d.count ||
+            c.offset != d.offset)
+            return false;
+    }
+    return true;
+}
+/* ==== end of batch I/O ==== */
+
 void sample_request(uint16_t op, dafs_request *q)
 {
     memset(q, 0, sizeof *q);
     sample_hdr(&q->hdr, op);
     q->hdr.cred = 0x33 + op; /* any value is valid in a request */
-    sample_request_body(op, q);
+    if (is_batch_op(op))
+        sample_batch_request(op, q);
+    else
+        sample_request_body(op, q);
 }
 
 /* ---- READDIR entries, written by hand ---------------------------------- */
@@ -507,7 +634,10 @@ void sample_reply(uint16_t op, dafs_reply *r)
     sample_hdr(&r->hdr, op);
     r->hdr.flags = DAFS_HDR_REPLY;
     r->hdr.credits = 32;
-    sample_reply_body(op, r);
+    if (is_batch_op(op))
+        sample_batch_reply(op, r);
+    else
+        sample_reply_body(op, r);
 }
 
 /* ---- equality ---------------------------------------------------------- */
@@ -708,6 +838,8 @@ static bool request_body_equal(uint16_t op, const dafs_request *a, const dafs_re
 
 bool requests_equal(const dafs_request *a, const dafs_request *b)
 {
+    if (is_batch_op(a->hdr.opcode))
+        return hdr_equal(&a->hdr, &b->hdr) && batch_request_equal(a, b);
     return hdr_equal(&a->hdr, &b->hdr) && request_body_equal(a->hdr.opcode, a, b);
 }
 
@@ -836,5 +968,7 @@ bool replies_equal(const dafs_reply *a, const dafs_reply *b)
     if ((a->hdr.opcode == DAFS_OP_READDIR || a->hdr.opcode == DAFS_OP_READDIRPLUS) &&
         !dirents_equal(&a->u.readdir, &b->u.readdir))
         return false;
+    if (is_batch_op(a->hdr.opcode))
+        return batch_reply_equal(a, b);
     return reply_body_equal(a->hdr.opcode, a, b);
 }

@@ -1614,8 +1614,10 @@ static void test_ext_rules(void **state)
     expect_request_inval(&q);
     assert_true(dafs_op_known(DAFS_OP_READDIRPLUS));
     assert_false(dafs_op_known(DAFS_OP_EXT_END));
-    assert_int_equal(dafs_op_next(DAFS_OP_COUNT - 1), DAFS_OP_CACHE_HINT);
-    assert_int_equal(dafs_op_next(DAFS_OP_CACHE_HINT), DAFS_OP_EXT_FIRST);
+    assert_int_equal(dafs_op_next(DAFS_OP_COUNT - 1), DAFS_OP_BATCH_SUBMIT);
+    assert_int_equal(dafs_op_next(DAFS_OP_BATCH_SUBMIT), DAFS_OP_CACHE_HINT);
+    assert_int_equal(dafs_op_next(DAFS_OP_CACHE_HINT), DAFS_OP_HURRY_UP);
+    assert_int_equal(dafs_op_next(DAFS_OP_HURRY_UP), DAFS_OP_EXT_FIRST);
     assert_int_equal(dafs_op_next(DAFS_OP_EXT_END - 1), DAFS_OP_LIMIT);
     assert_string_equal(dafs_op_name(DAFS_OP_COPY_RANGE), "COPY_RANGE");
     assert_string_equal(dafs_op_name(DAFS_OP_EXT_END), "UNKNOWN");
@@ -2123,6 +2125,102 @@ static void test_op_names(void **state)
     }
 }
 
+/* ---- batch I/O (issue 10) ---------------------------------------------- */
+
+static void test_batch_limits(void **state)
+{
+    (void)state;
+    uint8_t buf[BUF_SIZE];
+    dafs_request q, d;
+    sample_request(DAFS_OP_BATCH_SUBMIT, &q);
+    int n = encode_req(buf, &q);
+    assert_true(n > 0);
+    /* nentries is at DAFS_HDR_SIZE + 16: above the protocol max, or more
+     * entries than bytes, is refused before anything is used */
+    store_le(buf + DAFS_HDR_SIZE + 16, DAFS_BATCH_MAX + 1, 4);
+    assert_int_equal(dafs_decode_request(buf, (size_t)n, &d), -DAFS_ST_BADMSG);
+    store_le(buf + DAFS_HDR_SIZE + 16, 5, 4);
+    assert_int_equal(dafs_decode_request(buf, (size_t)n, &d), -DAFS_ST_BADMSG);
+    store_le(buf + DAFS_HDR_SIZE + 16, 4, 4);
+    assert_int_equal(dafs_decode_request(buf, (size_t)n, &d), 0);
+    /* a decoded request (entries_wire) encodes again to the same bytes */
+    uint8_t again[BUF_SIZE];
+    assert_int_equal(encode_req(again, &d), n);
+    assert_memory_equal(buf, again, (size_t)n);
+    /* mode other than SYNC/ASYNC */
+    store_le(buf + DAFS_HDR_SIZE, 2, 4);
+    assert_int_equal(dafs_decode_request(buf, (size_t)n, &d), -DAFS_ST_BADMSG);
+    /* encoder refuses an entry whose segment is shorter than its count */
+    sample_request(DAFS_OP_BATCH_SUBMIT, &q);
+    dafs_batch_entry e[1] = {q.u.batch.entries[0]};
+    e[0].seg.len = e[0].count - 1;
+    q.u.batch.entries = e;
+    q.u.batch.nentries = 1;
+    assert_int_equal(encode_req(buf, &q), -DAFS_ST_INVAL);
+    q.u.batch.nentries = DAFS_BATCH_MAX + 1;
+    assert_int_equal(encode_req(buf, &q), -DAFS_ST_INVAL);
+
+    /* a reply claiming more completions than it carries */
+    dafs_reply p, r;
+    sample_reply(DAFS_OP_BATCH_SUBMIT, &p);
+    n = encode_rep(buf, &p);
+    assert_true(n > 0);
+    store_le(buf + DAFS_HDR_SIZE, 4, 4);
+    assert_int_equal(dafs_decode_reply(buf, (size_t)n, &r), -DAFS_ST_BADMSG);
+    store_le(buf + DAFS_HDR_SIZE, 0xffffffffu, 4);
+    assert_int_equal(dafs_decode_reply(buf, (size_t)n, &r), -DAFS_ST_BADMSG);
+    store_le(buf + DAFS_HDR_SIZE, 3, 4);
+    assert_int_equal(dafs_decode_reply(buf, (size_t)n, &r), 0);
+    uint8_t again2[BUF_SIZE];
+    assert_int_equal(encode_rep(again2, &r), n);
+    assert_memory_equal(buf, again2, (size_t)n);
+}
+
+static void test_batch_notify(void **state)
+{
+    (void)state;
+    uint8_t buf[BUF_SIZE];
+    dafs_batch_cpl cpl[2] = {{.request_id = 7, .status = 0, .count = 4096, .offset = 8192},
+                             {.request_id = 9, .status = DAFS_ST_STALE, .count = 0, .offset = 1}};
+    dafs_notify m = {.hdr = {.opcode = DAFS_OP_BATCH_COMPLETION, .session_id = 5, .xid = 1,
+                             .credits = 8},
+                     .batch = {.ncompl = 2, .outstanding = 3, .cpl = cpl}};
+    int n = dafs_encode_notify(buf, sizeof buf, &m);
+    assert_int_equal(n, DAFS_HDR_SIZE + 8 + 2 * DAFS_BATCH_CPL_SIZE);
+    dafs_notify d;
+    assert_int_equal(dafs_decode_notify(buf, (size_t)n, &d), 0);
+    assert_int_equal(d.hdr.flags, DAFS_HDR_NOTIFY);
+    assert_int_equal(d.batch.ncompl, 2);
+    assert_int_equal(d.batch.outstanding, 3);
+    dafs_batch_cpl c;
+    dafs_batch_cpl_get(&d.batch, 1, &c);
+    assert_int_equal(c.request_id, 9);
+    assert_int_equal(c.status, DAFS_ST_STALE);
+    /* a notification is neither a request nor a reply */
+    dafs_request q;
+    dafs_reply r;
+    assert_int_equal(dafs_decode_request(buf, (size_t)n, &q), -DAFS_ST_BADMSG);
+    assert_int_equal(dafs_decode_reply(buf, (size_t)n, &r), -DAFS_ST_BADMSG);
+    /* the incremental encoder makes the same bytes */
+    uint8_t buf2[BUF_SIZE];
+    dafs_batch_enc e;
+    dafs_hdr h = {.opcode = DAFS_OP_BATCH_COMPLETION, .flags = DAFS_HDR_NOTIFY, .session_id = 5,
+                  .xid = 1, .credits = 8};
+    assert_int_equal(dafs_batch_enc_begin(&e, buf2, sizeof buf2, &h), 0);
+    assert_int_equal(dafs_batch_enc_add(&e, &cpl[0]), 0);
+    assert_int_equal(dafs_batch_enc_add(&e, &cpl[1]), 0);
+    assert_int_equal(dafs_batch_enc_finish(&e, 3), n);
+    assert_memory_equal(buf, buf2, (size_t)n);
+    /* room for the fixed part and one completion only */
+    assert_int_equal(dafs_batch_enc_begin(&e, buf2, DAFS_HDR_SIZE + 8 + DAFS_BATCH_CPL_SIZE, &h), 0);
+    assert_int_equal(dafs_batch_enc_add(&e, &cpl[0]), 0);
+    assert_int_equal(dafs_batch_enc_add(&e, &cpl[1]), -DAFS_ST_OVERFLOW);
+    /* a negative status is never encoded */
+    dafs_batch_cpl neg = {.status = -1};
+    assert_int_equal(dafs_batch_enc_begin(&e, buf2, sizeof buf2, &h), 0);
+    assert_int_equal(dafs_batch_enc_add(&e, &neg), -DAFS_ST_INVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2167,6 +2265,8 @@ int main(void)
         cmocka_unit_test(test_readdir_encoder_edges),
         cmocka_unit_test(test_readdir_iter_handmade),
         cmocka_unit_test(test_op_names),
+        cmocka_unit_test(test_batch_limits),
+        cmocka_unit_test(test_batch_notify),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
