@@ -2011,7 +2011,8 @@ static void test_readdir_iter_handmade(void **state)
  * Length and FNV-1a-64 digest of the encoded sample request and reply of
  * every opcode (tests/unit/proto_samples.c), recorded from the hand-written
  * codec before it became table-driven (CACHE_HINT, added after, from the
- * layout test_cache_hint_rules checks): any byte the codec moves, adds or
+ * layout test_cache_hint_rules checks; BATCH_SUBMIT and HURRY_UP from the
+ * hand-written batch codec they were first built with): any byte the codec moves, adds or
  * drops in any message shows here.  A new opcode must add its row (the test
  * fails for a known opcode without one); changing a row is a wire change.
  */
@@ -2053,7 +2054,9 @@ static const struct {
     {DAFS_OP_REGISTER_CRED, 224, 0xf13c69d357229e2dull, 56, 0xa0a72a819731e807ull},
     {DAFS_OP_RELEASE_CRED, 56, 0x4d9fa68b217a68c0ull, 48, 0xc9a7c61b20715237ull},
     {DAFS_OP_OPEN_FH, 80, 0x4fb330ef1ab1e411ull, 168, 0xbe2bde8880b1b4ddull},
+    {DAFS_OP_BATCH_SUBMIT, 400, 0xf1fd816acd9d4d2dull, 128, 0xfdd96c86033de0deull},
     {DAFS_OP_CACHE_HINT, 104, 0xfcdc14b68fe6dfcbull, 48, 0xfca8382aff2f9687ull},
+    {DAFS_OP_HURRY_UP, 56, 0xf78f2a4ed0564998ull, 48, 0x81fd4b8dccb0b2ddull},
     {DAFS_OP_FALLOCATE, 112, 0xc1eff9b0e7d2e9c9ull, 136, 0xe1b19658b4a387b5ull},
     {DAFS_OP_COPY_RANGE, 144, 0x6f9377e487a8cb3bull, 56, 0xa9cf667a2507165bull},
     {DAFS_OP_SEEK, 80, 0x71f2f130e2b4ad04ull, 56, 0x2c2c86a821f8878dull},
