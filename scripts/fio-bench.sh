@@ -19,8 +19,8 @@
 # the kernel, the dafs run through dafsd.  Prints one line per run (IOPS, MiB/s,
 # client CPU per I/O, from fio's JSON) and then
 #   ratio dafs/local: IOPS X.XXx, client CPU per I/O X.XXx (provider P, load L)
-# Until libdafs's asynchronous API is in (engine built with DAFS_FIO_ASYNC),
-# the engine is synchronous and fio runs it at depth 1: the ratio line says so.
+# The engine is asynchronous by default (fio's iodepth in flight); built with
+# -DDAFS_FIO_ASYNC=OFF it is synchronous and fio runs it at depth 1: the ratio line says so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

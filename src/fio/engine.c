@@ -18,15 +18,15 @@
  * fio lays out a local file.  A job needs size= (fio cannot stat the file).
  *
  * Two I/O paths, chosen at compile time:
- *   - DAFS_FIO_ASYNC (cmake -DDAFS_FIO_ASYNC=ON): libdafs's asynchronous API.
+ *   - DAFS_FIO_ASYNC (the default; cmake -DDAFS_FIO_ASYNC=OFF for the other):
+ *     libdafs's asynchronous API.
  *     ->queue gathers up to iodepth reads and writes, ->commit hands them to
  *     dafs_submit on one completion group, ->getevents reaps them with
  *     dafs_cq_reap (at least min, at most max, fio's timeout), ->event maps a
  *     completion back to its io_u through its user_data.
- *   - otherwise (the default until libdafs implements that API; the
- *     asynchronous path compiles against dafs.h's declarations but would not
- *     resolve at run time): ->queue does dafs_pread/dafs_pwrite and returns
- *     FIO_Q_COMPLETED, so fio runs it as a synchronous engine (iodepth 1).
+ *   - otherwise: ->queue does dafs_pread/dafs_pwrite and returns
+ *     FIO_Q_COMPLETED, so fio runs it as a synchronous engine (iodepth 1);
+ *     kept compiled (every build compiles both) as the simplest reference.
  * Syncs and trims run synchronously on both paths, after whatever is in flight
  * (as fio's libaio engine does).
  */
