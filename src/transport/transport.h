@@ -72,8 +72,8 @@ typedef struct dfab_limits {
     bool virt_addr;        /* remote addresses are virtual addresses */
     /* Receive completions name the sender (FI_SOURCE): a message from a peer
      * in the address vector reports its dfab_addr, one from any other peer
-     * DFAB_ADDR_UNSPEC (tcp;ofi_rxm) or a fresh address of its own (shm,
-     * which inserts a new peer itself).  False: every src is UNSPEC. */
+     * DFAB_ADDR_UNSPEC (tcp;ofi_rxm).  False: every src is UNSPEC (shm 1.17
+     * reports 0 for every sender, so it counts as not reporting). */
     bool reports_source;
 } dfab_limits;
 
