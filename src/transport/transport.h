@@ -72,8 +72,8 @@ typedef struct dfab_limits {
     bool virt_addr;        /* remote addresses are virtual addresses */
     /* Receive completions name the sender (FI_SOURCE): a message from a peer
      * in the address vector reports its dfab_addr, one from any other peer
-     * DFAB_ADDR_UNSPEC (tcp;ofi_rxm).  False: every src is UNSPEC (shm 1.17
-     * reports 0 for every sender, so it counts as not reporting). */
+     * DFAB_ADDR_UNSPEC (tcp;ofi_rxm).  False where src cannot tell senders
+     * apart: none reported, or shm 1.17, which reports 0 for every sender. */
     bool reports_source;
 } dfab_limits;
 
