@@ -58,8 +58,9 @@ typedef struct client_rx {
 } client_rx;
 
 /* One request slot: a registered send buffer and the state of the request
- * using it.  xid = generation << 16 | index, so a late reply to an earlier
- * use of the slot is recognised and dropped.  The request state is guarded by
+ * using it.  xid = keyed hash of (generation, index) with index in the low
+ * 16 bits (engine.c make_xid), so a late reply to an earlier use of the slot
+ * is recognised and dropped, and an xid cannot be guessed.  The request state is guarded by
  * the slot's own mutex, so completions for different slots never contend;
  * lock order: session lock, then a slot's. */
 typedef struct client_slot {
@@ -134,6 +135,10 @@ struct dafs_session {
     atomic_int broken;        /* 0, or the error every call now returns (set under lock) */
     _Atomic uint64_t last_send_ms;
     _Atomic uint64_t last_reply_ms; /* any reply received */
+    uint64_t xid_key, xid_key2; /* random per session: xids cannot be guessed */
+    bool src_checked;         /* the provider names senders: replies must come from server */
+    bool debug;               /* DAFS_DEBUG set: log dropped replies */
+    atomic_uint_fast64_t dropped_replies; /* forged, stale or foreign replies dropped */
 
     /* asynchronous I/O (cq.c).  Under lock: the FIFO of submissions waiting
      * for a slot or a credit, and the list of completion groups. */

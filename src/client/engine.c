@@ -2,9 +2,18 @@
  * engine.c — the request engine of libdafs: slots, credits, waiting.
  *
  * Every request owns a slot: a registered send buffer plus the state of one
- * outstanding request.  The xid sent on the wire is generation << 16 | index,
- * so the receive callback finds the slot in O(1) and drops a late reply meant
- * for an earlier use of the same slot (after a timeout, say).
+ * outstanding request.  The xid sent on the wire carries the slot index in
+ * its low 16 bits, so the receive callback finds the slot in O(1); the upper
+ * 48 bits are a keyed hash of (generation, index) under a per-session random
+ * key from getrandom(2), so a late reply meant for an earlier use of the same
+ * slot (after a timeout, say) is dropped, and a sender who cannot see our
+ * traffic cannot guess an xid we would accept.
+ *
+ * Forged replies (issue 13): a reply is taken only when it comes from the
+ * server's address (when the provider names senders: FI_SOURCE), carries
+ * our session id (any id for the CONNECT reply, which assigns it) and the
+ * exact xid of an outstanding request.  Anything else is dropped and counted
+ * (s->dropped_replies; logged to stderr when DAFS_DEBUG is set).
  *
  * Credits: a caller takes a slot only while fewer than the server's latest
  * grant (carried in every reply header) are outstanding; otherwise it waits.
@@ -40,8 +49,10 @@
  */
 #include <errno.h>
 #include <semaphore.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "client.h"
@@ -135,11 +146,45 @@ static void update_grant(dafs_session *s, uint16_t credits)
         aio_kick(s);
 }
 
+/* A reply that is not ours (another sender, session or xid): drop it. */
+static void drop_reply(client_rx *rx, const char *why, dfab_addr src, const dafs_hdr *h)
+{
+    dafs_session *s = rx->s;
+    uint64_t n = atomic_fetch_add(&s->dropped_replies, 1u) + 1u;
+    if (s->debug)
+        fprintf(stderr, "libdafs: dropped a reply (%s): src %llx session %016llx xid %016llx"
+                        " (%llu dropped)\n",
+                why, (unsigned long long)src, (unsigned long long)(h ? h->session_id : 0),
+                (unsigned long long)(h ? h->xid : 0), (unsigned long long)n);
+    repost_rx(rx);
+}
+
+/* From the server?  Only checkable when the provider names senders. */
+static bool from_server(const dafs_session *s, dfab_addr src)
+{
+    return !s->src_checked || src == s->server;
+}
+
+/* The xid of a slot's next use: index in the low 16 bits, the rest a keyed
+ * hash of (generation, index) (the splitmix64/murmur3 finaliser over the key
+ * mixed in twice); no generation repeats within a session. */
+static uint64_t make_xid(const dafs_session *s, uint64_t generation, uint32_t index)
+{
+    uint64_t z = s->xid_key ^ (generation << 16 | index);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    z ^= s->xid_key2;
+    z = (z ^ (z >> 33)) * 0xff51afd7ed558ccdULL;
+    z = (z ^ (z >> 33)) * 0xc4ceb9fe1a85ec53ULL;
+    z ^= z >> 33;
+    return (z & ~(uint64_t)0xffffu) | index;
+}
+
 static void rx_done(dfab_op *op, int status, size_t len, dfab_addr src)
 {
     client_rx *rx = (client_rx *)op;
     dafs_session *s = rx->s;
-    (void)src;
     if (status < 0) {
         pthread_mutex_lock(&s->lock);
         bool stopping = s->stopping;
@@ -152,7 +197,8 @@ static void rx_done(dfab_op *op, int status, size_t len, dfab_addr src)
     }
     dafs_hdr h;
     int hrc = dafs_decode_hdr(rx->buf, len, &h);
-    if (hrc == 0 && (h.flags & DAFS_HDR_NOTIFY) && h.session_id == s->session_id) {
+    if (hrc == 0 && (h.flags & DAFS_HDR_NOTIFY) && h.session_id == s->session_id &&
+        from_server(s, src)) {
         batch_notify(s, rx->buf, len); /* asynchronous batch completions */
         atomic_fetch_add(&s->bc_granted, 1u); /* this buffer goes back to the pool */
         repost_rx(rx);
@@ -161,12 +207,19 @@ static void rx_done(dfab_op *op, int status, size_t len, dfab_addr src)
     /* a reply of another version (a server's VERSION error) still names our xid */
     if ((hrc != 0 && hrc != -DAFS_ST_VERSION) || !(h.flags & DAFS_HDR_REPLY) ||
         (h.xid & 0xffffu) >= s->nslots) {
-        repost_rx(rx); /* garbage, not a reply, or no slot of ours: drop it */
+        drop_reply(rx, "not a reply of ours", src, hrc == 0 ? &h : NULL);
+        return;
+    }
+    if (!from_server(s, src)) {
+        drop_reply(rx, "not from the server's address", src, &h);
         return;
     }
     client_slot *slot = &s->slots[h.xid & 0xffffu];
     pthread_mutex_lock(&slot->mtx);
     bool mine = awaits_reply(slot, &h), wake = false, fire = false;
+    /* the CONNECT reply assigns the session id; every other names ours */
+    if (mine && slot->opcode != DAFS_OP_CONNECT && h.session_id != s->session_id)
+        mine = false;
     if (mine) {
         slot->rx = rx;
         slot->rx_len = len;
@@ -178,7 +231,7 @@ static void rx_done(dfab_op *op, int status, size_t len, dfab_addr src)
     if (wake) /* after the unlock, so the woken owner does not block on mtx */
         (void)sem_post(&slot->wake);
     if (!mine) {
-        repost_rx(rx); /* stale (timed-out slot reused) or unknown xid */
+        drop_reply(rx, "stale or unknown xid, or another session", src, &h);
         return;
     }
     atomic_store(&s->last_reply_ms, engine_now_ms());
@@ -263,6 +316,11 @@ int engine_init(dafs_session *s, uint32_t nslots, size_t send_size, size_t recv_
     s->send_size = send_size;
     s->recv_size = recv_size;
     atomic_store(&s->grant, 1u);
+    if (getrandom(&s->xid_key, sizeof s->xid_key, 0) != (ssize_t)sizeof s->xid_key ||
+        getrandom(&s->xid_key2, sizeof s->xid_key2, 0) != (ssize_t)sizeof s->xid_key2)
+        return -EIO; /* no unpredictable xids without the kernel's randomness */
+    s->src_checked = dfab_get_limits(s->fab)->reports_source;
+    s->debug = getenv("DAFS_DEBUG") != NULL;
     s->slots = calloc(s->nslots, sizeof *s->slots);
     s->rx = calloc(s->nrecv, sizeof *s->rx);
     if (s->slots == NULL || s->rx == NULL)
@@ -438,7 +496,7 @@ client_slot *engine_take_slot_locked(dafs_session *s)
     slot->aio = NULL;
     slot->aio_armed = slot->aio_finished = false;
     slot->generation++;
-    slot->xid = (slot->generation << 16) | slot->index;
+    slot->xid = make_xid(s, slot->generation, slot->index);
     pthread_mutex_unlock(&slot->mtx);
     s->outstanding++;
     return slot;

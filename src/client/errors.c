@@ -26,6 +26,7 @@ static const struct status_map status_table[] = {
     {DAFS_ST_TOOBIG, E2BIG},
     {DAFS_ST_BADF, EBADF},
     {DAFS_ST_AGAIN, EAGAIN},
+    {DAFS_ST_USERS, EUSERS},
     {DAFS_ST_NOMEM, ENOMEM},
     {DAFS_ST_ACCES, EACCES},
     {DAFS_ST_EXIST, EEXIST},

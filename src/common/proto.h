@@ -165,6 +165,7 @@ enum dafs_status {
     DAFS_ST_NODATA = 61,     /* no such extended attribute */
     DAFS_ST_OVERFLOW = 75,
     DAFS_ST_BADMSG = 74,
+    DAFS_ST_USERS = 87,      /* CONNECT: the server's session cap (overall or per peer) is reached */
     DAFS_ST_NOTSUP = 95,
     DAFS_ST_STALE = 116,
     DAFS_ST_DQUOT = 122,

@@ -238,6 +238,8 @@ static void handle_connect(server *srv, const uint8_t *buf, size_t len, const da
     session_params p;
     memset(&p, 0, sizeof(p));
     p.addr = addr;
+    p.peer = cr->ep_name.ptr;
+    p.peer_len = cr->ep_name.len;
     session *s = NULL;
     int st = negotiate(srv, cr, &p);
     if (st == DAFS_ST_OK)

@@ -5,7 +5,8 @@
  *         [--state-dir DIR] [--threads N] [--credits N] [--lease-ms MS]
  *         [--ready-file FILE] [--root-squash | --no-root-squash | --all-squash]
  *         [--anon-uid N] [--anon-gid N] [--read-only] [--io-timeout-ms MS] [--max-opens N]
- *         [--admin-socket PATH|none] [--metrics-listen HOST:PORT] [-f] [--verbose]
+ *         [--admin-socket PATH|none] [--metrics-listen HOST:PORT]
+ *         [--max-sessions N] [--max-sessions-per-client N] [-f] [--verbose]
  *
  * Startup: refuse an unsafe --state-dir (statedir.c, exit 2), open the export
  * and the handle key, open the fabric endpoint (the first use of libfabric,
@@ -69,6 +70,9 @@ static void usage(FILE *out)
             "  --metrics-listen HOST:PORT\n"
             "                      serve Prometheus metrics at http://HOST:PORT/metrics\n"
             "                      (off by default; e.g. 127.0.0.1:9560)%s\n"
+            "  --max-sessions N    sessions in all (default 1024)\n"
+            "  --max-sessions-per-client N\n"
+            "                      sessions of one client endpoint (default 64)\n"
             "  -f, --foreground    stay in the foreground (always the case)\n"
             "  -v, --verbose       log session events\n"
             "  -h, --help          this text\n"
@@ -148,13 +152,15 @@ static void parse_args(int argc, char **argv, server_config *cfg)
         .max_io = 1u << 20,
         .rx_buffers = 512,
         .max_sessions = 1024,
+        .max_sessions_per_client = 64,
         .max_opens = OPENS_DEFAULT_LIMIT,
         .policy = {.squash = SQUASH_ROOT, .anon_uid = CRED_ANON_ID, .anon_gid = CRED_ANON_ID},
         .io_timeout_ms = 10000,
     };
     enum { O_EXPORT = 256, O_LISTEN, O_PROVIDER, O_STATE, O_THREADS, O_CREDITS, O_LEASE, O_READY,
            O_ROOT_SQUASH, O_NO_ROOT_SQUASH, O_ALL_SQUASH, O_ANON_UID, O_ANON_GID, O_RO,
-           O_IO_TIMEOUT, O_MAX_OPENS, O_ADMIN_SOCKET, O_METRICS_LISTEN };
+           O_IO_TIMEOUT, O_MAX_OPENS, O_ADMIN_SOCKET, O_METRICS_LISTEN, O_MAX_SESSIONS,
+           O_MAX_PER_CLIENT };
     static const struct option opts[] = {
         {"export", required_argument, NULL, O_EXPORT},
         {"listen", required_argument, NULL, O_LISTEN},
@@ -174,6 +180,8 @@ static void parse_args(int argc, char **argv, server_config *cfg)
         {"max-opens", required_argument, NULL, O_MAX_OPENS},
         {"admin-socket", required_argument, NULL, O_ADMIN_SOCKET},
         {"metrics-listen", required_argument, NULL, O_METRICS_LISTEN},
+        {"max-sessions", required_argument, NULL, O_MAX_SESSIONS},
+        {"max-sessions-per-client", required_argument, NULL, O_MAX_PER_CLIENT},
         {"foreground", no_argument, NULL, 'f'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
@@ -218,6 +226,13 @@ static void parse_args(int argc, char **argv, server_config *cfg)
                 die_usage("%s", "--metrics-listen: this dafsd was built without libmicrohttpd "
                                 "(install libmicrohttpd-dev and rebuild)");
             cfg->metrics_listen = optarg;
+            break;
+        case O_MAX_SESSIONS:
+            cfg->max_sessions = parse_unsigned("--max-sessions", optarg, 1, 65536);
+            break;
+        case O_MAX_PER_CLIENT:
+            cfg->max_sessions_per_client =
+                parse_unsigned("--max-sessions-per-client", optarg, 1, 65536);
             break;
         case 'f': break;
         case 'v': dafsd_verbose = true; break;
@@ -348,6 +363,7 @@ static int start(server *srv)
     int tables = session_table_init(&srv->sessions, srv->fabric, srv->cfg.max_sessions,
                                     srv->cfg.rx_buffers);
     srv->sessions.max_opens = srv->cfg.max_opens;
+    srv->sessions.max_per_peer = srv->cfg.max_sessions_per_client;
     if (tables != 0 ||
         workers_start(srv, rx_repost, &why) != 0 || dispatch_start(srv, &why) != 0) {
         log_error("startup failed: %s", why ? why : "session table");

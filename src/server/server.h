@@ -33,7 +33,8 @@ typedef struct server_config {
     uint32_t inline_max;
     uint32_t max_io;        /* largest direct transfer (bounce buffer size) */
     unsigned rx_buffers;
-    unsigned max_sessions;
+    unsigned max_sessions;  /* --max-sessions */
+    unsigned max_sessions_per_client; /* --max-sessions-per-client: per endpoint name */
     unsigned max_opens;     /* open states per session (--max-opens) */
     cred_policy policy;     /* root_squash / no_root_squash / all_squash, anon ids */
     bool read_only;         /* every modifying op gets DAFS_ST_ROFS */

@@ -16,6 +16,15 @@
  * A request that arrives while outstanding >= limit is refused with
  * DAFS_ST_CREDIT and not executed.
  *
+ * Limits (issue 13: one endpoint opened 1,024 sessions and locked everyone
+ * else out).  The table holds at most max_sessions, and one peer — the
+ * endpoint name its CONNECT came from — at most max_per_peer of them
+ * (dafsd --max-sessions, --max-sessions-per-client); a CONNECT beyond
+ * either is refused with DAFS_ST_USERS (EUSERS at the client) and leaves
+ * nothing behind.  A closed or expired session frees everything it held
+ * (open state, credentials, the session itself) once its last in-flight
+ * request is done; only a tombstone (id, address) stays, in a fixed ring.
+ *
  * Leases.  Every admitted request renews the lease.  The network thread
  * periodically expires sessions idle for longer than lease_ms that have no
  * request in flight.  Closed and expired sessions leave a tombstone (id and
@@ -157,8 +166,8 @@ static void close_locked(session_table *t, session *s, const char *why)
         return;
     s->closed = true;
     unlink_locked(t, s);
-    log_info("session %016llx (client %.*s) %s", (unsigned long long)s->id,
-             (int)s->client_id_len, s->client_id, why);
+    log_info("session %016llx (client %.*s) %s (%u sessions)", (unsigned long long)s->id,
+             (int)s->client_id_len, s->client_id, why, t->count);
     uint64_t id = s->id;
     dfab_addr addr = s->addr;
     release_locked(s);
@@ -178,6 +187,24 @@ static void close_old_incarnations_locked(session_table *t, const dafs_connect_r
             s = next;
         }
     }
+}
+
+static unsigned peer_sessions_locked(session_table *t, const uint8_t *peer, uint32_t len)
+{
+    unsigned n = 0;
+    for (unsigned b = 0; b < SESSION_BUCKETS; b++)
+        for (session *s = t->buckets[b]; s; s = s->next)
+            if (s->peer_len == len && memcmp(s->peer, peer, len) == 0)
+                n++;
+    return n;
+}
+
+unsigned session_count(session_table *t)
+{
+    pthread_mutex_lock(&t->mu);
+    unsigned n = t->count;
+    pthread_mutex_unlock(&t->mu);
+    return n;
 }
 
 static uint64_t new_session_id_locked(session_table *t)
@@ -209,13 +236,25 @@ int session_create(session_table *t, const session_params *p, int64_t now_ms, se
     }
     pthread_mutex_lock(&t->mu);
     close_old_incarnations_locked(t, req);
-    if (t->count >= t->max_sessions) {
+    uint32_t plen = p->peer_len <= DAFS_EPNAME_MAX ? p->peer_len : DAFS_EPNAME_MAX;
+    unsigned per_peer = t->max_per_peer ? t->max_per_peer : t->max_sessions;
+    const char *full = t->count >= t->max_sessions ? "the server's"
+                       : p->peer && peer_sessions_locked(t, p->peer, plen) >= per_peer
+                           ? "this client's"
+                           : NULL;
+    if (full) {
+        unsigned count = t->count;
         pthread_mutex_unlock(&t->mu);
+        log_info("CONNECT (client %.*s) refused: %s session limit reached (%u sessions)",
+                 (int)req->client_id.len, (const char *)req->client_id.ptr, full, count);
         opens_discard(&s->opens);
         cred_table_destroy(&s->creds);
         free(s);
-        return DAFS_ST_AGAIN;
+        return DAFS_ST_USERS;
     }
+    if (p->peer)
+        memcpy(s->peer, p->peer, plen);
+    s->peer_len = p->peer ? plen : 0;
     s->id = new_session_id_locked(t);
     s->addr = p->addr;
     memcpy(s->client_id, req->client_id.ptr, req->client_id.len);
@@ -230,8 +269,8 @@ int session_create(session_table *t, const session_params *p, int64_t now_ms, se
     t->buckets[b] = s;
     t->count++;
     recompute_grants_locked(t);
-    log_info("session %016llx (client %.*s) opened, %u credits", (unsigned long long)s->id,
-             (int)s->client_id_len, s->client_id, s->grant);
+    log_info("session %016llx (client %.*s) opened, %u credits (%u sessions)",
+             (unsigned long long)s->id, (int)s->client_id_len, s->client_id, s->grant, t->count);
     pthread_mutex_unlock(&t->mu);
     *out = s;
     return DAFS_ST_OK;

@@ -24,6 +24,8 @@
 typedef struct session {
     uint64_t id;
     dfab_addr addr;                 /* the client's endpoint, for replies and RMA */
+    uint8_t peer[DAFS_EPNAME_MAX];  /* the endpoint name CONNECT came from: the peer */
+    uint32_t peer_len;
     char client_id[DAFS_CLIENT_ID_MAX];
     uint32_t client_id_len;
     uint64_t boot_verifier;
@@ -49,6 +51,7 @@ typedef struct session_table {
     session *buckets[SESSION_BUCKETS];
     unsigned count;
     unsigned max_sessions;
+    unsigned max_per_peer;          /* sessions of one endpoint (0: max_sessions) */
     unsigned rx_pool;               /* receive buffers shared by all sessions */
     unsigned max_opens;             /* open states per session (0: default) */
     /* Recently closed or expired sessions: id -> address, so that a late
@@ -67,10 +70,13 @@ typedef struct session_params {
     dafs_connect_rep limits;
     uint16_t max_credits;
     dfab_addr addr;
+    const uint8_t *peer;            /* the endpoint name, counted against max_per_peer */
+    uint32_t peer_len;
 } session_params;
 
 /* Create a session (closing older incarnations of the same client id).
- * Returns DAFS_ST_OK with a referenced *out, or DAFS_ST_AGAIN when full. */
+ * Returns DAFS_ST_OK with a referenced *out, or DAFS_ST_USERS when the
+ * table holds max_sessions or the peer max_per_peer sessions already. */
 int session_create(session_table *t, const session_params *p, int64_t now_ms, session **out);
 
 /* Find a live session and take a reference; NULL if unknown/closed. */
@@ -96,6 +102,9 @@ bool session_tomb_addr(session_table *t, uint64_t id, dfab_addr *addr);
 void session_tomb_add(session_table *t, uint64_t id, dfab_addr addr);
 /* Expire sessions idle longer than their lease.  Returns how many. */
 unsigned session_expire_idle(session_table *t, int64_t now_ms);
+
+/* Live sessions now. */
+unsigned session_count(session_table *t);
 
 int64_t session_now_ms(void);
 

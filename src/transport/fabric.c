@@ -274,6 +274,10 @@ static void fill_limits(dfab *f)
     f->mr_prov_key = (info->domain_attr->mr_mode & FI_MR_PROV_KEY) != 0;
     f->reports_source = (info->caps & FI_SOURCE) != 0;
     f->is_shm = strcmp(l->provider, "shm") == 0;
+    /* shm 1.17 grants FI_SOURCE but reported fi_addr 0 for a peer never
+     * inserted, even with another peer at 0 (measured): its source cannot
+     * tell senders apart, so callers are told it names none */
+    l->reports_source = f->reports_source && !f->is_shm;
     /* shm 1.17 sends more than its inject size (4 KiB) by CMA: the receiver
      * copies with process_vm_readv (~1.5 us here) and acknowledges */
     l->eager_msg_max = f->is_shm ? l->inject_size : SIZE_MAX;

@@ -70,6 +70,11 @@ typedef struct dfab_limits {
      * SIZE_MAX when the provider shows no such step below max_msg_size. */
     size_t eager_msg_max;
     bool virt_addr;        /* remote addresses are virtual addresses */
+    /* Receive completions name the sender (FI_SOURCE): a message from a peer
+     * in the address vector reports its dfab_addr, one from any other peer
+     * DFAB_ADDR_UNSPEC (tcp;ofi_rxm).  False where src cannot tell senders
+     * apart: none reported, or shm 1.17, which reports 0 for every sender. */
+    bool reports_source;
 } dfab_limits;
 
 /* Registered memory. `remote_addr` is what a peer must use as the RMA address

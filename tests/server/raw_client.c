@@ -58,7 +58,10 @@ void remove_scratch(void)
 
 void run_tests(const named_test *tests, size_t n)
 {
+    const char *only = getenv("DAFS_TEST_ONLY"); /* run just the test of that name */
     for (size_t i = 0; i < n; i++) {
+        if (only && strcmp(only, tests[i].name) != 0)
+            continue;
         int before = test_failures;
         int64_t t0 = now_ms();
         tests[i].fn();

@@ -698,6 +698,97 @@ static void prepare_scratch(void)
     }
 }
 
+/* The last "(N sessions)" dafsd logged, or -1. */
+static int last_session_count(const char *log)
+{
+    FILE *f = fopen(log, "r");
+    if (!f)
+        return -1;
+    char line[512];
+    int n = -1;
+    while (fgets(line, sizeof line, f)) {
+        const char *p = strstr(line, " sessions)");
+        if (!p || strncmp(line, "dafsd: session ", 15) != 0)
+            continue;
+        while (p > line && p[-1] >= '0' && p[-1] <= '9')
+            p--;
+        n = atoi(p);
+    }
+    fclose(f);
+    return n;
+}
+
+/* Issue 13, session exhaustion: one endpoint opening sessions until refused
+ * gets EUSERS at its per-client cap, another endpoint still connects, the
+ * overall cap refuses the next, and once all have disconnected the server
+ * counts 0 sessions and serves the full number again. */
+static void test_session_limits(void)
+{
+    char log[400];
+    snprintf(log, sizeof log, "%s/limits.log", scratch);
+    int logfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int saved = dup(2);
+    CHECK(logfd >= 0 && saved >= 0, "log file");
+    const char *extra[] = {"--max-sessions", "6", "--max-sessions-per-client", "4", "-v", NULL};
+    daemon_proc d;
+    fflush(stderr);
+    dup2(logfd, 2); /* dafsd's log goes to the file */
+    int started = start_dafsd_args(&d, "limits", extra);
+    dup2(saved, 2);
+    close(saved);
+    close(logfd);
+    CHECK(started == 0, "dafsd with limits did not start");
+    client a, b, c;
+    uint64_t ids_a[8], ids_b[8];
+    int na = 0, nb = 0, st = 0;
+    CHECK(client_open(&a, d.port) == 0 && client_open(&b, d.port) == 0 &&
+              client_open(&c, d.port) == 0,
+          "clients");
+    char id[32];
+    /* one endpoint, sessions until refused */
+    for (int i = 0; i < 8; i++) {
+        snprintf(id, sizeof id, "flood-%d", i);
+        st = do_connect(&a, id, 1, 2);
+        if (st != 0)
+            break;
+        ids_a[na++] = a.session;
+    }
+    CHECK(na == 4 && st == DAFS_ST_USERS, "one endpoint: %d sessions, then status %d", na, st);
+    /* another endpoint still connects, up to the overall cap */
+    for (int i = 0; i < 3; i++) {
+        snprintf(id, sizeof id, "other-%d", i);
+        st = do_connect(&b, id, 1, 2);
+        if (st != 0)
+            break;
+        ids_b[nb++] = b.session;
+    }
+    CHECK(nb == 2 && st == DAFS_ST_USERS, "second endpoint: %d sessions, then status %d", nb, st);
+    CHECK(do_connect(&c, "third", 1, 2) == DAFS_ST_USERS, "overall cap");
+    CHECK(nb > 0, "no session for the second endpoint");
+    b.session = ids_b[nb - 1]; /* the refused CONNECT cleared it */
+    CHECK(simple(&b, DAFS_OP_NULL) == DAFS_ST_OK, "a session works");
+    for (int i = 0; i < na; i++) {
+        a.session = ids_a[i];
+        CHECK(simple(&a, DAFS_OP_DISCONNECT) == 0, "disconnect a%d", i);
+    }
+    for (int i = 0; i < nb; i++) {
+        b.session = ids_b[i];
+        CHECK(simple(&b, DAFS_OP_DISCONNECT) == 0, "disconnect b%d", i);
+    }
+    /* the server logs each close with the count left: wait for 0 */
+    int64_t deadline = now_ms() + REPLY_WAIT_MS;
+    int count;
+    while ((count = last_session_count(log)) != 0 && now_ms() < deadline)
+        nanosleep(&(struct timespec){0, 10000000}, NULL);
+    CHECK(count == 0, "sessions left after every disconnect: %d", count);
+    /* and the caps are whole again */
+    CHECK(do_connect(&c, "third", 1, 2) == 0, "connect after the others left");
+    client_close(&a);
+    client_close(&b);
+    client_close(&c);
+    CHECK(stop_dafsd(&d) == 0, "stop");
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -726,6 +817,7 @@ int main(int argc, char **argv)
         {"credits", test_credits},       {"grants", test_grants},
         {"incarnation", test_incarnation},
         {"lease", test_lease},
+        {"session_limits", test_session_limits},
     };
     run_tests(tests, sizeof(tests) / sizeof(tests[0]));
     test_fresh_session(&d);
