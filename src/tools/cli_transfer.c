@@ -40,6 +40,7 @@
 #include "cli.h"
 
 #define XFER_BUF_SIZE (8u << 20) /* 8 MiB: several max_io chunks in flight */
+#define XFER_PROBE_SIZE 4096u     /* a read past the expected end: one small request */
 #define TEMP_TRIES 100
 
 /* ---- progress line ---- */
@@ -269,10 +270,16 @@ static int open_remote_for_read(cli *c, const char *url, dafs_file **f, uint64_t
 
 /* ---- get / cat ---- */
 
-/* One chunk of get/cat: remote pread, then write(2) all of it. */
+/* One chunk of get/cat: remote pread, then write(2) all of it.  Up to the
+ * size the file had at open; past it one small read tells whether it grew
+ * (a full-buffer read there would send XFER_BUF_SIZE / max_io requests for
+ * nothing: 8 READs for a 3-byte file). */
 static int remote_to_local(const transfer *t, uint8_t *buf, uint64_t off, size_t *moved)
 {
-    ssize_t n = dafs_pread(t->src, buf, XFER_BUF_SIZE, off);
+    size_t want = off < t->size ? (t->size - off < XFER_BUF_SIZE ? (size_t)(t->size - off)
+                                                                   : XFER_BUF_SIZE)
+                                : XFER_PROBE_SIZE;
+    ssize_t n = dafs_pread(t->src, buf, want, off);
     if (n < 0)
         return cli_fail_dafs(t->c, t->url, (int)n);
     int rc = write_all(t->fd, buf, (size_t)n);
