@@ -17,6 +17,17 @@
  * longer than the session's max_io is refused (-EINVAL): it would not be one
  * request, and an async I/O is one request.
  *
+ * Batches: every submission joins the FIFO and aio_kick sends from its head.
+ * When the head and the I/Os after it are READ/WRITEs of one credential, a
+ * run of them (at most AIO_BATCH_MAX, within the request and reply limits
+ * dafs_batch also uses, batch.c) goes as ONE synchronous BATCH_SUBMIT on one
+ * slot: entries built by batch.c's helpers, writes up to its inline size in
+ * the request, the rest by RMA (the I/O's region or a registration for it).
+ * The I/Os are chained from the first (bnext, bn), the slot points at it,
+ * and its reply (a completion per entry, request_id = position) becomes one
+ * completion per I/O; a failed send, a refused request or a broken session
+ * completes every one of them with the error, exactly once.
+ *
  * Completions: whichever thread progresses the endpoint runs the reply's
  * callback, which claims the slot's request (engine_aio_claim_locked: the
  * reply, a failed send or a broken session, exactly once), copies inline
