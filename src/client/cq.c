@@ -404,7 +404,7 @@ static unsigned pop_run_locked(dafs_session *s, dafs_batch_entry *ent)
         if (max > AIO_BATCH_MAX)
             max = AIO_BATCH_MAX;
         size_t room = batch_req_room(s), used = batch_entry_size(&ent[0]);
-        for (client_aio *b = a->next; b != NULL && n < max; b = b->next) {
+        for (client_aio *b = a->next; b != NULL && n < max && used <= room; b = b->next) {
             if (!batchable(b) || b->cred != a->cred ||
                 batch_entry_describe(s, &b->io, &ent[n]) != 0)
                 break;
