@@ -83,7 +83,8 @@ static void set_result(bcall *b, unsigned i, int64_t res, uint64_t offset)
     b->res[i].offset = offset;
 }
 
-int batch_entry_describe(const dafs_session *s, const dafs_io *io, dafs_batch_entry *e)
+int batch_entry_describe(const dafs_session *s, const dafs_io *io, size_t inline_max,
+                         dafs_batch_entry *e)
 {
     dafs_file *f = io->file;
     if (f == NULL || f->s != s)
@@ -115,7 +116,7 @@ int batch_entry_describe(const dafs_session *s, const dafs_io *io, dafs_batch_en
         return -EFBIG;
     e->count = (uint32_t)io->len;
     e->stable = (io->flags & DAFS_IO_STABLE) ? DAFS_FILE_SYNC : DAFS_UNSTABLE;
-    if (write && io->len <= BATCH_INLINE_MAX && io->len <= s->inline_max) {
+    if (write && io->len <= inline_max && io->len <= s->inline_max) {
         e->flags = DAFS_BENT_INLINE;
         e->data = (dafs_bytes){io->buf, (uint32_t)io->len};
     }
@@ -153,7 +154,7 @@ static int make_entry(bcall *b, unsigned i, dafs_batch_entry *e)
 {
     const dafs_io *io = &b->ios[i];
     b->res[i].user_data = io->user_data;
-    int rc = batch_entry_describe(b->s, io, e);
+    int rc = batch_entry_describe(b->s, io, BATCH_INLINE_MAX, e);
     if (rc == 0)
         rc = batch_entry_seg(b->s, io, NULL, e, &b->own[i]);
     e->request_id = i;

@@ -254,14 +254,17 @@ int engine_progress_wait(dafs_session *s, int timeout_ms);
 
 /* ---- batch.c: entries of a BATCH_SUBMIT, shared by dafs_batch and cq.c ----
  * batch_entry_describe checks io and fills *e except its RMA segment (no
- * lock taken, no registration); 0 or the error the I/O fails with.
+ * lock taken, no registration); a WRITE/APPEND of at most inline_max bytes
+ * (and the session's inline limit) carries its data in the entry.  Returns
+ * 0 or the error the I/O fails with.
  * batch_entry_seg fills the segment of a non-inline READ/WRITE/APPEND entry:
  * from mr when given (a registration covering io->buf), else a
  * dafs_mem_register'ed region, else a registration made now (*own, closed
  * by the caller once the request is done).  batch_entry_size bounds an
  * entry's encoded size; a request holds batch_req_room(s) bytes of entries
  * and at most batch_max_entries(s) entries (its reply within max_response). */
-int batch_entry_describe(const dafs_session *s, const dafs_io *io, dafs_batch_entry *e);
+int batch_entry_describe(const dafs_session *s, const dafs_io *io, size_t inline_max,
+                         dafs_batch_entry *e);
 int batch_entry_seg(dafs_session *s, const dafs_io *io, dfab_mr *mr, dafs_batch_entry *e,
                     dfab_mr **own);
 size_t batch_entry_size(const dafs_batch_entry *e);

@@ -21,8 +21,9 @@
  * When the head and the I/Os after it are READ/WRITEs of one credential, a
  * run of them (at most AIO_BATCH_MAX, within the request and reply limits
  * dafs_batch also uses, batch.c) goes as ONE synchronous BATCH_SUBMIT on one
- * slot: entries built by batch.c's helpers, writes up to its inline size in
- * the request, the rest by RMA (the I/O's region or a registration for it).
+ * slot: entries built by batch.c's helpers, writes up to the session's
+ * inline limit in the request as the single path sends them (so fewer fit
+ * one request), reads by RMA (the I/O's region or a registration for it).
  * The I/Os are chained from the first (bnext, bn), the slot points at it,
  * and its reply (a completion per entry, request_id = position) becomes one
  * completion per I/O; a failed send, a refused request or a broken session
@@ -399,14 +400,14 @@ static unsigned pop_run_locked(dafs_session *s, dafs_batch_entry *ent)
     a->bn = 0;
     a->bnext = NULL;
     if (batchable(a) && a->next != NULL && batchable(a->next) &&
-        batch_entry_describe(s, &a->io, &ent[0]) == 0) {
+        batch_entry_describe(s, &a->io, s->inline_max, &ent[0]) == 0) {
         unsigned max = batch_max_entries(s);
         if (max > AIO_BATCH_MAX)
             max = AIO_BATCH_MAX;
         size_t room = batch_req_room(s), used = batch_entry_size(&ent[0]);
         for (client_aio *b = a->next; b != NULL && n < max && used <= room; b = b->next) {
             if (!batchable(b) || b->cred != a->cred ||
-                batch_entry_describe(s, &b->io, &ent[n]) != 0)
+                batch_entry_describe(s, &b->io, s->inline_max, &ent[n]) != 0)
                 break;
             size_t sz = batch_entry_size(&ent[n]);
             if (sz > room - used)
