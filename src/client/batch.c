@@ -55,7 +55,7 @@ typedef struct bcall {
 static size_t round8(size_t n) { return (n + 7u) & ~(size_t)7u; }
 
 /* Upper bound of one entry's encoded size. */
-static size_t entry_size(const dafs_batch_entry *e)
+size_t batch_entry_size(const dafs_batch_entry *e)
 {
     size_t n = 24 + round8(1u + e->fh.len) + 16;
     if (e->flags & DAFS_BENT_INLINE)
@@ -65,6 +65,17 @@ static size_t entry_size(const dafs_batch_entry *e)
     return n;
 }
 
+size_t batch_req_room(const dafs_session *s)
+{
+    return s->max_request - DAFS_HDR_SIZE - BATCH_REQ_FIXED;
+}
+
+unsigned batch_max_entries(const dafs_session *s)
+{
+    size_t rep_room = (s->max_response - DAFS_HDR_SIZE - DAFS_BATCH_REP_FIXED) / DAFS_BATCH_CPL_SIZE;
+    return rep_room < DAFS_BATCH_MAX ? (unsigned)rep_room : DAFS_BATCH_MAX;
+}
+
 static void set_result(bcall *b, unsigned i, int64_t res, uint64_t offset)
 {
     b->res[i].user_data = b->ios[i].user_data;
@@ -72,24 +83,19 @@ static void set_result(bcall *b, unsigned i, int64_t res, uint64_t offset)
     b->res[i].offset = offset;
 }
 
-/* Check one I/O and describe it as an entry (registering its buffer when
- * needed).  Returns 0 or the error the entry fails with. */
-static int make_entry(bcall *b, unsigned i, dafs_batch_entry *e)
+int batch_entry_describe(const dafs_session *s, const dafs_io *io, size_t inline_max,
+                         dafs_batch_entry *e)
 {
-    dafs_session *s = b->s;
-    const dafs_io *io = &b->ios[i];
     dafs_file *f = io->file;
     if (f == NULL || f->s != s)
         return -EINVAL;
     memset(e, 0, sizeof *e);
-    e->request_id = i;
     e->fh = f->fh;
     e->stateid = f->stateid;
     e->hint = io->hint;
     e->offset = io->offset;
     int acc = f->flags & O_ACCMODE;
     bool write = io->op == DAFS_IO_WRITE || io->op == DAFS_IO_APPEND;
-    b->res[i].user_data = io->user_data;
     switch (io->op) {
     case DAFS_IO_READ: e->op = DAFS_BATCH_READ; break;
     case DAFS_IO_WRITE: e->op = DAFS_BATCH_WRITE; break;
@@ -110,19 +116,29 @@ static int make_entry(bcall *b, unsigned i, dafs_batch_entry *e)
         return -EFBIG;
     e->count = (uint32_t)io->len;
     e->stable = (io->flags & DAFS_IO_STABLE) ? DAFS_FILE_SYNC : DAFS_UNSTABLE;
-    if (write && io->len <= BATCH_INLINE_MAX && io->len <= s->inline_max) {
+    if (write && io->len <= inline_max && io->len <= s->inline_max) {
         e->flags = DAFS_BENT_INLINE;
         e->data = (dafs_bytes){io->buf, (uint32_t)io->len};
-        return 0;
     }
-    dfab_mr *mr = io->len > 0 ? mem_find_region(s, io->buf, io->len) : NULL;
+    return 0;
+}
+
+int batch_entry_seg(dafs_session *s, const dafs_io *io, dfab_mr *mr, dafs_batch_entry *e,
+                    dfab_mr **own)
+{
+    *own = NULL;
+    if ((e->flags & DAFS_BENT_INLINE) || e->op == DAFS_BATCH_COMMIT)
+        return 0;
+    bool write = io->op == DAFS_IO_WRITE || io->op == DAFS_IO_APPEND;
+    if (mr == NULL && io->len > 0)
+        mr = mem_find_region(s, io->buf, io->len);
     if (mr == NULL && io->len > 0) {
         unsigned access = DFAB_ACCESS_LOCAL |
                           (write ? DFAB_ACCESS_REMOTE_READ : DFAB_ACCESS_REMOTE_WRITE);
         int rc = dfab_mr_reg(s->fab, io->buf, io->len, access, &mr);
         if (rc < 0)
             return rc;
-        b->own[i] = mr;
+        *own = mr;
     }
     if (mr != NULL) {
         e->seg.addr = mr->remote_addr + (uint64_t)((uint8_t *)io->buf - (uint8_t *)mr->base);
@@ -130,6 +146,19 @@ static int make_entry(bcall *b, unsigned i, dafs_batch_entry *e)
     }
     e->seg.len = io->len;
     return 0;
+}
+
+/* Check one I/O and describe it as an entry (registering its buffer when
+ * needed).  Returns 0 or the error the entry fails with. */
+static int make_entry(bcall *b, unsigned i, dafs_batch_entry *e)
+{
+    const dafs_io *io = &b->ios[i];
+    b->res[i].user_data = io->user_data;
+    int rc = batch_entry_describe(b->s, io, BATCH_INLINE_MAX, e);
+    if (rc == 0)
+        rc = batch_entry_seg(b->s, io, NULL, e, &b->own[i]);
+    e->request_id = i;
+    return rc;
 }
 
 /* Every carried entry of m fails with err (a whole-message failure). */
@@ -226,9 +255,8 @@ static void send_message(bcall *b, unsigned first, unsigned n, unsigned nent, ui
 static void run_batch(bcall *b)
 {
     dafs_session *s = b->s;
-    size_t req_room = s->max_request - DAFS_HDR_SIZE - BATCH_REQ_FIXED;
-    size_t rep_room = (s->max_response - DAFS_HDR_SIZE - DAFS_BATCH_REP_FIXED) / DAFS_BATCH_CPL_SIZE;
-    unsigned max_entries = rep_room < DAFS_BATCH_MAX ? (unsigned)rep_room : DAFS_BATCH_MAX;
+    size_t req_room = batch_req_room(s);
+    unsigned max_entries = batch_max_entries(s);
     unsigned first = 0, nent = 0;
     size_t used = 0;
     uint32_t cred = 0;
@@ -239,7 +267,7 @@ static void run_batch(bcall *b)
             set_result(b, i, rc, b->ios[i].offset);
             continue;
         }
-        size_t sz = entry_size(&e);
+        size_t sz = batch_entry_size(&e);
         uint32_t ecred = b->ios[i].file->cred;
         if (nent > 0 && (sz > req_room - used || nent == max_entries || ecred != cred)) {
             send_message(b, first, i - first, nent, cred);
@@ -588,7 +616,7 @@ int batch_async_submit(dafs_session *s, const dafs_io *ios, unsigned n, uint32_t
         return -ENOMEM;
     }
     bcall b = {.s = s, .ios = ios, .res = res, .n = n, .own = own};
-    size_t req_room = s->max_request - DAFS_HDR_SIZE - BATCH_REQ_FIXED;
+    size_t req_room = batch_req_room(s);
     unsigned nent = 0;
     size_t used = 0;
     uint32_t cred = 0;
@@ -602,7 +630,7 @@ int batch_async_submit(dafs_session *s, const dafs_io *ios, unsigned n, uint32_t
             cb(arg, &cqe);
             continue;
         }
-        size_t sz = entry_size(&e);
+        size_t sz = batch_entry_size(&e);
         uint32_t ecred = ios[i].file->cred;
         if (nent > 0 && (sz > req_room - used || nent == DAFS_BATCH_MAX || ecred != cred)) {
             int src = submit_message(s, a, ent, nent, cred, num_completions, usec_window);

@@ -146,6 +146,8 @@ struct dafs_session {
     atomic_uint aio_pending;  /* entries in that FIFO */
     atomic_uint aio_inflight; /* submitted and not yet completed, every group */
     atomic_uint reap_waiters; /* reapers asleep on their group's condition */
+    atomic_uint aio_batches;  /* BATCH_SUBMIT requests that carried queued I/Os (white box) */
+    atomic_uint aio_batched;  /* I/Os that travelled inside them */
     struct dafs_cq *cqs;
     /* the progress helper (started by dafs_cq_fd), see cq.c */
     pthread_t helper;
@@ -249,6 +251,25 @@ void aio_session_end(dafs_session *s);
 /* Progress the endpoint for up to timeout_ms if no other thread does (else
  * let that one deliver, sleeping at most 1 ms); 0 or a negative error. */
 int engine_progress_wait(dafs_session *s, int timeout_ms);
+
+/* ---- batch.c: entries of a BATCH_SUBMIT, shared by dafs_batch and cq.c ----
+ * batch_entry_describe checks io and fills *e except its RMA segment (no
+ * lock taken, no registration); a WRITE/APPEND of at most inline_max bytes
+ * (and the session's inline limit) carries its data in the entry.  Returns
+ * 0 or the error the I/O fails with.
+ * batch_entry_seg fills the segment of a non-inline READ/WRITE/APPEND entry:
+ * from mr when given (a registration covering io->buf), else a
+ * dafs_mem_register'ed region, else a registration made now (*own, closed
+ * by the caller once the request is done).  batch_entry_size bounds an
+ * entry's encoded size; a request holds batch_req_room(s) bytes of entries
+ * and at most batch_max_entries(s) entries (its reply within max_response). */
+int batch_entry_describe(const dafs_session *s, const dafs_io *io, size_t inline_max,
+                         dafs_batch_entry *e);
+int batch_entry_seg(dafs_session *s, const dafs_io *io, dfab_mr *mr, dafs_batch_entry *e,
+                    dfab_mr **own);
+size_t batch_entry_size(const dafs_batch_entry *e);
+size_t batch_req_room(const dafs_session *s);
+unsigned batch_max_entries(const dafs_session *s);
 
 /* ---- batch.c: asynchronous batches (internal API for completion groups) ----
  * batch_async_submit sends ios as asynchronous BATCH_SUBMIT entries; each one

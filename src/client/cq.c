@@ -17,6 +17,18 @@
  * longer than the session's max_io is refused (-EINVAL): it would not be one
  * request, and an async I/O is one request.
  *
+ * Batches: every submission joins the FIFO and aio_kick sends from its head.
+ * When the head and the I/Os after it are READ/WRITEs of one credential, a
+ * run of them (at most AIO_BATCH_MAX, within the request and reply limits
+ * dafs_batch also uses, batch.c) goes as ONE synchronous BATCH_SUBMIT on one
+ * slot: entries built by batch.c's helpers, writes up to the session's
+ * inline limit in the request as the single path sends them (so fewer fit
+ * one request), reads by RMA (the I/O's region or a registration for it).
+ * The I/Os are chained from the first (bnext, bn), the slot points at it,
+ * and its reply (a completion per entry, request_id = position) becomes one
+ * completion per I/O; a failed send, a refused request or a broken session
+ * completes every one of them with the error, exactly once.
+ *
  * Completions: whichever thread progresses the endpoint runs the reply's
  * callback, which claims the slot's request (engine_aio_claim_locked: the
  * reply, a failed send or a broken session, exactly once), copies inline
@@ -63,6 +75,7 @@
 #define CQ_TIMEOUT_CHECK_MS 100u /* how often a waiting reaper checks for a dead server */
 #define HELPER_BACKOFF_MS 20     /* the helper's sleep after handing the role over */
 #define SUBMIT_CHUNK 64u         /* I/Os taken through the locks at once by dafs_submit */
+#define AIO_BATCH_MAX 16u        /* queued I/Os one BATCH_SUBMIT carries at most */
 
 typedef struct client_aio {
     struct client_aio *next; /* the group's free list, or the session's FIFO */
@@ -75,6 +88,8 @@ typedef struct client_aio {
     bool direct;
     dfab_mr *mr;     /* DIRECT: the region used */
     bool own_mr;     /* registered for this I/O, closed at its completion */
+    struct client_aio *bnext; /* the next I/O of the same BATCH_SUBMIT */
+    unsigned bn;     /* the first I/O of a BATCH_SUBMIT: how many it carries; else 0 */
 } client_aio;
 
 struct dafs_cq {
@@ -183,10 +198,82 @@ static int64_t aio_result(client_aio *a, client_slot *slot, uint64_t *offset)
     }
 }
 
+/* The results of a finished BATCH_SUBMIT carrying the n I/Os chained from
+ * as[0]: one per I/O in res[], or a whole-request error for all of them. */
+static void batch_results(client_aio **as, unsigned n, client_slot *slot, int64_t *res)
+{
+    dafs_session *s = slot->s;
+    int64_t err = 0;
+    dafs_reply rep;
+    if (slot->send_done && slot->send_status < 0) {
+        err = -DAFS_ETRANSPORT;
+    } else if (!slot->replied || slot->rx == NULL) {
+        err = atomic_load(&s->broken);
+        if (err == 0)
+            err = -DAFS_ETRANSPORT;
+    } else {
+        int drc = dafs_decode_reply(slot->rx->buf, slot->rx_len, &rep);
+        if (drc == -DAFS_ST_VERSION)
+            err = -DAFS_EVERSION;
+        else if (drc != 0 || rep.hdr.opcode != slot->opcode)
+            err = -DAFS_EPROTO;
+        else if (rep.hdr.status != DAFS_ST_OK)
+            err = client_map_status(rep.hdr.status);
+        else if (rep.u.batch.ncompl != n)
+            err = -DAFS_EPROTO;
+    }
+    if (err == 0) {
+        bool seen[AIO_BATCH_MAX] = {false};
+        /* check all before using any: a bad reply fails the request as a whole */
+        for (uint32_t k = 0; k < n && err == 0; k++) {
+            dafs_batch_cpl c;
+            dafs_batch_cpl_get(&rep.u.batch, k, &c);
+            if (c.request_id >= n || seen[c.request_id] ||
+                (c.status == 0 && c.count > as[c.request_id]->io.len))
+                err = -DAFS_EPROTO; /* not ours, twice, or more than asked */
+            else
+                seen[c.request_id] = true;
+        }
+        for (uint32_t k = 0; k < n && err == 0; k++) {
+            dafs_batch_cpl c;
+            dafs_batch_cpl_get(&rep.u.batch, k, &c);
+            res[c.request_id] = c.status != 0 ? client_map_status(c.status) : (int64_t)c.count;
+        }
+    }
+    if (err != 0)
+        for (unsigned i = 0; i < n; i++)
+            res[i] = err;
+}
+
+static void batch_slot_done(client_slot *slot, client_aio *a)
+{
+    dafs_session *s = slot->s;
+    client_aio *as[AIO_BATCH_MAX];
+    int64_t res[AIO_BATCH_MAX];
+    unsigned n = a->bn;
+    for (unsigned i = 0; i < n; i++, a = a->bnext)
+        as[i] = a;
+    pthread_mutex_lock(&slot->mtx); /* a late send completion may still write */
+    batch_results(as, n, slot, res);
+    pthread_mutex_unlock(&slot->mtx);
+    engine_free_slot(slot);
+    for (unsigned i = 0; i < n; i++) {
+        as[i]->bn = 0;
+        as[i]->bnext = NULL;
+        aio_complete(as[i], res[i], as[i]->io.offset);
+    }
+    if (atomic_load(&s->aio_pending) > 0)
+        aio_kick(s);
+}
+
 void aio_slot_done(client_slot *slot)
 {
     dafs_session *s = slot->s;
     client_aio *a = slot->aio;
+    if (a->bn > 0) {
+        batch_slot_done(slot, a);
+        return;
+    }
     uint64_t offset = a->io.offset;
     pthread_mutex_lock(&slot->mtx); /* a late send completion may still write */
     int64_t res = aio_result(a, slot, &offset);
@@ -247,17 +334,16 @@ static void build_request(const client_aio *a, dafs_request *req)
     }
 }
 
-/* Send a on slot (taken for it).  Whatever happens, a completes exactly once
- * later (or here, when the send cannot be posted). */
-static void aio_start(client_aio *a, client_slot *slot)
+/* Send req for a (with a->bn > 0: the BATCH_SUBMIT of the I/Os chained
+ * from a) on slot (taken for it).  Whatever happens, each I/O completes
+ * exactly once later (or here, when the send cannot be posted). */
+static void aio_send(client_aio *a, client_slot *slot, dafs_request *req)
 {
     dafs_session *s = slot->s;
-    dafs_request req;
-    build_request(a, &req);
     pthread_mutex_lock(&slot->mtx);
     slot->aio = a;
     pthread_mutex_unlock(&slot->mtx);
-    int rc = engine_send(slot, &req);
+    int rc = engine_send(slot, req);
     pthread_mutex_lock(&slot->mtx);
     slot->aio_armed = true;
     slot->sent_ms = atomic_load(&s->last_send_ms); /* engine_send's clock reading */
@@ -267,7 +353,14 @@ static void aio_start(client_aio *a, client_slot *slot)
         return;
     if (rc < 0) { /* never went out: no reply will come */
         engine_free_slot(slot);
-        aio_complete(a, rc == -DAFS_ETRANSPORT ? rc : -EINVAL, a->io.offset);
+        unsigned n = a->bn > 0 ? a->bn : 1;
+        for (unsigned i = 0; i < n; i++) {
+            client_aio *next = a->bnext;
+            a->bn = 0;
+            a->bnext = NULL;
+            aio_complete(a, rc == -DAFS_ETRANSPORT ? rc : -EINVAL, a->io.offset);
+            a = next;
+        }
         /* the transport gave up on a send (a dead peer; dfab_send retried
          * for seconds): the session is gone, and so is what is queued,
          * rather than seconds more for each queued request */
@@ -276,6 +369,110 @@ static void aio_start(client_aio *a, client_slot *slot)
         return;
     }
     aio_slot_done(slot); /* done already (or the session broke meanwhile) */
+}
+
+static void aio_start(client_aio *a, client_slot *slot)
+{
+    dafs_request req;
+    build_request(a, &req);
+    aio_send(a, slot, &req);
+}
+
+/* Can a go out as an entry of a BATCH_SUBMIT?  READ and WRITE only (APPEND
+ * and COMMIT keep their own requests), with the flags an entry takes. */
+static bool batchable(const client_aio *a)
+{
+    const dafs_io *io = &a->io;
+    if (io->op == DAFS_IO_READ)
+        return io->flags == 0;
+    return io->op == DAFS_IO_WRITE && (io->flags & ~DAFS_IO_STABLE) == 0;
+}
+
+/* With s->lock held and a slot taken: pop the queue's head and, when the
+ * I/Os after it can join it, a run of them (same credential, within the
+ * request's room, the reply's and AIO_BATCH_MAX).  Their entries (but for
+ * the segments) go into ent.  Returns how many were popped; 1: send the
+ * head alone. */
+static unsigned pop_run_locked(dafs_session *s, dafs_batch_entry *ent)
+{
+    client_aio *a = s->aio_head, *last = a;
+    unsigned n = 1;
+    a->bn = 0;
+    a->bnext = NULL;
+    if (batchable(a) && a->next != NULL && batchable(a->next) &&
+        batch_entry_describe(s, &a->io, s->inline_max, &ent[0]) == 0) {
+        unsigned max = batch_max_entries(s);
+        if (max > AIO_BATCH_MAX)
+            max = AIO_BATCH_MAX;
+        size_t room = batch_req_room(s), used = batch_entry_size(&ent[0]);
+        for (client_aio *b = a->next; b != NULL && n < max && used <= room; b = b->next) {
+            if (!batchable(b) || b->cred != a->cred ||
+                batch_entry_describe(s, &b->io, s->inline_max, &ent[n]) != 0)
+                break;
+            size_t sz = batch_entry_size(&ent[n]);
+            if (sz > room - used)
+                break;
+            used += sz;
+            last->bnext = b;
+            last = b;
+            n++;
+        }
+    }
+    s->aio_head = last->next;
+    if (s->aio_head == NULL)
+        s->aio_tail = NULL;
+    last->bnext = NULL;
+    atomic_fetch_sub(&s->aio_pending, n);
+    return n;
+}
+
+/* Send the n I/Os chained from a (entries ent, segments still to fill) as
+ * one synchronous BATCH_SUBMIT on slot. */
+static void batch_start(client_aio *a, unsigned n, dafs_batch_entry *ent, client_slot *slot)
+{
+    dafs_session *s = slot->s;
+    client_aio *head = NULL, **tail = &head;
+    unsigned k = 0;
+    uint32_t cred = a->cred;
+    for (unsigned i = 0; a != NULL; i++) {
+        client_aio *next = a->bnext;
+        dafs_batch_entry *e = &ent[i];
+        dfab_mr *own = NULL;
+        int rc = batch_entry_seg(s, &a->io, a->mr, e, &own);
+        if (rc < 0) { /* cannot be described: fails alone */
+            a->bnext = NULL;
+            aio_complete(a, rc, a->io.offset);
+        } else {
+            if (own != NULL) {
+                a->mr = own;
+                a->own_mr = true;
+            }
+            ent[k] = *e;
+            ent[k].request_id = k;
+            k++;
+            *tail = a;
+            tail = &a->bnext;
+        }
+        a = next;
+    }
+    *tail = NULL;
+    if (k > n) /* (cannot happen: k counts a subset of the n) */
+        k = n;
+    if (head == NULL) {
+        engine_free_slot(slot);
+        return;
+    }
+    head->bn = k;
+    atomic_fetch_add(&s->aio_batches, 1u);
+    atomic_fetch_add(&s->aio_batched, k);
+    dafs_request req;
+    memset(&req, 0, sizeof req);
+    req.hdr.opcode = DAFS_OP_BATCH_SUBMIT;
+    req.hdr.cred = cred;
+    req.u.batch.mode = DAFS_BATCH_SYNC;
+    req.u.batch.nentries = k;
+    req.u.batch.entries = ent;
+    aio_send(head, slot, &req);
 }
 
 void aio_kick(dafs_session *s)
@@ -292,12 +489,13 @@ void aio_kick(dafs_session *s)
             pthread_mutex_unlock(&s->lock);
             return;
         }
-        s->aio_head = a->next;
-        if (s->aio_head == NULL)
-            s->aio_tail = NULL;
-        atomic_fetch_sub(&s->aio_pending, 1u);
+        dafs_batch_entry ent[AIO_BATCH_MAX];
+        unsigned n = pop_run_locked(s, ent);
         pthread_mutex_unlock(&s->lock);
-        aio_start(a, slot);
+        if (n > 1)
+            batch_start(a, n, ent, slot);
+        else
+            aio_start(a, slot);
     }
 }
 
@@ -559,7 +757,6 @@ static unsigned submit_chunk(struct dafs_cq *cq, const dafs_io *ios, unsigned n,
 {
     dafs_session *s = cq->s;
     client_aio *as[SUBMIT_CHUNK];
-    client_slot *slots[SUBMIT_CHUNK];
     unsigned got = 0, ok = 0;
     pthread_mutex_lock(&cq->mtx);
     bool destroying = cq->destroying;
@@ -595,25 +792,25 @@ static unsigned submit_chunk(struct dafs_cq *cq, const dafs_io *ios, unsigned n,
     if (ok == 0)
         return 0;
     atomic_fetch_add(&s->aio_inflight, ok);
+    /* every I/O joins the session's FIFO, and aio_kick sends from its head
+     * on the free slots: alone, or several READ/WRITEs in one BATCH_SUBMIT */
     pthread_mutex_lock(&s->lock);
     int broken = atomic_load(&s->broken);
+    unsigned queued = 0;
     for (unsigned i = 0; i < ok; i++) {
         client_aio *a = as[i];
-        slots[i] = NULL;
         if (broken != 0 || (a->io.op != DAFS_IO_COMMIT && a->io.len == 0))
             continue;
-        if (s->aio_head == NULL && atomic_load(&s->credit_waiters) == 0)
-            slots[i] = engine_take_slot_locked(s);
-        if (slots[i] == NULL) { /* queue: sent as replies free credits */
-            a->next = NULL;
-            if (s->aio_tail != NULL)
-                s->aio_tail->next = a;
-            else
-                s->aio_head = a;
-            s->aio_tail = a;
-            atomic_fetch_add(&s->aio_pending, 1u);
-        }
+        a->next = NULL;
+        if (s->aio_tail != NULL)
+            s->aio_tail->next = a;
+        else
+            s->aio_head = a;
+        s->aio_tail = a;
+        queued++;
     }
+    if (queued > 0)
+        atomic_fetch_add(&s->aio_pending, queued);
     pthread_mutex_unlock(&s->lock);
     for (unsigned i = 0; i < ok; i++) {
         client_aio *a = as[i];
@@ -621,9 +818,9 @@ static unsigned submit_chunk(struct dafs_cq *cq, const dafs_io *ios, unsigned n,
             aio_complete(a, 0, a->io.offset); /* nothing to move */
         else if (broken != 0)
             aio_complete(a, broken, a->io.offset);
-        else if (slots[i] != NULL)
-            aio_start(a, slots[i]);
     }
+    if (queued > 0)
+        aio_kick(s);
     return ok;
 }
 

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client.h" /* white box: the session's batch counters, struct dafs_file */
 #include "dafs/dafs.h"
 #include "server_fixture.h"
 
@@ -194,6 +195,91 @@ static void test_many_inflight(ctx *c)
     free(reg);
     CHECK_EQ(dafs_close(f), 0);
     CHECK_EQ(dafs_close(w), 0);
+}
+
+/* ---- several ready I/Os travel as one BATCH_SUBMIT ---- */
+
+static void test_batched(ctx *c)
+{
+    enum { N = 25, BAD = 11 };
+    dafs_file *f = NULL;
+    CHECK_EQ(make_file(c->s, "async_mix", 3, &f), 0);
+    /* a bad entry: the same file under a stateid the server never gave */
+    struct dafs_file badst = *f;
+    badst.stateid ^= 0x123456789ull;
+    atomic_store(&badst.aio_inflight, 0u);
+    dafs_cq *cq;
+    CHECK_EQ(dafs_cq_create(c->s, N, &cq), 0);
+    uint8_t *bufs = malloc((size_t)N * 65536u);
+    uint8_t *reg = malloc(8u * BLK);
+    CHECK(bufs != NULL && reg != NULL);
+    dafs_mr *mr;
+    CHECK_EQ(dafs_mem_register(c->s, reg, 8u * BLK, &mr), 0);
+    dafs_io ios[N];
+    unsigned seen[N] = {0};
+    int64_t res[N];
+    /* even: reads of blocks 0.. (some into the registered region); odd:
+     * writes of blocks 512.. of 200 bytes (inline entry), 4 KiB or 64 KiB
+     * (a registration for the I/O) */
+    for (unsigned i = 0; i < N; i++) {
+        uint8_t *b = bufs + (size_t)i * 65536u;
+        if (i % 2 == 0) {
+            if (i % 4 == 0)
+                b = reg + (size_t)(i / 4) * BLK;
+            ios[i] = (dafs_io){.op = DAFS_IO_READ, .file = f, .buf = b, .len = BLK,
+                               .offset = (uint64_t)i * BLK + 5u};
+        } else {
+            size_t len = i % 3 == 0 ? 200u : i % 5 == 0 ? 65536u : BLK;
+            uint64_t off = 512u * BLK + (uint64_t)i * 65536u;
+            fill(b, len, off, 4);
+            ios[i] = (dafs_io){.op = DAFS_IO_WRITE, .file = f, .buf = b, .len = len,
+                               .offset = off};
+        }
+        ios[i].user_data = (void *)(uintptr_t)i;
+    }
+    ios[BAD].file = &badst;
+    unsigned batches = atomic_load(&c->s->aio_batches);
+    unsigned batched = atomic_load(&c->s->aio_batched);
+    CHECK_EQ(dafs_submit(cq, ios, N), N);
+    CHECK_EQ(reap_all(cq, N, N, seen, res), N);
+    /* all of them went as entries of BATCH_SUBMITs, not one request each */
+    CHECK(atomic_load(&c->s->aio_batches) - batches >= 2u);
+    CHECK_EQ(atomic_load(&c->s->aio_batched) - batched, N);
+    for (unsigned i = 0; i < N; i++) {
+        CHECK_EQ(seen[i], 1);
+        if (i == BAD) {
+            CHECK(res[i] < 0);
+            continue;
+        }
+        CHECK_EQ(res[i], (int64_t)ios[i].len);
+        if (ios[i].op == DAFS_IO_READ)
+            CHECK(check_bytes(ios[i].buf, BLK, ios[i].offset, 3));
+    }
+    CHECK_EQ(dafs_cq_destroy(cq), 0);
+    CHECK_EQ(atomic_load(&f->aio_inflight), 0u);
+    CHECK_EQ(dafs_close(f), 0);
+    /* the writes on the server's disk; the bad one wrote nothing */
+    char path[512];
+    (void)snprintf(path, sizeof path, "%s/async_mix", c->srv.export_dir);
+    int fd = open(path, O_RDONLY);
+    CHECK(fd >= 0);
+    uint8_t *disk = malloc(65536u);
+    CHECK(disk != NULL);
+    for (unsigned i = 1; i < N; i += 2) {
+        ssize_t got = pread(fd, disk, ios[i].len, (off_t)ios[i].offset);
+        if (i == BAD) { /* past the file's end, or zeros of a hole */
+            bool untouched = got <= 0 || !check_bytes(disk, (size_t)got, ios[i].offset, 4);
+            CHECK(untouched);
+        } else {
+            CHECK_EQ(got, (ssize_t)ios[i].len);
+            CHECK(check_bytes(disk, ios[i].len, ios[i].offset, 4));
+        }
+    }
+    (void)close(fd);
+    free(disk);
+    CHECK_EQ(dafs_mem_deregister(mr), 0);
+    free(bufs);
+    free(reg);
 }
 
 /* ---- appends, limits, errors, rules ---- */
@@ -597,6 +683,7 @@ static void test_few_credits(ctx *c)
 static const test_case tests[] = {
     {"many_inflight", test_many_inflight},
     {"rules", test_rules},
+    {"batched", test_batched},
     {"timeouts", test_timeouts},
     {"threads_groups", test_threads_groups},
     {"epoll", test_epoll},
