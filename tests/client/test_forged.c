@@ -129,7 +129,8 @@ static int forger(int in, int out)
             nanosleep(&(struct timespec){0, 20000}, NULL);
             /* "r": the parent starts reading now; then a "k" every 100 sent,
              * so that it reads until the attack has really run */
-            if (op.done && ++sent % 100 <= 1 && write(out, sent == 1 ? "r" : "k", 1) != 1)
+            if (op.done && (++sent == 1 || sent % 100 == 0) &&
+                write(out, sent == 1 ? "r" : "k", 1) != 1)
                 return 1;
         }
     }
