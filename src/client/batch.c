@@ -231,12 +231,7 @@ static void send_message(bcall *b, unsigned first, unsigned n, unsigned nent, ui
     }
     if (rc == 0 && b->err == 0) {
         dafs_request req;
-        memset(&req, 0, sizeof req);
-        req.hdr.opcode = DAFS_OP_BATCH_SUBMIT;
-        req.hdr.cred = cred;
-        req.u.batch.mode = DAFS_BATCH_SYNC;
-        req.u.batch.nentries = nent;
-        req.u.batch.entries = b->ent;
+        batch_request_init(&req, DAFS_BATCH_SYNC, cred, b->ent, nent);
         rc = engine_send(m.slot, &req);
         if (rc < 0)
             engine_release(m.slot);
@@ -467,21 +462,27 @@ unsigned batch_async_notifications(dafs_session *s)
     return a != NULL ? atomic_load(&a->notifications) : 0;
 }
 
+void batch_request_init(dafs_request *req, uint32_t mode, uint32_t cred,
+                        const dafs_batch_entry *ent, unsigned n)
+{
+    memset(req, 0, sizeof *req);
+    req->hdr.opcode = DAFS_OP_BATCH_SUBMIT;
+    req->hdr.cred = cred;
+    req->u.batch.mode = mode;
+    req->u.batch.nentries = n;
+    req->u.batch.entries = ent;
+}
+
 /* One asynchronous BATCH_SUBMIT (possibly empty); waits for its ack. */
 static int send_async(dafs_session *s, const dafs_batch_entry *ent, unsigned n, uint32_t cred,
                       uint32_t num_completions, uint32_t usec_window)
 {
     dafs_request req;
-    memset(&req, 0, sizeof req);
-    req.hdr.opcode = DAFS_OP_BATCH_SUBMIT;
-    req.hdr.cred = cred;
-    req.u.batch.mode = DAFS_BATCH_ASYNC;
+    batch_request_init(&req, DAFS_BATCH_ASYNC, cred, ent, n);
     req.u.batch.usec_window = usec_window;
     req.u.batch.num_completions = num_completions;
     uint32_t grant = atomic_load(&s->bc_granted);
     req.u.batch.bc_credits = grant;
-    req.u.batch.nentries = n;
-    req.u.batch.entries = ent;
     int rc = engine_call_simple(s, &req);
     if (rc == 0)
         atomic_store(&s->bc_told, grant);

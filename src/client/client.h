@@ -270,6 +270,10 @@ int batch_entry_seg(dafs_session *s, const dafs_io *io, dfab_mr *mr, dafs_batch_
 size_t batch_entry_size(const dafs_batch_entry *e);
 size_t batch_req_room(const dafs_session *s);
 unsigned batch_max_entries(const dafs_session *s);
+/* A BATCH_SUBMIT request of n entries (mode DAFS_BATCH_SYNC or _ASYNC)
+ * under credential cred; asynchronous fields (window, N, grant) stay 0. */
+void batch_request_init(dafs_request *req, uint32_t mode, uint32_t cred,
+                        const dafs_batch_entry *ent, unsigned n);
 
 /* ---- batch.c: asynchronous batches (internal API for completion groups) ----
  * batch_async_submit sends ios as asynchronous BATCH_SUBMIT entries; each one

@@ -466,12 +466,7 @@ static void batch_start(client_aio *a, unsigned n, dafs_batch_entry *ent, client
     atomic_fetch_add(&s->aio_batches, 1u);
     atomic_fetch_add(&s->aio_batched, k);
     dafs_request req;
-    memset(&req, 0, sizeof req);
-    req.hdr.opcode = DAFS_OP_BATCH_SUBMIT;
-    req.hdr.cred = cred;
-    req.u.batch.mode = DAFS_BATCH_SYNC;
-    req.u.batch.nentries = k;
-    req.u.batch.entries = ent;
+    batch_request_init(&req, DAFS_BATCH_SYNC, cred, ent, k);
     aio_send(head, slot, &req);
 }
 
