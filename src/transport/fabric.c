@@ -517,6 +517,7 @@ static int open_with_provider(const dfab_config *cfg, const char *prov, dfab **o
     }
     atomic_init(&f->next_requested_key, 1);
     f->shm_lock_fd = -1;
+    f->peer_lock_fd = -1;
     int ret = 0;
     if (strcmp(prov, "shm") == 0 && cfg->service)
         ret = shm_claim_name(cfg->service, &f->shm_lock_fd, errmsg);
@@ -619,6 +620,8 @@ void dfab_close(dfab *f)
     close_objects(f);
     if (f->shm_lock_fd >= 0)
         shm_release_name(f); /* after the region is gone */
+    if (f->peer_lock_fd >= 0)
+        close(f->peer_lock_fd);
     close(f->wake_fd);
     free(f);
 }

@@ -39,6 +39,8 @@ struct dfab {
     int cq_wait_fd;      /* -1 when the CQ has no wait fd */
     int wake_fd;         /* eventfd for dfab_wake */
     int shm_lock_fd;     /* shm listener: flock held on "<name>.lock", else -1 */
+    int peer_lock_fd;    /* shm client: the server's "<name>.lock", open, else -1 */
+    atomic_bool peer_lost; /* that lock was found free: the server is gone */
     atomic_uint_fast64_t next_requested_key;
     _Atomic int64_t last_activity_ns; /* last completion or post, for nap lengths */
     char bound_service[32];

@@ -98,23 +98,57 @@ static int tcp_probe(const char *node, const char *service, int timeout_ms)
     return rc;
 }
 
-/* 1 if a live dafs shm server holds the name for service, else 0. */
-static int shm_server_alive(const char *service)
+/* The open lock file of the shm server named service, or -1 when there is
+ * none or nobody holds it (no live server). */
+static int shm_server_lock_fd(const char *service)
 {
     char lock[128];
     if (!service || strpbrk(service, "/:") ||
         snprintf(lock, sizeof lock, "/dev/shm/" SHM_NAME_PREFIX "%s.lock", service) >=
             (int)sizeof lock)
-        return 0;
+        return -1;
     int fd = open(lock, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
+        return -1;
+    if (flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK)
+        return fd; /* the server's exclusive lock */
+    close(fd);     /* got it (closing releases it), or cannot tell: nobody there */
+    return -1;
+}
+
+/* 1 if a live dafs shm server holds the name for service, else 0. */
+static int shm_server_alive(const char *service)
+{
+    int fd = shm_server_lock_fd(service);
+    if (fd < 0)
         return 0;
-    int alive = 0;
-    if (flock(fd, LOCK_SH | LOCK_NB) != 0)
-        alive = errno == EWOULDBLOCK; /* the server's exclusive lock */
-    /* got it: nobody holds the name (closing the fd releases the lock) */
     close(fd);
-    return alive;
+    return 1;
+}
+
+/* Keep the live server's lock file open, for dfab_peer_lost. */
+static void shm_watch_server(dfab *f, const char *service)
+{
+    if (f->peer_lock_fd >= 0)
+        close(f->peer_lock_fd);
+    f->peer_lock_fd = shm_server_lock_fd(service);
+    atomic_store(&f->peer_lost, false);
+}
+
+bool dfab_peer_lost(dfab *f)
+{
+    if (f->peer_lock_fd < 0)
+        return false;
+    if (atomic_load(&f->peer_lost))
+        return true;
+    /* Free means its holder has exited (the kernel drops flocks of the dead);
+     * a stale-region sweep by another opener may hold it for microseconds,
+     * which only makes a dead server look alive a little longer. */
+    if (flock(f->peer_lock_fd, LOCK_SH | LOCK_NB) != 0)
+        return false;
+    (void)flock(f->peer_lock_fd, LOCK_UN);
+    atomic_store(&f->peer_lost, true);
+    return true;
 }
 
 /* shm reaches this machine only: 0 if node names one of its addresses (an
@@ -182,7 +216,8 @@ int dfab_check_peer(dfab *f, const char *node, const char *service, int timeout_
             *errmsg = peer_err;
             return -EHOSTUNREACH;
         }
-        if (shm_server_alive(service))
+        shm_watch_server(f, service);
+        if (f->peer_lock_fd >= 0)
             return 0;
         /* a tcp dafsd on this port?  Only a local listener can be seen. */
         if (tcp_probe("127.0.0.1", service, timeout_ms < 1000 ? timeout_ms : 1000) == 0) {

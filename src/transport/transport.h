@@ -125,6 +125,12 @@ int dfab_resolve(dfab *f, const char *node, const char *service, dfab_addr *out)
  * then describes it.  See fabric_peer.c for why libfabric cannot tell. */
 int dfab_check_peer(dfab *f, const char *node, const char *service, int timeout_ms,
                     const char **errmsg);
+/* shm only: true once the server last checked by dfab_check_peer is known to
+ * have exited.  Ask before talking to a silent server: libfabric 1.17's shm
+ * takes a spin lock inside the peer's shared region to queue a message, and a
+ * peer killed while holding it makes every later send to it spin forever (the
+ * call never returns).  Always false on other providers, whose sends fail. */
+bool dfab_peer_lost(dfab *f);
 /* Server: the port actually bound (useful after service "0"), as text. */
 int dfab_bound_service(dfab *f, char *buf, size_t len);
 /* Forget a peer (session closed). */

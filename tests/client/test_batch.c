@@ -404,7 +404,16 @@ static void test_server_killed(ctx *c)
     int rc = disk_put(&srv, "k", 256 * BLK, 3);
     if (rc == 0)
         rc = dafs_connect(srv.url, &o, &s2);
-    looper l = {.s = s2, .n = 512};
+    /* shm (libfabric 1.17) queues a message under a spin lock in the
+     * receiver's shared region; a server killed while holding it leaves a
+     * send that is already spinning on it there forever (see
+     * dfab_peer_lost).  So on shm a batch is one message: after the kill the
+     * client sends only once the server is gone, and the library sees that
+     * first.  On tcp, three messages per batch. */
+    dafs_session_info info;
+    bool shm = rc == 0 && dafs_session_get_info(s2, &info) == 0 &&
+               strcmp(info.provider, "shm") == 0;
+    looper l = {.s = s2, .n = shm ? 128 : 512};
     if (rc == 0)
         rc = dafs_open(s2, "k", O_RDONLY, 0, &l.f);
     l.buf = malloc((size_t)l.n * BLK);
