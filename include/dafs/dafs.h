@@ -39,6 +39,10 @@ extern "C" {
 #define DAFS_EURL 10009        /* malformed dafs:// URL */
 #define DAFS_EBADSTATEID 10010 /* open file (stateid) unknown to the server: closed, or
                                 * its session ended */
+#define DAFS_ELOCKBROKEN 10012 /* a PERSIST lock in the way was broken: its holder died
+                                * holding it (take it over with DAFS_LOCK_REPAIR) */
+#define DAFS_EGRACE 10013      /* the server restarted and is in its grace period, when
+                                * only reclaims are served: try again later */
 
 const char *dafs_strerror(int err); /* accepts err or -err */
 
@@ -381,6 +385,47 @@ enum dafs_cache_hint {
     DAFS_HINT_DONTNEED = 4, /* drop the range from the server's cache */
 };
 int dafs_cache_hint(dafs_file *f, uint64_t offset, uint64_t len, int hint);
+
+/* ---- byte-range locks (dafs_lock(3)) -------------------------------------
+ * Locks held by the server for every client of the export (DAFS LOCK, LOCKT,
+ * LOCKU), with fcntl(2)'s POSIX semantics per owner: a lock owner is any
+ * 64-bit number the caller picks (a process, a thread, an open file...), two
+ * locks conflict when their ranges overlap, their owners differ and one is
+ * exclusive; a new lock replaces the owner's locks on its range; unlocking
+ * any part of a range splits it.  length 0 or DAFS_LOCK_TO_EOF: to the end of
+ * the file, however it grows.  The locks of an open file are released when
+ * it is closed (by any owner: the server ties them to the open) and when the
+ * session ends or its lease expires (a killed client).  Locks are advisory:
+ * reads and writes do not check them (except a broken PERSIST range). */
+enum dafs_lock_type { DAFS_LOCK_SHARED = 1, DAFS_LOCK_EXCLUSIVE = 2 };
+#define DAFS_LOCK_WAIT 0x1u        /* wait until it can be granted (else -EAGAIN) */
+#define DAFS_LOCK_PERSIST 0x2u     /* if the holder dies holding it, the lock is broken:
+                                    * the next locker gets -DAFS_ELOCKBROKEN (DAFS §4.4.1.3) */
+#define DAFS_LOCK_AUTORECOVER 0x4u /* not yet: -EOPNOTSUPP */
+#define DAFS_LOCK_REPAIR 0x8u      /* take over the broken PERSIST parts of the range */
+#define DAFS_LOCK_TO_EOF UINT64_MAX
+
+typedef struct dafs_lock_conflict {
+    uint64_t owner;          /* the holder's owner id ... */
+    uint64_t session;        /* ... in this session (the holder's, as the server names it) */
+    uint64_t offset, length; /* length DAFS_LOCK_TO_EOF: to the end of the file */
+    int type;                /* enum dafs_lock_type */
+    unsigned flags;          /* DAFS_LOCK_PERSIST, DAFS_LOCK_AUTORECOVER */
+    int broken;              /* 1: a broken (or breakable) PERSIST lock */
+} dafs_lock_conflict;
+
+/* Lock [offset, offset+length) of f for owner.  0, -EAGAIN (a conflicting lock;
+ * never with DAFS_LOCK_WAIT), -EDEADLK (waiting would deadlock), -ENOLCK (the
+ * server's lock limits), -DAFS_ELOCKBROKEN, -DAFS_EGRACE, -EINVAL, -EOPNOTSUPP.
+ * DAFS_LOCK_WAIT waits as long as it takes (while the session lives). */
+int dafs_lock(dafs_file *f, uint64_t owner, int type, unsigned flags, uint64_t offset,
+              uint64_t length);
+/* Would dafs_lock succeed?  0: yes; 1: no, and *c (if not NULL) describes one
+ * lock in the way; or -error.  Takes nothing and breaks nothing. */
+int dafs_lock_test(dafs_file *f, uint64_t owner, int type, uint64_t offset, uint64_t length,
+                   dafs_lock_conflict *c);
+/* Release owner's locks on the range (what is not locked is no error). */
+int dafs_unlock(dafs_file *f, uint64_t owner, uint64_t offset, uint64_t length);
 
 #ifdef __cplusplus
 }
