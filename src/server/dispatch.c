@@ -280,7 +280,7 @@ static bool handle_session_request(server *srv, rx_slot *slot, const dafs_hdr *h
         session_request_done(&srv->sessions, s);
         ctl_send_status(srv, s->addr, h, s, DAFS_ST_OK);
         if (h->opcode == DAFS_OP_DISCONNECT)
-            session_close(&srv->sessions, s, "closed by the client");
+            session_close(&srv->sessions, s, SESSION_END_CLEAN, "closed by the client");
         session_release(&srv->sessions, s);
         return false;
     }

@@ -305,7 +305,8 @@ static bool retire_stuck_replies(worker *w)
     for (unsigned i = 0; i < nstuck; i++) {
         log_error("session %016llx: client did not take a reply within %u ms; closing it",
                   (unsigned long long)stuck[i]->id, w->srv->cfg.io_timeout_ms);
-        session_close(&w->srv->sessions, stuck[i], "closed: client stopped progressing");
+        session_close(&w->srv->sessions, stuck[i], SESSION_END_LEASE,
+                      "closed: client stopped progressing");
         session_release(&w->srv->sessions, stuck[i]);
     }
     for (unsigned i = 0; room && i < REPLY_BUFS; i++) {
@@ -608,7 +609,7 @@ static void retire_bufs(worker *w, session *s)
     w->timed_out = false;
     log_error("session %016llx: client did not complete a transfer within %u ms; closing it",
               (unsigned long long)s->id, w->srv->cfg.io_timeout_ms);
-    session_close(&w->srv->sessions, s, "closed: client stopped progressing");
+    session_close(&w->srv->sessions, s, SESSION_END_LEASE, "closed: client stopped progressing");
     worker_bufs *fresh = w->norphans < MAX_ORPHANS ? bufs_new(w->srv) : NULL;
     if (!fresh) {
         /* no room for another orphan: wait for this set after all */
