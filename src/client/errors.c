@@ -58,6 +58,7 @@ static const struct status_map status_table[] = {
     {DAFS_ST_MFILE, EMFILE},
     {DAFS_ST_BADSTATEID, DAFS_EBADSTATEID},
     {DAFS_ST_WHOA, EBUSY}, /* batch push-back: the library waits and retries */
+    {DAFS_ST_INTR, EINTR},
     {DAFS_ST_DEADLK, EDEADLK},
     {DAFS_ST_NOLCK, ENOLCK},
     {DAFS_ST_LOCK_BROKEN, DAFS_ELOCKBROKEN},

@@ -1,12 +1,14 @@
 /*
- * lock.c — byte-range locks (DAFS LOCK, LOCKT, LOCKU: protocol ops 50-52):
- * dafs_lock, dafs_lock_test, dafs_unlock on an open file.  Locks are tied to
- * the file's open state, so dafs_close releases them on the server.
+ * lock.c — byte-range locks (DAFS LOCK, LOCKT, LOCKU, LOCK_CANCEL: protocol
+ * ops 50-53): dafs_lock, dafs_lock_test, dafs_unlock, dafs_lock_cancel on an
+ * open file.  Locks are tied to the file's open state, so dafs_close
+ * releases them on the server.
  *
- * DAFS_LOCK_WAIT is a loop here: the server does not queue waiters yet (its
- * lock table can, but the grant would need a back-channel message: see
- * docs/design.md §12), so a refused request is sent again after a pause
- * that doubles from 1 ms to 50 ms.
+ * DAFS_LOCK_WAIT: the server queues the LOCK (in order with other waiters)
+ * and answers it when it is granted, so the call waits for its reply with no
+ * deadline; the session's keepalive ends the wait if the server goes away.
+ * While it waits the request holds one of the session's credits.  Only a
+ * grace period after a server restart is waited out here, by asking again.
  */
 #include <errno.h>
 #include <string.h>
@@ -14,8 +16,9 @@
 
 #include "client.h"
 
-#define LOCK_RETRY_FIRST_US 1000L
-#define LOCK_RETRY_MAX_US 50000L
+#define GRACE_RETRY_FIRST_US 1000L
+#define GRACE_RETRY_MAX_US 500000L
+#define LOCK_WAIT_FOREVER_MS 0x7fffffffu /* 24 days: the keepalive ends it sooner */
 
 static int lock_call(dafs_file *f, uint16_t op, uint64_t owner, int type, unsigned flags,
                      uint64_t offset, uint64_t length, dafs_reply *rep)
@@ -30,9 +33,14 @@ static int lock_call(dafs_file *f, uint16_t op, uint64_t owner, int type, unsign
                                  .offset = offset, .length = length, .type = (uint32_t)type,
                                  .flags = flags};
     client_slot *slot = NULL;
-    int rc = engine_call(f->s, &req, rep, &slot);
+    int rc = engine_acquire(f->s, true, &slot);
+    if (rc < 0)
+        return rc;
+    rc = engine_send(slot, &req);
     if (rc == 0)
-        engine_release(slot); /* the LOCKT reply body has no pointers into the buffer */
+        rc = engine_wait_for(slot, rep, (flags & DAFS_WIRE_LOCK_WAIT) ? LOCK_WAIT_FOREVER_MS
+                                                                       : f->s->timeout_ms);
+    engine_release(slot); /* the LOCKT reply body has no pointers into the buffer */
     return rc;
 }
 
@@ -55,17 +63,25 @@ int dafs_lock(dafs_file *f, uint64_t owner, int type, unsigned flags, uint64_t o
                            DAFS_LOCK_REPAIR;
     if (!type_ok(type) || (flags & ~known) != 0)
         return -EINVAL;
-    /* the wire's flags are the public ones without WAIT (its bit is RECLAIM) */
-    unsigned wire = flags & (DAFS_LOCK_PERSIST | DAFS_LOCK_AUTORECOVER | DAFS_LOCK_REPAIR);
-    long pause = LOCK_RETRY_FIRST_US;
+    /* the wire's bits are the public ones but WAIT (the public WAIT bit is
+     * the wire's RECLAIM) */
+    unsigned wire = (flags & (DAFS_LOCK_PERSIST | DAFS_LOCK_AUTORECOVER | DAFS_LOCK_REPAIR)) |
+                    ((flags & DAFS_LOCK_WAIT) ? DAFS_WIRE_LOCK_WAIT : 0);
+    long pause = GRACE_RETRY_FIRST_US;
     for (;;) {
         dafs_reply rep;
         int rc = lock_call(f, DAFS_OP_LOCK, owner, type, wire, offset, length, &rep);
-        if (!(flags & DAFS_LOCK_WAIT) || (rc != -EAGAIN && rc != -DAFS_EGRACE))
+        if (!(flags & DAFS_LOCK_WAIT) || rc != -DAFS_EGRACE)
             return rc;
         pause_us(pause);
-        pause = pause * 2 > LOCK_RETRY_MAX_US ? LOCK_RETRY_MAX_US : pause * 2;
+        pause = pause * 2 > GRACE_RETRY_MAX_US ? GRACE_RETRY_MAX_US : pause * 2;
     }
+}
+
+int dafs_lock_cancel(dafs_file *f, uint64_t owner)
+{
+    dafs_reply rep;
+    return lock_call(f, DAFS_OP_LOCK_CANCEL, owner, 0, 0, 0, 0, &rep);
 }
 
 int dafs_lock_test(dafs_file *f, uint64_t owner, int type, uint64_t offset, uint64_t length,

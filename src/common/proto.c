@@ -1283,6 +1283,7 @@ static const op_desc op_table[DAFS_OP_LIMIT] = {
     OP(LOCK, lock_req, empty_body),
     OP(LOCKT, lock_req, lockt_rep),
     OP(LOCKU, lock_req, empty_body),
+    OP(LOCK_CANCEL, lock_req, empty_body),
     OP(FALLOCATE, fallocate_req, attr_rep),
     OP(COPY_RANGE, copy_req, u64_rep),
     OP(SEEK, seek_req, u64_rep),

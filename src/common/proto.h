@@ -114,6 +114,7 @@ enum dafs_op {
     DAFS_OP_LOCK = 50,         /* lock_req -> empty (AGAIN when in the way) */
     DAFS_OP_LOCKT = 51,        /* lock_req -> lockt_rep (what is in the way, if anything) */
     DAFS_OP_LOCKU = 52,        /* lock_req (type ignored) -> empty */
+    DAFS_OP_LOCK_CANCEL = 53,  /* lock_req (type ignored): end the owner's queued LOCK */
 
     /* File-system extras (the 70..79 range; see docs/protocol.md). */
     DAFS_OP_EXT_FIRST = 70,
@@ -145,6 +146,7 @@ enum dafs_status {
     DAFS_ST_OK = 0,
     DAFS_ST_PERM = 1,
     DAFS_ST_NOENT = 2,
+    DAFS_ST_INTR = 4,        /* a queued LOCK ended by LOCK_CANCEL or the server's shutdown */
     DAFS_ST_IO = 5,
     DAFS_ST_NXIO = 6,        /* SEEK: no data/hole at or after the offset */
     DAFS_ST_TOOBIG = 7,      /* E2BIG: xattr value or list larger than the protocol allows */
@@ -495,7 +497,8 @@ typedef struct dafs_cache_hint_req { /* CACHE_HINT */
 #define DAFS_WIRE_LOCK_PERSIST 0x2u
 #define DAFS_WIRE_LOCK_AUTORECOVER 0x4u
 #define DAFS_WIRE_LOCK_REPAIR 0x8u
-#define DAFS_WIRE_LOCK_ALL 0xfu
+#define DAFS_WIRE_LOCK_WAIT 0x10u       /* LOCK: queue until granted; the reply comes then */
+#define DAFS_WIRE_LOCK_ALL 0x1fu
 typedef struct dafs_lock_req {
     dafs_fh fh;
     dafs_stateid stateid; /* the open the lock belongs to (released by its CLOSE); 0 = none */

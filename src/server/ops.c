@@ -881,7 +881,8 @@ static int run_op(op_ctx *c)
     case DAFS_OP_READDIR: return op_readdir(c);
     case DAFS_OP_STATFS: return op_statfs(c);
     case DAFS_OP_BATCH_SUBMIT: case DAFS_OP_HURRY_UP: return batch_execute(c); /* batch.c */
-    case DAFS_OP_LOCK: case DAFS_OP_LOCKT: case DAFS_OP_LOCKU: return ops_lock(c);
+    case DAFS_OP_LOCK: case DAFS_OP_LOCKT: case DAFS_OP_LOCKU: case DAFS_OP_LOCK_CANCEL:
+        return ops_lock(c);
     default: return ops_ns_execute(c);
     }
 }

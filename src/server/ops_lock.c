@@ -9,13 +9,24 @@
  * an owner is (session id, the client's owner number), and a lock records
  * the open state it was taken under so that CLOSE releases it.
  *
- * Not wired yet (docs/design.md §12): blocking requests queued on the server
- * with a back-channel grant (the client retries instead), AUTORECOVER (no
- * undo log on the write path: NOTSUP), the grace period and RECLAIM after a
- * restart, and I/O checks against broken PERSIST ranges.
+ * A LOCK with WAIT that must wait is queued in the table and answered when
+ * it is granted: the worker sends nothing (OPCTX_REPLY_LATER), the waiter is
+ * remembered here (waiter id -> session, xid), and the table's grant
+ * callback puts the answer on a list that the network thread sends
+ * (locks_next_answer, from dispatch.c).  Not from the callback itself: the
+ * table grants from whatever call freed the range, session ends included,
+ * and those run under the session table's mutex.  A waiter's answer can
+ * come before its own LOCK has seen LT_QUEUED (another thread unlocked in
+ * between): it then waits here, as "early", for that LOCK to pick it up.
+ *
+ * Not wired yet (docs/design.md §12): AUTORECOVER (no undo log on the write
+ * path: NOTSUP), the grace period and RECLAIM after a restart, and I/O
+ * checks against broken PERSIST ranges.
  */
 #include "ops_lock.h"
 
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -23,6 +34,102 @@
 #include "locktab.h"
 #include "log.h"
 #include "ops.h"
+
+/* A queued LOCK, or the early answer of one. */
+typedef struct lock_wait {
+    uint64_t waiter_id;
+    uint64_t session, xid, owner; /* the LOCK to answer (not set while early) */
+    lt_fid fid;
+    bool early;                   /* the answer came before the LOCK was queued */
+    int status;                   /* early: the wire status to answer */
+    struct lock_wait *next;
+} lock_wait;
+
+static struct {
+    pthread_mutex_t mu;
+    lock_wait *waits;             /* queued LOCKs and early answers */
+    lock_answer *answers;         /* to send (FIFO: answers_tail) */
+    lock_answer **answers_tail;
+    dfab *fabric;                 /* woken when an answer is queued */
+} reg = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int wire_status(int lt);
+
+/* reg.mu held: unlink and return the entry for waiter_id, or NULL. */
+static lock_wait *take_wait_locked(uint64_t waiter_id)
+{
+    for (lock_wait **pp = &reg.waits; *pp != NULL; pp = &(*pp)->next)
+        if ((*pp)->waiter_id == waiter_id) {
+            lock_wait *w = *pp;
+            *pp = w->next;
+            return w;
+        }
+    return NULL;
+}
+
+/* reg.mu held: queue the answer to a LOCK (dropped if out of memory: the
+ * client's wait then ends with its session). */
+static void answer_locked(uint64_t session, uint64_t xid, int status)
+{
+    lock_answer *a = malloc(sizeof *a);
+    if (a == NULL)
+        return;
+    *a = (lock_answer){.session = session, .xid = xid, .status = status};
+    *reg.answers_tail = a;
+    reg.answers_tail = &a->next;
+}
+
+static void granted(void *ctx, uint64_t waiter_id, int status, const lt_req *req,
+                    const lt_conflict *c)
+{
+    (void)ctx;
+    (void)req;
+    (void)c;
+    int st = status == LT_SHUTDOWN ? DAFS_ST_INTR : wire_status(status);
+    pthread_mutex_lock(&reg.mu);
+    lock_wait *w = take_wait_locked(waiter_id);
+    if (w != NULL) {
+        answer_locked(w->session, w->xid, st);
+        free(w);
+    } else if ((w = calloc(1, sizeof *w)) != NULL) {
+        *w = (lock_wait){.waiter_id = waiter_id, .early = true, .status = st, .next = reg.waits};
+        reg.waits = w;
+    }
+    dfab *f = reg.fabric;
+    pthread_mutex_unlock(&reg.mu);
+    if (f != NULL)
+        dfab_wake(f);
+}
+
+bool locks_next_answer(lock_answer *out)
+{
+    pthread_mutex_lock(&reg.mu);
+    lock_answer *a = reg.answers;
+    bool have = a != NULL;
+    if (have) {
+        reg.answers = a->next;
+        if (reg.answers == NULL)
+            reg.answers_tail = &reg.answers;
+        *out = *a;
+        free(a);
+    }
+    pthread_mutex_unlock(&reg.mu);
+    return have;
+}
+
+void locks_requeue_answer(const lock_answer *a)
+{
+    pthread_mutex_lock(&reg.mu);
+    lock_answer *copy = malloc(sizeof *copy);
+    if (copy != NULL) {
+        *copy = *a;
+        copy->next = reg.answers;
+        reg.answers = copy;
+        if (copy->next == NULL)
+            reg.answers_tail = &copy->next;
+    }
+    pthread_mutex_unlock(&reg.mu);
+}
 
 static void session_ended(void *ctx, uint64_t id, int how)
 {
@@ -36,7 +143,11 @@ int locks_open(server *srv, const char **why)
         *why = "cannot open the lock database (STATE_DIR/locks.mdb)";
         return rc;
     }
-    locktab_config cfg = {.db = srv->lockdb};
+    pthread_mutex_lock(&reg.mu);
+    reg.answers_tail = &reg.answers;
+    reg.fabric = srv->fabric;
+    pthread_mutex_unlock(&reg.mu);
+    locktab_config cfg = {.db = srv->lockdb, .on_grant = granted};
     rc = locktab_open(&cfg, &srv->locks);
     if (rc != 0) {
         *why = "cannot load the lock table";
@@ -54,7 +165,18 @@ void locks_close(server *srv)
 {
     srv->sessions.on_close = NULL;
     if (srv->locks != NULL)
-        locktab_close(srv->locks);
+        locktab_close(srv->locks); /* waiters answered INTR: dropped below */
+    pthread_mutex_lock(&reg.mu);
+    reg.fabric = NULL;
+    while (reg.waits != NULL) {
+        lock_wait *w = reg.waits;
+        reg.waits = w->next;
+        free(w);
+    }
+    pthread_mutex_unlock(&reg.mu);
+    lock_answer a;
+    while (locks_next_answer(&a))
+        ;
     if (srv->lockdb != NULL)
         lockdb_close(srv->lockdb);
     srv->locks = NULL;
@@ -125,16 +247,82 @@ static int make_req(op_ctx *c, const dafs_lock_req *r, lt_req *out)
     return DAFS_ST_OK;
 }
 
-static int op_lock(op_ctx *c, const lt_req *q)
+/* A queued LOCK: answer it now if its answer came first, else remember it. */
+static int queued(op_ctx *c, const lt_req *q, uint64_t waiter_id)
+{
+    lock_wait *mine = calloc(1, sizeof *mine);
+    pthread_mutex_lock(&reg.mu);
+    lock_wait *early = take_wait_locked(waiter_id);
+    if (early == NULL && mine != NULL) {
+        *mine = (lock_wait){.waiter_id = waiter_id, .session = c->sess->id,
+                            .xid = c->req->hdr.xid, .owner = q->who.owner, .fid = q->fid,
+                            .next = reg.waits};
+        reg.waits = mine;
+        mine = NULL;
+    }
+    pthread_mutex_unlock(&reg.mu);
+    if (early != NULL) {
+        int st = early->status;
+        free(early);
+        free(mine);
+        return st;
+    }
+    if (mine != NULL) { /* no memory to remember it: give the place up */
+        free(mine);
+        (void)locktab_cancel(c->srv->locks, waiter_id);
+        return DAFS_ST_NOLCK;
+    }
+    return OPCTX_REPLY_LATER;
+}
+
+static int op_lock(op_ctx *c, const lt_req *q, bool wait)
 {
     uint64_t waiter = 0;
     lt_conflict conflict;
-    int lt = locktab_lock(c->srv->locks, q, false, &waiter, &conflict);
+    int lt = locktab_lock(c->srv->locks, q, wait, &waiter, &conflict);
+    if (lt == LT_QUEUED && session_is_closed(&c->srv->sessions, c->sess)) {
+        /* queued after the session's end released its waiters: it would
+         * stand in everyone's way, answered to nobody */
+        if (locktab_cancel(c->srv->locks, waiter) != LT_OK) {
+            pthread_mutex_lock(&reg.mu);
+            free(take_wait_locked(waiter)); /* its early answer */
+            pthread_mutex_unlock(&reg.mu);
+        }
+        return DAFS_ST_INTR;
+    }
+    if (lt == LT_QUEUED)
+        return queued(c, q, waiter);
     /* The session may have closed while this request ran, after its locks
      * were released: what was just granted would be held by nobody. */
     if (lt == LT_OK && session_is_closed(&c->srv->sessions, c->sess))
         locktab_release_session(c->srv->locks, c->sess->id, LT_END_LEASE);
     return wire_status(lt);
+}
+
+/* LOCK_CANCEL: end the owner's queued LOCK on the file (answered INTR).
+ * NOENT when there is none: it was granted or refused meanwhile, and its
+ * answer is on the way. */
+static int op_cancel(op_ctx *c, const lt_req *q)
+{
+    pthread_mutex_lock(&reg.mu);
+    lock_wait *w = reg.waits;
+    while (w != NULL && (w->early || w->session != c->sess->id || w->owner != q->who.owner ||
+                         w->fid.len != q->fid.len || memcmp(w->fid.b, q->fid.b, q->fid.len) != 0))
+        w = w->next;
+    uint64_t waiter = w != NULL ? w->waiter_id : 0;
+    pthread_mutex_unlock(&reg.mu);
+    if (w == NULL || locktab_cancel(c->srv->locks, waiter) != LT_OK)
+        return DAFS_ST_NOENT;
+    pthread_mutex_lock(&reg.mu);
+    w = take_wait_locked(waiter); /* cancelled: no grant will come for it */
+    if (w != NULL)
+        answer_locked(w->session, w->xid, DAFS_ST_INTR);
+    dfab *f = reg.fabric;
+    pthread_mutex_unlock(&reg.mu);
+    free(w);
+    if (f != NULL)
+        dfab_wake(f);
+    return DAFS_ST_OK;
 }
 
 static int op_lockt(op_ctx *c, const lt_req *q)
@@ -165,8 +353,10 @@ int ops_lock(op_ctx *c)
     int status = make_req(c, &c->req->u.lock, &q);
     if (status != DAFS_ST_OK)
         return status;
+    q.flags &= ~DAFS_WIRE_LOCK_WAIT; /* the table's flags are the other bits */
     switch (c->req->hdr.opcode) {
-    case DAFS_OP_LOCK: return op_lock(c, &q);
+    case DAFS_OP_LOCK: return op_lock(c, &q, (c->req->u.lock.flags & DAFS_WIRE_LOCK_WAIT) != 0);
+    case DAFS_OP_LOCK_CANCEL: return op_cancel(c, &q);
     case DAFS_OP_LOCKT: return op_lockt(c, &q);
     case DAFS_OP_LOCKU: return wire_status(locktab_unlock(c->srv->locks, &q));
     default: return DAFS_ST_BADOP;

@@ -650,8 +650,10 @@ static void execute_request(worker *w, rx_slot *slot)
     /* A session closed while this request queued (a stuck client): drop
      * it unanswered rather than risk another wait on that client. */
     int status = session_is_closed(&srv->sessions, s) ? DAFS_ST_BADSESSION : ops_execute(&c);
-    if (status == DAFS_ST_BADSESSION || w->timed_out) {
-        stats_reply(&slot->req, &c.rep, status, slot->len, 0, slot->t_recv);
+    if (status == DAFS_ST_BADSESSION || status == OPCTX_REPLY_LATER || w->timed_out) {
+        /* a queued LOCK counts as served: its reply leaves when it is granted */
+        stats_reply(&slot->req, &c.rep, status == OPCTX_REPLY_LATER ? DAFS_ST_OK : status,
+                    slot->len, 0, slot->t_recv);
         if (w->timed_out)
             retire_bufs(w, s); /* the session is closed: no reply */
         reply_unused(w, rb);

@@ -7,7 +7,11 @@
  *  - unlocking the middle of a range splits it, relocking merges it;
  *  - a lock goes with its open (dafs_close) and with its session
  *    (dafs_disconnect) at once;
- *  - DAFS_LOCK_WAIT returns once the holder unlocks;
+ *  - DAFS_LOCK_WAIT queues on the server: answered once the holder unlocks,
+ *    in order (a later shared request waits behind a queued exclusive one),
+ *    cancelled by dafs_lock_cancel (-EINTR); a wait that would close a
+ *    cycle is refused (-EDEADLK); dafsd stopped with a waiter queued exits
+ *    cleanly and the waiter gets an error;
  *  - a client killed with SIGKILL while holding a lock: it is released when
  *    the lease (1 s here) expires; a PERSIST one is broken instead, the next
  *    locker gets -DAFS_ELOCKBROKEN until it repairs (DAFS_LOCK_REPAIR) and
@@ -147,37 +151,152 @@ static void test_release(ctx *c)
 
 typedef struct waiter {
     dafs_file *f;
+    uint64_t owner;
+    int type;
+    uint64_t offset;
     int rc;
+    pthread_t thread;
 } waiter;
 
 static void *wait_for_lock(void *arg)
 {
     waiter *w = arg;
-    w->rc = dafs_lock(w->f, 9, DAFS_LOCK_EXCLUSIVE, DAFS_LOCK_WAIT, 0, 10);
+    w->rc = dafs_lock(w->f, w->owner, w->type, DAFS_LOCK_WAIT, w->offset, 1);
     return NULL;
 }
 
+static int start_waiter(waiter *w, dafs_file *f, uint64_t owner, int type, uint64_t offset)
+{
+    *w = (waiter){.f = f, .owner = owner, .type = type, .offset = offset, .rc = 1};
+    return pthread_create(&w->thread, NULL, wait_for_lock, w);
+}
+
+/* Until a shared request of a fresh owner on [0,1) is refused: with only
+ * shared locks held there, that means an exclusive request is queued
+ * (queued requests stand in the way of later ones).  0, or -1 at the
+ * deadline. */
+static int until_queued(dafs_file *probe)
+{
+    int64_t until = now_ms() + DEADLINE_MS;
+    while (now_ms() < until) {
+        int rc = dafs_lock(probe, 99, DAFS_LOCK_SHARED, 0, 0, 1);
+        if (rc == -EAGAIN)
+            return 0;
+        if (rc != 0 || dafs_unlock(probe, 99, 0, 1) != 0)
+            return -1;
+        struct timespec ts = {0, 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return -1;
+}
+
+/* DAFS_LOCK_WAIT queues on the server: a waiter is answered when the lock
+ * is released, in order (a shared request arriving after a queued
+ * exclusive one waits too), and a queued request can be cancelled. */
 static void test_wait(ctx *c)
 {
     dafs_session *s2 = NULL;
-    dafs_file *a = NULL;
-    waiter w = {.rc = 1};
+    dafs_file *a = NULL, *b = NULL, *p = NULL;
+    waiter w1, w2;
     CHECK_EQ(dafs_connect(c->srv.url, NULL, &s2), 0);
     CHECK_EQ(create_file(c->s, "wait", &a), 0);
-    CHECK_EQ(dafs_open(s2, "wait", O_RDWR, 0, &w.f), 0);
-    CHECK_EQ(dafs_lock(a, 1, DAFS_LOCK_SHARED, 0, 5, 1), 0);
-    pthread_t t;
-    CHECK_EQ(pthread_create(&t, NULL, wait_for_lock, &w), 0);
-    /* it cannot get the lock while a holds it: LOCKT sees a's lock until the
-     * unlock below, whatever the waiter is doing */
-    CHECK_EQ(dafs_lock_test(w.f, 9, DAFS_LOCK_EXCLUSIVE, 0, 10, NULL), 1);
-    CHECK_EQ(dafs_unlock(a, 1, 0, EOFLEN), 0);
-    pthread_join(t, NULL);
-    CHECK_EQ(w.rc, 0);
-    CHECK_EQ(dafs_lock(a, 1, DAFS_LOCK_SHARED, 0, 0, 1), -EAGAIN); /* the waiter has it */
-    CHECK_EQ(dafs_close(w.f), 0);
+    CHECK_EQ(dafs_open(c->s, "wait", O_RDWR, 0, &p), 0);
+    CHECK_EQ(dafs_open(s2, "wait", O_RDWR, 0, &b), 0);
+    CHECK_EQ(dafs_lock(a, 1, DAFS_LOCK_SHARED, 0, 0, 1), 0);
+    CHECK_EQ(start_waiter(&w1, b, 9, DAFS_LOCK_EXCLUSIVE, 0), 0);
+    int queued = until_queued(p);
+    CHECK_EQ(dafs_unlock(a, 1, 0, EOFLEN), 0); /* w1's turn */
+    pthread_join(w1.thread, NULL);
+    CHECK_EQ(queued, 0);
+    CHECK_EQ(w1.rc, 0);
+    CHECK_EQ(dafs_lock(p, 99, DAFS_LOCK_SHARED, 0, 0, 1), -EAGAIN); /* w1 holds it */
+
+    /* a second waiter, cancelled while it waits behind w1's lock */
+    CHECK_EQ(start_waiter(&w2, a, 5, DAFS_LOCK_SHARED, 0), 0);
+    int cancelled = -ENOENT;
+    int64_t until = now_ms() + DEADLINE_MS;
+    while (cancelled == -ENOENT && now_ms() < until) /* until it is queued */
+        cancelled = dafs_lock_cancel(a, 5);
+    pthread_join(w2.thread, NULL);
+    CHECK_EQ(cancelled, 0);
+    CHECK_EQ(w2.rc, -EINTR);
+    CHECK_EQ(dafs_lock_cancel(a, 5), -ENOENT);
+    CHECK_EQ(dafs_close(b), 0); /* w1's lock goes with its open */
+    CHECK_EQ(dafs_lock(a, 5, DAFS_LOCK_EXCLUSIVE, DAFS_LOCK_WAIT, 0, EOFLEN), 0);
+    CHECK_EQ(dafs_close(p), 0);
     CHECK_EQ(dafs_close(a), 0);
     CHECK_EQ(dafs_disconnect(s2), 0);
+}
+
+/* Two owners each holding what the other waits for: the second wait is
+ * refused with -EDEADLK instead of hanging both. */
+static void test_deadlock(ctx *c)
+{
+    dafs_session *s2 = NULL;
+    dafs_file *a = NULL, *b = NULL, *p = NULL;
+    waiter w;
+    CHECK_EQ(dafs_connect(c->srv.url, NULL, &s2), 0);
+    CHECK_EQ(create_file(c->s, "deadlock", &a), 0);
+    CHECK_EQ(dafs_open(c->s, "deadlock", O_RDWR, 0, &p), 0);
+    CHECK_EQ(dafs_open(s2, "deadlock", O_RDWR, 0, &b), 0);
+    CHECK_EQ(dafs_lock(a, 1, DAFS_LOCK_SHARED, 0, 0, 1), 0);    /* [0,1): a's */
+    CHECK_EQ(dafs_lock(b, 1, DAFS_LOCK_EXCLUSIVE, 0, 1, 1), 0); /* [1,2): b's */
+    CHECK_EQ(start_waiter(&w, b, 1, DAFS_LOCK_EXCLUSIVE, 0), 0); /* b waits for a */
+    int queued = until_queued(p);
+    int dead = dafs_lock(a, 1, DAFS_LOCK_EXCLUSIVE, DAFS_LOCK_WAIT, 1, 1); /* a for b */
+    CHECK_EQ(dafs_unlock(a, 1, 0, EOFLEN), 0);
+    pthread_join(w.thread, NULL);
+    CHECK_EQ(queued, 0);
+    CHECK_EQ(dead, -EDEADLK);
+    CHECK_EQ(w.rc, 0);
+    CHECK_EQ(dafs_close(b), 0);
+    CHECK_EQ(dafs_close(p), 0);
+    CHECK_EQ(dafs_close(a), 0);
+    CHECK_EQ(dafs_disconnect(s2), 0);
+}
+
+/* dafsd stopped (SIGTERM) with a LOCK queued: it exits cleanly, without
+ * waiting for the waiter, and the waiter's call ends with an error. */
+static void test_shutdown_with_waiter(ctx *c)
+{
+    test_server srv;
+    CHECK_EQ(test_server_start(c->dafsd, &srv), 0);
+    dafs_session *s = NULL;
+    dafs_file *a = NULL, *b = NULL, *p = NULL;
+    waiter w = {.rc = 1};
+    bool started = false;
+    int rc = dafs_connect(srv.url, NULL, &s);
+    if (rc == 0)
+        rc = create_file(s, "shutdown", &a);
+    if (rc == 0)
+        rc = dafs_open(s, "shutdown", O_RDWR, 0, &b);
+    if (rc == 0)
+        rc = dafs_open(s, "shutdown", O_RDWR, 0, &p);
+    if (rc == 0)
+        rc = dafs_lock(a, 1, DAFS_LOCK_SHARED, 0, 0, 1);
+    if (rc == 0)
+        started = (rc = start_waiter(&w, b, 2, DAFS_LOCK_EXCLUSIVE, 0)) == 0;
+    if (rc == 0)
+        rc = until_queued(p);
+    int status = -1;
+    pid_t pid = srv.pid;
+    if (rc == 0 && kill(pid, SIGTERM) == 0 && waitpid(pid, &status, 0) == pid)
+        srv.pid = -1;
+    if (started)
+        pthread_join(w.thread, NULL);
+    /* the session is broken: closing and disconnecting fail, and free */
+    if (p)
+        (void)dafs_close(p);
+    if (b)
+        (void)dafs_close(b);
+    if (a)
+        (void)dafs_close(a);
+    if (s)
+        (void)dafs_disconnect(s);
+    test_server_stop(&srv);
+    CHECK_EQ(rc, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(w.rc < 0);
 }
 
 static void test_bad_input(ctx *c)
@@ -376,6 +495,7 @@ static void test_persist_restart(ctx *c)
 static const test_case tests[] = {
     {"conflicts", test_conflicts},     {"split_merge", test_split_merge},
     {"release", test_release},         {"wait", test_wait},
+    {"deadlock", test_deadlock},      {"shutdown_with_waiter", test_shutdown_with_waiter},
     {"bad_input", test_bad_input},     {"killed_holder", test_killed_holder},
     {"persist_restart", test_persist_restart},
 };
