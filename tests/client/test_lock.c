@@ -135,6 +135,37 @@ static void test_split_merge(ctx *c)
     CHECK_EQ(dafs_disconnect(s2), 0);
 }
 
+/* Run this program as a child with mode, url, name; its exit status (0 ok). */
+static int run_child(const char *mode, const char *url, const char *name)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/proc/self/exe", "test_lock", mode, url, name, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -2;
+}
+
+/* The child of --disconnect: lock name, then end the session with the file
+ * still open, and leave at once (_exit: the open file is not freed). */
+static int disconnect_child(const char *url, const char *name)
+{
+    dafs_session *s = NULL;
+    dafs_file *f = NULL;
+    int rc = dafs_connect(url, NULL, &s);
+    if (rc == 0)
+        rc = dafs_open(s, name, O_RDWR, 0, &f);
+    if (rc == 0)
+        rc = dafs_lock(f, 1, DAFS_LOCK_EXCLUSIVE, 0, 0, EOFLEN);
+    if (rc == 0)
+        rc = dafs_disconnect(s);
+    _exit(rc == 0 ? 0 : 1);
+}
+
 /* A lock goes with its open, and with its session. */
 static void test_release(ctx *c)
 {
@@ -150,9 +181,11 @@ static void test_release(ctx *c)
     CHECK_EQ(dafs_lock(a2, 2, DAFS_LOCK_SHARED, 0, 0, EOFLEN), 0); /* read-only open */
     CHECK_EQ(dafs_lock(b, 1, DAFS_LOCK_EXCLUSIVE, 0, 0, 1), -EAGAIN);
     CHECK_EQ(dafs_close(a2), 0);
-    CHECK_EQ(dafs_lock(b, 1, DAFS_LOCK_EXCLUSIVE, 0, 0, EOFLEN), 0);
-    CHECK_EQ(dafs_disconnect(s2), 0); /* its session's locks go */
-    s2 = NULL;
+    CHECK_EQ(dafs_close(b), 0);
+    CHECK_EQ(dafs_disconnect(s2), 0);
+    /* a session that ends (DISCONNECT) with the file still open: its locks
+     * go at once (another process: the file it leaves open is its leak) */
+    CHECK_EQ(run_child("--disconnect", c->srv.url, "release"), 0);
     CHECK_EQ(dafs_open(c->s, "release", O_RDWR, 0, &a), 0);
     CHECK_EQ(dafs_lock(a, 1, DAFS_LOCK_EXCLUSIVE, 0, 0, EOFLEN), 0);
     CHECK_EQ(dafs_close(a), 0);
@@ -721,6 +754,8 @@ static const test_case tests[] = {
 
 int main(int argc, char **argv)
 {
+    if (argc == 4 && strcmp(argv[1], "--disconnect") == 0)
+        return disconnect_child(argv[2], argv[3]);
     if (argc == 4 && strcmp(argv[1], "--autorecover") == 0)
         return autorecover_child(argv[2], argv[3]);
     if (argc == 5 && strcmp(argv[1], "--hold") == 0)
