@@ -15,7 +15,8 @@
  *  - a client killed with SIGKILL while holding a lock: it is released when
  *    the lease (1 s here) expires; a PERSIST one is broken instead, the next
  *    locker gets -DAFS_ELOCKBROKEN until it repairs (DAFS_LOCK_REPAIR) and
- *    unlocks, after which the range is clean;
+ *    unlocks, after which the range is clean; a write into the broken range
+ *    is refused too;
  *  - PERSIST state across dafsd crashes (SIGKILL, restart on the same state
  *    directory): held at the crash -> breakable, broken -> still broken,
  *    repaired -> clean;
@@ -24,7 +25,8 @@
  *    once and truncates; killed, the file is byte for byte its pre-lock self
  *    once the lease expires (read from the export directory, not through
  *    dafs); a clean unlock keeps the changes and leaves no undo log; an
- *    append under it is refused; dafsd killed, the next start rolls the file
+ *    append under it is refused; dafs_lock_abort rolls back on request;
+ *    dafsd killed, the next start rolls the file
  *    back, and killed again in the middle of that rollback (DAFS_FAULT), the
  *    start after that finishes it;
  *  - bad input: unknown type or flag.
@@ -446,6 +448,8 @@ static void test_killed_holder(ctx *c)
         int again = dafs_lock(g, 3, DAFS_LOCK_SHARED, 0, 0, 1); /* still broken */
         if (again != -DAFS_ELOCKBROKEN)
             broken = 2000;
+        if (dafs_pwrite(g, "x", 1, 10) != -DAFS_ELOCKBROKEN) /* no write into it either */
+            broken = 3000;
         repaired = dafs_lock(g, 3, DAFS_LOCK_EXCLUSIVE, DAFS_LOCK_REPAIR, 0, EOFLEN);
         if (repaired == 0)
             repaired = dafs_unlock(g, 3, 0, EOFLEN);
@@ -710,6 +714,23 @@ static void test_autorecover_commit(ctx *c)
     CHECK_EQ(dafs_close(f), 0);
 }
 
+/* ABORT: the holder asks for the rollback itself. */
+static void test_autorecover_abort(ctx *c)
+{
+    static uint8_t want[AR_SIZE];
+    CHECK_EQ(ar_create(&c->srv, "ara", want), 0);
+    dafs_file *f = NULL;
+    CHECK_EQ(dafs_open(c->s, "ara", O_RDWR, 0, &f), 0);
+    CHECK_EQ(dafs_lock_abort(f, 1), -ENOENT); /* no AUTORECOVER lock yet */
+    CHECK_EQ(dafs_lock(f, 1, DAFS_LOCK_EXCLUSIVE, DAFS_LOCK_AUTORECOVER, 0, EOFLEN), 0);
+    CHECK_EQ(ar_changes(f), 0);
+    CHECK_EQ(dafs_lock_abort(f, 1), 0);
+    CHECK_EQ(ar_same(&c->srv, "ara", want), 0);
+    CHECK_EQ(dafs_lock_abort(f, 1), -ENOENT); /* released with the rollback */
+    CHECK_EQ(dafs_lock(f, 2, DAFS_LOCK_EXCLUSIVE, 0, 0, EOFLEN), 0);
+    CHECK_EQ(dafs_close(f), 0);
+}
+
 /* dafsd killed while a holder has changed the file: the next start rolls
  * it back before serving; and killed in the middle of that rollback
  * (DAFS_FAULT=rollback:after_apply), the start after that finishes it. */
@@ -749,6 +770,7 @@ static const test_case tests[] = {
     {"persist_restart", test_persist_restart},
     {"autorecover_killed", test_autorecover_killed},
     {"autorecover_commit", test_autorecover_commit},
+    {"autorecover_abort", test_autorecover_abort},
     {"autorecover_server_crash", test_autorecover_server_crash},
 };
 
