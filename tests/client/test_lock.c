@@ -7,6 +7,8 @@
  *  - unlocking the middle of a range splits it, relocking merges it;
  *  - a lock goes with its open (dafs_close) and with its session
  *    (dafs_disconnect) at once;
+ *  - six sessions add one to a counter in the file 100 times each, under the
+ *    exclusive lock (waiting): no update is lost;
  *  - DAFS_LOCK_WAIT queues on the server: answered once the holder unlocks,
  *    in order (a later shared request waits behind a queued exclusive one),
  *    cancelled by dafs_lock_cancel (-EINTR); a wait that would close a
@@ -321,6 +323,70 @@ static void test_wait(ctx *c)
     CHECK_EQ(dafs_close(p), 0);
     CHECK_EQ(dafs_close(a), 0);
     CHECK_EQ(dafs_disconnect(s2), 0);
+}
+
+/* ---- many lockers on one counter ---------------------------------------- */
+
+#define COUNTER_THREADS 6
+#define COUNTER_ROUNDS 100
+
+typedef struct counter_arg {
+    const char *url;
+    int rc;
+} counter_arg;
+
+/* In a session of its own: COUNTER_ROUNDS times take the exclusive lock
+ * (waiting), read the counter, write it plus one, unlock.  A lost update
+ * shows as a final count below the total. */
+static void *count_up(void *p)
+{
+    counter_arg *a = p;
+    dafs_session *s = NULL;
+    dafs_file *f = NULL;
+    a->rc = dafs_connect(a->url, NULL, &s);
+    if (a->rc == 0)
+        a->rc = dafs_open(s, "counter", O_RDWR, 0, &f);
+    for (int i = 0; i < COUNTER_ROUNDS && a->rc == 0; i++) {
+        uint64_t v = 0;
+        a->rc = dafs_lock(f, 1, DAFS_LOCK_EXCLUSIVE, DAFS_LOCK_WAIT, 0, 8);
+        if (a->rc == 0 && dafs_pread(f, &v, sizeof v, 0) != (ssize_t)sizeof v)
+            a->rc = -EIO;
+        v++;
+        if (a->rc == 0 && dafs_pwrite(f, &v, sizeof v, 0) != (ssize_t)sizeof v)
+            a->rc = -EIO;
+        if (a->rc == 0)
+            a->rc = dafs_unlock(f, 1, 0, 8);
+    }
+    if (f)
+        (void)dafs_close(f);
+    if (s)
+        (void)dafs_disconnect(s);
+    return NULL;
+}
+
+/* Mutual exclusion under contention: several sessions queue on one lock. */
+static void test_counter(ctx *c)
+{
+    dafs_file *f = NULL;
+    uint64_t zero = 0, total = 0;
+    CHECK_EQ(create_file(c->s, "counter", &f), 0);
+    CHECK_EQ(dafs_pwrite(f, &zero, sizeof zero, 0), sizeof zero);
+    pthread_t t[COUNTER_THREADS];
+    counter_arg a[COUNTER_THREADS];
+    int started = 0;
+    for (; started < COUNTER_THREADS; started++) {
+        a[started] = (counter_arg){.url = c->srv.url, .rc = 1};
+        if (pthread_create(&t[started], NULL, count_up, &a[started]) != 0)
+            break;
+    }
+    for (int i = 0; i < started; i++)
+        pthread_join(t[i], NULL);
+    CHECK_EQ(started, COUNTER_THREADS);
+    for (int i = 0; i < started; i++)
+        CHECK_EQ(a[i].rc, 0);
+    CHECK_EQ(dafs_pread(f, &total, sizeof total, 0), sizeof total);
+    CHECK_EQ(total, COUNTER_THREADS * COUNTER_ROUNDS);
+    CHECK_EQ(dafs_close(f), 0);
 }
 
 /* Two owners each holding what the other waits for: the second wait is
@@ -718,7 +784,7 @@ static void test_autorecover_server_crash(ctx *c)
 static const test_case tests[] = {
     {"conflicts", test_conflicts},     {"split_merge", test_split_merge},
     {"release", test_release},         {"wait", test_wait},
-    {"deadlock", test_deadlock},      {"shutdown_with_waiter", test_shutdown_with_waiter},
+    {"deadlock", test_deadlock},      {"counter", test_counter},      {"shutdown_with_waiter", test_shutdown_with_waiter},
     {"bad_input", test_bad_input},     {"killed_holder", test_killed_holder},
     {"persist_restart", test_persist_restart},
     {"autorecover_killed", test_autorecover_killed},
