@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "dafs_version.h"
+#include "locktab.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -69,6 +70,14 @@ void admin_gauges(server *srv, stats_gauges *g)
     session_totals(&srv->sessions, &g->sessions, &g->credits_granted, &g->credits_in_use);
     g->max_sessions = srv->cfg.max_sessions;
     g->uptime_s = (double)(monotonic_ms() - admin.start_ms) / 1000.0;
+    if (srv->locks != NULL) {
+        locktab_stats ls;
+        locktab_get_stats(srv->locks, &ls);
+        g->locks = ls.locks;
+        g->lock_waiters = ls.waiters;
+        g->locks_broken = ls.broken;
+        g->lock_rollbacks = ls.rollbacks;
+    }
 }
 
 /* ---- commands ------------------------------------------------------------ */

@@ -287,6 +287,9 @@ void stats_format_text(strbuf *b, const stats_totals *t, const stats_gauges *g)
     sb_printf(b, "sessions: %u (of %u)   credits in use: %llu (of %llu granted)   uptime: %.0f s\n",
               g->sessions, g->max_sessions, (unsigned long long)g->credits_in_use,
               (unsigned long long)g->credits_granted, g->uptime_s);
+    sb_printf(b, "locks: %llu held, %llu waiting   broken: %llu   rolled back: %llu\n",
+              (unsigned long long)g->locks, (unsigned long long)g->lock_waiters,
+              (unsigned long long)g->locks_broken, (unsigned long long)g->lock_rollbacks);
     sb_printf(b, "\n%-16s %10s %8s %14s %14s %9s %9s %9s %9s\n", "OPERATION", "REQUESTS", "ERRORS",
               "BYTES_IN", "BYTES_OUT", "P50_US", "P90_US", "P99_US", "P99.9_US");
     uint64_t all = 0;
@@ -323,9 +326,12 @@ void stats_format_json(strbuf *b, const stats_totals *t, const stats_gauges *g)
 {
     sb_printf(b,
               "{\"sessions\":%u,\"max_sessions\":%u,\"credits_in_use\":%llu,"
-              "\"credits_granted\":%llu,\"uptime_s\":%.3f,\"ops\":{",
+              "\"credits_granted\":%llu,\"uptime_s\":%.3f,\"locks\":%llu,"
+              "\"lock_waiters\":%llu,\"locks_broken\":%llu,\"lock_rollbacks\":%llu,\"ops\":{",
               g->sessions, g->max_sessions, (unsigned long long)g->credits_in_use,
-              (unsigned long long)g->credits_granted, g->uptime_s);
+              (unsigned long long)g->credits_granted, g->uptime_s, (unsigned long long)g->locks,
+              (unsigned long long)g->lock_waiters, (unsigned long long)g->locks_broken,
+              (unsigned long long)g->lock_rollbacks);
     bool first = true;
     for (unsigned i = 0; i < STATS_OPS; i++) {
         const stats_op_total *o = &t->ops[i];
@@ -394,6 +400,17 @@ void stats_format_prometheus(strbuf *b, const stats_totals *t, const stats_gauge
               "# HELP dafs_uptime_seconds Seconds since dafsd started.\n"
               "# TYPE dafs_uptime_seconds gauge\ndafs_uptime_seconds %.3f\n",
               g->uptime_s);
+    sb_printf(b,
+              "# HELP dafs_locks Byte-range lock records held.\n# TYPE dafs_locks gauge\n"
+              "dafs_locks %llu\n"
+              "# HELP dafs_lock_waiters LOCK requests queued.\n# TYPE dafs_lock_waiters gauge\n"
+              "dafs_lock_waiters %llu\n"
+              "# HELP dafs_locks_broken_total PERSIST locks broken.\n"
+              "# TYPE dafs_locks_broken_total counter\ndafs_locks_broken_total %llu\n"
+              "# HELP dafs_lock_rollbacks_total AUTORECOVER rollbacks.\n"
+              "# TYPE dafs_lock_rollbacks_total counter\ndafs_lock_rollbacks_total %llu\n",
+              (unsigned long long)g->locks, (unsigned long long)g->lock_waiters,
+              (unsigned long long)g->locks_broken, (unsigned long long)g->lock_rollbacks);
     prom_op_counter(b, t, "dafs_requests_total", "Requests answered, by operation.",
                     offsetof(stats_op_total, requests));
     prom_op_counter(b, t, "dafs_errors_total", "Replies with a status other than OK.",

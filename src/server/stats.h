@@ -69,6 +69,10 @@ typedef struct stats_gauges {
     uint64_t credits_in_use;  /* admitted requests not yet answered */
     uint64_t credits_granted; /* sum of the sessions' grants */
     double uptime_s;
+    uint64_t locks;           /* byte-range lock records held (a split counts) */
+    uint64_t lock_waiters;    /* LOCK requests queued */
+    uint64_t locks_broken;    /* PERSIST locks broken since start */
+    uint64_t lock_rollbacks;  /* AUTORECOVER rollbacks since start */
 } stats_gauges;
 
 /* Sum every thread's counters into *out (a large struct: allocate it). */

@@ -78,14 +78,17 @@ static void test_threads_and_percentiles(void **state)
         double want = q[i] * PER_THREAD * 1000.0, got = (double)stats_percentile(g, q[i]);
         assert_true(got >= want * (1 - 1.0 / 16) && got <= want * (1 + 1.0 / 16));
     }
-    stats_gauges gg = {
-        .sessions = 3, .max_sessions = 10, .credits_in_use = 2, .credits_granted = 96};
+    stats_gauges gg = {.sessions = 3, .max_sessions = 10, .credits_in_use = 2,
+                       .credits_granted = 96, .locks = 5, .lock_waiters = 1, .locks_broken = 2,
+                       .lock_rollbacks = 7};
     strbuf b;
     sb_init(&b, 1 << 20);
     stats_format_json(&b, tot, &gg);
     assert_false(b.failed);
     assert_non_null(strstr(b.p, "\"GETATTR\":{\"requests\":40000,\"errors\":400,"));
     assert_non_null(strstr(b.p, "\"sessions\":3,"));
+    assert_non_null(strstr(b.p, "\"locks\":5,\"lock_waiters\":1,\"locks_broken\":2,"
+                                "\"lock_rollbacks\":7,"));
     assert_non_null(strstr(b.p, "\"OTHER\":{\"requests\":1,"));
     sb_free(&b);
     sb_init(&b, 1 << 20);
@@ -95,11 +98,14 @@ static void test_threads_and_percentiles(void **state)
     assert_non_null(strstr(b.p, "dafs_requests_total{op=\"GETATTR\"} 40000\n"));
     assert_non_null(strstr(b.p, "dafs_request_latency_seconds_count{op=\"GETATTR\"} 40000\n"));
     assert_non_null(strstr(b.p, "dafs_credits_granted 96\n"));
+    assert_non_null(strstr(b.p, "dafs_locks 5\n"));
+    assert_non_null(strstr(b.p, "dafs_lock_rollbacks_total 7\n"));
     sb_free(&b);
     sb_init(&b, 1 << 20);
     stats_format_text(&b, tot, &gg);
     assert_false(b.failed);
     assert_non_null(strstr(b.p, "GETATTR"));
+    assert_non_null(strstr(b.p, "locks: 5 held, 1 waiting   broken: 2   rolled back: 7\n"));
     sb_free(&b);
     sb_init(&b, 64); /* the cap holds */
     stats_format_text(&b, tot, &gg);
