@@ -398,7 +398,7 @@ int dafs_cache_hint(dafs_file *f, uint64_t offset, uint64_t len, int hint);
  * session ends or its lease expires (a killed client).  Locks are advisory:
  * reads and writes do not check them (except a broken PERSIST range). */
 enum dafs_lock_type { DAFS_LOCK_SHARED = 1, DAFS_LOCK_EXCLUSIVE = 2 };
-#define DAFS_LOCK_WAIT 0x1u        /* wait until it can be granted (else -EAGAIN) */
+#define DAFS_LOCK_WAIT 0x1u        /* wait in the server's queue until granted (else -EAGAIN) */
 #define DAFS_LOCK_PERSIST 0x2u     /* if the holder dies holding it, the lock is broken:
                                     * the next locker gets -DAFS_ELOCKBROKEN (DAFS §4.4.1.3) */
 #define DAFS_LOCK_AUTORECOVER 0x4u /* not yet: -EOPNOTSUPP */
@@ -417,9 +417,13 @@ typedef struct dafs_lock_conflict {
 /* Lock [offset, offset+length) of f for owner.  0, -EAGAIN (a conflicting lock;
  * never with DAFS_LOCK_WAIT), -EDEADLK (waiting would deadlock), -ENOLCK (the
  * server's lock limits), -DAFS_ELOCKBROKEN, -DAFS_EGRACE, -EINVAL, -EOPNOTSUPP.
- * DAFS_LOCK_WAIT waits as long as it takes (while the session lives). */
+ * DAFS_LOCK_WAIT waits in the server's queue, in order, as long as it takes
+ * (while the session lives), or until dafs_lock_cancel: then -EINTR. */
 int dafs_lock(dafs_file *f, uint64_t owner, int type, unsigned flags, uint64_t offset,
               uint64_t length);
+/* End owner's waiting dafs_lock on f (from another thread): it returns -EINTR.
+ * -ENOENT when none waits (it was granted or refused meanwhile). */
+int dafs_lock_cancel(dafs_file *f, uint64_t owner);
 /* Would dafs_lock succeed?  0: yes; 1: no, and *c (if not NULL) describes one
  * lock in the way; or -error.  Takes nothing and breaks nothing. */
 int dafs_lock_test(dafs_file *f, uint64_t owner, int type, uint64_t offset, uint64_t length,

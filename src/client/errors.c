@@ -58,6 +58,11 @@ static const struct status_map status_table[] = {
     {DAFS_ST_MFILE, EMFILE},
     {DAFS_ST_BADSTATEID, DAFS_EBADSTATEID},
     {DAFS_ST_WHOA, EBUSY}, /* batch push-back: the library waits and retries */
+    {DAFS_ST_INTR, EINTR},
+    {DAFS_ST_DEADLK, EDEADLK},
+    {DAFS_ST_NOLCK, ENOLCK},
+    {DAFS_ST_LOCK_BROKEN, DAFS_ELOCKBROKEN},
+    {DAFS_ST_GRACE, DAFS_EGRACE},
 };
 
 int client_map_status(int32_t status)
@@ -83,6 +88,8 @@ static const char *dafs_specific_message(int err)
     case DAFS_EBADSTATEID: return "Open file unknown to the server (closed, or its session ended)";
     case DAFS_ETRANSPORT: return "Transport error (connection lost or timed out)";
     case DAFS_EURL: return "Malformed dafs:// URL";
+    case DAFS_ELOCKBROKEN: return "Lock broken: its previous holder died holding it";
+    case DAFS_EGRACE: return "Server in its grace period after a restart: try again";
     default: return NULL;
     }
 }

@@ -888,6 +888,12 @@ BODY(cache_hint_req, NULL,
      U64(dafs_cache_hint_req, offset), U64(dafs_cache_hint_req, len),
      U32_MAX(dafs_cache_hint_req, hint, DAFS_WIRE_HINT_DONTNEED));
 
+BODY(lock_req, NULL,
+     FH(dafs_lock_req, fh), U64(dafs_lock_req, stateid), U64(dafs_lock_req, owner),
+     U64(dafs_lock_req, offset), U64(dafs_lock_req, length),
+     U32_MAX(dafs_lock_req, type, DAFS_WIRE_LOCK_EXCL),
+     U32_MASK(dafs_lock_req, flags, DAFS_WIRE_LOCK_ALL));
+
 /* ---- reply bodies ------------------------------------------------------ */
 
 BODY(connect_rep, NULL,
@@ -935,6 +941,12 @@ BODY(readlink_rep, NULL, BYTES(dafs_readlink_rep, target, 1, DAFS_PATH_MAX));
 BODY(cred_rep, NULL, U32_NONZERO(dafs_cred_rep, cred_id));
 
 BODY(u64_rep, NULL, U64(dafs_u64_rep, value));
+
+BODY(lockt_rep, NULL,
+     U32_MAX(dafs_lockt_rep, found, 1), U32_MAX(dafs_lockt_rep, type, DAFS_WIRE_LOCK_EXCL),
+     U32_MASK(dafs_lockt_rep, flags, DAFS_WIRE_LOCK_ALL),
+     U32_MAX(dafs_lockt_rep, state, DAFS_LOCK_STATE_ROLLBACK), U64(dafs_lockt_rep, session),
+     U64(dafs_lockt_rep, owner), U64(dafs_lockt_rep, offset), U64(dafs_lockt_rep, length));
 
 /* GETXATTR/LISTXATTR: u32 size, then the data (empty for a size query, else
  * exactly size bytes). */
@@ -1268,6 +1280,10 @@ static const op_desc op_table[DAFS_OP_LIMIT] = {
     OP(BATCH_SUBMIT, batch_req, batch_rep),
     OP(CACHE_HINT, cache_hint_req, empty_body),
     OP(HURRY_UP, hurry_req, empty_body),
+    OP(LOCK, lock_req, empty_body),
+    OP(LOCKT, lock_req, lockt_rep),
+    OP(LOCKU, lock_req, empty_body),
+    OP(LOCK_CANCEL, lock_req, empty_body),
     OP(FALLOCATE, fallocate_req, attr_rep),
     OP(COPY_RANGE, copy_req, u64_rep),
     OP(SEEK, seek_req, u64_rep),

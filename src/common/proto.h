@@ -110,6 +110,12 @@ enum dafs_op {
     DAFS_OP_CACHE_HINT = 41,   /* fh, stateid, offset, len, hint -> nothing (DAFS 4.2.4) */
     DAFS_OP_HURRY_UP = 42,     /* send the session's pending batch completions now */
 
+    /* Byte-range locks (the 50..59 range; docs/protocol.md §4.8). */
+    DAFS_OP_LOCK = 50,         /* lock_req -> empty (AGAIN when in the way) */
+    DAFS_OP_LOCKT = 51,        /* lock_req -> lockt_rep (what is in the way, if anything) */
+    DAFS_OP_LOCKU = 52,        /* lock_req (type ignored) -> empty */
+    DAFS_OP_LOCK_CANCEL = 53,  /* lock_req (type ignored): end the owner's queued LOCK */
+
     /* File-system extras (the 70..79 range; see docs/protocol.md). */
     DAFS_OP_EXT_FIRST = 70,
     DAFS_OP_FALLOCATE = 70,   /* fh, mode, offset, length -> attr (fallocate(2)) */
@@ -140,6 +146,7 @@ enum dafs_status {
     DAFS_ST_OK = 0,
     DAFS_ST_PERM = 1,
     DAFS_ST_NOENT = 2,
+    DAFS_ST_INTR = 4,        /* a queued LOCK ended by LOCK_CANCEL or the server's shutdown */
     DAFS_ST_IO = 5,
     DAFS_ST_NXIO = 6,        /* SEEK: no data/hole at or after the offset */
     DAFS_ST_TOOBIG = 7,      /* E2BIG: xattr value or list larger than the protocol allows */
@@ -158,7 +165,9 @@ enum dafs_status {
     DAFS_ST_ROFS = 30,
     DAFS_ST_MLINK = 31,
     DAFS_ST_RANGE = 34,      /* xattr value or list larger than the size asked for */
+    DAFS_ST_DEADLK = 35,     /* LOCK: waiting would deadlock */
     DAFS_ST_NAMETOOLONG = 36,
+    DAFS_ST_NOLCK = 37,      /* LOCK: the server's lock limits are reached */
     DAFS_ST_NOSYS = 38,
     DAFS_ST_NOTEMPTY = 39,
     DAFS_ST_LOOP = 40,
@@ -178,6 +187,8 @@ enum dafs_status {
     DAFS_ST_BADOP = 10006,      /* unknown opcode */
     DAFS_ST_BADSTATEID = 10010, /* stateid unknown to this session, closed, stale or
                                  * not for this file handle */
+    DAFS_ST_LOCK_BROKEN = 10012,/* LOCK/LOCKU/I/O: a broken PERSIST lock is in the way */
+    DAFS_ST_GRACE = 10013,      /* grace period after a restart: only reclaims */
     DAFS_ST_WHOA = 10011,       /* BATCH_SUBMIT (asynchronous): the server is congested;
                                  * nothing was accepted, retry after a BATCH_COMPLETION
                                  * (DAFS's EWHOACOWBOY) */
@@ -478,6 +489,39 @@ typedef struct dafs_cache_hint_req { /* CACHE_HINT */
     uint64_t len;         /* 0 = to the end of the file */
     uint32_t hint;        /* enum dafs_hint, at most DAFS_WIRE_HINT_DONTNEED */
 } dafs_cache_hint_req;
+/* ==== locks (issue 12): LOCK, LOCKT, LOCKU ==== (docs/protocol.md §4.8)
+ * One body for all three.  length 0 or all ones: to the end of the file. */
+#define DAFS_WIRE_LOCK_SHARED 1u
+#define DAFS_WIRE_LOCK_EXCL 2u
+#define DAFS_WIRE_LOCK_RECLAIM 0x1u     /* flags: only in the grace period */
+#define DAFS_WIRE_LOCK_PERSIST 0x2u
+#define DAFS_WIRE_LOCK_AUTORECOVER 0x4u
+#define DAFS_WIRE_LOCK_REPAIR 0x8u
+#define DAFS_WIRE_LOCK_WAIT 0x10u       /* LOCK: queue until granted; the reply comes then */
+#define DAFS_WIRE_LOCK_ALL 0x1fu
+typedef struct dafs_lock_req {
+    dafs_fh fh;
+    dafs_stateid stateid; /* the open the lock belongs to (released by its CLOSE); 0 = none */
+    uint64_t owner;       /* the client's lock owner within the session */
+    uint64_t offset;
+    uint64_t length;
+    uint32_t type;        /* DAFS_WIRE_LOCK_SHARED or _EXCL; LOCKU: ignored (0..2) */
+    uint32_t flags;       /* DAFS_WIRE_LOCK_* */
+} dafs_lock_req;
+
+/* LOCKT reply: found 0 (nothing in the way: the rest is 0) or 1. */
+#define DAFS_LOCK_STATE_HELD 1u
+#define DAFS_LOCK_STATE_BREAKABLE 2u
+#define DAFS_LOCK_STATE_BROKEN 3u
+#define DAFS_LOCK_STATE_ROLLBACK 4u
+typedef struct dafs_lockt_rep {
+    uint32_t found;
+    uint32_t type, flags, state; /* DAFS_WIRE_LOCK_*, DAFS_LOCK_STATE_* */
+    uint64_t session, owner;     /* who holds it (the server's session id) */
+    uint64_t offset, length;     /* length all ones: to the end of the file */
+} dafs_lockt_rep;
+/* ==== end of locks ==== */
+
 /* ==== batch I/O (issue 10): BATCH_SUBMIT, HURRY_UP, BATCH_COMPLETION ====
  * (kept together for the table-driven codec; docs/protocol.md "Batch I/O")
  *
@@ -598,6 +642,7 @@ typedef struct dafs_request {
         dafs_cache_hint_req cache_hint;
         dafs_batch_req batch; /* batch I/O */
         dafs_hurry_req hurry; /* batch I/O */
+        dafs_lock_req lock;   /* LOCK, LOCKT, LOCKU */
     } u;
 } dafs_request;
 
@@ -688,6 +733,7 @@ typedef struct dafs_reply {
         dafs_u64_rep u64;
         dafs_xattr_rep xattr;
         dafs_batch_rep batch; /* batch I/O: BATCH_SUBMIT */
+        dafs_lockt_rep lockt; /* LOCKT */
     } u;
 } dafs_reply;
 

@@ -40,6 +40,7 @@
 #include <string.h>
 
 #include "batch.h"
+#include "ops_lock.h"
 #include "fastpath.h"
 #include "log.h"
 #include "opctx.h"
@@ -61,16 +62,18 @@ static void ctl_done(dfab_op *op, int status, size_t len, dfab_addr src)
     c->srv->ctl_free = c;
 }
 
-/* Send a (small) reply from the network thread; dropped if no slot is free. */
-static void ctl_send(server *srv, dfab_addr dst, const dafs_reply *rep)
+/* Send a (small) reply from the network thread.  False when no slot was
+ * free (or the send failed): the reply is dropped, unless the caller keeps
+ * it to try again. */
+static bool ctl_send(server *srv, dfab_addr dst, const dafs_reply *rep)
 {
     ctl_reply *c = srv->ctl_free;
     if (!c || dst == DFAB_ADDR_UNSPEC)
-        return;
+        return false;
     int len = dafs_encode_reply(c->buf, CTL_REPLY_SIZE, rep);
     if (len < 0) {
         log_error("cannot encode %s reply: status %d", dafs_op_name(rep->hdr.opcode), -len);
-        return;
+        return true; /* trying again will not help */
     }
     stats_reply_here(rep, (size_t)len);
     srv->ctl_free = c->next_free;
@@ -80,6 +83,31 @@ static void ctl_send(server *srv, dfab_addr dst, const dafs_reply *rep)
     if (rc != 0) {
         c->next_free = srv->ctl_free;
         srv->ctl_free = c;
+    }
+    return rc == 0;
+}
+
+/* The answers of queued LOCKs that were granted (or cancelled): each is
+ * the reply its LOCK did not get when it queued.  One whose session is gone
+ * is dropped; one that finds no free slot waits for the next pass. */
+static void send_lock_answers(server *srv)
+{
+    lock_answer a;
+    while (locks_next_answer(&a)) {
+        session *s = session_acquire(&srv->sessions, a.session);
+        if (s == NULL)
+            continue;
+        dafs_hdr req = {.opcode = DAFS_OP_LOCK, .session_id = a.session, .xid = a.xid};
+        dafs_reply rep;
+        memset(&rep, 0, sizeof(rep));
+        reply_hdr_init(&rep.hdr, &req, s->id, session_grant_for_reply(&srv->sessions, s),
+                       a.status);
+        bool sent = ctl_send(srv, s->addr, &rep);
+        session_release(&srv->sessions, s);
+        if (!sent) {
+            locks_requeue_answer(&a);
+            return;
+        }
     }
 }
 
@@ -280,7 +308,7 @@ static bool handle_session_request(server *srv, rx_slot *slot, const dafs_hdr *h
         session_request_done(&srv->sessions, s);
         ctl_send_status(srv, s->addr, h, s, DAFS_ST_OK);
         if (h->opcode == DAFS_OP_DISCONNECT)
-            session_close(&srv->sessions, s, "closed by the client");
+            session_close(&srv->sessions, s, SESSION_END_CLEAN, "closed by the client");
         session_release(&srv->sessions, s);
         return false;
     }
@@ -417,6 +445,7 @@ int dispatch_run(server *srv, int drain_ms)
             break;
         }
         batch_tick(srv); /* asynchronous batch completions that are due */
+        send_lock_answers(srv);
         int64_t now = session_now_ms();
         if (now >= next_check) {
             session_expire_idle(&srv->sessions, now);

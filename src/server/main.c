@@ -38,6 +38,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "server.h"
+#include "ops_lock.h"
 #include "statedir.h"
 #include "worker.h"
 
@@ -364,6 +365,10 @@ static int start(server *srv)
                                     srv->cfg.rx_buffers);
     srv->sessions.max_opens = srv->cfg.max_opens;
     srv->sessions.max_per_peer = srv->cfg.max_sessions_per_client;
+    if (tables == 0 && (rc = locks_open(srv, &why)) != 0) {
+        log_error("%s: %s", why, strerror(-rc));
+        return -1;
+    }
     if (tables != 0 ||
         workers_start(srv, rx_repost, &why) != 0 || dispatch_start(srv, &why) != 0) {
         log_error("startup failed: %s", why ? why : "session table");
@@ -402,6 +407,7 @@ static void shutdown_server(server *srv, bool drained)
     dispatch_close_mrs(srv);
     if (srv->sessions.fabric)
         session_table_destroy(&srv->sessions);
+    locks_close(srv); /* PERSIST locks stay in the database, breakable at the next start */
     opens_stop(); /* after the sessions: closes the last open states' fds */
     dfab *f = srv->fabric;
     srv->fabric = NULL; /* the signal handler must not wake a closed endpoint */

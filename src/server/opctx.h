@@ -134,6 +134,10 @@ static inline int opctx_rma_many(op_ctx *c, bool write, const op_rma_part *parts
 void reply_hdr_init(dafs_hdr *h, const dafs_hdr *req, uint64_t session_id, uint16_t credits,
                     int status);
 
+/* Not a wire status: what an op returns when it answers later by other
+ * means (a queued LOCK: ops_lock.c), so the executor sends no reply. */
+#define OPCTX_REPLY_LATER 0x7fff0001
+
 /* ---- entry points ------------------------------------------------------- */
 
 /* Execute c->req (any opcode the network thread does not answer itself),

@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "batch.h"
+#include "ops_lock.h"
 
 void reply_hdr_init(dafs_hdr *h, const dafs_hdr *req, uint64_t session_id, uint16_t credits,
                     int status)
@@ -275,8 +276,12 @@ static int op_getattr(op_ctx *c)
 static int op_close(op_ctx *c)
 {
     const dafs_close_req *r = &c->req->u.close;
-    if (r->stateid != 0)
-        return opens_close(&c->sess->opens, r->stateid, &r->fh);
+    if (r->stateid != 0) {
+        int status = opens_close(&c->sess->opens, r->stateid, &r->fh);
+        if (status == DAFS_ST_OK)
+            locks_release_open(c->srv, c->sess->id, r->stateid);
+        return status;
+    }
     int fd;
     struct stat st;
     int status = ops_fh_open(c, &r->fh, &fd, &st);
@@ -876,6 +881,8 @@ static int run_op(op_ctx *c)
     case DAFS_OP_READDIR: return op_readdir(c);
     case DAFS_OP_STATFS: return op_statfs(c);
     case DAFS_OP_BATCH_SUBMIT: case DAFS_OP_HURRY_UP: return batch_execute(c); /* batch.c */
+    case DAFS_OP_LOCK: case DAFS_OP_LOCKT: case DAFS_OP_LOCKU: case DAFS_OP_LOCK_CANCEL:
+        return ops_lock(c);
     default: return ops_ns_execute(c);
     }
 }

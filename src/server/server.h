@@ -85,6 +85,8 @@ typedef struct server {
     uint64_t instance;     /* random per start: server_instance and write verifier */
     fdcache fds;           /* open fds by handle + identity + mode */
     durable_dirs durable;  /* directories changed since the last commit */
+    struct locktab *locks; /* byte-range locks (ops_lock.c) */
+    struct lockdb *lockdb; /* their stable part: STATE_DIR/locks.mdb */
 
     uint8_t *rx_mem;
     dfab_mr *rx_mr;

@@ -160,11 +160,13 @@ static void release_locked(session *s)
 }
 
 /* Close s: out of the hash, tombstone, drop the table's reference. */
-static void close_locked(session_table *t, session *s, const char *why)
+static void close_locked(session_table *t, session *s, enum session_end how, const char *why)
 {
     if (s->closed)
         return;
     s->closed = true;
+    if (t->on_close != NULL)
+        t->on_close(t->on_close_ctx, s->id, (int)how);
     unlink_locked(t, s);
     log_info("session %016llx (client %.*s) %s (%u sessions)", (unsigned long long)s->id,
              (int)s->client_id_len, s->client_id, why, t->count);
@@ -183,7 +185,7 @@ static void close_old_incarnations_locked(session_table *t, const dafs_connect_r
             if (s->client_id_len == req->client_id.len &&
                 memcmp(s->client_id, req->client_id.ptr, req->client_id.len) == 0 &&
                 s->boot_verifier != req->boot_verifier)
-                close_locked(t, s, "replaced by a new incarnation");
+                close_locked(t, s, SESSION_END_REINIT, "replaced by a new incarnation");
             s = next;
         }
     }
@@ -338,11 +340,11 @@ bool session_is_closed(session_table *t, session *s)
     return closed;
 }
 
-bool session_close(session_table *t, session *s, const char *why)
+bool session_close(session_table *t, session *s, enum session_end how, const char *why)
 {
     pthread_mutex_lock(&t->mu);
     bool was_open = !s->closed;
-    close_locked(t, s, why);
+    close_locked(t, s, how, why);
     if (was_open)
         recompute_grants_locked(t);
     pthread_mutex_unlock(&t->mu);
@@ -358,7 +360,7 @@ unsigned session_expire_idle(session_table *t, int64_t now_ms)
         while (s) {
             session *next = s->next;
             if (s->outstanding == 0 && now_ms - s->last_active_ms > (int64_t)s->limits.lease_ms) {
-                close_locked(t, s, "expired (lease)");
+                close_locked(t, s, SESSION_END_LEASE, "expired (lease)");
                 n++;
             }
             s = next;
@@ -431,7 +433,7 @@ bool session_evict(session_table *t, uint64_t id)
     pthread_mutex_lock(&t->mu);
     session *s = id ? find_locked(t, id) : NULL;
     if (s) {
-        close_locked(t, s, "evicted by the administrator");
+        close_locked(t, s, SESSION_END_LEASE, "evicted by the administrator");
         recompute_grants_locked(t);
     }
     pthread_mutex_unlock(&t->mu);

@@ -59,7 +59,19 @@ typedef struct session_table {
      * its tombstone is recycled. */
     struct { uint64_t id; dfab_addr addr; } tomb[SESSION_TOMBSTONES];
     unsigned tomb_next;
+    /* Called when a session closes (not at table destruction), with t->mu
+     * held: it must not call back into the table.  The locks use it. */
+    void (*on_close)(void *ctx, uint64_t id, int how); /* how: enum session_end */
+    void *on_close_ctx;
 } session_table;
+
+/* Why a session ended, for what it leaves behind (its locks: locktab.h's
+ * enum lt_end has the same values). */
+enum session_end {
+    SESSION_END_CLEAN = 1,  /* DISCONNECT */
+    SESSION_END_LEASE = 2,  /* expired, evicted, or the client stopped progressing */
+    SESSION_END_REINIT = 3, /* the client came back as a new incarnation */
+};
 
 int session_table_init(session_table *t, dfab *f, unsigned max_sessions, unsigned rx_pool);
 void session_table_destroy(session_table *t); /* closes every session */
@@ -94,7 +106,7 @@ void session_request_done(session_table *t, session *s);
 /* True once s has been closed (DISCONNECT, expiry, stuck client). */
 bool session_is_closed(session_table *t, session *s);
 /* Close a session (DISCONNECT).  False if it was already closed. */
-bool session_close(session_table *t, session *s, const char *why);
+bool session_close(session_table *t, session *s, enum session_end how, const char *why);
 /* Address of a recently closed session, for a BADSESSION reply. */
 bool session_tomb_addr(session_table *t, uint64_t id, dfab_addr *addr);
 /* Remember an address that belongs to no session (refused CONNECT), so it

@@ -305,7 +305,8 @@ static bool retire_stuck_replies(worker *w)
     for (unsigned i = 0; i < nstuck; i++) {
         log_error("session %016llx: client did not take a reply within %u ms; closing it",
                   (unsigned long long)stuck[i]->id, w->srv->cfg.io_timeout_ms);
-        session_close(&w->srv->sessions, stuck[i], "closed: client stopped progressing");
+        session_close(&w->srv->sessions, stuck[i], SESSION_END_LEASE,
+                      "closed: client stopped progressing");
         session_release(&w->srv->sessions, stuck[i]);
     }
     for (unsigned i = 0; room && i < REPLY_BUFS; i++) {
@@ -608,7 +609,7 @@ static void retire_bufs(worker *w, session *s)
     w->timed_out = false;
     log_error("session %016llx: client did not complete a transfer within %u ms; closing it",
               (unsigned long long)s->id, w->srv->cfg.io_timeout_ms);
-    session_close(&w->srv->sessions, s, "closed: client stopped progressing");
+    session_close(&w->srv->sessions, s, SESSION_END_LEASE, "closed: client stopped progressing");
     worker_bufs *fresh = w->norphans < MAX_ORPHANS ? bufs_new(w->srv) : NULL;
     if (!fresh) {
         /* no room for another orphan: wait for this set after all */
@@ -649,8 +650,10 @@ static void execute_request(worker *w, rx_slot *slot)
     /* A session closed while this request queued (a stuck client): drop
      * it unanswered rather than risk another wait on that client. */
     int status = session_is_closed(&srv->sessions, s) ? DAFS_ST_BADSESSION : ops_execute(&c);
-    if (status == DAFS_ST_BADSESSION || w->timed_out) {
-        stats_reply(&slot->req, &c.rep, status, slot->len, 0, slot->t_recv);
+    if (status == DAFS_ST_BADSESSION || status == OPCTX_REPLY_LATER || w->timed_out) {
+        /* a queued LOCK counts as served: its reply leaves when it is granted */
+        stats_reply(&slot->req, &c.rep, status == OPCTX_REPLY_LATER ? DAFS_ST_OK : status,
+                    slot->len, 0, slot->t_recv);
         if (w->timed_out)
             retire_bufs(w, s); /* the session is closed: no reply */
         reply_unused(w, rb);

@@ -47,6 +47,7 @@ enum bench_workload {
     BW_STAT,
     BW_READDIR,
     BW_UNLINK,
+    BW_LOCK,           /* exclusive lock + unlock of a range of the data file, QD1 */
     BW_MP1,
     BW_MP2,
     BW_MP4,

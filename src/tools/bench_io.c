@@ -477,6 +477,45 @@ static int run_meta(io_target *t, const bench_opts *o, int repeat_index,
     return rc;
 }
 
+/* ---- locks ------------------------------------------------------------------ */
+
+/* One exclusive lock and its unlock, on a range of the data file that moves
+ * each time: dafs_lock/dafs_unlock (two round trips), or fcntl(2) locally. */
+static int lock_unlock(io_target *t, uint64_t off)
+{
+    if (t->s) {
+        int rc = dafs_lock(t->f, 1, DAFS_LOCK_EXCLUSIVE, 0, off, 4096);
+        return rc == 0 ? dafs_unlock(t->f, 1, off, 4096) : rc;
+    }
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)off,
+                       .l_len = 4096};
+    if (fcntl(t->fd, F_SETLK, &fl) != 0)
+        return -errno;
+    fl.l_type = F_UNLCK;
+    return fcntl(t->fd, F_SETLK, &fl) == 0 ? 0 : -errno;
+}
+
+static int run_lock(io_target *t, int n, bench_result *r)
+{
+    double *lat = calloc((size_t)n, sizeof(double));
+    if (!lat)
+        return -ENOMEM;
+    double srv0 = t->server > 0 ? bench_proc_cpu_us(t->server) : 0;
+    double cpu0 = bench_self_cpu_us(), t0 = bench_now();
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        double a = bench_now();
+        rc = lock_unlock(t, (uint64_t)(i % 1024) * 4096);
+        lat[i] = bench_now() - a;
+    }
+    double elapsed = bench_now() - t0, cpu = bench_self_cpu_us() - cpu0;
+    r->server_cpu_us_per_op = bench_server_cpu_per_op(t->server, srv0, n);
+    if (rc == 0)
+        bench_fill_result(r, lat, n, elapsed, 0, cpu / n);
+    free(lat);
+    return rc;
+}
+
 /* ---- one repeat of everything selected ------------------------------------ */
 
 static int run_all(io_target *t, char *big, char **small, const bench_opts *o,
@@ -503,6 +542,8 @@ static int run_all(io_target *t, char *big, char **small, const bench_opts *o,
         rc = run_seq(t, 1, big, o->seq_calls, &out[BW_SEQWRITE_1M]);
     if (rc == 0 && o->selected[BW_CREATE])
         rc = run_meta(t, o, repeat_index, out);
+    if (rc == 0 && o->selected[BW_LOCK])
+        rc = run_lock(t, o->ops_meta, &out[BW_LOCK]);
     return rc;
 }
 

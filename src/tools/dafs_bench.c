@@ -270,10 +270,11 @@ static void usage(FILE *out)
             "usage: dafs-bench [--provider NAME] [--url dafs://HOST[:PORT]/] [--repeat N]\n"
             "                  [--quick] [--json] [--plot FILE.png] [--workloads LIST]\n"
             "Runs 4 KiB random reads/writes (QD1, QD32), 1 MiB sequential reads/writes,\n"
-            "create/stat/readdir/unlink and 1..16 client processes against dafs, a local\n"
-            "directory and the raw libfabric floor, and prints one table with ratios and\n"
-            "the performance targets.  LIST: comma-separated groups (read4k, write4k, seq,\n"
-            "async, batch, meta, mp) or workload ids (read4k_qd1, ..., mp16); default all.\n"
+            "create/stat/readdir/unlink, lock+unlock and 1..16 client processes against\n"
+            "dafs, a local directory and the raw libfabric floor, and prints one table with\n"
+            "ratios and the performance targets.  LIST: comma-separated groups (read4k,\n"
+            "write4k, seq, async, batch, meta, lock, mp) or workload ids (read4k_qd1, ...,\n"
+            "mp16); default all.\n"
             "  -h, --help     show this help;  -V, --version  show the version\n");
 }
 

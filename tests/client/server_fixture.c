@@ -66,25 +66,14 @@ int test_server_start(const char *dafsd, test_server *srv)
     return test_server_start_opts(dafsd, srv, no_squash);
 }
 
-int test_server_start_opts(const char *dafsd, test_server *srv, const char *const *extra)
+/* Start dafsd on srv's directories and wait until it is ready. */
+static int launch(const char *dafsd, test_server *srv, const char *const *extra)
 {
-    memset(srv, 0, sizeof *srv);
-    srv->pid = -1;
-    const char *tmp = getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp";
-    (void)snprintf(srv->base, sizeof srv->base, "%s/dafs-client-test.XXXXXX", tmp);
-    if (mkdtemp(srv->base) == NULL) {
-        fprintf(stderr, "mkdtemp: %s\n", strerror(errno));
-        return -1;
-    }
     char state[320], ready[320], log[320];
-    (void)snprintf(srv->export_dir, sizeof srv->export_dir, "%s/export", srv->base);
     (void)snprintf(state, sizeof state, "%s/state", srv->base);
     (void)snprintf(ready, sizeof ready, "%s/ready", srv->base);
     (void)snprintf(log, sizeof log, "%s/dafsd.log", srv->base);
-    if (mkdir(srv->export_dir, 0755) != 0 || mkdir(state, 0700) != 0) {
-        fprintf(stderr, "mkdir: %s\n", strerror(errno));
-        return -1;
-    }
+    (void)unlink(ready);
     fflush(NULL);
     srv->pid = fork();
     if (srv->pid < 0) {
@@ -112,6 +101,36 @@ int test_server_start_opts(const char *dafsd, test_server *srv, const char *cons
     }
     (void)snprintf(srv->url, sizeof srv->url, "dafs://127.0.0.1:%u", port);
     return 0;
+}
+
+int test_server_crash_restart(const char *dafsd, test_server *srv, const char *const *extra)
+{
+    if (srv->pid > 0) {
+        (void)kill(srv->pid, SIGKILL);
+        (void)waitpid(srv->pid, NULL, 0);
+        srv->pid = -1;
+    }
+    return launch(dafsd, srv, extra);
+}
+
+int test_server_start_opts(const char *dafsd, test_server *srv, const char *const *extra)
+{
+    memset(srv, 0, sizeof *srv);
+    srv->pid = -1;
+    const char *tmp = getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp";
+    (void)snprintf(srv->base, sizeof srv->base, "%s/dafs-client-test.XXXXXX", tmp);
+    if (mkdtemp(srv->base) == NULL) {
+        fprintf(stderr, "mkdtemp: %s\n", strerror(errno));
+        return -1;
+    }
+    char state[320];
+    (void)snprintf(srv->export_dir, sizeof srv->export_dir, "%s/export", srv->base);
+    (void)snprintf(state, sizeof state, "%s/state", srv->base);
+    if (mkdir(srv->export_dir, 0755) != 0 || mkdir(state, 0700) != 0) {
+        fprintf(stderr, "mkdir: %s\n", strerror(errno));
+        return -1;
+    }
+    return launch(dafsd, srv, extra);
 }
 
 static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)

@@ -33,6 +33,10 @@ int test_server_start(const char *dafsd, test_server *srv); /* with --no-root-sq
 /* extra: more dafsd options, NULL-terminated (at most 8), e.g. "--read-only". */
 int test_server_start_opts(const char *dafsd, test_server *srv, const char *const *extra);
 void test_server_stop(test_server *srv);
+/* Kill the server with SIGKILL and start it again on the same export and
+ * state directory (with options extra, as test_server_start_opts); srv->url
+ * names its new port.  Returns 0, or -1 with a message on stderr. */
+int test_server_crash_restart(const char *dafsd, test_server *srv, const char *const *extra);
 
 /* ---- session-based test programs ---- */
 

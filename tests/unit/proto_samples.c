@@ -412,6 +412,55 @@ static bool batch_reply_equal(const dafs_reply *a, const dafs_reply *b)
 }
 /* ==== end of batch I/O ==== */
 
+/* ==== locks (issue 12): LOCK, LOCKT, LOCKU ==== */
+
+static bool is_lock_op(uint16_t op)
+{
+    return op == DAFS_OP_LOCK || op == DAFS_OP_LOCKT || op == DAFS_OP_LOCKU ||
+           op == DAFS_OP_LOCK_CANCEL;
+}
+
+static void sample_lock_request(uint16_t op, dafs_request *q)
+{
+    dafs_lock_req *l = &q->u.lock;
+    sample_fh(&l->fh, 33, (uint8_t)op);
+    l->stateid = 0x1234567800000009ull;
+    l->owner = 0xfedcba9876543210ull;
+    l->offset = 4096;
+    l->length = op == DAFS_OP_LOCKU ? UINT64_MAX : 100;
+    l->type = op == DAFS_OP_LOCKU || op == DAFS_OP_LOCK_CANCEL ? 0 : DAFS_WIRE_LOCK_EXCL;
+    l->flags = op == DAFS_OP_LOCK ? DAFS_WIRE_LOCK_PERSIST | DAFS_WIRE_LOCK_REPAIR : 0;
+}
+
+static void sample_lock_reply(uint16_t op, dafs_reply *r)
+{
+    if (op != DAFS_OP_LOCKT)
+        return;
+    r->u.lockt = (dafs_lockt_rep){.found = 1, .type = DAFS_WIRE_LOCK_SHARED,
+                                  .flags = DAFS_WIRE_LOCK_PERSIST,
+                                  .state = DAFS_LOCK_STATE_BROKEN, .session = 0x5e55,
+                                  .owner = 77, .offset = 10, .length = UINT64_MAX};
+}
+
+static bool lock_request_equal(const dafs_request *a, const dafs_request *b)
+{
+    const dafs_lock_req *x = &a->u.lock, *y = &b->u.lock;
+    return fh_equal(&x->fh, &y->fh) && x->stateid == y->stateid && x->owner == y->owner &&
+           x->offset == y->offset && x->length == y->length && x->type == y->type &&
+           x->flags == y->flags;
+}
+
+static bool lock_reply_equal(const dafs_reply *a, const dafs_reply *b)
+{
+    if (a->hdr.opcode != DAFS_OP_LOCKT)
+        return true;
+    const dafs_lockt_rep *x = &a->u.lockt, *y = &b->u.lockt;
+    return x->found == y->found && x->type == y->type && x->flags == y->flags &&
+           x->state == y->state && x->session == y->session && x->owner == y->owner &&
+           x->offset == y->offset && x->length == y->length;
+}
+/* ==== end of locks ==== */
+
 void sample_request(uint16_t op, dafs_request *q)
 {
     memset(q, 0, sizeof *q);
@@ -419,6 +468,8 @@ void sample_request(uint16_t op, dafs_request *q)
     q->hdr.cred = 0x33 + op; /* any value is valid in a request */
     if (is_batch_op(op))
         sample_batch_request(op, q);
+    else if (is_lock_op(op))
+        sample_lock_request(op, q);
     else
         sample_request_body(op, q);
 }
@@ -636,6 +687,8 @@ void sample_reply(uint16_t op, dafs_reply *r)
     r->hdr.credits = 32;
     if (is_batch_op(op))
         sample_batch_reply(op, r);
+    else if (is_lock_op(op))
+        sample_lock_reply(op, r);
     else
         sample_reply_body(op, r);
 }
@@ -840,6 +893,8 @@ bool requests_equal(const dafs_request *a, const dafs_request *b)
 {
     if (is_batch_op(a->hdr.opcode))
         return hdr_equal(&a->hdr, &b->hdr) && batch_request_equal(a, b);
+    if (is_lock_op(a->hdr.opcode))
+        return hdr_equal(&a->hdr, &b->hdr) && lock_request_equal(a, b);
     return hdr_equal(&a->hdr, &b->hdr) && request_body_equal(a->hdr.opcode, a, b);
 }
 
@@ -970,5 +1025,7 @@ bool replies_equal(const dafs_reply *a, const dafs_reply *b)
         return false;
     if (is_batch_op(a->hdr.opcode))
         return batch_reply_equal(a, b);
+    if (is_lock_op(a->hdr.opcode))
+        return lock_reply_equal(a, b);
     return reply_body_equal(a->hdr.opcode, a, b);
 }

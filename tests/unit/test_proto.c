@@ -1617,7 +1617,9 @@ static void test_ext_rules(void **state)
     assert_int_equal(dafs_op_next(DAFS_OP_COUNT - 1), DAFS_OP_BATCH_SUBMIT);
     assert_int_equal(dafs_op_next(DAFS_OP_BATCH_SUBMIT), DAFS_OP_CACHE_HINT);
     assert_int_equal(dafs_op_next(DAFS_OP_CACHE_HINT), DAFS_OP_HURRY_UP);
-    assert_int_equal(dafs_op_next(DAFS_OP_HURRY_UP), DAFS_OP_EXT_FIRST);
+    assert_int_equal(dafs_op_next(DAFS_OP_HURRY_UP), DAFS_OP_LOCK);
+    assert_int_equal(dafs_op_next(DAFS_OP_LOCKU), DAFS_OP_LOCK_CANCEL);
+    assert_int_equal(dafs_op_next(DAFS_OP_LOCK_CANCEL), DAFS_OP_EXT_FIRST);
     assert_int_equal(dafs_op_next(DAFS_OP_EXT_END - 1), DAFS_OP_LIMIT);
     assert_string_equal(dafs_op_name(DAFS_OP_COPY_RANGE), "COPY_RANGE");
     assert_string_equal(dafs_op_name(DAFS_OP_EXT_END), "UNKNOWN");
@@ -1671,6 +1673,71 @@ static void test_cache_hint_rules(void **state)
     dafs_reply p;
     sample_reply(DAFS_OP_CACHE_HINT, &p);
     assert_int_equal(encode_rep(buf, &p), DAFS_HDR_SIZE);
+}
+
+/* LOCK, LOCKT, LOCKU: one body (fh, stateid, owner, offset, length, type,
+ * flags), written here by hand; LOCKT's reply likewise. */
+static void raw_lock(raw *r, uint16_t op, uint32_t type, uint32_t flags)
+{
+    raw_begin(r, op, false);
+    raw_fh(r, 11);
+    raw_le(r, 0x1122334455667788ull, 8); /* stateid */
+    raw_le(r, 42, 8);                    /* owner */
+    raw_le(r, 4096, 8);                  /* offset */
+    raw_le(r, UINT64_MAX, 8);            /* length: to the end */
+    raw_le(r, type, 4);
+    raw_le(r, flags, 4);
+}
+
+static void test_lock_rules(void **state)
+{
+    (void)state;
+    raw r;
+    for (uint32_t type = 0; type <= DAFS_WIRE_LOCK_EXCL + 1; type++) {
+        raw_lock(&r, DAFS_OP_LOCK, type, 0);
+        assert_int_equal(raw_decode_request(&r), type <= DAFS_WIRE_LOCK_EXCL ? 0 : -DAFS_ST_BADMSG);
+    }
+    raw_lock(&r, DAFS_OP_LOCK, DAFS_WIRE_LOCK_EXCL, DAFS_WIRE_LOCK_ALL);
+    assert_int_equal(raw_decode_request(&r), 0);
+    raw_lock(&r, DAFS_OP_LOCKU, 0, DAFS_WIRE_LOCK_ALL + 1);
+    assert_int_equal(raw_decode_request(&r), -DAFS_ST_BADMSG);
+
+    dafs_request q;
+    memset(&q, 0, sizeof q);
+    q.hdr.opcode = DAFS_OP_LOCKT;
+    q.hdr.session_id = 1;
+    q.hdr.xid = 2;
+    q.u.lock.fh.len = 11;
+    memset(q.u.lock.fh.data, 0xf0, 11);
+    q.u.lock = (dafs_lock_req){.fh = q.u.lock.fh, .stateid = 0x1122334455667788ull, .owner = 42,
+                               .offset = 4096, .length = UINT64_MAX,
+                               .type = DAFS_WIRE_LOCK_SHARED, .flags = DAFS_WIRE_LOCK_PERSIST};
+    raw_lock(&r, DAFS_OP_LOCKT, DAFS_WIRE_LOCK_SHARED, DAFS_WIRE_LOCK_PERSIST);
+    size_t n = raw_end(&r);
+    assert_int_equal(n, DAFS_HDR_SIZE + 16 + 4 * 8 + 8);
+    uint8_t buf[BUF_SIZE];
+    assert_int_equal(encode_req(buf, &q), (int)n);
+    assert_memory_equal(buf, r.b, n);
+    q.u.lock.type = 3;
+    expect_request_inval(&q);
+
+    /* LOCKT reply: found, type, flags, state (u32 each), session, owner,
+     * offset, length (u64 each) */
+    raw_begin(&r, DAFS_OP_LOCKT, true);
+    raw_le(&r, 1, 4);
+    raw_le(&r, DAFS_WIRE_LOCK_EXCL, 4);
+    raw_le(&r, 0, 4);
+    raw_le(&r, DAFS_LOCK_STATE_HELD, 4);
+    raw_le(&r, 0x5e55, 8);
+    raw_le(&r, 7, 8);
+    raw_le(&r, 0, 8);
+    raw_le(&r, 100, 8);
+    assert_int_equal(raw_decode_reply(&r), 0);
+    r.b[DAFS_HDR_SIZE + 12] = 5; /* state 5: no such state */
+    assert_int_equal(raw_decode_reply(&r), -DAFS_ST_BADMSG);
+    dafs_reply p;
+    sample_reply(DAFS_OP_LOCK, &p);
+    assert_int_equal(encode_rep(buf, &p), DAFS_HDR_SIZE); /* LOCK, LOCKU: empty replies */
 }
 
 static int cred_reply_with(uint32_t cred_id)
@@ -2012,7 +2079,8 @@ static void test_readdir_iter_handmade(void **state)
  * every opcode (tests/unit/proto_samples.c), recorded from the hand-written
  * codec before it became table-driven (CACHE_HINT, added after, from the
  * layout test_cache_hint_rules checks; BATCH_SUBMIT and HURRY_UP from the
- * hand-written batch codec they were first built with): any byte the codec moves, adds or
+ * hand-written batch codec they were first built with; LOCK, LOCKT, LOCKU and
+ * LOCK_CANCEL from the layout test_lock_rules checks): any byte the codec moves, adds or
  * drops in any message shows here.  A new opcode must add its row (the test
  * fails for a known opcode without one); changing a row is a wire change.
  */
@@ -2057,6 +2125,10 @@ static const struct {
     {DAFS_OP_BATCH_SUBMIT, 400, 0xf1fd816acd9d4d2dull, 128, 0xfdd96c86033de0deull},
     {DAFS_OP_CACHE_HINT, 104, 0xfcdc14b68fe6dfcbull, 48, 0xfca8382aff2f9687ull},
     {DAFS_OP_HURRY_UP, 56, 0xf78f2a4ed0564998ull, 48, 0x81fd4b8dccb0b2ddull},
+    {DAFS_OP_LOCK, 128, 0xbb055e9b2566c03bull, 48, 0xd7d87f6ba96af79dull},
+    {DAFS_OP_LOCKT, 128, 0xbb1926b762567797ull, 96, 0xce40237f3c80774eull},
+    {DAFS_OP_LOCKU, 128, 0x721acfca5333ba27ull, 48, 0x366b649171d00b75ull},
+    {DAFS_OP_LOCK_CANCEL, 128, 0x30dd4708cdf4a5a1ull, 48, 0x1b164bb6cbc76307ull},
     {DAFS_OP_FALLOCATE, 112, 0xc1eff9b0e7d2e9c9ull, 136, 0xe1b19658b4a387b5ull},
     {DAFS_OP_COPY_RANGE, 144, 0x6f9377e487a8cb3bull, 56, 0xa9cf667a2507165bull},
     {DAFS_OP_SEEK, 80, 0x71f2f130e2b4ad04ull, 56, 0x2c2c86a821f8878dull},
@@ -2259,6 +2331,7 @@ int main(void)
         cmocka_unit_test(test_cred_rules),
         cmocka_unit_test(test_ext_rules),
         cmocka_unit_test(test_cache_hint_rules),
+        cmocka_unit_test(test_lock_rules),
         cmocka_unit_test(test_append_rules),
         cmocka_unit_test(test_stateid_fields),
         cmocka_unit_test(test_open_fh_flags),
