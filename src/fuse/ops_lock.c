@@ -27,7 +27,9 @@
  * (without writeback_cache), so an unlock has nothing to flush.
  *
  * Blocking requests (F_SETLKW, flock without LOCK_NB) poll the server
- * instead of waiting there (DAFS_LOCK_WAIT cannot be interrupted): the
+ * instead of waiting in its queue (a DAFS_LOCK_WAIT holds one of the
+ * session's credits, which every request of the mount shares, for as long
+ * as it waits; dafs_lock_cancel would end it on an interrupt): the
  * daemon thread retries every 1 ms, doubling to 50 ms, and answers EINTR as
  * soon as the kernel reports a signal (fuse_req_interrupted).  The cost:
  * the server sees no waiter, so it neither detects a deadlock between
