@@ -165,6 +165,7 @@ struct dfuse_config {
     unsigned read_ahead_kb; /* the mount's kernel read-ahead; 0 = the kernel's */
     int direct_io;
     int writeback_cache;
+    int local_locks; /* the kernel's locks, local to the mount (ops_lock.c) */
     int foreground;
     int debug;
 };

@@ -604,8 +604,10 @@ static void file_set_info(const struct dfuse *fs, struct dfuse_file *f, struct f
     /* every write is on the server before it returns (no writeback cache),
      * but a close must still reach us: the kernel releases POSIX locks held
      * through the server only by FLUSH (ops_lock.c), and whether the
-     * closer holds any is not known when the file is opened */
-    fi->noflush = 0;
+     * closer holds any is not known when the file is opened.  With the
+     * kernel's own locks (local_locks) close has nothing for us: no FLUSH
+     * round trip through the daemon per close. */
+    fi->noflush = fs->cfg.local_locks && !fs->cfg.writeback_cache ? 1 : 0;
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -12,8 +12,9 @@
  * it is closed (RELEASE, op_release in ops.c): that is how OFD and flock
  * locks go at the last close of their open file.  POSIX locks go at any
  * close by their owner: the kernel sends FLUSH with the owner
- * (dfuse_op_flush below), and dafs-fuse therefore no longer opens files
- * with noflush.
+ * (dfuse_flush_locks below), and dafs-fuse therefore no longer opens files
+ * with noflush, unless -o local_locks leaves all locks to the kernel (local
+ * to the mount, as NFS's local_lock=all).
  *
  * flock(2) is emulated, as NFS does, as a lock of the whole file [0, EOF)
  * by the open file's owner: it conflicts with fcntl locks of other owners
@@ -232,6 +233,10 @@ void dfuse_lock_init(struct dfuse *fs, struct fuse_conn_info *conn)
     /* libfuse asks for both when the handlers exist; say so, and warn when
      * the kernel cannot route locks to us (they would be local again) */
     unsigned need = FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS;
+    if (fs->cfg.local_locks) { /* asked for: the kernel keeps them */
+        conn->want &= ~need;
+        return;
+    }
     if ((conn->capable & need) != need)
         fprintf(stderr, "dafs-fuse: the kernel keeps %s locks local to this mount\n",
                 (conn->capable & FUSE_CAP_POSIX_LOCKS) ? "flock" : "fcntl");
