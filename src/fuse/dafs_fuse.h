@@ -16,6 +16,7 @@
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
@@ -178,9 +179,13 @@ struct dfuse {
     struct dfuse_creds creds;
     pthread_key_t iobuf_key; /* per-thread registered read buffer */
     size_t iobuf_size;
+    atomic_uint lock_waiters; /* blocking lock requests polling (ops_lock.c) */
 };
 
 extern const struct fuse_lowlevel_ops dfuse_ops;
+
+/* The daemon's worker threads at most (libfuse's multi-threaded loop). */
+#define DFUSE_MAX_THREADS 16
 
 /* The kernel reads ahead 128 KiB on a FUSE mount unless told otherwise, one
  * round trip per 128 KiB of a sequential read; 4 MiB keeps several 1 MiB

@@ -32,7 +32,6 @@
 #include "dafs_version.h"
 #include "dafs_fuse.h"
 
-#define DFUSE_MAX_THREADS 16
 #define DFUSE_CRED_CACHE 64
 
 struct cmdline {

@@ -35,7 +35,9 @@
  * soon as the kernel reports a signal (fuse_req_interrupted).  The cost:
  * the server sees no waiter, so it neither detects a deadlock between
  * waiters (EDEADLK comes only if the server itself says so) nor queues them
- * fairly, and each waiter holds one daemon thread (DFUSE_MAX_THREADS).
+ * fairly, and each waiter holds one daemon thread: at most LOCK_MAX_WAITERS
+ * wait at once (ENOLCK past that), so that the threads left can still serve
+ * the requests that end the waits (the holder's unlock, FLUSH or RELEASE).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -48,6 +50,7 @@
 
 #define LOCK_POLL_FIRST_MS 1u
 #define LOCK_POLL_MAX_MS 50u
+#define LOCK_MAX_WAITERS (DFUSE_MAX_THREADS / 2)
 
 /* The byte count of a kernel lock range (libfuse gives l_len 0 for "to the
  * end of the file", never a negative one). */
@@ -90,21 +93,38 @@ static void sleep_ms(unsigned ms)
     (void)nanosleep(&ts, NULL);
 }
 
-/* Take the lock; with wait, poll until it is granted, an error other than
- * a conflict or a grace period, or the kernel interrupts the request. */
-static int lock_acquire(fuse_req_t req, dafs_file *f, uint64_t owner, int type, uint64_t off,
-                        uint64_t len, int wait)
+/* Poll for the lock until it is granted, an error other than a conflict or
+ * a grace period, or the kernel interrupts the request. */
+static int lock_poll(fuse_req_t req, dafs_file *f, uint64_t owner, int type, uint64_t off,
+                     uint64_t len)
 {
     unsigned delay = LOCK_POLL_FIRST_MS;
     for (;;) {
-        int rc = dafs_lock(f, owner, type, 0, off, len);
-        if (!wait || (rc != -EAGAIN && rc != -DAFS_EGRACE))
-            return rc;
         if (fuse_req_interrupted(req))
             return -EINTR;
         sleep_ms(delay);
         delay = delay * 2 > LOCK_POLL_MAX_MS ? LOCK_POLL_MAX_MS : delay * 2;
+        int rc = dafs_lock(f, owner, type, 0, off, len);
+        if (rc != -EAGAIN && rc != -DAFS_EGRACE)
+            return rc;
     }
+}
+
+/* Take the lock; with wait, a conflict (or grace period) is waited out,
+ * by at most LOCK_MAX_WAITERS requests at a time. */
+static int lock_acquire(fuse_req_t req, dafs_file *f, uint64_t owner, int type, uint64_t off,
+                        uint64_t len, int wait)
+{
+    int rc = dafs_lock(f, owner, type, 0, off, len);
+    if (!wait || (rc != -EAGAIN && rc != -DAFS_EGRACE))
+        return rc;
+    struct dfuse *fs = fs_of(req);
+    if (atomic_fetch_add(&fs->lock_waiters, 1) >= LOCK_MAX_WAITERS)
+        rc = -ENOLCK;
+    else
+        rc = lock_poll(req, f, owner, type, off, len);
+    atomic_fetch_sub(&fs->lock_waiters, 1);
+    return rc;
 }
 
 /* A lock was just taken: drop the kernel's cached pages and attributes of
@@ -196,6 +216,16 @@ void dfuse_op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
     fuse_reply_err(req, rc < 0 ? lock_errno(rc, 0) : 0);
 }
 
+/* A blocking flock that found the file locked: as Linux does for flock, a
+ * lock this open file already holds (a conversion) goes before the wait, or
+ * two holders of shared locks both converting to exclusive would wait for
+ * each other forever (no atomic conversion: flock(2) does not promise one). */
+static int flock_wait(fuse_req_t req, dafs_file *f, uint64_t owner, int type)
+{
+    int rc = dafs_unlock(f, owner, 0, DAFS_LOCK_TO_EOF);
+    return rc < 0 ? rc : lock_acquire(req, f, owner, type, 0, DAFS_LOCK_TO_EOF, 1);
+}
+
 void dfuse_op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
 {
     struct dfuse *fs = fs_of(req);
@@ -209,7 +239,9 @@ void dfuse_op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, i
         rc = dafs_unlock(f, fi->lock_owner, 0, DAFS_LOCK_TO_EOF);
     } else if (op == LOCK_SH || op == LOCK_EX) {
         int type = op == LOCK_SH ? DAFS_LOCK_SHARED : DAFS_LOCK_EXCLUSIVE;
-        rc = lock_acquire(req, f, fi->lock_owner, type, 0, DAFS_LOCK_TO_EOF, wait);
+        rc = lock_acquire(req, f, fi->lock_owner, type, 0, DAFS_LOCK_TO_EOF, 0);
+        if (rc == -EAGAIN && wait)
+            rc = flock_wait(req, f, fi->lock_owner, type);
         if (rc == 0)
             lock_revalidate(fs, ino);
     } else {

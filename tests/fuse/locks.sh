@@ -17,13 +17,20 @@
 #  (e) shared locks from both mounts coexist; an exclusive one then fails.
 #  (f) taking a lock drops the mount's cached pages: data another mount
 #      wrote under the lock is read, not the page cache's old copy.
+#  (g) two shared flocks (one per mount) both converted to exclusive: as
+#      Linux does, a blocking conversion drops the shared lock first, so one
+#      gets it and the other follows (no deadlock).
+# And the daemon asked the kernel for both kinds of locks at INIT (-d says
+# so).
 # Events are lines in a local log ($LOCAL/events, see lock_helper.c); the
 # test waits for them, never for time.
 source "$(dirname "$0")/lib.sh"
 need flock
 : "${LOCK_HELPER:?set LOCK_HELPER to the lock_helper program}"
 start_server
-mount_fs -o attr_timeout=30,entry_timeout=30
+mount_fs -d -o attr_timeout=30,entry_timeout=30
+grep -q 'locks through the server: fcntl yes, flock yes' "$WORK/fuse.log" ||
+  fail "INIT did not ask the kernel for POSIX and flock locks"
 mount_fs2 -o attr_timeout=30,entry_timeout=30
 EV=$LOCAL/events
 FIFO=$LOCAL/go
@@ -240,9 +247,29 @@ part_f() {
   expect r1 rd:4 BBBB
 }
 
+part_g() {
+  local hp wp
+  log "(g) flock conversions from shared to exclusive on both mounts"
+  "$LH" c1 "$EV" "$F1" fl:sh wait:"$FIFO" fl:ex close &
+  hp=$!
+  HELPERS+=("$hp")
+  await '^c1 fl:sh ok$'
+  "$LH" c2 "$EV" "$F2" fl:sh fl:ex close &
+  wp=$!
+  HELPERS+=("$wp")
+  await '^c2 fl:sh ok$'
+  blocked "$wp" '^c2 fl:ex ok$'
+  release # c1 converts too; one of the two gets it, then the other
+  await '^c[12] fl:ex ok$'
+  wait "$hp" || fail "c1 failed"
+  wait "$wp" || fail "c2 failed"
+  expect c1 fl:ex ok
+  expect c2 fl:ex ok
+}
+
 # LOCKS_PARTS: the parts to run (all by default; one at a time shows that
 # each trips on its own when locks are local to the mount)
-for p in ${LOCKS_PARTS:-a b c d e f}; do
+for p in ${LOCKS_PARTS:-a b c d e f g}; do
   "part_$p"
 done
 pass
