@@ -20,6 +20,9 @@
 #  (g) two shared flocks (one per mount) both converted to exclusive: as
 #      Linux does, a blocking conversion drops the shared lock first, so one
 #      gets it and the other follows (no deadlock).
+#  (h) at most 8 blocking requests wait at once per mount (each holds a
+#      daemon thread): a 9th gets ENOLCK, the mount still answers, and the 8
+#      get the lock in turn once it is released.
 # And the daemon asked the kernel for both kinds of locks at INIT (-d says
 # so).
 # Events are lines in a local log ($LOCAL/events, see lock_helper.c); the
@@ -267,9 +270,42 @@ part_g() {
   expect c2 fl:ex ok
 }
 
+part_h() {
+  local hp n pids=() p
+  log "(h) the ninth waiting F_SETLKW on one mount gets ENOLCK"
+  "$LH" h4 "$EV" "$F1" lk:w:0:0 wait:"$FIFO" &
+  hp=$!
+  HELPERS+=("$hp")
+  await '^h4 lk:w:0:0 ok$'
+  for n in 1 2 3 4 5 6 7 8; do
+    "$LH" q$n "$EV" "$F2" lkw:w:0:1 close &
+    pids+=($!)
+    HELPERS+=($!)
+    await "^q$n lkw:w:0:1 start$"
+    blocked "${pids[-1]}" "^q$n lkw:w:0:1 ok$"
+  done
+  "$LH" q9 "$EV" "$F2" lkw:w:0:1 close &
+  pids+=($!)
+  HELPERS+=($!)
+  await '^q9 lkw:w:0:1 [A-Z]+$' # not "start": an answer
+  expect q9 lkw:w:0:1 ENOLCK
+  # the daemon still serves mount 2 (a new file: CREATE, WRITE, FLUSH)
+  echo probe >"$MNT2/probe" || fail "mount 2 did not write a file while 8 locks waited"
+  [ "$(cat "$EXPORT/probe")" = probe ] || fail "the probe file did not reach the server"
+  release
+  wait "$hp" || fail "holder h4 failed"
+  for p in "${pids[@]}"; do
+    wait "$p" || fail "a waiter failed"
+  done
+  expect q9 close ok
+  for n in 1 2 3 4 5 6 7 8; do
+    expect q$n lkw:w:0:1 ok
+  done
+}
+
 # LOCKS_PARTS: the parts to run (all by default; one at a time shows that
 # each trips on its own when locks are local to the mount)
-for p in ${LOCKS_PARTS:-a b c d e f g}; do
+for p in ${LOCKS_PARTS:-a b c d e f g h}; do
   "part_$p"
 done
 pass
