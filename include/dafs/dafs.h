@@ -396,12 +396,14 @@ int dafs_cache_hint(dafs_file *f, uint64_t offset, uint64_t len, int hint);
  * the file, however it grows.  The locks of an open file are released when
  * it is closed (by any owner: the server ties them to the open) and when the
  * session ends or its lease expires (a killed client).  Locks are advisory:
- * reads and writes do not check them (except a broken PERSIST range). */
+ * reads and writes do not check them (except a broken PERSIST range, and a
+ * file being rolled back: -EAGAIN). */
 enum dafs_lock_type { DAFS_LOCK_SHARED = 1, DAFS_LOCK_EXCLUSIVE = 2 };
 #define DAFS_LOCK_WAIT 0x1u        /* wait in the server's queue until granted (else -EAGAIN) */
 #define DAFS_LOCK_PERSIST 0x2u     /* if the holder dies holding it, the lock is broken:
                                     * the next locker gets -DAFS_ELOCKBROKEN (DAFS §4.4.1.3) */
-#define DAFS_LOCK_AUTORECOVER 0x4u /* not yet: -EOPNOTSUPP */
+#define DAFS_LOCK_AUTORECOVER 0x4u /* whole file, exclusive: if the holder dies, the server
+                                    * rolls the file back to its state before the lock */
 #define DAFS_LOCK_REPAIR 0x8u      /* take over the broken PERSIST parts of the range */
 #define DAFS_LOCK_TO_EOF UINT64_MAX
 

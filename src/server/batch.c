@@ -37,6 +37,7 @@
 
 #include "log.h"
 #include "ops.h"
+#include "ops_lock.h"
 
 /* One entry of the group being gathered. */
 typedef struct bgroup {
@@ -103,6 +104,21 @@ static int sync_fd(op_ctx *c, int fd, uint32_t stable)
 
 /* ---- groups ------------------------------------------------------------- */
 
+/* One entry's write through the lock gate (ops_lock.h); a DAFS_ST_* status. */
+static int gated_write(op_ctx *c, const dafs_batch_entry *e, int fd, const uint8_t *data)
+{
+    if (e->count == 0)
+        return DAFS_ST_OK;
+    locks_io lio;
+    int st = locks_io_begin(c->srv, c->sess->id, &e->fh, LOCKS_IO_WRITE, e->offset, e->count,
+                            &lio);
+    if (st != DAFS_ST_OK)
+        return st;
+    int rc = opctx_file_write(c, fd, data, e->count, e->offset);
+    locks_io_end(c->srv, &lio);
+    return rc < 0 ? export_errno_status(-rc) : DAFS_ST_OK;
+}
+
 /* One entry's data: page-cache hits straight from this thread (one
  * preadv2(RWF_NOWAIT), no ring round trip); what that does not return at
  * once (not cached, or RWF_NOWAIT unsupported) goes through the ring. */
@@ -138,8 +154,17 @@ static void run_read_group(brun *b)
         if (cpl->status != DAFS_ST_OK)
             continue;
         size_t got = 0;
-        int rc = read_entry(c, d.fd, c->bounce + g->off[i], e->count, e->offset, &got);
+        locks_io lio;
+        int rc = 0;
+        cpl->status = locks_io_begin(c->srv, c->sess->id, &e->fh, LOCKS_IO_READ, e->offset,
+                                     e->count, &lio);
+        if (cpl->status == DAFS_ST_OK) {
+            rc = read_entry(c, d.fd, c->bounce + g->off[i], e->count, e->offset, &got);
+            locks_io_end(c->srv, &lio);
+        }
         ops_data_close(c, &d);
+        if (cpl->status != DAFS_ST_OK)
+            continue;
         if (rc < 0) {
             cpl->status = export_errno_status(-rc);
             continue;
@@ -196,10 +221,9 @@ static void run_write_group(brun *b)
         cpl->status = ops_data_for(c, &e->fh, e->stateid, FDC_WRITE, &d);
         if (cpl->status != DAFS_ST_OK)
             continue;
-        int rc = e->count > 0 ? opctx_file_write(c, d.fd, c->bounce + g->off[i], e->count,
-                                                  e->offset)
-                              : 0;
-        cpl->status = rc < 0 ? export_errno_status(-rc) : sync_fd(c, d.fd, e->stable);
+        cpl->status = gated_write(c, e, d.fd, c->bounce + g->off[i]);
+        if (cpl->status == DAFS_ST_OK)
+            cpl->status = sync_fd(c, d.fd, e->stable);
         ops_data_close(c, &d);
         if (cpl->status == DAFS_ST_OK)
             cpl->count = e->count;
@@ -259,8 +283,9 @@ static int run_inline_write(op_ctx *c, const dafs_batch_entry *e, dafs_batch_cpl
     st = ops_data_for(c, &e->fh, e->stateid, FDC_WRITE, &d);
     if (st != DAFS_ST_OK)
         return st;
-    int rc = e->count > 0 ? opctx_file_write(c, d.fd, e->data.ptr, e->count, e->offset) : 0;
-    st = rc < 0 ? export_errno_status(-rc) : sync_fd(c, d.fd, e->stable);
+    st = gated_write(c, e, d.fd, e->data.ptr);
+    if (st == DAFS_ST_OK)
+        st = sync_fd(c, d.fd, e->stable);
     ops_data_close(c, &d);
     if (st == DAFS_ST_OK)
         cpl->count = e->count;

@@ -21,6 +21,7 @@
 
 #include "log.h"
 #include "opctx.h"
+#include "ops_lock.h"
 #include "stats.h"
 
 typedef struct fast_slot {
@@ -219,8 +220,8 @@ static bool fast_read(server *srv, fast_slot *f, const dafs_request *req, const 
                       bool direct)
 {
     const dafs_read_req *r = &req->u.read;
-    if (pool.reads_off || !read_acceptable(f->sess, req, direct))
-        return false;
+    if (pool.reads_off || locks_any(srv) || !read_acceptable(f->sess, req, direct))
+        return false; /* locks: the worker's reads pass the lock gate (ops_lock.h) */
     /* under an open state: its fd; else a cached fd of the same identity */
     fdc_entry *e = NULL;
     open_ref ref;

@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,7 @@ struct locktab {
     lt_file *files[FILE_BUCKETS];
     lt_sess *sess[SESS_BUCKETS];
     uint64_t nfiles, nwaiters, next_waiter, next_token;
+    atomic_uint_fast64_t nfiles_seen; /* nfiles, for locktab_empty without the mutex */
     unsigned pending;  /* locks with an action not yet started */
     unsigned running;  /* actions running */
     unsigned inflight; /* calls inside the table (close waits for them) */
@@ -229,6 +231,7 @@ static lt_file *file_get(locktab *t, const lt_fid *fid, bool create)
     f->hnext = *pp;
     *pp = f;
     t->nfiles++;
+    atomic_store(&t->nfiles_seen, t->nfiles);
     return f;
 }
 
@@ -243,6 +246,7 @@ static void file_gc(locktab *t, lt_file *f)
             free(f->locks);
             free(f);
             t->nfiles--;
+            atomic_store(&t->nfiles_seen, t->nfiles);
             return;
         }
 }
@@ -1305,6 +1309,11 @@ static int io_check(locktab *t, const lt_fid *fid, uint64_t session, uint64_t of
     if (rc != LT_OK && undo)
         *undo = false;
     return rc;
+}
+
+bool locktab_empty(locktab *t)
+{
+    return atomic_load(&t->nfiles_seen) == 0;
 }
 
 int locktab_io_allowed(locktab *t, const lt_fid *fid, uint64_t session, uint64_t offset,

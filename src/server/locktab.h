@@ -233,6 +233,11 @@ int locktab_io_allowed(locktab *t, const lt_fid *fid, uint64_t session, uint64_t
  * Call locktab_io_end(t, fid) exactly when *counted is true, and make no
  * other call into the table in between on that thread (a rollback started
  * by it would wait for that thread's own I/O). */
+/* No file has a lock or a waiter: an I/O may skip locktab_io_begin.  One
+ * atomic load.  An I/O that starts after a lock was granted sees it; a lock
+ * granted meanwhile cannot have been written under yet. */
+bool locktab_empty(locktab *t);
+
 int locktab_io_begin(locktab *t, const lt_fid *fid, uint64_t session, uint64_t offset,
                      uint64_t length, bool write, bool *undo, bool *counted);
 void locktab_io_end(locktab *t, const lt_fid *fid);

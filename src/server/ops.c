@@ -500,10 +500,17 @@ int ops_read(op_ctx *c, const dafs_read_req *r, bool direct)
         status = DAFS_ST_INVAL;
     if (status != DAFS_ST_OK)
         return status;
-    ops_data_fd d;
-    status = ops_data_for(c, &r->fh, r->stateid, FDC_READ, &d);
+    locks_io lio;
+    status = locks_io_begin(c->srv, c->sess->id, &r->fh, LOCKS_IO_READ, r->offset, r->count,
+                            &lio);
     if (status != DAFS_ST_OK)
         return status;
+    ops_data_fd d;
+    status = ops_data_for(c, &r->fh, r->stateid, FDC_READ, &d);
+    if (status != DAFS_ST_OK) {
+        locks_io_end(c->srv, &lio);
+        return status;
+    }
     size_t got = 0;
     struct stat st;
     memset(&st, 0, sizeof(st));
@@ -513,6 +520,7 @@ int ops_read(op_ctx *c, const dafs_read_req *r, bool direct)
     if (rc == 0 && r->hints != DAFS_WIRE_HINT_NORMAL)
         ops_hint_after_io(d.fd, r->hints, true, r->offset, got);
     ops_data_close(c, &d);
+    locks_io_end(c->srv, &lio);
     if (rc < 0)
         return export_errno_status(-rc);
     if (direct && got > 0) {
@@ -573,11 +581,16 @@ int ops_write(op_ctx *c, const dafs_write_req *r, bool direct)
         if (rc < 0)
             status = DAFS_ST_IO;
     }
+    locks_io lio = {.counted = false};
+    if (status == DAFS_ST_OK && r->count > 0) /* after the RMA: the gate holds rollbacks */
+        status = locks_io_begin(c->srv, c->sess->id, &r->fh, LOCKS_IO_WRITE, r->offset,
+                                r->count, &lio);
     if (status == DAFS_ST_OK && r->count > 0) {
         rc = opctx_file_write(c, fd, data, r->count, r->offset);
         if (rc < 0)
             status = export_errno_status(-rc);
     }
+    locks_io_end(c->srv, &lio);
     if (status == DAFS_ST_OK)
         status = ops_sync_as_asked(c, fd, r->stable, &c->rep.u.write.committed);
     if (status == DAFS_ST_OK && r->hints != DAFS_WIRE_HINT_NORMAL)
@@ -811,8 +824,12 @@ int ops_append(op_ctx *c, bool direct)
         data = c->bounce;
     }
     uint64_t where = 0;
+    locks_io lio = {.counted = false};
+    if (status == DAFS_ST_OK) /* the undo log cannot record an append: NOTSUP under one */
+        status = locks_io_begin(c->srv, c->sess->id, &r->fh, LOCKS_IO_OTHER, 0, 0, &lio);
     if (status == DAFS_ST_OK)
         status = append_at_eof(c, fd, st.st_ino, data, r->count, &where);
+    locks_io_end(c->srv, &lio);
     if (status == DAFS_ST_OK)
         status = ops_sync_as_asked(c, fd, r->stable, &c->rep.u.write.committed);
     if (d.state)

@@ -14,6 +14,7 @@
  * the kernel ignores the umask anyway and applies the ACL, as locally.
  */
 #include "ops.h"
+#include "ops_lock.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -124,11 +125,16 @@ static int op_fallocate(op_ctx *c)
     if (status != DAFS_ST_OK)
         return status;
     struct stat st;
-    if (fallocate(e.fd, falloc_mode_from_wire(r->mode), (off_t)r->offset, (off_t)r->length) != 0 ||
-        fstat(e.fd, &st) != 0)
+    locks_io lio; /* the undo log cannot record it: NOTSUP under AUTORECOVER */
+    status = locks_io_begin(c->srv, c->sess->id, &r->fh, LOCKS_IO_OTHER, r->offset, r->length,
+                            &lio);
+    if (status == DAFS_ST_OK &&
+        (fallocate(e.fd, falloc_mode_from_wire(r->mode), (off_t)r->offset, (off_t)r->length) != 0 ||
+         fstat(e.fd, &st) != 0))
         status = export_errno_status(errno);
-    else
+    else if (status == DAFS_ST_OK)
         export_fill_attr(&st, &c->rep.u.attr.attr);
+    locks_io_end(c->srv, &lio);
     ops_data_close(c, &e);
     return status;
 }
@@ -151,6 +157,11 @@ static int op_copy_range(op_ctx *c)
     loff_t off_in = (loff_t)r->src_offset, off_out = (loff_t)r->dst_offset;
     uint64_t want = r->length < COPY_CHUNK_MAX ? r->length : COPY_CHUNK_MAX;
     uint64_t done = 0;
+    locks_io lio; /* a copy into a file under AUTORECOVER: NOTSUP, as fallocate */
+    status = locks_io_begin(c->srv, c->sess->id, &r->dst, LOCKS_IO_OTHER, r->dst_offset, want,
+                            &lio);
+    if (status != DAFS_ST_OK)
+        want = 0;
     while (done < want) {
         ssize_t n = copy_file_range(in.fd, &off_in, out.fd, &off_out, (size_t)(want - done), 0);
         if (n < 0 && errno == EINTR)
@@ -164,6 +175,7 @@ static int op_copy_range(op_ctx *c)
             break; /* end of the source */
         done += (uint64_t)n;
     }
+    locks_io_end(c->srv, &lio);
     ops_data_close(c, &in);
     ops_data_close(c, &out);
     c->rep.u.u64.value = done;

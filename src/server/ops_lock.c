@@ -19,12 +19,19 @@
  * come before its own LOCK has seen LT_QUEUED (another thread unlocked in
  * between): it then waits here, as "early", for that LOCK to pick it up.
  *
- * Not wired yet (docs/design.md §12): AUTORECOVER (no undo log on the write
- * path: NOTSUP), the grace period and RECLAIM after a restart, and I/O
- * checks against broken PERSIST ranges.
+ * AUTORECOVER: at start every undo log left by a crash is rolled back
+ * before anything is served; the table's rollback and commit callbacks act
+ * on the undo logs; and every read and change of a file passes the I/O gate
+ * at the end of this file (locks_io_begin), which saves the holder's
+ * changes in the undo log first.
+ *
+ * Not wired yet (docs/design.md §12): the grace period and RECLAIM after a
+ * restart, ABORT.
  */
 #include "ops_lock.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +41,7 @@
 #include "locktab.h"
 #include "log.h"
 #include "ops.h"
+#include "undolog.h"
 
 /* A queued LOCK, or the early answer of one. */
 typedef struct lock_wait {
@@ -131,14 +139,118 @@ void locks_requeue_answer(const lock_answer *a)
     pthread_mutex_unlock(&reg.mu);
 }
 
+/* ---- session ends ------------------------------------------------------
+ *
+ * The session table reports an end under its own mutex, and releasing a
+ * session's locks can take long (an AUTORECOVER rollback rewrites the file;
+ * PERSIST state is an LMDB commit): so the end is queued here and a thread
+ * of its own does the release. */
+typedef struct ended {
+    uint64_t id;
+    int how;
+    struct ended *next;
+} ended;
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    ended *head, **tail;
+    bool stop, running;
+    pthread_t thread;
+} reaper = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
 static void session_ended(void *ctx, uint64_t id, int how)
 {
-    locktab_release_session(ctx, id, (enum lt_end)how);
+    ended *e = malloc(sizeof *e);
+    if (e == NULL) { /* no memory to defer it: do it now */
+        locktab_release_session(ctx, id, (enum lt_end)how);
+        return;
+    }
+    *e = (ended){.id = id, .how = how};
+    pthread_mutex_lock(&reaper.mu);
+    *reaper.tail = e;
+    reaper.tail = &e->next;
+    pthread_cond_signal(&reaper.cv);
+    pthread_mutex_unlock(&reaper.mu);
+}
+
+static void *reaper_main(void *arg)
+{
+    locktab *t = arg;
+    pthread_mutex_lock(&reaper.mu);
+    for (;;) {
+        while (reaper.head == NULL && !reaper.stop)
+            pthread_cond_wait(&reaper.cv, &reaper.mu);
+        ended *e = reaper.head;
+        if (e == NULL)
+            break; /* stopping, and nothing left */
+        reaper.head = e->next;
+        if (reaper.head == NULL)
+            reaper.tail = &reaper.head;
+        pthread_mutex_unlock(&reaper.mu);
+        locktab_release_session(t, e->id, (enum lt_end)e->how);
+        free(e);
+        pthread_mutex_lock(&reaper.mu);
+    }
+    pthread_mutex_unlock(&reaper.mu);
+    return NULL;
+}
+
+/* ---- AUTORECOVER: the table's callbacks into the undo logs --------------- */
+
+static int undo_rollback(void *ctx, const lt_fid *fid)
+{
+    server *srv = ctx;
+    return undoset_rollback(srv->undo, fid->b, fid->len);
+}
+
+static int undo_commit(void *ctx, const lt_fid *fid)
+{
+    server *srv = ctx;
+    return undoset_commit(srv->undo, fid->b, fid->len);
+}
+
+/* The object of an undo log, by its id (the file handle), for writing. */
+static int undo_open_object(void *ctx, const uint8_t *id, size_t id_len)
+{
+    server *srv = ctx;
+    if (id_len == 0 || id_len > DAFS_FH_MAX)
+        return -EINVAL;
+    dafs_fh fh = {.len = (uint8_t)id_len};
+    memcpy(fh.data, id, id_len);
+    int fd;
+    struct stat st;
+    int status = export_open_fh(&srv->exp, &fh, O_RDWR, &fd, &st);
+    return status == DAFS_ST_OK ? fd : -ESTALE; /* gone: its log is dropped */
+}
+
+/* Roll back what crashed holders left, before anything is served. */
+static int undo_open(server *srv, const char **why)
+{
+    int rc = undolog_dir_open(srv->cfg.state_dir, &srv->undo_dirfd);
+    if (rc != 0) {
+        *why = "cannot open the undo log directory (STATE_DIR/undo)";
+        return rc;
+    }
+    unsigned rolled = 0;
+    rc = undolog_recover(srv->undo_dirfd, undo_open_object, srv, &rolled);
+    if (rolled > 0)
+        log_info("rolled back %u file(s) left under AUTORECOVER locks", rolled);
+    if (rc != 0)
+        log_error("undo recovery: %s (those logs stay for the next start)", strerror(-rc));
+    rc = undoset_open(srv->undo_dirfd, &srv->undo);
+    if (rc != 0)
+        *why = "cannot set up the undo logs";
+    return rc;
 }
 
 int locks_open(server *srv, const char **why)
 {
-    int rc = lockdb_open(srv->cfg.state_dir, &srv->lockdb);
+    srv->undo_dirfd = -1;
+    int rc = undo_open(srv, why);
+    if (rc != 0)
+        return rc;
+    rc = lockdb_open(srv->cfg.state_dir, &srv->lockdb);
     if (rc != 0) {
         *why = "cannot open the lock database (STATE_DIR/locks.mdb)";
         return rc;
@@ -147,7 +259,8 @@ int locks_open(server *srv, const char **why)
     reg.answers_tail = &reg.answers;
     reg.fabric = srv->fabric;
     pthread_mutex_unlock(&reg.mu);
-    locktab_config cfg = {.db = srv->lockdb, .on_grant = granted};
+    locktab_config cfg = {.db = srv->lockdb, .on_grant = granted, .rollback = undo_rollback,
+                          .commit = undo_commit, .ctx = srv};
     rc = locktab_open(&cfg, &srv->locks);
     if (rc != 0) {
         *why = "cannot load the lock table";
@@ -155,6 +268,14 @@ int locks_open(server *srv, const char **why)
         srv->lockdb = NULL;
         return rc;
     }
+    reaper.tail = &reaper.head;
+    reaper.stop = false;
+    rc = -pthread_create(&reaper.thread, NULL, reaper_main, srv->locks);
+    if (rc != 0) {
+        *why = "cannot start the lock reaper thread";
+        return rc;
+    }
+    reaper.running = true;
     srv->sessions.on_close = session_ended;
     srv->sessions.on_close_ctx = srv->locks;
     return 0;
@@ -164,6 +285,14 @@ int locks_open(server *srv, const char **why)
 void locks_close(server *srv)
 {
     srv->sessions.on_close = NULL;
+    if (reaper.running) { /* the ends reported so far are released first */
+        pthread_mutex_lock(&reaper.mu);
+        reaper.stop = true;
+        pthread_cond_signal(&reaper.cv);
+        pthread_mutex_unlock(&reaper.mu);
+        pthread_join(reaper.thread, NULL);
+        reaper.running = false;
+    }
     if (srv->locks != NULL)
         locktab_close(srv->locks); /* waiters answered INTR: dropped below */
     pthread_mutex_lock(&reg.mu);
@@ -179,8 +308,14 @@ void locks_close(server *srv)
         ;
     if (srv->lockdb != NULL)
         lockdb_close(srv->lockdb);
+    if (srv->undo != NULL)
+        undoset_close(srv->undo); /* logs left are rolled back at the next start */
+    if (srv->undo_dirfd >= 0)
+        close(srv->undo_dirfd);
     srv->locks = NULL;
     srv->lockdb = NULL;
+    srv->undo = NULL;
+    srv->undo_dirfd = -1;
 }
 
 void locks_release_open(server *srv, uint64_t session_id, uint64_t stateid)
@@ -361,4 +496,68 @@ int ops_lock(op_ctx *c)
     case DAFS_OP_LOCKU: return wire_status(locktab_unlock(c->srv->locks, &q));
     default: return DAFS_ST_BADOP;
     }
+}
+
+/* ---- the I/O gate ------------------------------------------------------- */
+
+bool locks_any(server *srv)
+{
+    return srv->locks != NULL && !locktab_empty(srv->locks);
+}
+
+/* Save what a change by the AUTORECOVER holder will overwrite, through a
+ * descriptor of the server's own (the caller's may be write-only). */
+static int save_undo(server *srv, const dafs_fh *fh, int kind, uint64_t off, uint64_t len)
+{
+    int fd;
+    struct stat st;
+    cred_suspend();
+    int status = export_open_fh(&srv->exp, fh, O_RDWR, &fd, &st);
+    cred_resume();
+    if (status != DAFS_ST_OK)
+        return status;
+    int rc = kind == LOCKS_IO_TRUNCATE
+                 ? undoset_before_truncate(srv->undo, fh->data, fh->len, fd, off)
+                 : undoset_before_write(srv->undo, fh->data, fh->len, fd, off, len);
+    close(fd);
+    if (rc != 0)
+        log_error("undo log of an AUTORECOVER write: %s (write refused)", strerror(-rc));
+    return rc == 0 ? DAFS_ST_OK : DAFS_ST_IO;
+}
+
+int locks_io_begin(server *srv, uint64_t session_id, const dafs_fh *fh, int kind, uint64_t off,
+                   uint64_t len, locks_io *io)
+{
+    io->counted = false;
+    if (!locks_any(srv))
+        return DAFS_ST_OK;
+    lt_fid fid = {.len = fh->len};
+    memcpy(fid.b, fh->data, fh->len);
+    bool write = kind != LOCKS_IO_READ, undo = false;
+    /* a truncation touches everything from the new size on */
+    uint64_t check_len = kind == LOCKS_IO_TRUNCATE ? 0 : len;
+    int lt = locktab_io_begin(srv->locks, &fid, session_id, off, check_len, write, &undo,
+                              &io->counted);
+    if (lt != LT_OK)
+        return wire_status(lt);
+    io->fid_len = fid.len;
+    memcpy(io->fid, fid.b, fid.len);
+    int status = DAFS_ST_OK;
+    if (undo && kind == LOCKS_IO_OTHER)
+        status = DAFS_ST_NOTSUP;
+    else if (undo)
+        status = save_undo(srv, fh, kind, off, len);
+    if (status != DAFS_ST_OK)
+        locks_io_end(srv, io);
+    return status;
+}
+
+void locks_io_end(server *srv, locks_io *io)
+{
+    if (!io->counted)
+        return;
+    lt_fid fid = {.len = io->fid_len};
+    memcpy(fid.b, io->fid, io->fid_len);
+    locktab_io_end(srv->locks, &fid);
+    io->counted = false;
 }

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "ops.h"
+#include "ops_lock.h"
 
 #define LOOKUPP_MAX_DEPTH 4096
 
@@ -134,7 +135,26 @@ static int set_times(int pfd, const dafs_setattr_req *r)
     return DAFS_ST_OK;
 }
 
+static int setattr_locked(op_ctx *c);
+
+/* A size change is a data change: it goes through the lock gate (the undo
+ * log of an AUTORECOVER holder saves what it cuts). */
 static int op_setattr(op_ctx *c)
+{
+    const dafs_setattr_req *r = &c->req->u.setattr;
+    if (!(r->valid & DAFS_SET_SIZE))
+        return setattr_locked(c);
+    if (r->size > (uint64_t)INT64_MAX)
+        return DAFS_ST_FBIG;
+    locks_io lio;
+    int status = locks_io_begin(c->srv, c->sess->id, &r->fh, LOCKS_IO_TRUNCATE, r->size, 0, &lio);
+    if (status == DAFS_ST_OK)
+        status = setattr_locked(c);
+    locks_io_end(c->srv, &lio);
+    return status;
+}
+
+static int setattr_locked(op_ctx *c)
 {
     const dafs_setattr_req *r = &c->req->u.setattr;
     if ((r->valid & ~DAFS_SET_ALL) != 0 || (r->mode & ~07777u) != 0)

@@ -87,6 +87,8 @@ typedef struct server {
     durable_dirs durable;  /* directories changed since the last commit */
     struct locktab *locks; /* byte-range locks (ops_lock.c) */
     struct lockdb *lockdb; /* their stable part: STATE_DIR/locks.mdb */
+    struct undo_set *undo; /* AUTORECOVER undo logs: STATE_DIR/undo */
+    int undo_dirfd;        /* -1 until open */
 
     uint8_t *rx_mem;
     dfab_mr *rx_mr;

@@ -48,6 +48,7 @@ enum bench_workload {
     BW_READDIR,
     BW_UNLINK,
     BW_LOCK,           /* exclusive lock + unlock of a range of the data file, QD1 */
+    BW_WRITE4K_AR,     /* write4k_qd1 under an AUTORECOVER lock (every write undo-logged) */
     BW_MP1,
     BW_MP2,
     BW_MP4,

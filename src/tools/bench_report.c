@@ -33,6 +33,7 @@ const bench_workload_info bench_workloads[BW_COUNT] = {
     [BW_READDIR] = {"readdir", "meta", "readdir (entries)", 0, 0},
     [BW_UNLINK] = {"unlink", "meta", "unlink", 0, 0},
     [BW_LOCK] = {"lock", "lock", "lock+unlock QD1", 1, 0},
+    [BW_WRITE4K_AR] = {"write4k_autorecover", "lock", "AUTORECOVER write4k QD1", 1, 0},
     [BW_MP1] = {"mp1", "mp", "4KiB read QD1 x1 proc", 0, 1},
     [BW_MP2] = {"mp2", "mp", "4KiB read QD1 x2 procs", 0, 2},
     [BW_MP4] = {"mp4", "mp", "4KiB read QD1 x4 procs", 0, 4},

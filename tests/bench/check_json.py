@@ -12,8 +12,8 @@ import sys
 
 WORKLOADS = ["read4k_qd1", "read4k_qd32", "write4k_qd1", "write4k_qd32",
              "seqread_1m", "seqwrite_1m", "create", "stat", "readdir", "unlink",
-             "lock", "mp1", "mp2", "mp4", "mp8", "mp16"]
-NO_FLOOR = {"readdir", "lock"}
+             "lock", "write4k_autorecover", "mp1", "mp2", "mp4", "mp8", "mp16"]
+NO_FLOOR = {"readdir", "lock", "write4k_autorecover"}
 ASYNC = ["read4k_async_qd32", "write4k_async_qd32"]
 POSITIVE = ["ops_per_s", "mean_us", "p50_us", "p99_us", "client_cpu_us_per_op"]
 

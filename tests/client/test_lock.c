@@ -19,11 +19,20 @@
  *  - PERSIST state across dafsd crashes (SIGKILL, restart on the same state
  *    directory): held at the crash -> breakable, broken -> still broken,
  *    repaired -> clean;
- *  - bad input: unknown type or flag, AUTORECOVER (not yet: -EOPNOTSUPP).
+ *  - AUTORECOVER (whole file, exclusive; anything else -EOPNOTSUPP): the
+ *    holder overwrites, extends past a hole, writes more than 1 MiB at
+ *    once and truncates; killed, the file is byte for byte its pre-lock self
+ *    once the lease expires (read from the export directory, not through
+ *    dafs); a clean unlock keeps the changes and leaves no undo log; an
+ *    append under it is refused; dafsd killed, the next start rolls the file
+ *    back, and killed again in the middle of that rollback (DAFS_FAULT), the
+ *    start after that finishes it;
+ *  - bad input: unknown type or flag.
  *
  * The killed holder is this program run again ("test_lock --hold URL FILE
  * FLAGS"): it locks, says "locked" on stdout, and waits to be killed.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -307,7 +316,9 @@ static void test_bad_input(ctx *c)
     CHECK_EQ(dafs_lock(a, 1, DAFS_LOCK_SHARED, 0x100, 0, 1), -EINVAL);
     CHECK_EQ(dafs_lock_test(a, 1, 0, 0, 1, NULL), -EINVAL);
     CHECK_EQ(dafs_lock(NULL, 1, DAFS_LOCK_SHARED, 0, 0, 1), -EINVAL);
-    CHECK_EQ(dafs_lock(a, 1, DAFS_LOCK_EXCLUSIVE, DAFS_LOCK_AUTORECOVER, 0, EOFLEN), -EOPNOTSUPP);
+    /* AUTORECOVER: whole-file exclusive only */
+    CHECK_EQ(dafs_lock(a, 1, DAFS_LOCK_EXCLUSIVE, DAFS_LOCK_AUTORECOVER, 0, 100), -EOPNOTSUPP);
+    CHECK_EQ(dafs_lock(a, 1, DAFS_LOCK_SHARED, DAFS_LOCK_AUTORECOVER, 0, EOFLEN), -EOPNOTSUPP);
     CHECK_EQ(dafs_lock(a, 1, DAFS_LOCK_EXCLUSIVE, 0, UINT64_MAX - 5, 100), -EINVAL); /* past 2^64 */
     CHECK_EQ(dafs_close(a), 0);
 }
@@ -492,16 +503,226 @@ static void test_persist_restart(ctx *c)
     CHECK_EQ(rc, 0);
 }
 
+/* ---- AUTORECOVER ---------------------------------------------------------- */
+
+#define AR_SIZE (3u << 20)
+
+/* The file's bytes at the start of each AUTORECOVER test: a pattern that
+ * differs at every offset, so a byte restored to the wrong place shows. */
+static void ar_pattern(uint8_t *buf, size_t n, unsigned seed)
+{
+    uint32_t x = 2463534242u ^ seed;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        buf[i] = (uint8_t)x;
+    }
+}
+
+/* The changes a holder makes under its lock: an overwrite, a write that
+ * extends the file past a hole, writes larger than 1 MiB, a truncation
+ * that cuts what was written, and a last small write. */
+static int ar_changes(dafs_file *f)
+{
+    static uint8_t junk[(2u << 20) + 4096];
+    memset(junk, 0xa5, sizeof junk);
+    struct { uint64_t off; size_t len; } w[] = {
+        {100, 5000}, {AR_SIZE + 4096, (3u << 19)}, {1u << 20, 2u << 20}, {7, 1}};
+    for (size_t i = 0; i < 3; i++)
+        if (dafs_pwrite(f, junk, w[i].len, w[i].off) != (ssize_t)w[i].len)
+            return -1;
+    if (dafs_ftruncate(f, (2u << 20) + 123) != 0)
+        return -2;
+    if (dafs_pwrite(f, junk, w[3].len, w[3].off) != (ssize_t)w[3].len)
+        return -3;
+    return 0;
+}
+
+/* The child: lock name AUTORECOVER, change it, say so, wait to be killed. */
+static int autorecover_child(const char *url, const char *name)
+{
+    dafs_session *s = NULL;
+    dafs_file *f = NULL;
+    int rc = dafs_connect(url, NULL, &s);
+    if (rc == 0)
+        rc = dafs_open(s, name, O_RDWR, 0, &f);
+    if (rc == 0)
+        rc = dafs_lock(f, 1, DAFS_LOCK_EXCLUSIVE, DAFS_LOCK_AUTORECOVER, 0, EOFLEN);
+    if (rc == 0)
+        rc = ar_changes(f);
+    if (rc != 0) {
+        fprintf(stderr, "autorecover child: %d (%s)\n", rc, dafs_strerror(rc));
+        return 1;
+    }
+    printf("locked\n");
+    fflush(stdout);
+    for (;;)
+        pause();
+}
+
+/* Run the AUTORECOVER child on name; 0 once it has made its changes (and
+ * is killed, when kill_it). */
+static int run_autorecover_child(const test_server *srv, const char *name, pid_t *pid_out)
+{
+    int out[2];
+    if (pipe(out) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(out[1], 1);
+        close(out[0]);
+        execl("/proc/self/exe", "test_lock", "--autorecover", srv->url, name, (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    char line[16] = {0};
+    ssize_t n = pid > 0 ? read(out[0], line, sizeof line - 1) : -1;
+    close(out[0]);
+    *pid_out = pid;
+    return n > 0 && strncmp(line, "locked", 6) == 0 ? 0 : -1;
+}
+
+static void kill_child(pid_t pid)
+{
+    if (pid > 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+}
+
+/* Create name in the export with the pattern (through the file system,
+ * not dafs: the check below reads it back the same way). */
+static int ar_create(const test_server *srv, const char *name, uint8_t *want)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", srv->export_dir, name);
+    ar_pattern(want, AR_SIZE, (unsigned)strlen(name));
+    FILE *fp = fopen(path, "wb");
+    if (fp == NULL)
+        return -1;
+    size_t n = fwrite(want, 1, AR_SIZE, fp);
+    return fclose(fp) == 0 && n == AR_SIZE ? 0 : -1;
+}
+
+/* 0 when the exported file is exactly want (AR_SIZE bytes), read from the
+ * export directory itself. */
+static int ar_same(const test_server *srv, const char *name, const uint8_t *want)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", srv->export_dir, name);
+    static uint8_t got[AR_SIZE + 1];
+    FILE *fp = fopen(path, "rb");
+    if (fp == NULL)
+        return -1;
+    size_t n = fread(got, 1, sizeof got, fp);
+    fclose(fp);
+    if (n != AR_SIZE) {
+        fprintf(stderr, "%s: %zu bytes, expected %u\n", name, n, AR_SIZE);
+        return -2;
+    }
+    return memcmp(got, want, AR_SIZE) == 0 ? 0 : -3;
+}
+
+/* The holder killed: once its lease has expired the file is exactly what
+ * it was before the lock (content and size), and the lock is free. */
+static void test_autorecover_killed(ctx *c)
+{
+    test_server srv;
+    const char *opts[] = {"--no-root-squash", "--lease-ms", "1000", NULL};
+    CHECK_EQ(test_server_start_opts(c->dafsd, &srv, opts), 0);
+    static uint8_t want[AR_SIZE];
+    pid_t pid = -1;
+    dafs_session *s = NULL;
+    dafs_file *f = NULL;
+    int rc = ar_create(&srv, "ar", want);
+    if (rc == 0)
+        rc = run_autorecover_child(&srv, "ar", &pid);
+    kill_child(pid);
+    if (rc == 0)
+        rc = session_on(&srv, "ar", &s, &f);
+    int relock = rc == 0 ? lock_after_lease(f, 0) : rc; /* after the rollback */
+    int same = relock == 0 ? ar_same(&srv, "ar", want) : -10;
+    session_off(s, f);
+    test_server_stop(&srv);
+    CHECK_EQ(rc, 0);
+    CHECK_EQ(relock, 0);
+    CHECK_EQ(same, 0);
+}
+
+/* A clean unlock keeps the changes (and drops the undo log). */
+static void test_autorecover_commit(ctx *c)
+{
+    static uint8_t want[AR_SIZE];
+    CHECK_EQ(ar_create(&c->srv, "arc", want), 0);
+    dafs_file *f = NULL;
+    CHECK_EQ(dafs_open(c->s, "arc", O_RDWR, 0, &f), 0);
+    CHECK_EQ(dafs_lock(f, 1, DAFS_LOCK_EXCLUSIVE, DAFS_LOCK_AUTORECOVER, 0, EOFLEN), 0);
+    CHECK_EQ(ar_changes(f), 0);
+    CHECK_EQ(dafs_append(f, "x", 1, NULL), -EOPNOTSUPP); /* the log cannot record it */
+    CHECK_EQ(dafs_unlock(f, 1, 0, EOFLEN), 0);
+    struct dafs_stat st;
+    CHECK_EQ(dafs_fstat(f, &st), 0);
+    CHECK_EQ(st.size, (2u << 20) + 123);
+    char undo[400];
+    snprintf(undo, sizeof undo, "%s/state/undo", c->srv.base);
+    DIR *d = opendir(undo);
+    int logs = 0;
+    for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;)
+        logs += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    CHECK_EQ(logs, 0);
+    CHECK(ar_same(&c->srv, "arc", want) != 0);
+    CHECK_EQ(dafs_close(f), 0);
+}
+
+/* dafsd killed while a holder has changed the file: the next start rolls
+ * it back before serving; and killed in the middle of that rollback
+ * (DAFS_FAULT=rollback:after_apply), the start after that finishes it. */
+static void test_autorecover_server_crash(ctx *c)
+{
+    test_server srv;
+    const char *opts[] = {"--no-root-squash", "--lease-ms", "1000", NULL};
+    CHECK_EQ(test_server_start_opts(c->dafsd, &srv, opts), 0);
+    static uint8_t want[AR_SIZE];
+    pid_t pid = -1;
+    int rc = ar_create(&srv, "arx", want);
+    if (rc == 0)
+        rc = run_autorecover_child(&srv, "arx", &pid);
+    if (rc == 0) { /* the first start after the crash dies in its rollback */
+        setenv("DAFS_FAULT", "rollback:after_apply:2", 1);
+        int crashed = test_server_crash_restart(c->dafsd, &srv, opts);
+        unsetenv("DAFS_FAULT");
+        rc = crashed == 0 ? -20 : 0; /* it must not have come up */
+        srv.pid = -1;
+    }
+    kill_child(pid);
+    int same_mid = rc == 0 ? ar_same(&srv, "arx", want) : -10; /* half rolled back */
+    if (rc == 0)
+        rc = test_server_crash_restart(c->dafsd, &srv, opts);
+    int same = rc == 0 ? ar_same(&srv, "arx", want) : -10;
+    test_server_stop(&srv);
+    CHECK_EQ(rc, 0);
+    CHECK(same_mid != 0);
+    CHECK_EQ(same, 0);
+}
+
 static const test_case tests[] = {
     {"conflicts", test_conflicts},     {"split_merge", test_split_merge},
     {"release", test_release},         {"wait", test_wait},
     {"deadlock", test_deadlock},      {"shutdown_with_waiter", test_shutdown_with_waiter},
     {"bad_input", test_bad_input},     {"killed_holder", test_killed_holder},
     {"persist_restart", test_persist_restart},
+    {"autorecover_killed", test_autorecover_killed},
+    {"autorecover_commit", test_autorecover_commit},
+    {"autorecover_server_crash", test_autorecover_server_crash},
 };
 
 int main(int argc, char **argv)
 {
+    if (argc == 4 && strcmp(argv[1], "--autorecover") == 0)
+        return autorecover_child(argv[2], argv[3]);
     if (argc == 5 && strcmp(argv[1], "--hold") == 0)
         return hold(argv[2], argv[3], (unsigned)strtoul(argv[4], NULL, 10));
     return run_session_tests(argc, argv, tests, sizeof tests / sizeof tests[0]);
