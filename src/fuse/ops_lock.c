@@ -25,7 +25,9 @@
  * kernel's cached pages and attributes of the file, so what is read under
  * the lock is what the previous holder (on any client) wrote, and fstat's
  * size is the server's.  Writes reach the server before write() returns
- * (without writeback_cache), so an unlock has nothing to flush.
+ * (without writeback_cache), so an unlock has nothing to flush; with
+ * writeback_cache an unlock first has the kernel write the file's dirty
+ * pages back (lock_writeback), as NFS does, so the next holder reads them.
  *
  * Blocking requests (F_SETLKW, flock without LOCK_NB) poll the server
  * instead of waiting in its queue (a DAFS_LOCK_WAIT holds one of the
@@ -138,6 +140,20 @@ static void lock_revalidate(struct dfuse *fs, fuse_ino_t ino)
         fprintf(stderr, "dafs-fuse: invalidating a locked file's cache: %d\n", rc);
 }
 
+/* Before an unlock with writeback_cache: the kernel writes the file's dirty
+ * pages back (invalidating them does that first, and waits for it) and
+ * drops them.  A failure does not stop the unlock: a lock kept because its
+ * data could not be written would only add a hang to the lost write, which
+ * is reported as any failed writeback is (fsync, close). */
+static void lock_writeback(struct dfuse *fs, fuse_ino_t ino)
+{
+    if (!fs->cfg.writeback_cache)
+        return;
+    int rc = fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
+    if (rc < 0 && rc != -ENOENT && fs->cfg.debug) /* -ENOENT: not cached */
+        fprintf(stderr, "dafs-fuse: writing back before an unlock: %d\n", rc);
+}
+
 /* The open's server state; NULL (the request answered) when there is none:
  * the kernel sends lock requests only for regular files, which have one. */
 static dafs_file *lock_file(fuse_req_t req, struct fuse_file_info *fi)
@@ -201,6 +217,7 @@ void dfuse_op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
         return;
     uint64_t off = (uint64_t)lock->l_start, len = range_len(lock);
     if (lock->l_type == F_UNLCK) {
+        lock_writeback(fs, ino);
         int rc = dafs_unlock(f, fi->lock_owner, off, len);
         fuse_reply_err(req, rc < 0 ? lock_errno(rc, 0) : 0);
         return;
@@ -236,6 +253,7 @@ void dfuse_op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, i
     op &= ~LOCK_NB;
     int rc;
     if (op == LOCK_UN) {
+        lock_writeback(fs, ino);
         rc = dafs_unlock(f, fi->lock_owner, 0, DAFS_LOCK_TO_EOF);
     } else if (op == LOCK_SH || op == LOCK_EX) {
         int type = op == LOCK_SH ? DAFS_LOCK_SHARED : DAFS_LOCK_EXCLUSIVE;

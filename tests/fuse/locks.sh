@@ -23,6 +23,9 @@
 #  (h) at most 8 blocking requests wait at once per mount (each holds a
 #      daemon thread): a 9th gets ENOLCK, the mount still answers, and the 8
 #      get the lock in turn once it is released.
+#  (i) with -o writeback_cache (both mounts again), an unlock has the
+#      kernel write the cached data back first: the next holder, on the
+#      other mount, reads it while the writer still has the file open.
 # And the daemon asked the kernel for both kinds of locks at INIT (-d says
 # so).
 # Events are lines in a local log ($LOCAL/events, see lock_helper.c); the
@@ -303,9 +306,30 @@ part_h() {
   done
 }
 
+part_i() {
+  local hp
+  log "(i) with writeback_cache, an unlock writes the cached data back first"
+  unmount_fs2
+  unmount_fs
+  mount_fs -o writeback_cache,attr_timeout=30,entry_timeout=30
+  mount_fs2 -o writeback_cache,attr_timeout=30,entry_timeout=30
+  printf 'AAAA' >"$F1"
+  # wb1 keeps the file open after the unlock: no close to flush at
+  "$LH" wb1 "$EV" "$F1" lkw:w:0:0 wr:CCCC lk:u:0:0 wait:"$FIFO" close &
+  hp=$!
+  HELPERS+=("$hp")
+  await '^wb1 wait:.* start$'
+  [ "$(cat "$EXPORT/lockfile")" = CCCC ] ||
+    fail "after the unlock the server has '$(cat "$EXPORT/lockfile")', not the locked write"
+  "$LH" wb2 "$EV" "$F2" lkw:r:0:0 rd:4 close
+  expect wb2 rd:4 CCCC
+  release
+  wait "$hp" || fail "wb1 failed"
+}
+
 # LOCKS_PARTS: the parts to run (all by default; one at a time shows that
 # each trips on its own when locks are local to the mount)
-for p in ${LOCKS_PARTS:-a b c d e f g h}; do
+for p in ${LOCKS_PARTS:-a b c d e f g h i}; do
   "part_$p"
 done
 pass
