@@ -233,7 +233,8 @@ void dfuse_op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
     fuse_reply_err(req, rc < 0 ? lock_errno(rc, 0) : 0);
 }
 
-/* A blocking flock that found the file locked: as Linux does for flock, a
+/* A blocking flock that found the file locked (or the server in its grace
+ * period): as Linux does for flock, a
  * lock this open file already holds (a conversion) goes before the wait, or
  * two holders of shared locks both converting to exclusive would wait for
  * each other forever (no atomic conversion: flock(2) does not promise one). */
@@ -258,7 +259,7 @@ void dfuse_op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, i
     } else if (op == LOCK_SH || op == LOCK_EX) {
         int type = op == LOCK_SH ? DAFS_LOCK_SHARED : DAFS_LOCK_EXCLUSIVE;
         rc = lock_acquire(req, f, fi->lock_owner, type, 0, DAFS_LOCK_TO_EOF, 0);
-        if (rc == -EAGAIN && wait)
+        if (wait && (rc == -EAGAIN || rc == -DAFS_EGRACE))
             rc = flock_wait(req, f, fi->lock_owner, type);
         if (rc == 0)
             lock_revalidate(fs, ino);
