@@ -19,6 +19,8 @@
  *   say:TEXT           log TEXT
  *   wait:FIFO          block until a writer opens FIFO and closes it
  *   close              close the descriptor
+ *   open2              open PATH again (O_RDWR), as a second descriptor
+ *   close2             close the second descriptor
  *   hold               block until killed
  *
  * SIGUSR1 interrupts a blocking step (its handler does nothing and is
@@ -34,8 +36,8 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-static const char *name;
-static int log_fd = -1, fd = -1;
+static const char *name, *path;
+static int log_fd = -1, fd = -1, fd2 = -1;
 
 static void say(const char *step, const char *result)
 {
@@ -178,6 +180,16 @@ static int run(const char *step)
         fd = -1;
         return 0;
     }
+    if (IS("open2")) {
+        fd2 = open(path, O_RDWR);
+        say_rc(step, fd2);
+        return 0;
+    }
+    if (IS("close2")) {
+        say_rc(step, close(fd2));
+        fd2 = -1;
+        return 0;
+    }
     if (IS("hold")) {
         say(step, "start");
         for (;;)
@@ -204,7 +216,8 @@ int main(int argc, char **argv)
         perror(argv[2]);
         return 1;
     }
-    fd = open(argv[3], O_RDWR | O_CREAT, 0666);
+    path = argv[3];
+    fd = open(path, O_RDWR | O_CREAT, 0666);
     if (fd < 0) {
         say_rc("open", -1);
         return 0;

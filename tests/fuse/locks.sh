@@ -26,6 +26,9 @@
 #  (i) with -o writeback_cache (both mounts again), an unlock has the
 #      kernel write the cached data back first: the next holder, on the
 #      other mount, reads it while the writer still has the file open.
+#  (j) POSIX: closing any descriptor of the file releases the process's
+#      locks on it, also one other than the descriptor that took them (a
+#      FLUSH through another open than the lock's).
 # And the daemon asked the kernel for both kinds of locks at INIT (-d says
 # so).
 # Events are lines in a local log ($LOCAL/events, see lock_helper.c); the
@@ -327,9 +330,27 @@ part_i() {
   wait "$hp" || fail "wb1 failed"
 }
 
+part_j() {
+  local hp
+  log "(j) closing another descriptor of the file releases a POSIX lock"
+  "$LH" p1 "$EV" "$F1" lk:w:0:0 open2 wait:"$FIFO" close2 wait:"$FIFO" close &
+  hp=$!
+  HELPERS+=("$hp")
+  await '^p1 wait:.* start$'
+  expect p1 open2 ok
+  "$LH" t6 "$EV" "$F2" lk:w:0:1 close
+  expect t6 lk:w:0:1 EAGAIN
+  release
+  await '^p1 close2 ok$'
+  "$LH" t7 "$EV" "$F2" lk:w:0:0 close
+  expect t7 lk:w:0:0 ok
+  release
+  wait "$hp" || fail "p1 failed"
+}
+
 # LOCKS_PARTS: the parts to run (all by default; one at a time shows that
 # each trips on its own when locks are local to the mount)
-for p in ${LOCKS_PARTS:-a b c d e f g h i}; do
+for p in ${LOCKS_PARTS:-a b c d e f g h i j}; do
   "part_$p"
 done
 pass
