@@ -426,6 +426,11 @@ int dafs_lock(dafs_file *f, uint64_t owner, int type, unsigned flags, uint64_t o
 /* End owner's waiting dafs_lock on f (from another thread): it returns -EINTR.
  * -ENOENT when none waits (it was granted or refused meanwhile). */
 int dafs_lock_cancel(dafs_file *f, uint64_t owner);
+/* Roll f back to its state before owner's AUTORECOVER lock and release the
+ * lock (DAFS ABORT_LT).  -ENOENT when owner holds no AUTORECOVER lock on it;
+ * -EIO when the rollback failed (the file then stays locked until the
+ * server's next start rolls it back). */
+int dafs_lock_abort(dafs_file *f, uint64_t owner);
 /* Would dafs_lock succeed?  0: yes; 1: no, and *c (if not NULL) describes one
  * lock in the way; or -error.  Takes nothing and breaks nothing. */
 int dafs_lock_test(dafs_file *f, uint64_t owner, int type, uint64_t offset, uint64_t length,

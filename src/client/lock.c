@@ -1,7 +1,7 @@
 /*
- * lock.c — byte-range locks (DAFS LOCK, LOCKT, LOCKU, LOCK_CANCEL: protocol
- * ops 50-53): dafs_lock, dafs_lock_test, dafs_unlock, dafs_lock_cancel on an
- * open file.  Locks are tied to the file's open state, so dafs_close
+ * lock.c — byte-range locks (DAFS LOCK, LOCKT, LOCKU, LOCK_CANCEL, ABORT_LT:
+ * protocol ops 50-54): dafs_lock, dafs_lock_test, dafs_unlock,
+ * dafs_lock_cancel, dafs_lock_abort on an open file.  Locks are tied to the file's open state, so dafs_close
  * releases them on the server.
  *
  * DAFS_LOCK_WAIT: the server queues the LOCK (in order with other waiters)
@@ -76,6 +76,12 @@ int dafs_lock(dafs_file *f, uint64_t owner, int type, unsigned flags, uint64_t o
         pause_us(pause);
         pause = pause * 2 > GRACE_RETRY_MAX_US ? GRACE_RETRY_MAX_US : pause * 2;
     }
+}
+
+int dafs_lock_abort(dafs_file *f, uint64_t owner)
+{
+    dafs_reply rep;
+    return lock_call(f, DAFS_OP_LOCK_ABORT, owner, 0, 0, 0, 0, &rep);
 }
 
 int dafs_lock_cancel(dafs_file *f, uint64_t owner)

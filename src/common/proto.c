@@ -1284,6 +1284,7 @@ static const op_desc op_table[DAFS_OP_LIMIT] = {
     OP(LOCKT, lock_req, lockt_rep),
     OP(LOCKU, lock_req, empty_body),
     OP(LOCK_CANCEL, lock_req, empty_body),
+    OP(LOCK_ABORT, lock_req, empty_body),
     OP(FALLOCATE, fallocate_req, attr_rep),
     OP(COPY_RANGE, copy_req, u64_rep),
     OP(SEEK, seek_req, u64_rep),

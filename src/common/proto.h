@@ -115,6 +115,8 @@ enum dafs_op {
     DAFS_OP_LOCKT = 51,        /* lock_req -> lockt_rep (what is in the way, if anything) */
     DAFS_OP_LOCKU = 52,        /* lock_req (type ignored) -> empty */
     DAFS_OP_LOCK_CANCEL = 53,  /* lock_req (type ignored): end the owner's queued LOCK */
+    DAFS_OP_LOCK_ABORT = 54,   /* lock_req (type, range ignored): roll back the owner's
+                                * AUTORECOVER lock and release it */
 
     /* File-system extras (the 70..79 range; see docs/protocol.md). */
     DAFS_OP_EXT_FIRST = 70,

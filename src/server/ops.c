@@ -899,6 +899,7 @@ static int run_op(op_ctx *c)
     case DAFS_OP_STATFS: return op_statfs(c);
     case DAFS_OP_BATCH_SUBMIT: case DAFS_OP_HURRY_UP: return batch_execute(c); /* batch.c */
     case DAFS_OP_LOCK: case DAFS_OP_LOCKT: case DAFS_OP_LOCKU: case DAFS_OP_LOCK_CANCEL:
+    case DAFS_OP_LOCK_ABORT:
         return ops_lock(c);
     default: return ops_ns_execute(c);
     }

@@ -26,7 +26,7 @@
  * changes in the undo log first.
  *
  * Not wired yet (docs/design.md §12): the grace period and RECLAIM after a
- * restart, ABORT.
+ * restart.
  */
 #include "ops_lock.h"
 
@@ -492,6 +492,10 @@ int ops_lock(op_ctx *c)
     switch (c->req->hdr.opcode) {
     case DAFS_OP_LOCK: return op_lock(c, &q, (c->req->u.lock.flags & DAFS_WIRE_LOCK_WAIT) != 0);
     case DAFS_OP_LOCK_CANCEL: return op_cancel(c, &q);
+    case DAFS_OP_LOCK_ABORT: {
+        int lt = locktab_abort(c->srv->locks, &q);
+        return lt == LT_NOENT ? DAFS_ST_NOENT : wire_status(lt);
+    }
     case DAFS_OP_LOCKT: return op_lockt(c, &q);
     case DAFS_OP_LOCKU: return wire_status(locktab_unlock(c->srv->locks, &q));
     default: return DAFS_ST_BADOP;

@@ -15,7 +15,8 @@
  *  - a client killed with SIGKILL while holding a lock: it is released when
  *    the lease (1 s here) expires; a PERSIST one is broken instead, the next
  *    locker gets -DAFS_ELOCKBROKEN until it repairs (DAFS_LOCK_REPAIR) and
- *    unlocks, after which the range is clean;
+ *    unlocks, after which the range is clean; a write into the broken range
+ *    is refused too;
  *  - PERSIST state across dafsd crashes (SIGKILL, restart on the same state
  *    directory): held at the crash -> breakable, broken -> still broken,
  *    repaired -> clean;
@@ -24,13 +25,13 @@
  *    once and truncates; killed, the file is byte for byte its pre-lock self
  *    once the lease expires (read from the export directory, not through
  *    dafs); a clean unlock keeps the changes and leaves no undo log; an
- *    append under it is refused; dafsd killed, the next start rolls the file
+ *    append under it is refused; dafs_lock_abort rolls back on request;
+ *    dafsd killed, the next start rolls the file
  *    back, and killed again in the middle of that rollback (DAFS_FAULT), the
  *    start after that finishes it;
  *  - bad input: unknown type or flag.
  *
- * The killed holder is this program run again ("test_lock --hold URL FILE
- * FLAGS"): it locks, says "locked" on stdout, and waits to be killed.
+ * The killed holders are this program run again (child_main).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -135,6 +136,88 @@ static void test_split_merge(ctx *c)
     CHECK_EQ(dafs_disconnect(s2), 0);
 }
 
+/* ---- lock holders in processes of their own -------------------------------
+ *
+ * This program run again as "test_lock --child MODE URL FILE": it locks
+ * FILE (exclusive, whole file) in a session of its own and then
+ *   hold, persist: says "locked" on stdout and waits to be killed (with
+ *                  DAFS_LOCK_PERSIST for persist);
+ *   autorecover:   locks AUTORECOVER, makes ar_changes, says "locked", waits;
+ *   disconnect:    ends its session with the file still open and exits at
+ *                  once (_exit: the open file is not freed). */
+static int ar_changes(dafs_file *f);
+
+static int child_main(const char *mode, const char *url, const char *name)
+{
+    unsigned flags = strcmp(mode, "persist") == 0       ? DAFS_LOCK_PERSIST
+                     : strcmp(mode, "autorecover") == 0 ? DAFS_LOCK_AUTORECOVER
+                                                        : 0;
+    dafs_session *s = NULL;
+    dafs_file *f = NULL;
+    int rc = dafs_connect(url, NULL, &s);
+    if (rc == 0)
+        rc = dafs_open(s, name, O_RDWR, 0, &f);
+    if (rc == 0)
+        rc = dafs_lock(f, 1, DAFS_LOCK_EXCLUSIVE, flags, 0, EOFLEN);
+    if (rc == 0 && flags == DAFS_LOCK_AUTORECOVER)
+        rc = ar_changes(f);
+    if (rc == 0 && strcmp(mode, "disconnect") == 0)
+        _exit(dafs_disconnect(s) == 0 ? 0 : 1);
+    if (rc != 0) {
+        fprintf(stderr, "child %s: %d (%s)\n", mode, rc, dafs_strerror(rc));
+        return 1;
+    }
+    printf("locked\n");
+    fflush(stdout);
+    for (;;)
+        pause();
+}
+
+/* Start a child in mode on srv's name; 0 once it said "locked" (*pid: the
+ * child, to be killed), or for "disconnect" once it exited with 0. */
+static int start_child(const test_server *srv, const char *mode, const char *name, pid_t *pid)
+{
+    int out[2];
+    if (pipe(out) != 0)
+        return -1;
+    fflush(NULL);
+    *pid = fork();
+    if (*pid == 0) {
+        dup2(out[1], 1);
+        close(out[0]);
+        execl("/proc/self/exe", "test_lock", "--child", mode, srv->url, name, (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    char line[16] = {0};
+    ssize_t n = *pid > 0 ? read(out[0], line, sizeof line - 1) : -1;
+    close(out[0]);
+    if (strcmp(mode, "disconnect") == 0) {
+        int status = 1;
+        if (*pid > 0 && waitpid(*pid, &status, 0) == *pid)
+            *pid = -1;
+        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+    }
+    return n > 0 && strncmp(line, "locked", 6) == 0 ? 0 : -1;
+}
+
+static void kill_child(pid_t pid)
+{
+    if (pid > 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+}
+
+/* A child of mode that takes the lock and is killed: 0 when it held it. */
+static int kill_holder(const test_server *srv, const char *name, const char *mode)
+{
+    pid_t pid = -1;
+    int rc = start_child(srv, mode, name, &pid);
+    kill_child(pid);
+    return rc;
+}
+
 /* A lock goes with its open, and with its session. */
 static void test_release(ctx *c)
 {
@@ -150,9 +233,12 @@ static void test_release(ctx *c)
     CHECK_EQ(dafs_lock(a2, 2, DAFS_LOCK_SHARED, 0, 0, EOFLEN), 0); /* read-only open */
     CHECK_EQ(dafs_lock(b, 1, DAFS_LOCK_EXCLUSIVE, 0, 0, 1), -EAGAIN);
     CHECK_EQ(dafs_close(a2), 0);
-    CHECK_EQ(dafs_lock(b, 1, DAFS_LOCK_EXCLUSIVE, 0, 0, EOFLEN), 0);
-    CHECK_EQ(dafs_disconnect(s2), 0); /* its session's locks go */
-    s2 = NULL;
+    CHECK_EQ(dafs_close(b), 0);
+    CHECK_EQ(dafs_disconnect(s2), 0);
+    /* a session that ends (DISCONNECT) with the file still open: its locks
+     * go at once (another process: the file it leaves open is its leak) */
+    pid_t pid = -1;
+    CHECK_EQ(start_child(&c->srv, "disconnect", "release", &pid), 0);
     CHECK_EQ(dafs_open(c->s, "release", O_RDWR, 0, &a), 0);
     CHECK_EQ(dafs_lock(a, 1, DAFS_LOCK_EXCLUSIVE, 0, 0, EOFLEN), 0);
     CHECK_EQ(dafs_close(a), 0);
@@ -325,52 +411,6 @@ static void test_bad_input(ctx *c)
 
 /* ---- a holder killed with SIGKILL ---------------------------------------- */
 
-/* The child: lock name in a session of its own, say so, wait to be killed. */
-static int hold(const char *url, const char *name, unsigned flags)
-{
-    dafs_session *s = NULL;
-    dafs_file *f = NULL;
-    int rc = dafs_connect(url, NULL, &s);
-    if (rc == 0)
-        rc = dafs_open(s, name, O_RDWR, 0, &f);
-    if (rc == 0)
-        rc = dafs_lock(f, 1, DAFS_LOCK_EXCLUSIVE, flags, 0, EOFLEN);
-    if (rc != 0) {
-        fprintf(stderr, "holder: %s\n", dafs_strerror(rc));
-        return 1;
-    }
-    printf("locked\n");
-    fflush(stdout);
-    for (;;)
-        pause();
-}
-
-/* Run a holder of name with flags, and kill it once it holds the lock. */
-static int kill_holder(const test_server *srv, const char *name, unsigned flags)
-{
-    int out[2];
-    if (pipe(out) != 0)
-        return -1;
-    char flagstr[16];
-    snprintf(flagstr, sizeof flagstr, "%u", flags);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(out[1], 1);
-        close(out[0]);
-        execl("/proc/self/exe", "test_lock", "--hold", srv->url, name, flagstr, (char *)NULL);
-        _exit(127);
-    }
-    close(out[1]);
-    char line[16] = {0};
-    ssize_t n = pid > 0 ? read(out[0], line, sizeof line - 1) : -1;
-    close(out[0]);
-    if (pid > 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-    }
-    return n > 0 && strncmp(line, "locked", 6) == 0 ? 0 : -1;
-}
-
 /* The result of LOCK once the dead holder's lock is no longer plain
  * "in the way" (its lease ran out), or -EAGAIN at the deadline. */
 static int lock_after_lease(dafs_file *f, unsigned flags)
@@ -396,14 +436,14 @@ static void test_killed_holder(ctx *c)
     if (rc == 0)
         rc = create_file(s, "plain", &f);
     if (rc == 0)
-        rc = kill_holder(&srv, "plain", 0);
+        rc = kill_holder(&srv, "plain", "hold");
     int after = rc == 0 ? lock_after_lease(f, 0) : rc; /* released: granted */
     int persist_rc = rc, broken = 1, repaired = 1, clean = 1;
     dafs_file *g = NULL;
     if (rc == 0)
         persist_rc = create_file(s, "persist", &g);
     if (persist_rc == 0)
-        persist_rc = kill_holder(&srv, "persist", DAFS_LOCK_PERSIST);
+        persist_rc = kill_holder(&srv, "persist", "persist");
     if (persist_rc == 0) {
         broken = lock_after_lease(g, 0);                 /* breaks it: LOCK_BROKEN */
         dafs_lock_conflict k = {0};
@@ -413,6 +453,8 @@ static void test_killed_holder(ctx *c)
         int again = dafs_lock(g, 3, DAFS_LOCK_SHARED, 0, 0, 1); /* still broken */
         if (again != -DAFS_ELOCKBROKEN)
             broken = 2000;
+        if (dafs_pwrite(g, "x", 1, 10) != -DAFS_ELOCKBROKEN) /* no write into it either */
+            broken = 3000;
         repaired = dafs_lock(g, 3, DAFS_LOCK_EXCLUSIVE, DAFS_LOCK_REPAIR, 0, EOFLEN);
         if (repaired == 0)
             repaired = dafs_unlock(g, 3, 0, EOFLEN);
@@ -462,7 +504,7 @@ static int persist_across_restarts(const char *dafsd, test_server *srv, const ch
     int rc = session_on(srv, "pr", &s, &f);
     session_off(s, f);
     if (rc == 0)
-        rc = kill_holder(srv, "pr", DAFS_LOCK_PERSIST);
+        rc = kill_holder(srv, "pr", "persist");
     if (rc == 0)
         rc = test_server_crash_restart(dafsd, srv, opts); /* the lock was held */
     if (rc != 0)
@@ -539,58 +581,6 @@ static int ar_changes(dafs_file *f)
     return 0;
 }
 
-/* The child: lock name AUTORECOVER, change it, say so, wait to be killed. */
-static int autorecover_child(const char *url, const char *name)
-{
-    dafs_session *s = NULL;
-    dafs_file *f = NULL;
-    int rc = dafs_connect(url, NULL, &s);
-    if (rc == 0)
-        rc = dafs_open(s, name, O_RDWR, 0, &f);
-    if (rc == 0)
-        rc = dafs_lock(f, 1, DAFS_LOCK_EXCLUSIVE, DAFS_LOCK_AUTORECOVER, 0, EOFLEN);
-    if (rc == 0)
-        rc = ar_changes(f);
-    if (rc != 0) {
-        fprintf(stderr, "autorecover child: %d (%s)\n", rc, dafs_strerror(rc));
-        return 1;
-    }
-    printf("locked\n");
-    fflush(stdout);
-    for (;;)
-        pause();
-}
-
-/* Run the AUTORECOVER child on name; 0 once it has made its changes (and
- * is killed, when kill_it). */
-static int run_autorecover_child(const test_server *srv, const char *name, pid_t *pid_out)
-{
-    int out[2];
-    if (pipe(out) != 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(out[1], 1);
-        close(out[0]);
-        execl("/proc/self/exe", "test_lock", "--autorecover", srv->url, name, (char *)NULL);
-        _exit(127);
-    }
-    close(out[1]);
-    char line[16] = {0};
-    ssize_t n = pid > 0 ? read(out[0], line, sizeof line - 1) : -1;
-    close(out[0]);
-    *pid_out = pid;
-    return n > 0 && strncmp(line, "locked", 6) == 0 ? 0 : -1;
-}
-
-static void kill_child(pid_t pid)
-{
-    if (pid > 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-    }
-}
-
 /* Create name in the export with the pattern (through the file system,
  * not dafs: the check below reads it back the same way). */
 static int ar_create(const test_server *srv, const char *name, uint8_t *want)
@@ -637,7 +627,7 @@ static void test_autorecover_killed(ctx *c)
     dafs_file *f = NULL;
     int rc = ar_create(&srv, "ar", want);
     if (rc == 0)
-        rc = run_autorecover_child(&srv, "ar", &pid);
+        rc = start_child(&srv, "autorecover", "ar", &pid);
     kill_child(pid);
     if (rc == 0)
         rc = session_on(&srv, "ar", &s, &f);
@@ -677,6 +667,23 @@ static void test_autorecover_commit(ctx *c)
     CHECK_EQ(dafs_close(f), 0);
 }
 
+/* ABORT: the holder asks for the rollback itself. */
+static void test_autorecover_abort(ctx *c)
+{
+    static uint8_t want[AR_SIZE];
+    CHECK_EQ(ar_create(&c->srv, "ara", want), 0);
+    dafs_file *f = NULL;
+    CHECK_EQ(dafs_open(c->s, "ara", O_RDWR, 0, &f), 0);
+    CHECK_EQ(dafs_lock_abort(f, 1), -ENOENT); /* no AUTORECOVER lock yet */
+    CHECK_EQ(dafs_lock(f, 1, DAFS_LOCK_EXCLUSIVE, DAFS_LOCK_AUTORECOVER, 0, EOFLEN), 0);
+    CHECK_EQ(ar_changes(f), 0);
+    CHECK_EQ(dafs_lock_abort(f, 1), 0);
+    CHECK_EQ(ar_same(&c->srv, "ara", want), 0);
+    CHECK_EQ(dafs_lock_abort(f, 1), -ENOENT); /* released with the rollback */
+    CHECK_EQ(dafs_lock(f, 2, DAFS_LOCK_EXCLUSIVE, 0, 0, EOFLEN), 0);
+    CHECK_EQ(dafs_close(f), 0);
+}
+
 /* dafsd killed while a holder has changed the file: the next start rolls
  * it back before serving; and killed in the middle of that rollback
  * (DAFS_FAULT=rollback:after_apply), the start after that finishes it. */
@@ -689,7 +696,7 @@ static void test_autorecover_server_crash(ctx *c)
     pid_t pid = -1;
     int rc = ar_create(&srv, "arx", want);
     if (rc == 0)
-        rc = run_autorecover_child(&srv, "arx", &pid);
+        rc = start_child(&srv, "autorecover", "arx", &pid);
     if (rc == 0) { /* the first start after the crash dies in its rollback */
         setenv("DAFS_FAULT", "rollback:after_apply:2", 1);
         int crashed = test_server_crash_restart(c->dafsd, &srv, opts);
@@ -716,14 +723,13 @@ static const test_case tests[] = {
     {"persist_restart", test_persist_restart},
     {"autorecover_killed", test_autorecover_killed},
     {"autorecover_commit", test_autorecover_commit},
+    {"autorecover_abort", test_autorecover_abort},
     {"autorecover_server_crash", test_autorecover_server_crash},
 };
 
 int main(int argc, char **argv)
 {
-    if (argc == 4 && strcmp(argv[1], "--autorecover") == 0)
-        return autorecover_child(argv[2], argv[3]);
-    if (argc == 5 && strcmp(argv[1], "--hold") == 0)
-        return hold(argv[2], argv[3], (unsigned)strtoul(argv[4], NULL, 10));
+    if (argc == 5 && strcmp(argv[1], "--child") == 0)
+        return child_main(argv[2], argv[3], argv[4]);
     return run_session_tests(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }

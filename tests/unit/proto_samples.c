@@ -417,7 +417,7 @@ static bool batch_reply_equal(const dafs_reply *a, const dafs_reply *b)
 static bool is_lock_op(uint16_t op)
 {
     return op == DAFS_OP_LOCK || op == DAFS_OP_LOCKT || op == DAFS_OP_LOCKU ||
-           op == DAFS_OP_LOCK_CANCEL;
+           op == DAFS_OP_LOCK_CANCEL || op == DAFS_OP_LOCK_ABORT;
 }
 
 static void sample_lock_request(uint16_t op, dafs_request *q)
@@ -428,7 +428,7 @@ static void sample_lock_request(uint16_t op, dafs_request *q)
     l->owner = 0xfedcba9876543210ull;
     l->offset = 4096;
     l->length = op == DAFS_OP_LOCKU ? UINT64_MAX : 100;
-    l->type = op == DAFS_OP_LOCKU || op == DAFS_OP_LOCK_CANCEL ? 0 : DAFS_WIRE_LOCK_EXCL;
+    l->type = op == DAFS_OP_LOCK || op == DAFS_OP_LOCKT ? DAFS_WIRE_LOCK_EXCL : 0;
     l->flags = op == DAFS_OP_LOCK ? DAFS_WIRE_LOCK_PERSIST | DAFS_WIRE_LOCK_REPAIR : 0;
 }
 

@@ -1619,7 +1619,8 @@ static void test_ext_rules(void **state)
     assert_int_equal(dafs_op_next(DAFS_OP_CACHE_HINT), DAFS_OP_HURRY_UP);
     assert_int_equal(dafs_op_next(DAFS_OP_HURRY_UP), DAFS_OP_LOCK);
     assert_int_equal(dafs_op_next(DAFS_OP_LOCKU), DAFS_OP_LOCK_CANCEL);
-    assert_int_equal(dafs_op_next(DAFS_OP_LOCK_CANCEL), DAFS_OP_EXT_FIRST);
+    assert_int_equal(dafs_op_next(DAFS_OP_LOCK_CANCEL), DAFS_OP_LOCK_ABORT);
+    assert_int_equal(dafs_op_next(DAFS_OP_LOCK_ABORT), DAFS_OP_EXT_FIRST);
     assert_int_equal(dafs_op_next(DAFS_OP_EXT_END - 1), DAFS_OP_LIMIT);
     assert_string_equal(dafs_op_name(DAFS_OP_COPY_RANGE), "COPY_RANGE");
     assert_string_equal(dafs_op_name(DAFS_OP_EXT_END), "UNKNOWN");
@@ -2079,8 +2080,8 @@ static void test_readdir_iter_handmade(void **state)
  * every opcode (tests/unit/proto_samples.c), recorded from the hand-written
  * codec before it became table-driven (CACHE_HINT, added after, from the
  * layout test_cache_hint_rules checks; BATCH_SUBMIT and HURRY_UP from the
- * hand-written batch codec they were first built with; LOCK, LOCKT, LOCKU and
- * LOCK_CANCEL from the layout test_lock_rules checks): any byte the codec moves, adds or
+ * hand-written batch codec they were first built with; the lock ops (50-54)
+ * from the layout test_lock_rules checks): any byte the codec moves, adds or
  * drops in any message shows here.  A new opcode must add its row (the test
  * fails for a known opcode without one); changing a row is a wire change.
  */
@@ -2129,6 +2130,7 @@ static const struct {
     {DAFS_OP_LOCKT, 128, 0xbb1926b762567797ull, 96, 0xce40237f3c80774eull},
     {DAFS_OP_LOCKU, 128, 0x721acfca5333ba27ull, 48, 0x366b649171d00b75ull},
     {DAFS_OP_LOCK_CANCEL, 128, 0x30dd4708cdf4a5a1ull, 48, 0x1b164bb6cbc76307ull},
+    {DAFS_OP_LOCK_ABORT, 128, 0x354f1d46d9f39963ull, 48, 0x9558079ca9e4641dull},
     {DAFS_OP_FALLOCATE, 112, 0xc1eff9b0e7d2e9c9ull, 136, 0xe1b19658b4a387b5ull},
     {DAFS_OP_COPY_RANGE, 144, 0x6f9377e487a8cb3bull, 56, 0xa9cf667a2507165bull},
     {DAFS_OP_SEEK, 80, 0x71f2f130e2b4ad04ull, 56, 0x2c2c86a821f8878dull},
