@@ -7,6 +7,7 @@
  *   creds.c  calling user (uid, gid, groups) -> registered dafs_cred, cached
  *   ops.c    the fuse_lowlevel_ops handlers
  *   ops_ext.c fallocate, copy_file_range, lseek, xattrs, readdirplus
+ *   ops_lock.c fcntl and flock locks, held by the server
  *   main.c   command line (dafs-fuse and mount.dafs forms), mount, loop
  */
 #ifndef DAFS_FUSE_H
@@ -15,6 +16,7 @@
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
@@ -45,6 +47,9 @@ struct dfuse_node {
     uint64_t srch_serial, srch_ns;
     /* open files on this node per credential (the first few) */
     struct { uint64_t serial; unsigned count; } holders[4];
+    /* a fcntl lock was taken on it through this mount (ops_lock.c): a
+     * close must unlock the closer's locks */
+    int locked;
 };
 
 struct dfuse_nodes {
@@ -103,6 +108,10 @@ void nodes_note_attr(struct dfuse_nodes *t, fuse_ino_t ino, const struct dafs_st
 /* 1 if st's size, mtime or ctime differ from what the kernel was last given
  * for ino (or nothing was given yet); records st as given either way. */
 int nodes_attr_changed(struct dfuse_nodes *t, fuse_ino_t ino, const struct dafs_stat *st);
+/* A fcntl lock was taken on ino (kept while the node lives). */
+void nodes_note_locked(struct dfuse_nodes *t, fuse_ino_t ino);
+/* 1 if a fcntl lock was ever taken on ino while it was in the table. */
+int nodes_locked(struct dfuse_nodes *t, fuse_ino_t ino);
 /* Names of the nodes last reached through directory dir, as one buffer of
  * NUL-terminated strings (*count of them); NULL when none or out of memory.
  * The caller frees it. */
@@ -157,6 +166,7 @@ struct dfuse_config {
     unsigned read_ahead_kb; /* the mount's kernel read-ahead; 0 = the kernel's */
     int direct_io;
     int writeback_cache;
+    int local_locks; /* the kernel's locks, local to the mount (ops_lock.c) */
     int foreground;
     int debug;
 };
@@ -169,9 +179,13 @@ struct dfuse {
     struct dfuse_creds creds;
     pthread_key_t iobuf_key; /* per-thread registered read buffer */
     size_t iobuf_size;
+    atomic_uint lock_waiters; /* blocking lock requests polling (ops_lock.c) */
 };
 
 extern const struct fuse_lowlevel_ops dfuse_ops;
+
+/* The daemon's worker threads at most (libfuse's multi-threaded loop). */
+#define DFUSE_MAX_THREADS 16
 
 /* The kernel reads ahead 128 KiB on a FUSE mount unless told otherwise, one
  * round trip per 128 KiB of a sequential read; 4 MiB keeps several 1 MiB
@@ -215,6 +229,16 @@ void dfuse_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 void dfuse_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 void dfuse_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                           struct fuse_file_info *fi);
+
+/* ops_lock.c: fcntl (POSIX, OFD) and flock locks through the server. */
+void dfuse_lock_init(struct dfuse *fs, struct fuse_conn_info *conn);
+void dfuse_op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+                    struct flock *lock);
+void dfuse_op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+                    struct flock *lock, int sleep);
+void dfuse_op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op);
+/* FLUSH: release fi->lock_owner's POSIX locks on ino.  0 or a libdafs error. */
+int dfuse_flush_locks(struct dfuse *fs, fuse_ino_t ino, struct fuse_file_info *fi);
 
 /* Resolve the URL's path below the export root; 0 or a negative error. */
 int dfuse_resolve_root(dafs_session *s, const char *path, dafs_handle *out);

@@ -11,7 +11,7 @@
  * made in the child, after the fork, because libdafs runs threads.
  *
  * Our own -o options (attr_timeout, entry_timeout, timeout, direct_io,
- * writeback_cache, provider) are taken out; fstab-only options (defaults,
+ * writeback_cache, local_locks, provider) are taken out; fstab-only options (defaults,
  * _netdev, noauto, nofail, user, x-*, ...) are dropped; the rest (allow_other,
  * ro, nosuid, max_read, ...) go to libfuse, which rejects what it does not
  * know.  default_permissions is always passed on: the kernel opens FIFOs
@@ -32,7 +32,6 @@
 #include "dafs_version.h"
 #include "dafs_fuse.h"
 
-#define DFUSE_MAX_THREADS 16
 #define DFUSE_CRED_CACHE 64
 
 struct cmdline {
@@ -67,6 +66,7 @@ static void usage(FILE *out, const char *prog, int as_mount_helper)
             "  -o read_ahead_kb=N kernel read-ahead for the mount (default 4096; 0: kernel's)\n"
             "  -o direct_io       bypass the page cache\n"
             "  -o writeback_cache cache writes in the kernel (off by default)\n"
+            "  -o local_locks     fcntl/flock locks local to this mount, not the server's\n"
             "  -o provider=NAME   libfabric provider (e.g. \"tcp;ofi_rxm\", shm)\n"
             "  -o nonempty        mount even where a FUSE file system is mounted already\n"
             "  -o allow_other, ro, nosuid, ... are passed to FUSE\n");
@@ -157,6 +157,8 @@ static int parse_one_option(struct cmdline *cl, const char *opt)
         return (cl->cfg.direct_io = 1, 0);
     if (KEY_IS("writeback_cache") && !value)
         return (cl->cfg.writeback_cache = 1, 0);
+    if (KEY_IS("local_locks") && !value)
+        return (cl->cfg.local_locks = 1, 0);
     if (KEY_IS("nonempty") && !value)
         return (cl->overmount = 1, 0);
     if (KEY_IS("default_permissions") && !value)

@@ -307,6 +307,23 @@ int nodes_is_reg(struct dfuse_nodes *t, fuse_ino_t ino)
     return reg;
 }
 
+void nodes_note_locked(struct dfuse_nodes *t, fuse_ino_t ino)
+{
+    struct dfuse_node *n = (struct dfuse_node *)nodes_get(t, ino);
+    pthread_mutex_lock(&t->lock);
+    n->locked = 1;
+    pthread_mutex_unlock(&t->lock);
+}
+
+int nodes_locked(struct dfuse_nodes *t, fuse_ino_t ino)
+{
+    struct dfuse_node *n = (struct dfuse_node *)nodes_get(t, ino);
+    pthread_mutex_lock(&t->lock);
+    int locked = n->locked;
+    pthread_mutex_unlock(&t->lock);
+    return locked;
+}
+
 int nodes_get_parent(struct dfuse_nodes *t, fuse_ino_t ino, dafs_handle *parent, char *name,
                      size_t len)
 {

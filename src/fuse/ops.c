@@ -26,8 +26,10 @@
  * O_APPEND files are opened direct_io, so each write() arrives whole and is
  * one atomic APPEND on the server (without writeback cache).
  *
- * Not implemented on purpose: getlk/setlk/flock (the kernel then keeps POSIX
- * and flock locks local to this mount), ioctl, poll.  fallocate,
+ * Locks: getlk/setlk/flock are in ops_lock.c (held by the server, so they
+ * work across mounts); FLUSH releases the closer's POSIX locks.
+ *
+ * Not implemented on purpose: ioctl, poll.  fallocate,
  * copy_file_range, lseek SEEK_DATA/HOLE, xattrs and readdirplus (which lists
  * "." and "..") are in ops_ext.c; the kernel always uses readdirplus, so
  * op_readdir below only serves a kernel that will not.
@@ -600,9 +602,12 @@ static void file_set_info(const struct dfuse *fs, struct dfuse_file *f, struct f
     fi->direct_io = fs->cfg.direct_io || f->append ? 1 : 0;
     fi->keep_cache = keep ? 1 : 0;
     /* every write is on the server before it returns (no writeback cache),
-     * so close() has nothing to flush: no FLUSH round trip through the
-     * daemon per close.  (Locks released at close would need it back.) */
-    fi->noflush = fs->cfg.writeback_cache ? 0 : 1;
+     * but a close must still reach us: the kernel releases POSIX locks held
+     * through the server only by FLUSH (ops_lock.c), and whether the
+     * closer holds any is not known when the file is opened.  With the
+     * kernel's own locks (local_locks) close has nothing for us: no FLUSH
+     * round trip through the daemon per close. */
+    fi->noflush = fs->cfg.local_locks && !fs->cfg.writeback_cache ? 1 : 0;
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -787,9 +792,10 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    (void)ino;
-    (void)fi;
-    fuse_reply_err(req, 0); /* writes are already on the server */
+    /* writes are already on the server (or, with writeback_cache, the
+     * kernel wrote them back before FLUSH); what is left is close()'s
+     * release of the closer's POSIX locks on the file */
+    reply_err(req, dfuse_flush_locks(fs_of(req), ino, fi));
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -955,7 +961,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
         conn->want |= FUSE_CAP_WRITEBACK_CACHE;
     else
         conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
-    conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_ATOMIC_O_TRUNC);
+    conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+    dfuse_lock_init(fs, conn);
     dfuse_ext_init(fs, conn);
 }
 
@@ -995,4 +1002,7 @@ const struct fuse_lowlevel_ops dfuse_ops = {
     .listxattr = dfuse_op_listxattr,
     .removexattr = dfuse_op_removexattr,
     .readdirplus = dfuse_op_readdirplus,
+    .getlk = dfuse_op_getlk,
+    .setlk = dfuse_op_setlk,
+    .flock = dfuse_op_flock,
 };

@@ -4,8 +4,10 @@
 #    128 KiB cost one round trip per 128 KiB of a sequential read);
 #    -o read_ahead_kb=N sets N, 0 leaves the kernel's, a bad value is refused;
 #  - a sequential read through it returns exactly the file's bytes;
-#  - close() of a file opened through the mount sends no FLUSH to the daemon
-#    (every write is on the server already), unless -o writeback_cache.
+#  - with -o local_locks, close() of a file opened through the mount sends no
+#    FLUSH to the daemon (every write is on the server already), unless
+#    -o writeback_cache; without it, close() sends FLUSH (the kernel releases
+#    the closer's POSIX locks, which the server holds, with it).
 source "$(dirname "$0")/lib.sh"
 
 ra_of() { cat "/sys/class/bdi/$(mountpoint -d "$1")/read_ahead_kb"; }
@@ -15,7 +17,7 @@ start_server
 head -c $((24 << 20)) /dev/urandom >"$EXPORT/big"
 want=$(sha256sum <"$EXPORT/big")
 
-mount_fs -d
+mount_fs -d -o local_locks
 got=$(ra_of "$MNT")
 [ "$got" = 4096 ] || fail "default read_ahead_kb: expected 4096, got $got"
 [ "$(sha256sum <"$MNT/big")" = "$want" ] || fail "sequential read through the mount differs"
@@ -24,6 +26,13 @@ for i in 1 2 3 4 5; do cat "$MNT/big" >/dev/null; done
 echo data >"$MNT/small" && cat "$MNT/small" >/dev/null
 after=$(flushes "$WORK/fuse.log")
 [ "$after" = "$before" ] || fail "close sent FLUSH $((after - before)) times (expected none)"
+unmount_fs
+
+mount_fs -d
+before=$(flushes "$WORK/fuse.log")
+echo data >"$MNT/small1"
+after=$(flushes "$WORK/fuse.log")
+[ "$after" -gt "$before" ] || fail "without local_locks close must FLUSH (locks)"
 unmount_fs
 
 mount_fs -o read_ahead_kb=512
