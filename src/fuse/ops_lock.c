@@ -29,20 +29,22 @@
  * writeback_cache an unlock first has the kernel write the file's dirty
  * pages back (lock_writeback), as NFS does, so the next holder reads them.
  *
- * Blocking requests (F_SETLKW, flock without LOCK_NB) poll the server
- * instead of waiting in its queue (a DAFS_LOCK_WAIT holds one of the
- * session's credits, which every request of the mount shares, for as long
- * as it waits; dafs_lock_cancel would end it on an interrupt): the
- * daemon thread retries every 1 ms, doubling to 50 ms, and answers EINTR as
- * soon as the kernel reports a signal (fuse_req_interrupted).  The cost:
- * the server sees no waiter, so it neither detects a deadlock between
- * waiters (EDEADLK comes only if the server itself says so) nor queues them
- * fairly, and each waiter holds one daemon thread: at most LOCK_MAX_WAITERS
- * wait at once (ENOLCK past that), so that the threads left can still serve
- * the requests that end the waits (the holder's unlock, FLUSH or RELEASE).
+ * Blocking requests (F_SETLKW, flock without LOCK_NB) wait in the server's
+ * queue (DAFS_LOCK_WAIT): granted in arrival order, a wait that would close
+ * a cycle refused with EDEADLK, and answered the moment the lock is free.
+ * A signal to the waiting process (FUSE INTERRUPT) ends the wait with
+ * dafs_lock_cancel (EINTR).  Each waiter holds a daemon thread and one of
+ * the session's credits, which every request of the mount shares: at most
+ * LOCK_MAX_WAITERS wait at once (ENOLCK past that), so that threads and
+ * credits remain for the requests that end the waits (the holder's unlock,
+ * FLUSH or RELEASE).  A grace period after a server restart is waited out
+ * by asking again.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/file.h>
@@ -50,8 +52,6 @@
 
 #include "dafs_fuse.h"
 
-#define LOCK_POLL_FIRST_MS 1u
-#define LOCK_POLL_MAX_MS 50u
 #define LOCK_MAX_WAITERS (DFUSE_MAX_THREADS / 2)
 
 /* The byte count of a kernel lock range (libfuse gives l_len 0 for "to the
@@ -95,25 +95,68 @@ static void sleep_ms(unsigned ms)
     (void)nanosleep(&ts, NULL);
 }
 
-/* Poll for the lock until it is granted, an error other than a conflict or
- * a grace period, or the kernel interrupts the request. */
-static int lock_poll(fuse_req_t req, dafs_file *f, uint64_t owner, int type, uint64_t off,
-                     uint64_t len)
+/* A waiting request and its INTERRUPT: the callback runs on another daemon
+ * thread, under the request's lock, which the waiter's final
+ * fuse_req_interrupt_func(NULL) takes too, so the waiter's stack outlives
+ * every call of it. */
+typedef struct lock_wait {
+    dafs_file *f;
+    uint64_t owner;
+    pthread_mutex_t mu;
+    bool interrupted; /* the kernel interrupted the request */
+    bool sent;        /* the LOCK with WAIT is on its way (or answered) */
+    atomic_bool done; /* the LOCK was answered */
+} lock_wait;
+
+/* INTERRUPT: end the server-side wait.  Before the LOCK is sent, the flag
+ * is enough (the waiter looks at it).  After, LOCK_CANCEL answers NOENT
+ * until the LOCK has reached the server's queue, and also once it has been
+ * answered: so ask again until it cancels or the waiter has its answer. */
+static void lock_interrupted(fuse_req_t req, void *data)
 {
-    unsigned delay = LOCK_POLL_FIRST_MS;
-    for (;;) {
-        if (fuse_req_interrupted(req))
-            return -EINTR;
-        sleep_ms(delay);
-        delay = delay * 2 > LOCK_POLL_MAX_MS ? LOCK_POLL_MAX_MS : delay * 2;
-        int rc = dafs_lock(f, owner, type, 0, off, len);
-        if (rc != -EAGAIN && rc != -DAFS_EGRACE)
-            return rc;
-    }
+    (void)req;
+    lock_wait *w = data;
+    pthread_mutex_lock(&w->mu);
+    w->interrupted = true;
+    bool sent = w->sent;
+    pthread_mutex_unlock(&w->mu);
+    while (sent && !atomic_load(&w->done) && dafs_lock_cancel(w->f, w->owner) == -ENOENT)
+        sleep_ms(1);
 }
 
-/* Take the lock; with wait, a conflict (or grace period) is waited out,
- * by at most LOCK_MAX_WAITERS requests at a time. */
+/* Wait in the server's queue for the lock (see the top comment). */
+static int lock_wait_queued(fuse_req_t req, dafs_file *f, uint64_t owner, int type, uint64_t off,
+                            uint64_t len)
+{
+    lock_wait w = {.f = f, .owner = owner};
+    pthread_mutex_init(&w.mu, NULL);
+    atomic_init(&w.done, false);
+    fuse_req_interrupt_func(req, lock_interrupted, &w); /* may call it at once */
+    int rc = -DAFS_EGRACE;
+    unsigned delay = 1;
+    while (rc == -DAFS_EGRACE) {
+        pthread_mutex_lock(&w.mu);
+        bool stop = w.interrupted;
+        w.sent = !stop;
+        pthread_mutex_unlock(&w.mu);
+        if (stop) {
+            rc = -EINTR;
+            break;
+        }
+        rc = dafs_lock(f, owner, type, DAFS_LOCK_WAIT, off, len);
+        if (rc == -DAFS_EGRACE) { /* the server restarted: only reclaims for a while */
+            sleep_ms(delay);
+            delay = delay * 2 > 50 ? 50 : delay * 2;
+        }
+    }
+    atomic_store(&w.done, true);
+    fuse_req_interrupt_func(req, NULL, NULL); /* waits out a callback under way */
+    pthread_mutex_destroy(&w.mu);
+    return rc;
+}
+
+/* Take the lock; with wait, a conflict (or grace period) is waited out in
+ * the server's queue, by at most LOCK_MAX_WAITERS requests at a time. */
 static int lock_acquire(fuse_req_t req, dafs_file *f, uint64_t owner, int type, uint64_t off,
                         uint64_t len, int wait)
 {
@@ -123,8 +166,10 @@ static int lock_acquire(fuse_req_t req, dafs_file *f, uint64_t owner, int type, 
     struct dfuse *fs = fs_of(req);
     if (atomic_fetch_add(&fs->lock_waiters, 1) >= LOCK_MAX_WAITERS)
         rc = -ENOLCK;
+    else if (fuse_req_interrupted(req))
+        rc = -EINTR;
     else
-        rc = lock_poll(req, f, owner, type, off, len);
+        rc = lock_wait_queued(req, f, owner, type, off, len);
     atomic_fetch_sub(&fs->lock_waiters, 1);
     return rc;
 }

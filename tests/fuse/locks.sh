@@ -29,6 +29,10 @@
 #  (j) POSIX: closing any descriptor of the file releases the process's
 #      locks on it, also one other than the descriptor that took them (a
 #      FLUSH through another open than the lock's).
+#  (k) a deadlock across mounts: two processes, each holding a byte the
+#      other waits for with F_SETLKW: one of them gets EDEADLK (the server
+#      queues waiters and follows who waits for whom), the other then gets
+#      its lock; neither hangs.
 # And the daemon asked the kernel for both kinds of locks at INIT (-d says
 # so).
 # Events are lines in a local log ($LOCAL/events, see lock_helper.c); the
@@ -353,7 +357,31 @@ part_j() {
 
 # LOCKS_PARTS: the parts to run (all by default; one at a time shows that
 # each trips on its own when locks are local to the mount)
-for p in ${LOCKS_PARTS:-a b c d e f g h i j}; do
+part_k() {
+  local ap bp
+  log "(k) a deadlock between two mounts is refused (EDEADLK), not waited out"
+  "$LH" kb "$EV" "$F2" lk:w:1:1 wait:"$FIFO" lkw:w:0:1 close &
+  bp=$!
+  HELPERS+=("$bp")
+  await '^kb lk:w:1:1 ok$'
+  "$LH" ka "$EV" "$F1" lk:w:0:1 lkw:w:1:1 close &
+  ap=$!
+  HELPERS+=("$ap")
+  await '^ka lkw:w:1:1 start$'
+  blocked "$ap" '^ka lkw:w:1:1 ok$'
+  release # kb now waits for ka's byte while ka waits for kb's
+  wait "$bp" || fail "kb failed"
+  wait "$ap" || fail "ka failed"
+  # which of the two closes the cycle depends on which LOCK reached the
+  # server's queue first: exactly one is refused, the other gets its lock
+  local a b
+  a=$(grep -E '^ka lkw:w:1:1 ' "$EV" | grep -v ' start$' | cut -d' ' -f3)
+  b=$(grep -E '^kb lkw:w:0:1 ' "$EV" | grep -v ' start$' | cut -d' ' -f3)
+  [ "$a $b" = "ok EDEADLK" ] || [ "$a $b" = "EDEADLK ok" ] ||
+    fail "expected one EDEADLK and one ok, got ka=$a kb=$b"
+}
+
+for p in ${LOCKS_PARTS:-a b c d e f g h i j k}; do
   "part_$p"
 done
 pass
