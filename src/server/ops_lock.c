@@ -386,6 +386,7 @@ static int make_req(op_ctx *c, const dafs_lock_req *r, lt_req *out)
 static int queued(op_ctx *c, const lt_req *q, uint64_t waiter_id)
 {
     lock_wait *mine = calloc(1, sizeof *mine);
+    bool remembered = false;
     pthread_mutex_lock(&reg.mu);
     lock_wait *early = take_wait_locked(waiter_id);
     if (early == NULL && mine != NULL) {
@@ -393,7 +394,7 @@ static int queued(op_ctx *c, const lt_req *q, uint64_t waiter_id)
                             .xid = c->req->hdr.xid, .owner = q->who.owner, .fid = q->fid,
                             .next = reg.waits};
         reg.waits = mine;
-        mine = NULL;
+        remembered = true;
     }
     pthread_mutex_unlock(&reg.mu);
     if (early != NULL) {
@@ -402,8 +403,10 @@ static int queued(op_ctx *c, const lt_req *q, uint64_t waiter_id)
         free(mine);
         return st;
     }
-    if (mine != NULL) { /* no memory to remember it: give the place up */
-        free(mine);
+    if (!remembered) {
+        /* no memory to remember it: give the place up.  (Granted in the
+         * meantime, the lock stays with the session until it unlocks,
+         * closes or ends; its early answer is dropped at shutdown.) */
         (void)locktab_cancel(c->srv->locks, waiter_id);
         return DAFS_ST_NOLCK;
     }
