@@ -89,6 +89,17 @@ expect() {
 }
 # release: let the helper waiting on the FIFO go on
 release() { timeout 30 bash -c "echo go >'$FIFO'" || fail "no helper waits on the FIFO"; }
+# until_flock_free FILE WHY: wait (at most 30 s) until flock -n gets FILE:
+# a flock is dropped by its open's RELEASE, which the kernel sends in the
+# background after the holder's close or death; fail with WHY at the deadline.
+until_flock_free() {
+  local i
+  for i in $(seq 600); do
+    flock -n "$1" true && return 0
+    sleep 0.05
+  done
+  fail "$2"
+}
 # line_no PATTERN: the number of the first event line matching PATTERN.
 line_no() { grep -En "$1" "$EV" | head -n1 | cut -d: -f1; }
 # blocked PID PATTERN: wait until PID sleeps in a FUSE request (its lock
@@ -168,7 +179,7 @@ part_b() {
 }
 
 part_c() {
-  local hp ok i
+  local hp
   log "(c) flock across mounts"
   # run by hand, flock(1) holds the lock while its command runs
   flock -x "$F1" -c "echo 'fl1 held ok' >>'$EV'; cat '$FIFO' >/dev/null" &
@@ -184,16 +195,11 @@ part_c() {
   wait "$hp" || fail "flock -x on mount 1 failed"
   # flock(1) has exited, but its open's RELEASE (which drops a flock) is
   # sent by the kernel in the background: allow it to arrive
-  ok=
-  for i in $(seq 200); do
-    flock -n "$F2" true && { ok=1; break; }
-    sleep 0.05
-  done
-  [ -n "$ok" ] || fail "flock -n on mount 2 still refused 10 s after mount 1's holder exited"
+  until_flock_free "$F2" "flock -n on mount 2 still refused 30 s after mount 1's holder exited"
 }
 
 part_d() {
-  local kp ok i
+  local kp
   log "(d) SIGKILL releases the holder's locks"
   "$LH" k1 "$EV" "$F1" lk:w:0:0 hold &
   kp=$!
@@ -213,12 +219,7 @@ part_d() {
   flock -n "$F2" true && fail "flock -n on mount 2 got the lock a live holder has on mount 1"
   kill -KILL "$kp"
   wait "$kp" 2>/dev/null || true
-  ok=
-  for i in $(seq 200); do
-    flock -n "$F2" true && { ok=1; break; }
-    sleep 0.05
-  done
-  [ -n "$ok" ] || fail "a flock of a killed holder was still held 10 s later"
+  until_flock_free "$F2" "a flock of a killed holder was still held 30 s later"
 }
 
 part_e() {
