@@ -552,15 +552,6 @@ int engine_acquire(dafs_session *s, bool blocking, client_slot **out)
     }
 }
 
-/* On shm a send to a server that has been killed can spin forever inside
- * libfabric (dfab_peer_lost), so look first: one flock(2) on shm, nothing on
- * other providers.  The send then fails as a transport error does, and the
- * session breaks as after any failed send (the keepalive probe, aio_send). */
-static bool server_lost(dafs_session *s)
-{
-    return dfab_peer_lost(s->fab);
-}
-
 int engine_send(client_slot *slot, dafs_request *req)
 {
     dafs_session *s = slot->s;
@@ -574,8 +565,6 @@ int engine_send(client_slot *slot, dafs_request *req)
     else if (req->hdr.cred == 0)
         req->hdr.cred = atomic_load(&s->default_cred);
     slot->opcode = req->hdr.opcode;
-    if (server_lost(s))
-        return -DAFS_ETRANSPORT;
     int len = dafs_encode_request(slot->sbuf, s->send_size, req);
     if (len < 0)
         return len == -DAFS_ST_OVERFLOW ? -ENAMETOOLONG : -EINVAL;

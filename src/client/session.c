@@ -151,6 +151,10 @@ static int get_root(dafs_session *s)
  * (and those callers fall back on the request timeout). */
 static void probe_server(dafs_session *s)
 {
+    if (dfab_peer_lost(s->fab)) { /* shm: the server's lock is free, it is gone */
+        engine_break(s, -DAFS_ETRANSPORT);
+        return;
+    }
     client_slot *slot;
     if (engine_acquire(s, false, &slot) != 0)
         return;
@@ -170,11 +174,14 @@ static void probe_server(dafs_session *s)
 }
 
 /* When is the next renewal (idle for a third of the lease) or probe (requests
- * outstanding, no reply for CLIENT_PROBE_MS) due?  Lock held. */
+ * outstanding, no reply for CLIENT_PROBE_MS) due?  Asynchronous I/O counts as
+ * outstanding even when no slot is busy: a batch the server accepted waits
+ * for its BATCH_COMPLETION with no request of its own to time out.  Lock held. */
 static uint64_t next_duty_locked(const dafs_session *s, bool *probe)
 {
     uint64_t renew = s->lease_ms >= 3u ? s->last_send_ms + s->lease_ms / 3u : UINT64_MAX;
-    uint64_t check = s->outstanding > 0 ? s->last_reply_ms + CLIENT_PROBE_MS : UINT64_MAX;
+    bool waiting = s->outstanding > 0 || atomic_load(&s->aio_inflight) > 0;
+    uint64_t check = waiting ? s->last_reply_ms + CLIENT_PROBE_MS : UINT64_MAX;
     *probe = check < renew;
     uint64_t due = check < renew ? check : renew;
     return due == UINT64_MAX ? engine_now_ms() + CLIENT_PROBE_MS : due;

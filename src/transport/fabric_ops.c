@@ -100,6 +100,8 @@ static int post_with_retry(dfab *f, post_fn post, void *arg)
     if (f->cq_wait_fd < 0)
         atomic_store(&f->last_activity_ns, fabric_now_ns()); /* an answer may be due soon */
     for (;;) {
+        if (dfab_peer_lost(f)) /* shm: see reap() in fabric_progress.c */
+            return -ECONNRESET;
         ssize_t ret = post(f, arg);
         if (ret != -FI_EAGAIN)
             return ret ? fabric_errno(ret) : 0;

@@ -85,6 +85,10 @@ static int reap(dfab *f)
     fi_addr_t srcs[CQ_BATCH] = {0}; /* filled by readfrom; zeroed for the analyzer */
     int handled = 0;
     for (;;) {
+        /* shm: a read takes region spin locks a killed peer may have held
+         * when it died; once its death is known, never read again. */
+        if (dfab_peer_lost(f))
+            return -ECONNRESET;
         ssize_t n = f->reports_source ? fi_cq_readfrom(f->cq, entries, CQ_BATCH, srcs)
                                       : fi_cq_read(f->cq, entries, CQ_BATCH);
         if (n == -FI_EAGAIN)

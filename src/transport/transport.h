@@ -126,10 +126,13 @@ int dfab_resolve(dfab *f, const char *node, const char *service, dfab_addr *out)
 int dfab_check_peer(dfab *f, const char *node, const char *service, int timeout_ms,
                     const char **errmsg);
 /* shm only: true once the server last checked by dfab_check_peer is known to
- * have exited.  Ask before talking to a silent server: libfabric 1.17's shm
- * takes a spin lock inside the peer's shared region to queue a message, and a
- * peer killed while holding it makes every later send to it spin forever (the
- * call never returns).  Always false on other providers, whose sends fail. */
+ * have exited.  libfabric 1.17's shm takes spin locks inside the shared
+ * regions (the peer's to queue a message, our own to read one), and a peer
+ * killed while holding one makes every later send or CQ read spin forever.
+ * So every post and every CQ read here asks first (one flock(2)) and fails
+ * with -ECONNRESET once the server is gone.  A peer that dies during a call
+ * can still catch it; that window is microseconds.  Always false on other
+ * providers, whose operations fail by themselves. */
 bool dfab_peer_lost(dfab *f);
 /* Server: the port actually bound (useful after service "0"), as text. */
 int dfab_bound_service(dfab *f, char *buf, size_t len);
